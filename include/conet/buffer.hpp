@@ -1,0 +1,88 @@
+// conet/buffer.hpp - views of the bytes an operation reads into or writes from.
+//
+// Operations take a conet::mutable_buffer (to receive into) or a conet::const_buffer (to send
+// from). Both are cheap views that convert implicitly from what programs already hold:
+//
+//     char buf[1024];            co_await conn.recv(buf);          // the whole array
+//     std::string reply = "hi";  co_await conn.send_all(reply);
+//     co_await conn.send_all("hello\n");                          // no trailing '\0'
+//     std::vector<std::byte> v;  co_await conn.recv_exact(v);
+#pragma once
+
+#include <cstddef>
+#include <ranges>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+namespace conet {
+
+namespace detail {
+
+template <class T>
+concept byte_like = std::is_same_v < std::remove_cv_t<T>,
+char > || std::is_same_v<std::remove_cv_t<T>, unsigned char> ||
+    std::is_same_v<std::remove_cv_t<T>, signed char> ||
+    std::is_same_v<std::remove_cv_t<T>, std::byte>;
+
+template <class R>
+concept byte_range = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+    byte_like<std::ranges::range_value_t<R>>;
+
+template <class R>
+concept writable_byte_range =
+    byte_range<R> && !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
+
+} // namespace detail
+
+/// A writable span of bytes: the destination of a receive.
+class mutable_buffer {
+public:
+    constexpr mutable_buffer() noexcept = default;
+    constexpr mutable_buffer(void* data, std::size_t size) noexcept : data_(data), size_(size) {}
+    /// Any contiguous range of char, unsigned char or std::byte (arrays, std::string, vector...).
+    template <class R>
+    requires detail::writable_byte_range<R>
+    constexpr mutable_buffer(R&& r) noexcept // NOLINT(google-explicit-constructor)
+        : data_(std::ranges::data(r)), size_(std::ranges::size(r)) {}
+
+    constexpr char* data() const noexcept { return static_cast<char*>(data_); }
+    constexpr std::size_t size() const noexcept { return size_; }
+
+private:
+    void* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+/// A read-only span of bytes: the source of a send. Text converts through std::string_view,
+/// so a string literal does not carry its terminating '\0'.
+class const_buffer {
+public:
+    constexpr const_buffer() noexcept = default;
+    constexpr const_buffer(const void* data, std::size_t size) noexcept
+        : data_(data), size_(size) {}
+    template <class S>
+    requires std::is_convertible_v<const S&, std::string_view>
+    constexpr const_buffer(const S& text) noexcept // NOLINT(google-explicit-constructor)
+        : const_buffer(std::string_view(text).data(), std::string_view(text).size()) {}
+    template <class R>
+    requires(
+        detail::byte_range<R> &&
+        !std::is_convertible_v<
+            const R&,
+            std::
+                string_view>) constexpr const_buffer(const R&
+                                                         r) noexcept // NOLINT(google-explicit-constructor)
+        : data_(std::ranges::data(r)), size_(std::ranges::size(r)) {}
+    constexpr const_buffer(mutable_buffer b) noexcept // NOLINT(google-explicit-constructor)
+        : data_(b.data()), size_(b.size()) {}
+
+    constexpr const char* data() const noexcept { return static_cast<const char*>(data_); }
+    constexpr std::size_t size() const noexcept { return size_; }
+
+private:
+    const void* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+} // namespace conet

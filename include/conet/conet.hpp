@@ -1,0 +1,12 @@
+// conet/conet.hpp - everything conet offers, in one include.
+#pragma once
+
+#include "address.hpp"     // ip_address, endpoint, resolve, host_name
+#include "buffer.hpp"      // mutable_buffer, const_buffer
+#include "error.hpp"       // conet::error, how failures are reported
+#include "line_reader.hpp" // line_reader
+#include "reactor.hpp"     // reactor: run, spawn, stop, post
+#include "task.hpp"        // task<T>
+#include "tcp.hpp"         // tcp_listener, tcp_stream
+#include "udp.hpp"         // udp_socket
+#include "version.hpp"     // CONET_VERSION_*

@@ -1,0 +1,85 @@
+// conet/error.hpp - how conet reports failures.
+//
+// Every operation that can fail comes in two forms:
+//
+//   * the throwing form, e.g. `co_await conn.recv(buf)`, throws std::system_error whose code()
+//     is the errno (or a conet::error) and whose what() names the operation, e.g.
+//     "connect 127.0.0.1:9: Connection refused";
+//   * the non-throwing form takes a trailing `std::error_code&`, e.g.
+//     `co_await conn.recv(buf, ec)`; it never throws for I/O failures, clears `ec` on success
+//     and sets it on failure.
+//
+// Errors that are not an errno use the conet::error enum below, in its own category, so
+// that `ec == conet::error::line_too_long` reads as it should. Timeouts and cancellation
+// use the standard std::errc::timed_out and std::errc::operation_canceled.
+#pragma once
+
+#include <string>
+#include <system_error>
+
+namespace conet {
+
+/// Failures specific to conet (everything else is a plain errno in std::generic_category).
+enum class error {
+    line_too_long = 1,  ///< a peer sent a line longer than the reader's limit
+    end_of_stream,      ///< the peer closed the stream before the requested bytes arrived
+    already_waiting,    ///< a second coroutine tried to wait for the same direction of a socket
+    no_reactor,         ///< an operation had to wait but no reactor runs on this thread
+    wrong_reactor,      ///< a socket was used on a thread other than its reactor's
+    datagram_truncated, ///< a datagram was larger than the buffer given to receive it
+};
+
+namespace detail {
+
+class error_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "conet"; }
+    std::string message(int value) const override {
+        switch (static_cast<error>(value)) {
+        case error::line_too_long:
+            return "Line longer than the reader's limit";
+        case error::end_of_stream:
+            return "Unexpected end of stream";
+        case error::already_waiting:
+            return "Another coroutine is already waiting on this socket in the same direction";
+        case error::no_reactor:
+            return "No conet::reactor is running on this thread";
+        case error::wrong_reactor:
+            return "Socket belongs to a reactor that is not running on this thread";
+        case error::datagram_truncated:
+            return "Datagram larger than the receive buffer";
+        }
+        return "Unknown conet error";
+    }
+};
+
+} // namespace detail
+
+/// The category of conet::error values.
+inline const std::error_category& error_category() noexcept {
+    static const detail::error_category_impl instance;
+    return instance;
+}
+
+/// Makes `std::error_code ec = conet::error::...` and comparisons work.
+inline std::error_code make_error_code(error e) noexcept {
+    return {static_cast<int>(e), error_category()};
+}
+
+namespace detail {
+
+/// The error_code for an errno value.
+inline std::error_code errno_code(int err) noexcept {
+    return {err, std::generic_category()};
+}
+
+/// Throws std::system_error for `ec`; `what` names the operation and its target.
+[[noreturn]] inline void throw_error(std::error_code ec, const std::string& what) {
+    throw std::system_error(ec, what);
+}
+
+} // namespace detail
+} // namespace conet
+
+template <>
+struct std::is_error_code_enum<conet::error> : std::true_type {};

@@ -1,0 +1,207 @@
+// conet/line_reader.hpp - reading a line protocol one line at a time.
+//
+//     conet::line_reader lines{conn};
+//     while (auto line = co_await lines.read_line()) {   // std::nullopt at end of stream
+//         ...
+//     }
+//
+// A line ends at '\n'; a '\r' before it is dropped too, so CRLF peers work. The last line may
+// lack its '\n': it is returned at end of stream. A line longer than the reader's limit
+// (64 KiB by default) fails with conet::error::line_too_long instead of growing the buffer
+// without bound; the reader is then unusable and the connection should be closed.
+#pragma once
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "detail/io_awaiter.hpp"
+#include "error.hpp"
+#include "reactor.hpp"
+
+namespace conet {
+
+class line_reader;
+
+namespace detail {
+
+/// One read_line(): scans what is buffered, reads more only when no full line is there.
+template <class Result>
+class read_line_op : public io_awaiter<read_line_op<Result>, direction::read> {
+    using base = io_awaiter<read_line_op<Result>, direction::read>;
+
+public:
+    read_line_op(line_reader& r, std::string* into, std::error_code* out) noexcept
+        : base(out), reader_(&r), into_(into) {}
+
+    inline bool try_once() noexcept;
+    inline descriptor& target() noexcept;
+    Result result() {
+        if constexpr (std::is_same_v<Result, bool>) {
+            return got_line_;
+        } else {
+            if (!got_line_) return std::nullopt;
+            return std::move(line_);
+        }
+    }
+    Result failed_result() noexcept { return Result{}; }
+    std::string describe() const { return "read_line"; }
+
+private:
+    line_reader* reader_;
+    std::string* into_; // the caller's string, or nullptr to fill line_
+    std::string line_;
+    bool got_line_ = false;
+};
+
+} // namespace detail
+
+/// A buffered reader that splits a byte stream into lines. It reads from any conet
+/// descriptor (a tcp_stream, for instance) which must outlive it.
+class line_reader {
+public:
+    /// The default longest line accepted, terminator excluded.
+    static constexpr std::size_t default_max_line_length = 64 * 1024;
+
+    explicit line_reader(detail::descriptor& stream,
+                         std::size_t max_line_length = default_max_line_length)
+        : stream_(&stream), max_line_(max_line_length) {}
+
+    /// Yields the next line without its terminator, or std::nullopt at end of stream.
+    detail::read_line_op<std::optional<std::string>> read_line() noexcept {
+        return {*this, nullptr, nullptr};
+    }
+    /// Non-throwing form: std::nullopt with `ec` set on failure.
+    detail::read_line_op<std::optional<std::string>> read_line(std::error_code& ec) noexcept {
+        return {*this, nullptr, &ec};
+    }
+
+    /// Reads the next line into `line` (reusing its capacity: no allocation once warm);
+    /// yields false at end of stream.
+    detail::read_line_op<bool> read_line(std::string& line) noexcept {
+        return {*this, &line, nullptr};
+    }
+    detail::read_line_op<bool> read_line(std::string& line, std::error_code& ec) noexcept {
+        return {*this, &line, &ec};
+    }
+
+    /// Bytes received but not yet returned as a line.
+    std::string_view buffered() const noexcept { return {buffer_.data() + begin_, end_ - begin_}; }
+
+    /// The longest line accepted.
+    std::size_t max_line_length() const noexcept { return max_line_; }
+
+private:
+    template <class>
+    friend class detail::read_line_op;
+
+    // Outcome of one scan of the buffer.
+    enum class scan { line, need_more, too_long, eof_empty };
+
+    // Looks for a full line in the buffer and moves it into `out`.
+    scan take_line(std::string& out) {
+        const std::string_view data = buffered();
+        const auto newline = data.find('\n');
+        if (newline == data.npos) {
+            // Allow one extra byte: a '\r' that will turn out to precede the '\n'.
+            if (data.size() > max_line_ + 1) return scan::too_long;
+            if (!at_eof_) return scan::need_more;
+            if (data.empty()) return scan::eof_empty;
+            return emit(out, data.size(), data.size()); // last line, no terminator
+        }
+        return emit(out, newline, newline + 1);
+    }
+
+    scan emit(std::string& out, std::size_t length, std::size_t consumed) {
+        std::string_view line = buffered().substr(0, length);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.size() > max_line_) return scan::too_long;
+        out.assign(line);
+        begin_ += consumed;
+        if (begin_ == end_) begin_ = end_ = 0;
+        return scan::line;
+    }
+
+    // Reads once into the buffer's free space: >0 bytes, 0 at end of stream, -1 with errno.
+    long fill() {
+        if (begin_ > 0 && end_ == buffer_.size()) { // slide the partial line to the front
+            std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+            end_ -= begin_;
+            begin_ = 0;
+        }
+        if (end_ == buffer_.size()) {
+            const std::size_t limit = max_line_ + 2; // a full line plus "\r\n"
+            buffer_.resize(std::min(std::max<std::size_t>(buffer_.size() * 2, 4096),
+                                    std::max(limit, buffer_.size() + 1)));
+        }
+        const auto n = detail::retry_on_eintr([&] {
+            return ::read(stream_->native_handle(), buffer_.data() + end_, buffer_.size() - end_);
+        });
+        if (n > 0) end_ += static_cast<std::size_t>(n);
+        if (n == 0) at_eof_ = true;
+        return n;
+    }
+
+    detail::descriptor* stream_;
+    std::size_t max_line_;
+    std::string buffer_;
+    std::size_t begin_ = 0; // first unreturned byte
+    std::size_t end_ = 0;   // one past the last received byte
+    bool at_eof_ = false;
+};
+
+namespace detail {
+
+template <class Result>
+bool read_line_op<Result>::try_once() noexcept {
+    std::string& out = into_ ? *into_ : line_;
+    for (;;) {
+        line_reader::scan s;
+        try {
+            s = reader_->take_line(out);
+        } catch (const std::bad_alloc&) {
+            this->ec = std::make_error_code(std::errc::not_enough_memory);
+            return true;
+        }
+        switch (s) {
+        case line_reader::scan::line:
+            got_line_ = true;
+            return true;
+        case line_reader::scan::eof_empty:
+            return true;
+        case line_reader::scan::too_long:
+            reader_->begin_ = reader_->end_ = 0; // drop it: nothing sane can follow
+            this->ec = error::line_too_long;
+            return true;
+        case line_reader::scan::need_more:
+            break;
+        }
+        long n;
+        try {
+            n = reader_->fill();
+        } catch (const std::bad_alloc&) {
+            this->ec = std::make_error_code(std::errc::not_enough_memory);
+            return true;
+        }
+        if (n < 0) {
+            if (would_block(errno)) return false;
+            this->ec = errno_code(errno);
+            return true;
+        }
+    }
+}
+
+template <class Result>
+descriptor& read_line_op<Result>::target() noexcept {
+    return *reader_->stream_;
+}
+
+} // namespace detail
+} // namespace conet

@@ -1,0 +1,314 @@
+// conet/tcp.hpp - TCP: tcp_listener (socket + bind + listen + accept) and tcp_stream
+// (connect, recv, send, close).
+//
+// Every operation that can wait is awaited (`co_await`) and comes in two forms: without an
+// error_code argument it throws std::system_error ("connect 127.0.0.1:9: Connection
+// refused"); with a trailing `std::error_code&` it reports through it and does not throw.
+// An operation tries its syscall at once and only waits on the reactor when the socket is not
+// ready. One coroutine may wait to read while another waits to write on the same stream; a
+// second concurrent reader (or writer) fails with conet::error::already_waiting.
+#pragma once
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "address.hpp"
+#include "buffer.hpp"
+#include "detail/io_awaiter.hpp"
+#include "detail/socket_ops.hpp"
+#include "error.hpp"
+#include "reactor.hpp"
+
+namespace conet {
+
+class tcp_stream;
+class tcp_listener;
+
+namespace detail {
+class connect_op;
+class accept_op;
+class recv_exact_op;
+} // namespace detail
+
+/// Which direction(s) shutdown() ends.
+enum class shutdown_type { receive = SHUT_RD, send = SHUT_WR, both = SHUT_RDWR };
+
+/// A connected TCP socket. Move-only; closes itself on destruction.
+class tcp_stream : public detail::descriptor {
+public:
+    /// A closed stream (the result of a failed non-throwing connect, for instance).
+    tcp_stream() noexcept = default;
+    /// Adopts a connected, non-blocking socket descriptor.
+    explicit tcp_stream(int fd) noexcept : descriptor(fd) {}
+
+    /// Connects to `to` (`co_await tcp_stream::connect(ep)`): yields the connected stream.
+    static detail::connect_op connect(const endpoint& to);
+    /// Non-throwing connect: on failure sets `ec` and yields a closed stream.
+    static detail::connect_op connect(const endpoint& to, std::error_code& ec);
+
+    /// Receives up to `buf.size()` bytes; yields how many arrived, 0 at end of stream.
+    detail::recv_op recv(mutable_buffer buf) noexcept { return {*this, buf, nullptr}; }
+    detail::recv_op recv(mutable_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, &ec};
+    }
+
+    /// Sends some of `buf` (at least one byte); yields how many were sent.
+    detail::send_op send(const_buffer buf) noexcept { return {*this, buf, false, nullptr}; }
+    detail::send_op send(const_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, false, &ec};
+    }
+
+    /// Sends every byte of `buf`, waiting as often as the peer's window requires; yields the
+    /// count sent (all of it, or in the non-throwing form, what went out before the error).
+    detail::send_op send_all(const_buffer buf) noexcept { return {*this, buf, true, nullptr}; }
+    detail::send_op send_all(const_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, true, &ec};
+    }
+
+    /// Fills all of `buf`; the stream ending first is conet::error::end_of_stream.
+    inline detail::recv_exact_op recv_exact(mutable_buffer buf) noexcept;
+    inline detail::recv_exact_op recv_exact(mutable_buffer buf, std::error_code& ec) noexcept;
+
+    /// Ends sending (the peer reads end of stream), receiving, or both.
+    void shutdown(shutdown_type how = shutdown_type::send) {
+        std::error_code ec;
+        shutdown(how, ec);
+        detail::throw_if(ec, "shutdown");
+    }
+    void shutdown(shutdown_type how, std::error_code& ec) noexcept {
+        ec.clear();
+        if (::shutdown(native_handle(), static_cast<int>(how)) < 0) ec = detail::errno_code(errno);
+    }
+
+    /// This side's address and port.
+    endpoint local_endpoint() const {
+        std::error_code ec;
+        auto e = local_endpoint(ec);
+        detail::throw_if(ec, "getsockname");
+        return e;
+    }
+    endpoint local_endpoint(std::error_code& ec) const noexcept {
+        return detail::local_endpoint(native_handle(), ec);
+    }
+
+    /// The peer's address and port.
+    endpoint peer_endpoint() const {
+        std::error_code ec;
+        auto e = peer_endpoint(ec);
+        detail::throw_if(ec, "getpeername");
+        return e;
+    }
+    endpoint peer_endpoint(std::error_code& ec) const noexcept {
+        return detail::peer_endpoint(native_handle(), ec);
+    }
+
+    /// Turns Nagle's algorithm off (true) so small writes go out at once.
+    void set_nodelay(bool on) {
+        detail::throw_if(detail::set_int_option(native_handle(), IPPROTO_TCP, TCP_NODELAY, on),
+                         "setsockopt(TCP_NODELAY)");
+    }
+};
+
+/// What accept() yields: the connected stream and who is on the other end.
+struct accepted {
+    tcp_stream stream;
+    endpoint peer;
+};
+
+namespace detail {
+
+class recv_exact_op : public io_awaiter<recv_exact_op, direction::read> {
+public:
+    recv_exact_op(descriptor& d, mutable_buffer buf, std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), buf_(buf) {}
+
+    bool try_once() noexcept {
+        while (received_ < buf_.size()) {
+            const auto n = retry_on_eintr([&] {
+                return ::recv(d_->native_handle(), buf_.data() + received_, buf_.size() - received_,
+                              0);
+            });
+            if (n == 0) {
+                ec = error::end_of_stream;
+                return true;
+            }
+            if (n < 0) {
+                if (would_block(errno)) return false;
+                ec = errno_code(errno);
+                return true;
+            }
+            received_ += static_cast<std::size_t>(n);
+        }
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    std::size_t result() const noexcept { return received_; }
+    std::size_t failed_result() const noexcept { return received_; }
+    std::string describe() const { return "recv_exact"; }
+
+private:
+    descriptor* d_;
+    mutable_buffer buf_;
+    std::size_t received_ = 0;
+};
+
+/// Non-blocking connect: connect() returns EINPROGRESS, the socket turns writable when the
+/// handshake ends, and SO_ERROR tells whether it succeeded.
+class connect_op : public io_awaiter<connect_op, direction::write> {
+public:
+    connect_op(const endpoint& to, std::error_code* out) noexcept : io_awaiter(out), to_(to) {}
+
+    bool try_once() noexcept {
+        if (!started_) {
+            started_ = true;
+            const int fd = open_socket(to_.family(), SOCK_STREAM, ec);
+            if (fd < 0) return true;
+            stream_ = tcp_stream(fd);
+            const sockaddr_any sa(to_);
+            if (::connect(fd, sa.get(), sa.length) == 0) return true;
+            // EINTR: the handshake goes on in the background, exactly as for EINPROGRESS.
+            if (errno == EINPROGRESS || errno == EINTR) return false;
+            ec = errno_code(errno);
+            return true;
+        }
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(stream_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err != 0) ec = errno_code(err);
+        return true;
+    }
+    descriptor& target() noexcept { return stream_; }
+    tcp_stream result() noexcept { return std::move(stream_); }
+    tcp_stream failed_result() noexcept {
+        stream_.close();
+        return {};
+    }
+    std::string describe() const { return "connect " + to_.to_string(); }
+
+private:
+    endpoint to_;
+    tcp_stream stream_;
+    bool started_ = false;
+};
+
+class accept_op : public io_awaiter<accept_op, direction::read> {
+public:
+    accept_op(descriptor& listener, std::error_code* out) noexcept
+        : io_awaiter(out), listener_(&listener) {}
+
+    bool try_once() noexcept {
+        for (;;) {
+            sockaddr_any sa;
+            sa.length = sizeof sa.storage;
+            const int fd = ::accept4(listener_->native_handle(), sa.get(), &sa.length,
+                                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                accepted_.stream = tcp_stream(fd);
+                accepted_.peer = sa.to_endpoint();
+                return true;
+            }
+            const int err = errno;
+            if (would_block(err)) return false;
+            // The connection died before we took it (or, per accept(2), a network error
+            // already pending on it): it is gone, so take the next one.
+            if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == ENETDOWN ||
+                err == ENOPROTOOPT || err == EHOSTDOWN || err == ENONET || err == EHOSTUNREACH ||
+                err == ENETUNREACH)
+                continue;
+            // EMFILE/ENFILE/ENOBUFS/ENOMEM are reported: the listener stays usable and the
+            // pending connection waits in the backlog until descriptors are freed.
+            ec = errno_code(err);
+            return true;
+        }
+    }
+    descriptor& target() noexcept { return *listener_; }
+    accepted result() noexcept { return std::move(accepted_); }
+    accepted failed_result() noexcept { return {}; }
+    std::string describe() const { return "accept"; }
+
+private:
+    descriptor* listener_;
+    accepted accepted_;
+};
+
+} // namespace detail
+
+inline detail::connect_op tcp_stream::connect(const endpoint& to) {
+    return {to, nullptr};
+}
+inline detail::connect_op tcp_stream::connect(const endpoint& to, std::error_code& ec) {
+    return {to, &ec};
+}
+inline detail::recv_exact_op tcp_stream::recv_exact(mutable_buffer buf) noexcept {
+    return {*this, buf, nullptr};
+}
+inline detail::recv_exact_op tcp_stream::recv_exact(mutable_buffer buf,
+                                                    std::error_code& ec) noexcept {
+    return {*this, buf, &ec};
+}
+
+/// A listening TCP socket: the course's socket() + bind() + listen(), then accept().
+class tcp_listener : public detail::descriptor {
+public:
+    /// The listen queue length used when none is given.
+    static constexpr int default_backlog = SOMAXCONN;
+
+    /// A closed listener.
+    tcp_listener() noexcept = default;
+
+    /// Creates a socket bound to `where` (SO_REUSEADDR set, so a restarted server can bind
+    /// at once) and listening with `backlog`. Port 0 picks a free port: read it back with
+    /// local_endpoint(). Throws std::system_error, e.g. "bind 0.0.0.0:80: Permission denied".
+    static tcp_listener bind(const endpoint& where, int backlog = default_backlog) {
+        std::error_code ec;
+        auto listener = bind(where, ec, backlog);
+        if (ec) detail::throw_error(ec, "bind " + where.to_string());
+        return listener;
+    }
+
+    /// Non-throwing bind: on failure sets `ec` and returns a closed listener.
+    static tcp_listener bind(const endpoint& where, std::error_code& ec,
+                             int backlog = default_backlog) noexcept {
+        ec.clear();
+        tcp_listener listener;
+        const int fd = detail::open_socket(where.family(), SOCK_STREAM, ec);
+        if (fd < 0) return listener;
+        listener = tcp_listener(fd);
+        const detail::sockaddr_any sa(where);
+        if ((ec = detail::set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1))) return {};
+        if (::bind(fd, sa.get(), sa.length) < 0 || ::listen(fd, backlog) < 0) {
+            ec = detail::errno_code(errno);
+            return {};
+        }
+        return listener;
+    }
+
+    /// Waits for the next connection: `auto [conn, peer] = co_await listener.accept();`
+    detail::accept_op accept() noexcept { return {*this, nullptr}; }
+    /// Non-throwing accept. EMFILE and ENFILE are reported here and are recoverable: the
+    /// listener keeps working once descriptors are freed.
+    detail::accept_op accept(std::error_code& ec) noexcept { return {*this, &ec}; }
+
+    /// The address and port actually bound (the port chosen by the system for port 0).
+    endpoint local_endpoint() const {
+        std::error_code ec;
+        auto e = detail::local_endpoint(native_handle(), ec);
+        detail::throw_if(ec, "getsockname");
+        return e;
+    }
+    endpoint local_endpoint(std::error_code& ec) const noexcept {
+        return detail::local_endpoint(native_handle(), ec);
+    }
+
+private:
+    explicit tcp_listener(int fd) noexcept : descriptor(fd) {}
+};
+
+} // namespace conet

@@ -1,0 +1,213 @@
+// conet/udp.hpp - UDP: udp_socket with send_to / recv_from (the course's sendto/recvfrom) and
+// connected send / recv.
+//
+// Operations are awaited and come in a throwing form and a non-throwing form with a trailing
+// `std::error_code&`, as in tcp.hpp. A datagram larger than the receive buffer is never cut
+// silently: the receive fails with conet::error::datagram_truncated (the non-throwing form
+// still yields the part that fitted).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <string>
+#include <system_error>
+
+#include "address.hpp"
+#include "buffer.hpp"
+#include "detail/io_awaiter.hpp"
+#include "detail/socket_ops.hpp"
+#include "error.hpp"
+#include "reactor.hpp"
+
+namespace conet {
+
+/// What recv_from() yields: how many bytes arrived and who sent them.
+struct datagram {
+    std::size_t size = 0;
+    endpoint from;
+};
+
+namespace detail {
+
+/// Receives one datagram; MSG_TRUNC makes the kernel report its real length, so a datagram
+/// too big for the buffer is detected instead of silently cut.
+class recv_from_op : public io_awaiter<recv_from_op, direction::read> {
+public:
+    recv_from_op(descriptor& d, mutable_buffer buf, bool want_sender, std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), buf_(buf), want_sender_(want_sender) {}
+
+    bool try_once() noexcept {
+        sender_.length = sizeof sender_.storage;
+        const auto n = retry_on_eintr([&] {
+            return ::recvfrom(d_->native_handle(), buf_.data(), buf_.size(), MSG_TRUNC,
+                              want_sender_ ? sender_.get() : nullptr,
+                              want_sender_ ? &sender_.length : nullptr);
+        });
+        if (n < 0) {
+            if (would_block(errno)) return false;
+            ec = errno_code(errno);
+            return true;
+        }
+        received_.size = static_cast<std::size_t>(n);
+        if (received_.size > buf_.size()) {
+            received_.size = buf_.size();
+            ec = error::datagram_truncated;
+        }
+        if (want_sender_) received_.from = sender_.to_endpoint();
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    datagram result() const noexcept { return received_; }
+    datagram failed_result() const noexcept { return received_; }
+    std::string describe() const { return want_sender_ ? "recv_from" : "recv"; }
+
+private:
+    descriptor* d_;
+    mutable_buffer buf_;
+    bool want_sender_;
+    sockaddr_any sender_;
+    datagram received_;
+};
+
+class send_to_op : public io_awaiter<send_to_op, direction::write> {
+public:
+    send_to_op(descriptor& d, const_buffer buf, const endpoint& to, std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), buf_(buf), to_(to), address_(to) {}
+
+    bool try_once() noexcept {
+        const auto n = retry_on_eintr([&] {
+            return ::sendto(d_->native_handle(), buf_.data(), buf_.size(), MSG_NOSIGNAL,
+                            address_.get(), address_.length);
+        });
+        if (n < 0) {
+            if (would_block(errno)) return false;
+            ec = errno_code(errno);
+            return true;
+        }
+        sent_ = static_cast<std::size_t>(n);
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    std::size_t result() const noexcept { return sent_; }
+    std::size_t failed_result() const noexcept { return 0; }
+    std::string describe() const { return "send_to " + to_.to_string(); }
+
+private:
+    descriptor* d_;
+    const_buffer buf_;
+    endpoint to_;
+    sockaddr_any address_;
+    std::size_t sent_ = 0;
+};
+
+/// Adapts recv_from_op to yield only the size, for connected recv().
+class udp_recv_op : public recv_from_op {
+public:
+    using recv_from_op::recv_from_op;
+    std::size_t await_resume() { return recv_from_op::await_resume().size; }
+};
+
+} // namespace detail
+
+/// A UDP socket. Move-only; closes itself on destruction.
+class udp_socket : public detail::descriptor {
+public:
+    /// A closed socket.
+    udp_socket() noexcept = default;
+
+    /// An unbound socket of `family` (the course's socket(AF_INET, SOCK_DGRAM)); the system
+    /// picks its port at the first send_to.
+    static udp_socket open(ip_family family = ip_family::v4) {
+        std::error_code ec;
+        auto s = open(family, ec);
+        detail::throw_if(ec, "socket");
+        return s;
+    }
+    static udp_socket open(ip_family family, std::error_code& ec) noexcept {
+        ec.clear();
+        const int fd = detail::open_socket(family, SOCK_DGRAM, ec);
+        return fd < 0 ? udp_socket{} : udp_socket(fd);
+    }
+
+    /// A socket bound to `where` (port 0 picks a free port: read it with local_endpoint()).
+    static udp_socket bind(const endpoint& where) {
+        std::error_code ec;
+        auto s = bind(where, ec);
+        if (ec) detail::throw_error(ec, "bind " + where.to_string());
+        return s;
+    }
+    static udp_socket bind(const endpoint& where, std::error_code& ec) noexcept {
+        auto s = open(where.family(), ec);
+        if (ec) return s;
+        const detail::sockaddr_any sa(where);
+        if (::bind(s.native_handle(), sa.get(), sa.length) < 0) {
+            ec = detail::errno_code(errno);
+            return {};
+        }
+        return s;
+    }
+
+    /// Fixes the peer: afterwards send()/recv() talk to it only, and an ICMP "port
+    /// unreachable" surfaces as connection_refused on the next operation.
+    void connect(const endpoint& peer) {
+        std::error_code ec;
+        connect(peer, ec);
+        if (ec) detail::throw_error(ec, "connect " + peer.to_string());
+    }
+    void connect(const endpoint& peer, std::error_code& ec) noexcept {
+        ec.clear();
+        const detail::sockaddr_any sa(peer);
+        if (::connect(native_handle(), sa.get(), sa.length) < 0) ec = detail::errno_code(errno);
+    }
+
+    /// Sends `buf` as one datagram to `to`; yields the byte count.
+    detail::send_to_op send_to(const_buffer buf, const endpoint& to) noexcept {
+        return {*this, buf, to, nullptr};
+    }
+    detail::send_to_op send_to(const_buffer buf, const endpoint& to, std::error_code& ec) noexcept {
+        return {*this, buf, to, &ec};
+    }
+
+    /// Receives one datagram; yields its size and sender.
+    detail::recv_from_op recv_from(mutable_buffer buf) noexcept {
+        return {*this, buf, true, nullptr};
+    }
+    detail::recv_from_op recv_from(mutable_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, true, &ec};
+    }
+
+    /// Connected form of send_to: one datagram to the peer given to connect().
+    detail::send_op send(const_buffer buf) noexcept { return {*this, buf, false, nullptr}; }
+    detail::send_op send(const_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, false, &ec};
+    }
+
+    /// Connected form of recv_from: yields the size of one datagram from the peer.
+    detail::udp_recv_op recv(mutable_buffer buf) noexcept { return {*this, buf, false, nullptr}; }
+    detail::udp_recv_op recv(mutable_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, false, &ec};
+    }
+
+    /// The bound address and port.
+    endpoint local_endpoint() const {
+        std::error_code ec;
+        auto e = detail::local_endpoint(native_handle(), ec);
+        detail::throw_if(ec, "getsockname");
+        return e;
+    }
+    endpoint local_endpoint(std::error_code& ec) const noexcept {
+        return detail::local_endpoint(native_handle(), ec);
+    }
+
+    /// Allows sending to broadcast addresses (the course's broadcast example).
+    void set_broadcast(bool on) {
+        detail::throw_if(detail::set_int_option(native_handle(), SOL_SOCKET, SO_BROADCAST, on),
+                         "setsockopt(SO_BROADCAST)");
+    }
+
+private:
+    explicit udp_socket(int fd) noexcept : descriptor(fd) {}
+};
+
+} // namespace conet

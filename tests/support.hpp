@@ -1,0 +1,82 @@
+// tests/support.hpp - helpers shared by the tests: a watchdog that bounds every run, loopback
+// endpoints, and a connected pair of TCP streams.
+#pragma once
+
+#include <conet/conet.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+namespace conet_test {
+
+using namespace std::chrono_literals;
+
+/// 127.0.0.1 with port 0: "any free port on loopback".
+inline conet::endpoint any_loopback_port() {
+    return {conet::ip_address::loopback(), 0};
+}
+
+/// Stops `r` from another thread if the scope lasts longer than `limit`, so that a test that
+/// would hang fails instead (reactor::run then throws operation_canceled).
+class watchdog {
+public:
+    explicit watchdog(conet::reactor& r, std::chrono::milliseconds limit = 10s)
+        : thread_([this, &r, limit] {
+              std::unique_lock lock(mutex_);
+              if (!done_cv_.wait_for(lock, limit, [this] { return done_; })) r.stop();
+          }) {}
+    ~watchdog() {
+        {
+            std::lock_guard lock(mutex_);
+            done_ = true;
+        }
+        done_cv_.notify_one();
+        thread_.join();
+    }
+    watchdog(const watchdog&) = delete;
+    watchdog& operator=(const watchdog&) = delete;
+
+private:
+    std::mutex mutex_;
+    std::condition_variable done_cv_;
+    bool done_ = false;
+    std::thread thread_; // last: starts once the members it uses exist
+};
+
+/// Runs `t` on `r` under a watchdog and returns its result.
+template <class T>
+T run_bounded(conet::reactor& r, conet::task<T> t, std::chrono::milliseconds limit = 10s) {
+    watchdog guard(r, limit);
+    return r.run(std::move(t));
+}
+
+/// Runs `t` on a fresh reactor under a watchdog.
+template <class T>
+T run_bounded(conet::task<T> t, std::chrono::milliseconds limit = 10s) {
+    conet::reactor r;
+    return run_bounded(r, std::move(t), limit);
+}
+
+/// Two ends of one loopback TCP connection.
+struct stream_pair {
+    conet::tcp_stream client;
+    conet::tcp_stream server;
+};
+
+/// Connects a client to a fresh loopback listener and accepts it.
+inline conet::task<stream_pair> connected_pair(conet::ip_family family = conet::ip_family::v4) {
+    auto listener = conet::tcp_listener::bind({conet::ip_address::loopback(family), 0});
+    auto client = co_await conet::tcp_stream::connect(listener.local_endpoint());
+    auto [server, peer] = co_await listener.accept();
+    co_return stream_pair{std::move(client), std::move(server)};
+}
+
+/// A deterministic byte pattern, so that corruption at any offset is detected.
+inline char pattern_byte(std::size_t i) {
+    return static_cast<char>((i * 131u + (i >> 12) * 7u + 17u) & 0xffu);
+}
+
+} // namespace conet_test

@@ -1,0 +1,177 @@
+// Tests for conet/reactor.hpp: run, spawn, stop, post from other threads, and destruction
+// with suspended coroutines (nothing leaks: frames destroyed, descriptors closed).
+#include <conet/reactor.hpp>
+#include <conet/tcp.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+
+namespace {
+
+// Counts the process's open descriptors.
+int open_descriptor_count() {
+    int count = 0;
+    if (DIR* dir = ::opendir("/proc/self/fd")) {
+        while (::readdir(dir))
+            ++count;
+        ::closedir(dir);
+    }
+    return count;
+}
+
+// Sets a flag when destroyed: proves a coroutine frame was torn down.
+struct destroy_flag {
+    bool* flag;
+    ~destroy_flag() { *flag = true; }
+};
+
+} // namespace
+
+TEST_CASE("run returns the task's value and rethrows its exception", "[reactor]") {
+    conet::reactor r;
+    CHECK(run_bounded(r, []() -> conet::task<int> { co_return 3; }()) == 3);
+    auto thrower = []() -> conet::task<int> {
+        throw std::logic_error("bad");
+        co_return 0;
+    };
+    CHECK_THROWS_AS(run_bounded(r, thrower()), std::logic_error);
+    // The reactor stays usable after a failed run.
+    CHECK(run_bounded(r, []() -> conet::task<int> { co_return 4; }()) == 4);
+    CHECK(conet::reactor::current() == nullptr);
+}
+
+TEST_CASE("spawned tasks run, and run() returns when none is left", "[reactor]") {
+    conet::reactor r;
+    std::vector<int> order;
+    auto job = [&order](int id) -> conet::task<> {
+        order.push_back(id);
+        co_return;
+    };
+    r.spawn(job(1));
+    r.spawn(job(2));
+    CHECK(order.empty()); // spawn only schedules
+    watchdog guard(r);
+    r.run();
+    CHECK(order.size() == 2);
+}
+
+TEST_CASE("an exception escaping a spawned task is rethrown by run", "[reactor]") {
+    conet::reactor r;
+    r.spawn([]() -> conet::task<> {
+        throw std::runtime_error("spawned failure");
+        co_return;
+    }());
+    watchdog guard(r);
+    CHECK_THROWS_WITH(r.run(), "spawned failure");
+}
+
+TEST_CASE("stop makes run throw operation_canceled", "[reactor]") {
+    conet::reactor r;
+    auto body = [&r]() -> conet::task<int> {
+        r.stop();
+        // Wait on something that never comes: only stop() can end this run.
+        auto pair = co_await connected_pair();
+        char byte;
+        co_await pair.client.recv({&byte, 1});
+        co_return 1;
+    };
+    try {
+        run_bounded(r, body());
+        FAIL("run returned");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::operation_canceled);
+    }
+}
+
+TEST_CASE("post from another thread runs on the reactor's thread and wakes it", "[reactor]") {
+    conet::reactor r;
+    std::atomic<bool> ran_on_reactor_thread{false};
+    const auto reactor_thread = std::this_thread::get_id();
+    std::thread poster([&] {
+        std::this_thread::sleep_for(20ms); // let the reactor block in epoll_wait first
+        r.post([&] {
+            ran_on_reactor_thread = std::this_thread::get_id() == reactor_thread;
+            r.stop();
+        });
+    });
+    // A spawned task blocked forever keeps run() waiting in epoll_wait.
+    auto pair = run_bounded(r, connected_pair());
+    r.spawn([](conet::tcp_stream& s) -> conet::task<> {
+        char byte;
+        co_await s.recv({&byte, 1});
+    }(pair.client));
+    {
+        watchdog guard(r);
+        r.run();
+    }
+    poster.join();
+    CHECK(ran_on_reactor_thread);
+}
+
+TEST_CASE("destroying the reactor destroys suspended frames and closes their sockets",
+          "[reactor]") {
+    const int before = open_descriptor_count();
+    bool frame_destroyed = false;
+    bool nested_destroyed = false;
+    conet::tcp_listener outside; // owned by the test, registered with the reactor
+    {
+        conet::reactor r;
+        auto nested = [](bool* flag, conet::tcp_stream& s) -> conet::task<> {
+            destroy_flag f{flag};
+            conet::reactor::current()->stop(); // takes effect once this task is suspended
+            char byte;
+            co_await s.recv({&byte, 1}); // never completes
+        };
+        auto owner = [&](bool* flag) -> conet::task<> {
+            destroy_flag f{flag};
+            auto pair = co_await connected_pair();
+            co_await nested(&nested_destroyed, pair.server);
+        };
+        r.spawn(owner(&frame_destroyed));
+        outside = conet::tcp_listener::bind(any_loopback_port());
+        r.spawn([](conet::tcp_listener& l) -> conet::task<> {
+            auto conn = co_await l.accept(); // never completes
+        }(outside));
+        watchdog guard(r, 2s);
+        r.run(); // until the nested task, suspended, has called stop()
+        CHECK_FALSE(frame_destroyed);
+        CHECK(outside.is_open());
+    }
+    CHECK(frame_destroyed);
+    CHECK(nested_destroyed);
+    CHECK_FALSE(outside.is_open()); // the reactor closed what was registered with it
+    CHECK(open_descriptor_count() == before);
+}
+
+TEST_CASE("an operation that must wait outside any reactor reports no_reactor", "[reactor]") {
+    conet::reactor r;
+    auto pair = run_bounded(r, connected_pair());
+    // Drive the awaiter by hand, outside run(): the socket has no data, so it must wait.
+    std::error_code ec;
+    char byte;
+    auto op = pair.client.recv({&byte, 1}, ec);
+    REQUIRE_FALSE(op.await_ready());
+    CHECK_FALSE(op.await_suspend(std::noop_coroutine()));
+    op.await_resume();
+    CHECK(ec == conet::error::no_reactor);
+}
+
+TEST_CASE("a reactor cannot run inside another on the same thread", "[reactor]") {
+    conet::reactor outer;
+    conet::reactor inner;
+    auto body = [&inner]() -> conet::task<> {
+        inner.run([]() -> conet::task<> { co_return; }());
+        co_return;
+    };
+    CHECK_THROWS_AS(run_bounded(outer, body()), std::logic_error);
+}

@@ -1,0 +1,112 @@
+// Tests for conet/udp.hpp over loopback: send_to/recv_from, waiting receivers, truncation,
+// and connected sockets.
+#include <conet/udp.hpp>
+
+#include <string>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+
+TEST_CASE("send_to and recv_from round trip with the sender's endpoint", "[udp]") {
+    auto body = []() -> conet::task<> {
+        auto receiver = conet::udp_socket::bind(any_loopback_port());
+        auto sender = conet::udp_socket::bind(any_loopback_port());
+        const auto to = receiver.local_endpoint();
+
+        // The receiver waits first; the datagram arrives while it is suspended.
+        std::string got;
+        conet::endpoint from;
+        conet::reactor::current()->spawn(
+            [](conet::udp_socket& s, std::string& text, conet::endpoint& who) -> conet::task<> {
+                char buf[64];
+                auto [size, sender_ep] = co_await s.recv_from(buf);
+                text.assign(buf, size);
+                who = sender_ep;
+                co_await s.send_to("ack", sender_ep);
+            }(receiver, got, from));
+        co_await conet::yield();
+
+        const auto sent = co_await sender.send_to("hello udp", to);
+        CHECK(sent == 9);
+        char reply[16];
+        auto [n, replier] = co_await sender.recv_from(reply);
+        CHECK(std::string(reply, n) == "ack");
+        CHECK(replier == to);
+        CHECK(got == "hello udp");
+        CHECK(from == sender.local_endpoint());
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("a datagram larger than the buffer is reported, not silently cut", "[udp]") {
+    auto body = []() -> conet::task<> {
+        auto receiver = conet::udp_socket::bind(any_loopback_port());
+        auto sender = conet::udp_socket::open();
+        const std::string big(100, 'z');
+        co_await sender.send_to(big, receiver.local_endpoint());
+        co_await sender.send_to(big, receiver.local_endpoint());
+        char small[10];
+        try {
+            co_await receiver.recv_from(small);
+            FAIL("truncation not reported");
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == conet::error::datagram_truncated);
+            CHECK(std::string(e.what()) == "recv_from: Datagram larger than the receive buffer");
+        }
+        std::error_code ec;
+        auto [size, from] = co_await receiver.recv_from(small, ec);
+        CHECK(ec == conet::error::datagram_truncated);
+        CHECK(size == sizeof small); // what fitted is still delivered
+        CHECK(std::string(small, size) == std::string(10, 'z'));
+        CHECK(from.address().is_loopback());
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("connected UDP sockets send and recv, and see refusals", "[udp]") {
+    auto body = []() -> conet::task<> {
+        auto a = conet::udp_socket::bind(any_loopback_port());
+        auto b = conet::udp_socket::bind(any_loopback_port());
+        a.connect(b.local_endpoint());
+        b.connect(a.local_endpoint());
+        co_await a.send("ping");
+        char buf[8];
+        const auto n = co_await b.recv(buf);
+        CHECK(std::string(buf, n) == "ping");
+
+        // Nobody listens at a closed port: the ICMP error comes back on the connected socket.
+        conet::endpoint dead;
+        {
+            auto gone = conet::udp_socket::bind(any_loopback_port());
+            dead = gone.local_endpoint();
+        }
+        auto c = conet::udp_socket::open();
+        c.connect(dead);
+        co_await c.send("anyone?");
+        std::error_code ec;
+        co_await c.recv(buf, ec);
+        CHECK(ec == std::errc::connection_refused);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("UDP over IPv6 loopback", "[udp]") {
+    auto body = []() -> conet::task<> {
+        std::error_code ec;
+        auto receiver =
+            conet::udp_socket::bind({conet::ip_address::loopback(conet::ip_family::v6), 0}, ec);
+        if (ec) {
+            WARN("no IPv6 loopback here: " << ec.message());
+            co_return;
+        }
+        auto sender = conet::udp_socket::open(conet::ip_family::v6);
+        co_await sender.send_to("v6", receiver.local_endpoint());
+        char buf[4];
+        auto [n, from] = co_await receiver.recv_from(buf);
+        CHECK(std::string(buf, n) == "v6");
+        CHECK(from.address().is_v6());
+    };
+    run_bounded(body());
+}
