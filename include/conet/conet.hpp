@@ -5,8 +5,12 @@
 #include "buffer.hpp"      // mutable_buffer, const_buffer
 #include "error.hpp"       // conet::error, how failures are reported
 #include "line_reader.hpp" // line_reader
-#include "reactor.hpp"     // reactor: run, spawn, stop, post
+#include "reactor.hpp"     // reactor: run, spawn, stop, post; yield; spawn_handle
+#include "signal.hpp"      // signal_set
+#include "stdio.hpp"       // standard_input
 #include "task.hpp"        // task<T>
 #include "tcp.hpp"         // tcp_listener, tcp_stream
+#include "time.hpp"        // sleep_for, sleep_until, with_timeout
 #include "udp.hpp"         // udp_socket
 #include "version.hpp"     // CONET_VERSION_*
+#include "when.hpp"        // when_all, when_any

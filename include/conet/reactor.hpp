@@ -11,6 +11,8 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -61,6 +63,26 @@ private:
 
 } // namespace detail
 
+/// Refers to a task started with reactor::spawn, to cancel it. Cheap to copy; stays valid
+/// (and harmless) after the task has finished. Use it on the reactor's thread only.
+class spawn_handle {
+public:
+    spawn_handle() noexcept = default;
+
+    /// Cancels the task: the operation it waits in (and any it would wait in later) fails
+    /// with std::errc::operation_canceled, so that its co_await sites can clean up. Does
+    /// nothing once the task has finished.
+    inline void cancel() const noexcept;
+    /// True once the task has finished (or for a default-constructed handle).
+    inline bool done() const noexcept;
+
+private:
+    friend class reactor;
+    spawn_handle(reactor& r, std::uint64_t id) noexcept : reactor_(&r), id_(id) {}
+    reactor* reactor_ = nullptr;
+    std::uint64_t id_ = 0;
+};
+
 /// The event loop. Owns every task it spawns and every coroutine suspended on it.
 ///
 ///     conet::reactor r;
@@ -105,6 +127,10 @@ public:
         // Whatever is still queued belongs to frames owned elsewhere; forget, never resume.
         while (detail::ready_node* n = ready_.front())
             n->unlink();
+        for (detail::waiter* w : timers_) {
+            w->armed_on = nullptr;
+            w->heap_index = detail::waiter::not_armed;
+        }
         // Sockets owned outside any task (say, a listener in main) are closed now, so that no
         // descriptor outlives the reactor it was registered with.
         for (std::size_t fd = 0; fd < slots_.size(); ++fd) {
@@ -160,13 +186,15 @@ public:
     }
 
     /// Starts `t` as a detached task owned by this reactor; it begins at the next turn of the
-    /// loop. Its result is discarded; an exception escaping it is rethrown by run().
+    /// loop. Its result is discarded; an exception escaping it is rethrown by run() (except
+    /// the operation_canceled that cancelling it through the returned handle causes).
     /// Call on the reactor's thread (from another thread, wrap it in post()).
     template <class T>
-    void spawn(task<T> t) {
+    spawn_handle spawn(task<T> t) {
         if (!t.valid()) throw std::invalid_argument("conet::reactor::spawn: empty task");
         auto h = t.release();
         detail::promise_base& p = h.promise();
+        p.root_id_ = ++last_root_id_;
         p.owner_ = this;
         p.self_ = h;
         p.next_root_ = roots_;
@@ -174,6 +202,7 @@ public:
         roots_ = &p;
         p.start_node_.handle = h;
         schedule(p.start_node_);
+        return spawn_handle(*this, p.root_id_);
     }
 
     /// Asks run() to return at its next turn. Safe to call from any thread.
@@ -204,6 +233,58 @@ public:
         detail::waiter*& entry = w.dir == detail::direction::read ? s.reader : s.writer;
         if (entry == &w) entry = nullptr;
         w.registered_with = nullptr;
+    }
+
+    /// Arms `w`'s deadline: when it passes, `w` stops waiting for its descriptor (if it was)
+    /// and resumes. A binary heap: arming and disarming cost O(log n), no allocation once the
+    /// heap's vector has grown to the number of timers pending at once.
+    void arm(detail::waiter& w, detail::waiter::clock::time_point deadline) {
+        disarm(w);
+        timers_.push_back(&w); // may throw bad_alloc before anything changed
+        w.deadline = deadline;
+        w.armed_on = this;
+        w.heap_index = timers_.size() - 1;
+        sift_up(w.heap_index);
+    }
+
+    /// Removes `w` from the timer heap, if it is there.
+    void disarm(detail::waiter& w) noexcept {
+        if (w.armed_on != this) return;
+        const std::size_t i = w.heap_index;
+        detail::waiter* last = timers_.back();
+        timers_.pop_back();
+        if (last != &w) {
+            timers_[i] = last;
+            last->heap_index = i;
+            sift_down(i);
+            sift_up(last->heap_index);
+        }
+        w.armed_on = nullptr;
+        w.heap_index = detail::waiter::not_armed;
+    }
+
+    /// Ends `w`'s wait now with `reason` (cancellation): it resumes at the next turn.
+    /// Does nothing if `w` is not waiting (it already finished and is about to resume).
+    static void abort(detail::waiter& w, std::error_code reason) noexcept {
+        reactor* r = w.registered_with ? w.registered_with : w.armed_on;
+        if (!r) return;
+        r->cancel_wait(w);
+        r->disarm(w);
+        w.ec = reason;
+        r->schedule(w);
+    }
+
+    /// Cancels the spawned task `id` if it is still running (see spawn_handle::cancel).
+    void cancel_root(std::uint64_t id) noexcept {
+        for (detail::promise_base* p = roots_; p; p = p->next_root_)
+            if (p->root_id_ == id) return p->own_cancel_.request();
+    }
+
+    /// True while the spawned task `id` has not finished.
+    bool root_alive(std::uint64_t id) const noexcept {
+        for (const detail::promise_base* p = roots_; p; p = p->next_root_)
+            if (p->root_id_ == id) return true;
+        return false;
     }
 
 private:
@@ -253,10 +334,24 @@ private:
         return current;
     }
 
-    void on_root_done(detail::promise_base& p) noexcept override {
-        if (p.exception_ && !detached_failure_) detached_failure_ = p.exception_;
+    std::coroutine_handle<> on_root_done(detail::promise_base& p) noexcept override {
+        // A task that ends with the operation_canceled its cancellation caused has not failed.
+        if (p.exception_ && !detached_failure_ &&
+            !(p.own_cancel_.requested() && is_cancellation(p.exception_)))
+            detached_failure_ = p.exception_;
         unlink_root(p);
         p.self_.destroy();
+        return std::noop_coroutine();
+    }
+
+    static bool is_cancellation(const std::exception_ptr& e) noexcept {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::system_error& error) {
+            return error.code() == std::errc::operation_canceled;
+        } catch (...) {
+            return false;
+        }
     }
 
     void unlink_root(detail::promise_base& p) noexcept {
@@ -290,15 +385,67 @@ private:
         if (stop_requested_.load(std::memory_order_relaxed) || detached_failure_ || run_finished())
             return;
 
-        const int timeout = ready_.front() ? 0 : -1;
-        const int n =
-            ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout);
-        if (n < 0) {
-            if (errno == EINTR) return; // a signal: just take another turn
+        const int n = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()),
+                                   wait_timeout_ms());
+        if (n < 0 && errno != EINTR) // EINTR: a signal; just take another turn
             detail::throw_error(detail::errno_code(errno), "epoll_wait");
-        }
         for (int i = 0; i < n; ++i)
             dispatch(events_[static_cast<std::size_t>(i)]);
+        expire_timers();
+    }
+
+    // How long epoll_wait may sleep: not at all if coroutines are ready, until the earliest
+    // deadline (rounded up to whole milliseconds, so that a timer never fires early) if any,
+    // else indefinitely.
+    int wait_timeout_ms() const noexcept {
+        if (!ready_.empty()) return 0;
+        if (timers_.empty()) return -1;
+        const auto left = timers_.front()->deadline - detail::waiter::clock::now();
+        if (left <= left.zero()) return 0;
+        const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+        return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
+    }
+
+    // Ends the waits whose deadline has passed. They resume at the next turn, through the
+    // ready list, so that a coroutine re-arming a zero timeout cannot starve the loop.
+    void expire_timers() noexcept {
+        if (timers_.empty()) return;
+        const auto now = detail::waiter::clock::now();
+        while (!timers_.empty() && timers_.front()->deadline <= now) {
+            detail::waiter& w = *timers_.front();
+            disarm(w);
+            cancel_wait(w);
+            if (w.deadline_is_error) w.ec = std::make_error_code(std::errc::timed_out);
+            schedule(w);
+        }
+    }
+
+    bool earlier(std::size_t a, std::size_t b) const noexcept {
+        return timers_[a]->deadline < timers_[b]->deadline;
+    }
+
+    void swap_timers(std::size_t a, std::size_t b) noexcept {
+        std::swap(timers_[a], timers_[b]);
+        timers_[a]->heap_index = a;
+        timers_[b]->heap_index = b;
+    }
+
+    void sift_up(std::size_t i) noexcept {
+        while (i > 0 && earlier(i, (i - 1) / 2)) {
+            swap_timers(i, (i - 1) / 2);
+            i = (i - 1) / 2;
+        }
+    }
+
+    void sift_down(std::size_t i) noexcept {
+        for (;;) {
+            std::size_t smallest = i;
+            for (std::size_t c = 2 * i + 1; c <= 2 * i + 2 && c < timers_.size(); ++c)
+                if (earlier(c, smallest)) smallest = c;
+            if (smallest == i) return;
+            swap_timers(i, smallest);
+            i = smallest;
+        }
     }
 
     void dispatch(const epoll_event& ev) {
@@ -325,6 +472,7 @@ private:
         if (!w || !w->attempt(*w)) return; // nobody waiting, or a spurious wake-up
         entry = nullptr;
         w->registered_with = nullptr;
+        disarm(*w); // it finished before its timeout
         w->handle.resume();
     }
 
@@ -362,6 +510,7 @@ private:
              {std::exchange(s.reader, nullptr), std::exchange(s.writer, nullptr)}) {
             if (!w) continue;
             w->registered_with = nullptr;
+            disarm(*w);
             w->ec = std::make_error_code(std::errc::operation_canceled);
             schedule(*w);
         }
@@ -385,7 +534,9 @@ private:
     std::vector<slot> slots_;
     detail::ready_node ready_;
     detail::promise_base* roots_ = nullptr;
-    std::coroutine_handle<> main_; // the task the current run() drives, if any
+    std::uint64_t last_root_id_ = 0;
+    std::vector<detail::waiter*> timers_; // a binary min-heap on deadline
+    std::coroutine_handle<> main_;        // the task the current run() drives, if any
     std::exception_ptr detached_failure_;
     std::atomic<bool> stop_requested_{false};
     std::mutex posted_mutex_;
@@ -423,6 +574,15 @@ namespace detail {
 
 inline waiter::~waiter() {
     if (registered_with) registered_with->cancel_wait(*this);
+    if (armed_on) armed_on->disarm(*this);
+    if (chain && chain->current == this) chain->current = nullptr;
+}
+
+inline void cancel_state::request() noexcept {
+    requested_ = true;
+    if (current) reactor::abort(*current, std::make_error_code(std::errc::operation_canceled));
+    for (cancel_state* child = first_child_; child; child = child->next_)
+        child->request();
 }
 
 inline descriptor::descriptor(descriptor&& other) noexcept
@@ -462,4 +622,13 @@ inline std::error_code descriptor::wait(direction d, waiter& w) noexcept {
 }
 
 } // namespace detail
+
+inline void spawn_handle::cancel() const noexcept {
+    if (reactor_) reactor_->cancel_root(id_);
+}
+
+inline bool spawn_handle::done() const noexcept {
+    return !reactor_ || !reactor_->root_alive(id_);
+}
+
 } // namespace conet

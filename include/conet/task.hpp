@@ -2,6 +2,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <optional>
 #include <type_traits>
@@ -18,10 +19,11 @@ namespace detail {
 
 class promise_base;
 
-/// Whoever owns a detached (spawned) root task: told when it finishes so it can free it.
+/// Whoever drives a task that has no awaiting coroutine (a task spawned on the reactor, or a
+/// branch of when_all/when_any): told when it finishes; returns the coroutine to transfer to.
 class root_owner {
 public:
-    virtual void on_root_done(promise_base& promise) noexcept = 0;
+    virtual std::coroutine_handle<> on_root_done(promise_base& promise) noexcept = 0;
 
 protected:
     ~root_owner() = default;
@@ -44,7 +46,7 @@ public:
             }
             // Finished after a suspension: symmetric transfer to the awaiting coroutine.
             if (p.continuation_) return p.continuation_;
-            if (p.owner_) p.owner_->on_root_done(p); // may destroy this frame; touch nothing after
+            if (p.owner_) return p.owner_->on_root_done(p); // may destroy this frame
             return std::noop_coroutine();
         }
         void await_resume() const noexcept {}
@@ -63,7 +65,13 @@ public:
         if (exception_) std::rethrow_exception(exception_);
     }
 
+    // The cancellation state of the chain this task runs in: its own when it is a root or a
+    // concurrent branch, its awaiter's when it is awaited.
+    cancel_state own_cancel_;
+    cancel_state* cancel_ = &own_cancel_;
+
     // Root bookkeeping, used by conet::reactor for tasks it owns.
+    std::uint64_t root_id_ = 0;
     std::exception_ptr exception_;
     root_owner* owner_ = nullptr;
     std::coroutine_handle<> self_;
@@ -166,9 +174,13 @@ private:
         // symmetric transfer when it ends. Returning `h` here (plain symmetric transfer) would
         // rely on the compiler turning the resumption into a tail call, which GCC does not do
         // at -O0: a loop of a million synchronously finishing awaits then overflows the stack.
-        bool await_suspend(std::coroutine_handle<> caller) noexcept {
+        template <class CallerPromise>
+        bool await_suspend(std::coroutine_handle<CallerPromise> caller) noexcept {
             auto& p = h.promise();
             p.set_continuation(caller);
+            // Awaited in sequence: the task belongs to its caller's chain (one cancellation).
+            if constexpr (std::is_base_of_v<detail::promise_base, CallerPromise>)
+                p.cancel_ = caller.promise().cancel_;
             bool finished_inline = false;
             p.finished_inline_ = &finished_inline;
             h.resume();

@@ -1,7 +1,9 @@
 // conet/detail/waiter.hpp - the per-operation state that lives in the awaiting coroutine's frame.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
+#include <cstddef>
 #include <system_error>
 
 namespace conet {
@@ -50,6 +52,7 @@ public:
         make_sentinel();
     }
     ready_node* front() noexcept { return next_ == this ? nullptr : next_; }
+    bool empty() const noexcept { return next_ == this; }
 
     std::coroutine_handle<> handle;
 
@@ -61,25 +64,91 @@ private:
 /// Which readiness an operation waits for.
 enum class direction { read, write };
 
-/// An operation waiting for its descriptor: the reactor calls `attempt` when the descriptor
-/// becomes ready; `attempt` performs the syscall and returns true once the operation has
-/// finished (successfully, or with `ec` set), false to keep waiting (EAGAIN again).
+class waiter;
+
+/// The cancellation state of a chain of coroutines that await one another (a task and the
+/// tasks it awaits in turn share one). Concurrent branches (when_all, when_any) get their own,
+/// linked under their parent's so that cancelling the parent cancels them all.
+class cancel_state {
+public:
+    cancel_state() noexcept = default;
+    cancel_state(const cancel_state&) = delete;
+    cancel_state& operator=(const cancel_state&) = delete;
+    ~cancel_state() { detach(); }
+
+    /// Marks the chain cancelled and ends the wait it is suspended in, if any, with
+    /// operation_canceled. Operations that would have to wait afterwards fail at once.
+    inline void request() noexcept; // defined in reactor.hpp
+
+    bool requested() const noexcept { return requested_; }
+
+    /// Makes this state a child of `parent`: cancelling the parent cancels this one too.
+    void attach(cancel_state& parent) noexcept {
+        detach();
+        parent_ = &parent;
+        next_ = parent.first_child_;
+        if (next_) next_->prev_ = this;
+        parent.first_child_ = this;
+    }
+
+    void detach() noexcept {
+        if (!parent_) return;
+        if (prev_)
+            prev_->next_ = next_;
+        else
+            parent_->first_child_ = next_;
+        if (next_) next_->prev_ = prev_;
+        parent_ = prev_ = next_ = nullptr;
+    }
+
+    /// The operation the chain is suspended in right now (set by the operation itself).
+    waiter* current = nullptr;
+
+private:
+    bool requested_ = false;
+    cancel_state* parent_ = nullptr;
+    cancel_state* first_child_ = nullptr;
+    cancel_state* prev_ = nullptr;
+    cancel_state* next_ = nullptr;
+};
+
+/// An operation suspended on the reactor: waiting for its descriptor, for a deadline, or both.
+///
+/// For a descriptor, the reactor calls `attempt` when it becomes ready; `attempt` performs the
+/// syscall and returns true once the operation has finished (successfully, or with `ec` set),
+/// false to keep waiting (EAGAIN again). For a deadline, the reactor ends the wait when it
+/// passes: with std::errc::timed_out (`deadline_is_error`, a timeout) or success (a sleep).
+/// Whichever comes first unregisters the other, so the coroutine resumes exactly once.
 class waiter : public ready_node {
 public:
     using attempt_fn = bool (*)(waiter&) noexcept;
+    using clock = std::chrono::steady_clock;
+    static constexpr std::size_t not_armed = static_cast<std::size_t>(-1);
 
     explicit waiter(attempt_fn fn) noexcept : attempt(fn) {}
-    waiter(const waiter& other) noexcept : ready_node(other), attempt(other.attempt) {}
+    waiter(const waiter& other) noexcept
+        : ready_node(other), attempt(other.attempt), timeout(other.timeout) {}
     waiter& operator=(const waiter&) = delete;
     inline ~waiter(); // defined in reactor.hpp: leaves the reactor if still registered
 
-    attempt_fn attempt;
+    attempt_fn attempt; // null for a pure timer
     std::error_code ec;
 
-    // Where this waiter is registered, while it is.
+    // Where this waiter is registered for readiness, while it is.
     reactor* registered_with = nullptr;
     int fd = -1;
     direction dir = direction::read;
+
+    // The deadline, while armed on `armed_on`'s timer heap.
+    reactor* armed_on = nullptr;
+    clock::time_point deadline{};
+    std::size_t heap_index = not_armed;
+    bool deadline_is_error = true;
+    /// Set by with_timeout() before the operation is awaited: bound the wait (negative: none).
+    std::chrono::nanoseconds timeout{-1};
+
+    // The chain this operation belongs to, while it is suspended.
+    cancel_state* chain = nullptr;
 };
 
 } // namespace conet::detail

@@ -1,0 +1,146 @@
+// conet/time.hpp - sleeping and timeouts on the reactor.
+//
+//     co_await conet::sleep_for(100ms);
+//     auto n = co_await conet::with_timeout(conn.recv(buf), 2s);   // throws timed_out
+//
+// Timers live in the awaiting coroutine's frame and sit on the reactor's binary heap of
+// deadlines: arming or cancelling one costs O(log n) and allocates nothing once the heap has
+// grown to the largest number of timers pending at once. The reactor sleeps in epoll_wait
+// until the earliest deadline, rounded up to the millisecond: a timer never fires early, and
+// fires within about a millisecond (plus scheduling delay) after its deadline. No timerfd:
+// that would cost a system call per timer armed.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <coroutine>
+#include <system_error>
+#include <type_traits>
+
+#include "detail/io_awaiter.hpp"
+#include "detail/waiter.hpp"
+#include "error.hpp"
+#include "reactor.hpp"
+#include "task.hpp"
+#include "when.hpp"
+
+namespace conet {
+
+/// The clock of every conet deadline.
+using steady_clock = std::chrono::steady_clock;
+
+namespace detail {
+
+/// Suspends until a deadline. Ends with operation_canceled if its task is cancelled.
+class sleep_op : public waiter {
+public:
+    sleep_op(steady_clock::time_point until, std::error_code* out) noexcept
+        : waiter(nullptr), until_(until), out_(out) {}
+
+    bool await_ready() const noexcept { return until_ <= steady_clock::now(); }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        handle = h;
+        if (!begin_wait(*this, h)) return false;
+        reactor* r = reactor::current();
+        if (!r) {
+            ec = error::no_reactor;
+        } else {
+            deadline_is_error = false; // reaching the deadline is what a sleep is for
+            try {
+                r->arm(*this, until_);
+            } catch (const std::bad_alloc&) {
+                ec = std::make_error_code(std::errc::not_enough_memory);
+            }
+        }
+        if (ec) abandon_wait(*this);
+        return !ec;
+    }
+
+    void await_resume() {
+        end_wait(*this);
+        if (out_)
+            *out_ = ec;
+        else if (ec)
+            throw_error(ec, "sleep");
+    }
+
+private:
+    steady_clock::time_point until_;
+    std::error_code* out_;
+};
+
+/// `d` in nanoseconds, negative durations as zero and anything beyond a century (which
+/// could overflow the clock) as a century: "never" for any practical purpose.
+template <class Rep, class Period>
+std::chrono::nanoseconds bounded_duration(std::chrono::duration<Rep, Period> d) noexcept {
+    constexpr std::chrono::hours century(24 * 365 * 100);
+    if (d <= d.zero()) return std::chrono::nanoseconds(0);
+    if (d >= century) return century;
+    return std::chrono::ceil<std::chrono::nanoseconds>(d);
+}
+
+/// conet's socket operations: the awaitables with_timeout can bound without a wrapper.
+template <class Op>
+concept io_operation = std::derived_from<Op, waiter> && requires(Op& op) {
+    { op.try_once() } -> std::same_as<bool>;
+};
+
+} // namespace detail
+
+/// Suspends the calling coroutine until `deadline` (at once if it has passed).
+inline detail::sleep_op sleep_until(steady_clock::time_point deadline) noexcept {
+    return {deadline, nullptr};
+}
+/// Non-throwing form: `ec` reports operation_canceled (or no_reactor) instead.
+inline detail::sleep_op sleep_until(steady_clock::time_point deadline,
+                                    std::error_code& ec) noexcept {
+    return {deadline, &ec};
+}
+
+/// Suspends the calling coroutine for `duration`.
+template <class Rep, class Period>
+detail::sleep_op sleep_for(std::chrono::duration<Rep, Period> duration) noexcept {
+    return {steady_clock::now() + detail::bounded_duration(duration), nullptr};
+}
+template <class Rep, class Period>
+detail::sleep_op sleep_for(std::chrono::duration<Rep, Period> duration,
+                           std::error_code& ec) noexcept {
+    return {steady_clock::now() + detail::bounded_duration(duration), &ec};
+}
+
+/// Bounds how long a socket operation may wait: `co_await with_timeout(conn.recv(buf), 2s)`.
+///
+/// The limit counts from the moment the operation has to wait (an operation that completes
+/// at once never times out). When it expires, the operation stops waiting and fails with
+/// std::errc::timed_out ("recv: Connection timed out"), or reports it through its error_code
+/// in the non-throwing form; the socket stays usable and what a partial operation already
+/// transferred is not lost (send_all's non-throwing form yields the count). The operation
+/// resumes exactly once, even when data and deadline arrive together. Allocates nothing.
+template <detail::io_operation Op, class Rep, class Period>
+Op with_timeout(Op op, std::chrono::duration<Rep, Period> limit) noexcept {
+    op.timeout = detail::bounded_duration(limit);
+    return op;
+}
+
+namespace detail {
+template <class Rep, class Period>
+task<> sleep_task(std::chrono::duration<Rep, Period> limit) {
+    co_await sleep_for(limit);
+}
+} // namespace detail
+
+/// Bounds a whole task: runs `t`, and if it has not finished after `limit`, cancels it, waits
+/// for it to unwind, and throws std::system_error with std::errc::timed_out ("with_timeout:
+/// Connection timed out"). Otherwise yields what `t` yields (or rethrows what it threw).
+/// Allocates two coroutine frames (this one and the timer's).
+template <class T, class Rep, class Period>
+task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
+    auto outcome = co_await when_any(std::move(t), detail::sleep_task(limit));
+    if (outcome.index() == 1)
+        detail::throw_error(std::make_error_code(std::errc::timed_out), "with_timeout");
+    if constexpr (!std::is_void_v<T>) co_return std::move(std::get<0>(outcome));
+}
+
+} // namespace conet

@@ -1,0 +1,167 @@
+// conet/when.hpp - running tasks concurrently: when_all and when_any.
+//
+//     auto [a, b] = co_await conet::when_all(fetch(x), fetch(y));     // both results
+//     auto first = co_await conet::when_any(read_reply(), timer());   // the first to finish
+//
+// Both start every task at once on the current reactor and return only when every one of
+// them has finished: a loser is cancelled (its pending operation fails with
+// operation_canceled) and awaited, so no frame is left running behind the caller's back.
+// Each task is its own concurrent branch: cancelling the awaiting task cancels them all.
+// Nothing is allocated beyond the tasks' own frames.
+#pragma once
+
+#include <array>
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "detail/waiter.hpp"
+#include "reactor.hpp"
+#include "task.hpp"
+
+namespace conet {
+
+namespace detail {
+
+/// What a branch contributes to the combined result: its value, or std::monostate for void.
+template <class T>
+using branch_value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+/// Starts N tasks as branches and resumes the awaiting coroutine once all have finished.
+/// `Any`: the first branch to finish wins and the others are cancelled. Otherwise the first
+/// branch to fail cancels the others and its exception is rethrown.
+template <bool Any, class... Ts>
+class join final : public root_owner {
+    static_assert(sizeof...(Ts) > 0, "when_all/when_any need at least one task");
+    static_assert((!std::is_reference_v<Ts> && ...),
+                  "when_all/when_any do not take tasks returning references");
+    static constexpr std::size_t count = sizeof...(Ts);
+    static constexpr std::size_t none = count;
+
+public:
+    explicit join(task<Ts>... tasks) noexcept : tasks_(std::move(tasks)...) {}
+    join(join&&) noexcept = default;
+    join(const join&) = delete;
+    join& operator=(const join&) = delete;
+    join& operator=(join&&) = delete;
+    ~join() = default;
+
+    bool await_ready() const noexcept { return false; }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> caller) noexcept {
+        caller_ = caller;
+        cancel_state* parent = nullptr;
+        if constexpr (std::is_base_of_v<promise_base, Promise>) parent = caller.promise().cancel_;
+        remaining_ = count;
+        starting_ = true;
+        start_all(parent, std::make_index_sequence<count>{});
+        starting_ = false;
+        return remaining_ != 0; // all finished while starting: go on at once
+    }
+
+    auto await_resume() {
+        if constexpr (Any) {
+            return take_winner<0>();
+        } else {
+            if (decided_ != none) std::rethrow_exception(promises_[decided_]->exception_);
+            return take_all(std::make_index_sequence<count>{});
+        }
+    }
+
+    std::coroutine_handle<> on_root_done(promise_base& p) noexcept override {
+        std::size_t index = 0;
+        while (promises_[index] != &p)
+            ++index;
+        if (decided_ == none && (Any || p.exception_)) {
+            decided_ = index;
+            for (std::size_t i = 0; i < count; ++i)
+                if (i != index && promises_[i]) promises_[i]->own_cancel_.request();
+        }
+        if (--remaining_ == 0 && !starting_) return caller_;
+        return std::noop_coroutine();
+    }
+
+private:
+    template <std::size_t... I>
+    void start_all(cancel_state* parent, std::index_sequence<I...>) noexcept {
+        (start<I>(parent), ...);
+    }
+
+    template <std::size_t I>
+    void start(cancel_state* parent) noexcept {
+        auto h = std::get<I>(tasks_).handle();
+        promise_base& p = h.promise();
+        promises_[I] = &p;
+        p.owner_ = this;
+        if (parent) p.own_cancel_.attach(*parent);
+        // Already decided, or the caller already cancelled: start it cancelled.
+        if (decided_ != none || (parent && parent->requested())) p.own_cancel_.request();
+        h.resume();
+    }
+
+    template <std::size_t I>
+    auto take_winner() -> std::variant<branch_value_t<Ts>...> {
+        if constexpr (I == count) {
+            throw std::logic_error("conet::when_any: no winner"); // unreachable
+        } else {
+            if (decided_ != I) return take_winner<I + 1>();
+            auto& promise = std::get<I>(tasks_).handle().promise();
+            using value = std::tuple_element_t<I, std::tuple<Ts...>>;
+            if constexpr (std::is_void_v<value>) {
+                promise.take(); // rethrows the winner's exception
+                return std::variant<branch_value_t<Ts>...>(std::in_place_index<I>);
+            } else {
+                return std::variant<branch_value_t<Ts>...>(std::in_place_index<I>, promise.take());
+            }
+        }
+    }
+
+    template <std::size_t I>
+    auto take_one() {
+        auto& promise = std::get<I>(tasks_).handle().promise();
+        if constexpr (std::is_void_v<std::tuple_element_t<I, std::tuple<Ts...>>>) {
+            promise.take();
+            return std::monostate{};
+        } else {
+            return promise.take();
+        }
+    }
+
+    template <std::size_t... I>
+    std::tuple<branch_value_t<Ts>...> take_all(std::index_sequence<I...>) {
+        return {take_one<I>()...};
+    }
+
+    std::tuple<task<Ts>...> tasks_;
+    std::array<promise_base*, count> promises_{};
+    std::coroutine_handle<> caller_;
+    std::size_t remaining_ = 0;
+    std::size_t decided_ = none; // when_any: the winner; when_all: the first to fail
+    bool starting_ = false;
+};
+
+} // namespace detail
+
+/// Runs every task concurrently and yields a std::tuple of their results (std::monostate for
+/// a task<void>). If one throws, the others are cancelled, all are awaited, and the first
+/// exception is rethrown.
+template <class... Ts>
+detail::join<false, Ts...> when_all(task<Ts>... tasks) noexcept {
+    return detail::join<false, Ts...>(std::move(tasks)...);
+}
+
+/// Runs every task concurrently; the first to finish wins and the others are cancelled and
+/// awaited. Yields a std::variant whose index() says which task won, holding its result
+/// (std::monostate for a task<void>); if the winner threw, rethrows its exception.
+template <class... Ts>
+detail::join<true, Ts...> when_any(task<Ts>... tasks) noexcept {
+    return detail::join<true, Ts...>(std::move(tasks)...);
+}
+
+} // namespace conet

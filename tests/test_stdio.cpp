@@ -1,0 +1,93 @@
+// Tests for conet/stdio.hpp: standard input read on the reactor, from a pipe (waited for,
+// while other coroutines run) and from a regular file (read directly).
+#include <conet/conet.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+
+namespace {
+
+// Puts `fd` on descriptor 0 for the scope, then restores the real standard input.
+class stdin_replaced {
+public:
+    explicit stdin_replaced(int fd) : saved_(::dup(STDIN_FILENO)) {
+        REQUIRE(::dup2(fd, STDIN_FILENO) == STDIN_FILENO);
+        ::close(fd);
+    }
+    ~stdin_replaced() {
+        ::dup2(saved_, STDIN_FILENO);
+        ::close(saved_);
+    }
+    stdin_replaced(const stdin_replaced&) = delete;
+    stdin_replaced& operator=(const stdin_replaced&) = delete;
+
+private:
+    int saved_;
+};
+
+} // namespace
+
+TEST_CASE("standard input from a pipe is waited for on the reactor", "[stdio]") {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    stdin_replaced replaced(fds[0]);
+    const int writer = fds[1];
+    ssize_t written = 0; // checked after join: Catch2 assertions are for the main thread only
+    std::thread typist([writer, &written] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(30)); // a slow user
+        const std::string text = "first line\nsecond\n";
+        written = ::write(writer, text.data(), text.size());
+        ::close(writer);
+    });
+    auto body = []() -> conet::task<std::vector<std::string>> {
+        int ticks = 0;
+        conet::reactor::current()->spawn([](int& t) -> conet::task<> {
+            for (int i = 0; i < 5; ++i) {
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+                ++t;
+            }
+        }(ticks));
+        conet::standard_input input;
+        conet::line_reader lines{input};
+        std::vector<std::string> got;
+        while (auto line = co_await lines.read_line())
+            got.push_back(*line);
+        CHECK(ticks == 5); // the reactor kept running while standard input was silent
+        co_return got;
+    };
+    const auto got = run_bounded(body());
+    typist.join();
+    CHECK(written == 18);
+    CHECK(got == std::vector<std::string>{"first line", "second"});
+    CHECK((::fcntl(STDIN_FILENO, F_GETFL) & O_NONBLOCK) == 0); // mode restored
+}
+
+TEST_CASE("standard input from a regular file is read directly", "[stdio]") {
+    char path[] = "/tmp/conet-stdin-XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::unlink(path);
+    const std::string text = "alpha\nbeta";
+    REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    ::lseek(fd, 0, SEEK_SET);
+    stdin_replaced replaced(fd);
+    auto body = []() -> conet::task<std::vector<std::string>> {
+        conet::standard_input input;
+        conet::line_reader lines{input};
+        std::vector<std::string> got;
+        while (auto line = co_await lines.read_line())
+            got.push_back(*line);
+        co_return got;
+    };
+    CHECK(run_bounded(body()) == std::vector<std::string>{"alpha", "beta"});
+}

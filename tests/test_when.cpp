@@ -1,0 +1,120 @@
+// Tests for conet/when.hpp: when_all and when_any with values, void and exceptions, and the
+// promise that losers are cancelled and awaited before the combinator returns.
+#include <conet/conet.hpp>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <variant>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+conet::task<int> value_after(int value, std::chrono::milliseconds delay) {
+    co_await conet::sleep_for(delay);
+    co_return value;
+}
+
+conet::task<> nothing_after(std::chrono::milliseconds delay) {
+    co_await conet::sleep_for(delay);
+}
+
+conet::task<std::string> fail_after(std::chrono::milliseconds delay) {
+    co_await conet::sleep_for(delay);
+    throw std::runtime_error("branch failed");
+}
+
+// Sleeps "forever"; records whether it was cancelled and finished its cleanup.
+conet::task<int> sleeper(bool& cleaned_up) {
+    try {
+        co_await conet::sleep_for(1h);
+    } catch (const std::system_error& e) {
+        cleaned_up = e.code() == std::errc::operation_canceled;
+        throw;
+    }
+    co_return -1;
+}
+
+} // namespace
+
+TEST_CASE("when_all yields every result, void as monostate", "[when]") {
+    auto body = []() -> conet::task<> {
+        const auto start = std::chrono::steady_clock::now();
+        auto [a, b, c] = co_await conet::when_all(value_after(1, 30ms), nothing_after(20ms),
+                                                  value_after(3, 10ms));
+        CHECK(a == 1);
+        CHECK(c == 3);
+        CHECK(std::is_same_v<decltype(b), std::monostate>);
+        // Concurrent, not sequential: about 30 ms, not 60.
+        CHECK(std::chrono::steady_clock::now() - start < 55ms);
+        // Tasks that finish without waiting.
+        auto [x, y] = co_await conet::when_all(value_after(4, 0ms), value_after(5, 0ms));
+        CHECK(x + y == 9);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("when_all: the first exception wins after the others are cancelled", "[when]") {
+    auto body = []() -> conet::task<> {
+        bool cleaned_up = false;
+        std::string message;
+        try {
+            co_await conet::when_all(sleeper(cleaned_up), fail_after(5ms));
+        } catch (const std::runtime_error& e) {
+            message = e.what();
+        }
+        CHECK(message == "branch failed");
+        CHECK(cleaned_up);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("when_any: the first to finish wins, the rest are cancelled and awaited", "[when]") {
+    auto body = []() -> conet::task<> {
+        bool cleaned_up = false;
+        auto result = co_await conet::when_any(sleeper(cleaned_up), value_after(42, 5ms));
+        CHECK(result.index() == 1);
+        CHECK(std::get<1>(result) == 42);
+        CHECK(cleaned_up);
+
+        auto v = co_await conet::when_any(nothing_after(1ms), value_after(1, 1h));
+        CHECK(v.index() == 0);
+
+        bool second_cleaned_up = false;
+        std::string message;
+        try {
+            co_await conet::when_any(fail_after(1ms), sleeper(second_cleaned_up));
+        } catch (const std::runtime_error& e) {
+            message = e.what();
+        }
+        CHECK(message == "branch failed");
+        CHECK(second_cleaned_up);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("cancelling a task cancels the branches it awaits", "[when][cancel]") {
+    conet::reactor r;
+    bool a_cleaned = false;
+    bool b_cleaned = false;
+    bool parent_saw_cancel = false;
+    auto handle = r.spawn([](bool& a, bool& b, bool& parent) -> conet::task<> {
+        try {
+            co_await conet::when_all(sleeper(a), sleeper(b));
+        } catch (const std::system_error& e) {
+            parent = e.code() == std::errc::operation_canceled;
+        }
+    }(a_cleaned, b_cleaned, parent_saw_cancel));
+    r.post([&] { handle.cancel(); });
+    watchdog guard(r);
+    r.run();
+    CHECK(a_cleaned);
+    CHECK(b_cleaned);
+    CHECK(parent_saw_cancel);
+}
