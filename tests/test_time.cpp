@@ -51,7 +51,7 @@ TEST_CASE("sleepers wake in deadline order, never early", "[time]") {
     }
 }
 
-TEST_CASE("sleep_until a past deadline does not wait; sleep outside a reactor is an error",
+TEST_CASE("sleep_until a past deadline does not wait, and sleeping outside a reactor is an error",
           "[time]") {
     auto body = []() -> conet::task<> { co_await conet::sleep_until(steady_clock::now()); };
     run_bounded(body());

@@ -1,0 +1,115 @@
+// chat_server - the socket course's homework, on coroutines.
+//
+// A TCP server that talks with one client at a time: for every line the client sends, it
+// prints "client: TEXT" and answers with the next line typed on its own standard input. When
+// the client sends "##" (or goes away), the server closes that connection and goes back to
+// accept() the next client, who meanwhile waited in the listen queue.
+//
+//   ./chat_server [PORT] [--host ADDRESS]         (defaults: 8888, 0.0.0.0)
+//   then, in another terminal:   ./chat_client 127.0.0.1 8888
+//
+// Compared with the course's Python, each blocking call (accept, recv, reading the keyboard)
+// becomes a `co_await`: the coroutine pauses there, and the thread is free to notice other
+// events meanwhile - here, Ctrl-C, which makes the server close everything and exit cleanly.
+#include <conet/conet.hpp>
+
+#include <csignal>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "command_line.hpp"
+
+// What the server answers once its own standard input has ended.
+const std::string fixed_reply = "Receive your message";
+
+// The operator's keyboard: the server's standard input, read on the reactor so that waiting
+// for it never blocks the thread. Standard input may be a terminal, a pipe or a file.
+class keyboard {
+public:
+    keyboard() {
+        try {
+            input_.emplace();
+            lines_.emplace(*input_);
+        } catch (const std::system_error&) {
+            // Standard input is closed: behave as if it had ended.
+        }
+    }
+
+    // The operator's next line, or the fixed reply once standard input has ended.
+    conet::task<std::string> next_reply() {
+        if (lines_) {
+            std::error_code ec;
+            auto line = co_await lines_->read_line(ec);
+            if (ec == std::errc::operation_canceled) throw std::system_error(ec, "keyboard");
+            if (line) co_return *line;
+            lines_.reset(); // end of input (or an error reading it): no more typing
+        }
+        co_return fixed_reply;
+    }
+
+private:
+    std::optional<conet::standard_input> input_;
+    std::optional<conet::line_reader> lines_;
+};
+
+// Talks with one connected client until it leaves; says why it left.
+conet::task<std::string> talk(conet::tcp_stream& conn, keyboard& operator_input) {
+    conet::line_reader lines{conn}; // splits what the client sends into lines (max 64 KiB)
+    for (;;) {
+        std::error_code ec;
+        auto line = co_await lines.read_line(ec); // like conn.recv(1024) in the course
+        if (ec == std::errc::operation_canceled) throw std::system_error(ec, "recv");
+        if (ec) co_return ec.message(); // reset by the peer, line too long, ...
+        if (!line) co_return "disconnected";
+        if (*line == "##") co_return "sent ##";
+        std::cout << "client: " << *line << std::endl;
+
+        const std::string reply = co_await operator_input.next_reply();
+        co_await conn.send_all(reply + '\n', ec); // every byte, however many sends it takes
+        if (ec == std::errc::operation_canceled) throw std::system_error(ec, "send");
+        if (ec) co_return ec.message();
+    }
+}
+
+// The homework's loop: accept a client, talk with it, and go back to accept the next one.
+conet::task<> serve(conet::tcp_listener& listener) {
+    keyboard operator_input;
+    for (;;) {
+        auto [conn, peer] = co_await listener.accept(); // waits for the next client
+        std::cout << "Connect from " << peer << std::endl;
+        const std::string reason = co_await talk(conn, operator_input);
+        std::cout << "Client " << peer << " left (" << reason << ")" << std::endl;
+    } // `conn` is closed here, at the end of each turn of the loop
+}
+
+// Waits for the next of the signals.
+conet::task<int> next_signal(conet::signal_set& signals) {
+    co_return co_await signals.wait();
+}
+
+// Runs the server until SIGINT (Ctrl-C) or SIGTERM arrives.
+conet::task<> run_until_signal(conet::tcp_listener& listener, conet::signal_set& signals) {
+    // when_any runs both and stops at the first to finish: a signal cancels serve(), whose
+    // pending wait ends with operation_canceled, so its connection is closed as it unwinds.
+    auto first = co_await conet::when_any(serve(listener), next_signal(signals));
+    if (first.index() == 1) std::cout << "Signal received, shutting down" << std::endl;
+}
+
+int main(int argc, char** argv) {
+    const conet::endpoint where = example::server_endpoint(argc, argv);
+    conet::signal_set signals{SIGINT, SIGTERM}; // Ctrl-C becomes an event we can co_await
+    try {
+        // socket() + bind() + listen(5), as in the course. Port 0 picks a free port; print
+        // the one really bound (and flush at once: other programs may be waiting for it).
+        auto listener = conet::tcp_listener::bind(where, 5);
+        std::cout << "Listening on " << listener.local_endpoint() << std::endl;
+
+        conet::reactor reactor;
+        reactor.run(run_until_signal(listener, signals));
+    } catch (const std::system_error& e) {
+        std::cerr << "chat_server: " << e.what() << '\n'; // e.g. "bind ...: Address in use"
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,60 @@
+// command_line.hpp - the argument handling the example servers share, kept out of their way:
+//
+//     PROGRAM [PORT] [--host ADDRESS]
+//
+// PORT defaults to 8888, ADDRESS to 0.0.0.0 (every interface). A bad argument prints the
+// usage on stderr and exits with status 2.
+#pragma once
+
+#include <conet/address.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <string_view>
+
+namespace example {
+
+/// Prints `problem` and the usage line on stderr, then exits with status 2.
+[[noreturn]] inline void usage_error(std::string_view program, std::string_view usage,
+                                     std::string_view problem) {
+    std::cerr << program << ": " << problem << "\nusage: " << program << ' ' << usage << '\n';
+    std::exit(2);
+}
+
+/// Parses a port number (0 to 65535) or exits with the usage.
+inline std::uint16_t port_or_exit(std::string_view text, std::string_view program,
+                                  std::string_view usage) {
+    if (auto port = conet::endpoint::parse_port(text)) return *port;
+    usage_error(program, usage, "not a port number (0 to 65535): \"" + std::string(text) + '"');
+}
+
+/// The endpoint a server listens on, from `[PORT] [--host ADDRESS]`.
+inline conet::endpoint server_endpoint(int argc, char** argv) {
+    const std::string_view program = argc > 0 ? argv[0] : "server";
+    const std::string_view usage = "[PORT] [--host ADDRESS]   (defaults: 8888, 0.0.0.0)";
+    conet::ip_address host = conet::ip_address::any();
+    std::uint16_t port = 8888;
+    bool have_port = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--host") {
+            if (i + 1 == argc) usage_error(program, usage, "--host needs an address");
+            const std::string_view text = argv[++i];
+            auto address = conet::ip_address::try_parse(text);
+            if (!address)
+                usage_error(program, usage, "not an IP address: \"" + std::string(text) + '"');
+            host = *address;
+        } else if (arg == "-h" || arg == "--help") {
+            std::cout << "usage: " << program << ' ' << usage << '\n';
+            std::exit(0);
+        } else if (!have_port) {
+            port = port_or_exit(arg, program, usage);
+            have_port = true;
+        } else {
+            usage_error(program, usage, "unexpected argument \"" + std::string(arg) + '"');
+        }
+    }
+    return {host, port};
+}
+
+} // namespace example

@@ -1,0 +1,80 @@
+// udp_sender - the course's UDP client: each line of standard input goes out as one datagram,
+// then the sender waits a little for the receiver's acknowledgement. UDP promises nothing: the
+// datagram or the answer may be lost, or nobody may be listening at all, so the wait has a
+// time limit and the program says when nothing came back.
+//
+//   ./udp_sender [HOST] [PORT] [--timeout SECONDS]   (defaults: 127.0.0.1 8888, 1 s)
+#include <conet/conet.hpp>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "command_line.hpp"
+
+conet::task<> send_lines(conet::endpoint receiver, std::chrono::milliseconds timeout) {
+    auto sock = conet::udp_socket::open(receiver.family()); // socket(AF_INET, SOCK_DGRAM)
+    conet::standard_input input;
+    conet::line_reader lines{input};
+    std::array<char, 65536> buffer;
+    while (auto line = co_await lines.read_line()) {
+        co_await sock.send_to(*line, receiver); // sendto(): one line, one datagram
+
+        // Wait for the answer, but not for ever. Datagrams from anyone else are ignored.
+        for (;;) {
+            std::error_code ec;
+            auto [size, from] = co_await conet::with_timeout(sock.recv_from(buffer, ec), timeout);
+            if (ec == std::errc::timed_out) {
+                std::cout << "no reply within " << timeout.count() << " ms" << std::endl;
+                break;
+            }
+            if (ec) throw std::system_error(ec, "recv_from");
+            if (from != receiver) continue;
+            std::cout << "reply from " << from << ": " << std::string_view(buffer.data(), size)
+                      << std::endl;
+            break;
+        }
+    }
+}
+
+int main(int argc, char** argv) {
+    const std::string_view program = argv[0];
+    const std::string_view usage =
+        "[HOST] [PORT] [--timeout SECONDS]   (defaults: 127.0.0.1 8888, 1)";
+    std::vector<std::string_view> positional;
+    double timeout_seconds = 1.0;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--timeout") {
+            if (i + 1 == argc) example::usage_error(program, usage, "--timeout needs a value");
+            const std::string_view text = argv[++i];
+            auto [end, err] =
+                std::from_chars(text.data(), text.data() + text.size(), timeout_seconds);
+            if (err != std::errc{} || end != text.data() + text.size() || !(timeout_seconds > 0) ||
+                timeout_seconds > 3600)
+                example::usage_error(program, usage,
+                                     "--timeout wants seconds, more than 0 and at most 3600");
+        } else {
+            positional.push_back(arg);
+        }
+    }
+    if (positional.size() > 2) example::usage_error(program, usage, "too many arguments");
+    const std::string host(positional.size() > 0 ? positional[0] : "127.0.0.1");
+    const std::uint16_t port =
+        positional.size() > 1 ? example::port_or_exit(positional[1], program, usage) : 8888;
+    const auto timeout = std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
+
+    try {
+        const auto receiver = conet::resolve(host, port).front();
+        conet::reactor reactor;
+        reactor.run(send_lines(receiver, timeout));
+    } catch (const std::system_error& e) {
+        std::cerr << "udp_sender: " << e.what() << '\n';
+        return 1;
+    }
+    return 0;
+}

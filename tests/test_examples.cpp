@@ -1,0 +1,322 @@
+// End-to-end tests of the example programs: each runs as a real process and is talked to
+// over loopback as a real peer would, checking the behaviour the examples promise.
+#include <conet/conet.hpp>
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <csignal>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "child_process.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string example(const std::string& name) {
+    return std::string(CONET_EXAMPLES_DIR) + "/" + name;
+}
+
+conet::endpoint loopback(std::uint16_t port) {
+    return {conet::ip_address::loopback(), port};
+}
+
+conet::task<conet::tcp_stream> connect_to(conet::endpoint where) {
+    co_return co_await conet::tcp_stream::connect(where);
+}
+
+conet::task<> send_text(conet::tcp_stream& s, std::string text) {
+    co_await s.send_all(text);
+}
+
+// The next line from `lines`, nullopt at end of stream; "<timeout>" if none came in `limit`.
+conet::task<std::optional<std::string>> next_line(conet::line_reader& lines,
+                                                  std::chrono::milliseconds limit = 5s) {
+    std::error_code ec;
+    auto line = co_await conet::with_timeout(lines.read_line(ec), limit);
+    if (ec == std::errc::timed_out) co_return "<timeout>";
+    if (ec) co_return "<" + ec.message() + ">";
+    co_return line;
+}
+
+// Aborts a connection with RST, as a crashing peer would.
+void reset(conet::tcp_stream& s) {
+    linger l{1, 0};
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    s.close();
+}
+
+// A usage error: non-zero exit, "usage:" on stderr, no crash or stack trace.
+void check_usage_error(const std::string& program, const std::vector<std::string>& args) {
+    INFO(program << " with bad arguments");
+    child_process p(example(program), args, "");
+    const std::string err = p.read_stderr();
+    CHECK(err.find("usage: ") != std::string::npos);
+    CHECK(err.find("terminate") == std::string::npos);
+    const auto status = p.wait();
+    REQUIRE(status.has_value());
+    CHECK(*status == 2);
+}
+
+} // namespace
+
+TEST_CASE("chat_server serves clients one at a time, whichever way they leave", "[examples]") {
+    child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"}, "first answer\n");
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+
+    // Client A is served; client B, connected meanwhile, waits in the listen queue.
+    auto a = run_bounded(r, connect_to(where));
+    conet::line_reader a_lines{a};
+    CHECK(server.read_line() == "Connect from " + a.local_endpoint().to_string());
+    auto b = run_bounded(r, connect_to(where));
+    conet::line_reader b_lines{b};
+    run_bounded(r, send_text(a, "hello\n"));
+    CHECK(run_bounded(r, next_line(a_lines)) == "first answer"); // the operator's line
+    CHECK(server.read_line() == "client: hello");
+    run_bounded(r, send_text(b, "waiting\n"));
+    CHECK(run_bounded(r, next_line(b_lines, 300ms)) == "<timeout>"); // not served yet
+
+    // A sends the quit word: the server closes A and moves on to B.
+    run_bounded(r, send_text(a, "##\n"));
+    CHECK(run_bounded(r, next_line(a_lines)) == std::nullopt);
+    CHECK(server.read_line() == "Client " + a.local_endpoint().to_string() + " left (sent ##)");
+    CHECK(server.read_line() == "Connect from " + b.local_endpoint().to_string());
+    CHECK(server.read_line() == "client: waiting");
+    CHECK(run_bounded(r, next_line(b_lines)) == "Receive your message"); // input has ended
+
+    // B just disconnects.
+    const auto b_name = b.local_endpoint().to_string();
+    b.close();
+    CHECK(server.read_line() == "Client " + b_name + " left (disconnected)");
+
+    // C sends a line longer than the 64 KiB limit: dropped, server carries on.
+    auto c = run_bounded(r, connect_to(where));
+    const auto c_name = c.local_endpoint().to_string();
+    CHECK(server.read_line() == "Connect from " + c_name);
+    run_bounded(r, [](conet::tcp_stream& s) -> conet::task<> {
+        std::error_code ec; // the server may reset us before we are done: that is expected
+        co_await s.send_all(std::string(100 * 1024, 'x') + '\n', ec);
+    }(c));
+    CHECK(server.read_line() == "Client " + c_name + " left (Line longer than the reader's limit)");
+    c.close();
+
+    // D resets the connection.
+    auto d = run_bounded(r, connect_to(where));
+    const auto d_name = d.local_endpoint().to_string();
+    CHECK(server.read_line() == "Connect from " + d_name);
+    run_bounded(r, send_text(d, "half a line"));
+    reset(d);
+    const auto d_left = server.read_line();
+    CHECK((d_left == "Client " + d_name + " left (Connection reset by peer)" ||
+           d_left == "Client " + d_name + " left (disconnected)"));
+
+    // And the server is still serving.
+    auto e = run_bounded(r, connect_to(where));
+    conet::line_reader e_lines{e};
+    run_bounded(r, send_text(e, "still there?\n"));
+    CHECK(run_bounded(r, next_line(e_lines)) == "Receive your message");
+    CHECK(server.read_line_starting("client: ") == "client: still there?");
+
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+    CHECK(run_bounded(r, next_line(e_lines)) == std::nullopt); // its connection was closed
+}
+
+TEST_CASE("chat_server exits cleanly on SIGINT or SIGTERM, even mid-conversation", "[examples]") {
+    for (int signal : {SIGINT, SIGTERM}) {
+        INFO("signal " << signal);
+        child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"});
+        const auto where = loopback(listening_port(server.read_line()));
+        conet::reactor r;
+        auto conn = run_bounded(r, connect_to(where));
+        conet::line_reader lines{conn};
+        run_bounded(r, send_text(conn, "are you there?\n"));
+        CHECK(server.read_line_starting("client: ") == "client: are you there?");
+        // The server now waits for its operator's input, which never comes.
+        server.send_signal(signal);
+        CHECK(server.wait() == 0);
+        CHECK(run_bounded(r, next_line(lines)) == std::nullopt);
+    }
+}
+
+TEST_CASE("chat_client talks to a server line by line and says goodbye", "[examples]") {
+    conet::reactor r;
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const auto port = std::to_string(listener.local_endpoint().port());
+
+    child_process client(example("chat_client"), {"127.0.0.1", port}, "hello\nworld\n##\n");
+    auto heard =
+        run_bounded(r, [](conet::tcp_listener& l) -> conet::task<std::vector<std::string>> {
+            auto [conn, peer] = co_await l.accept();
+            conet::line_reader lines{conn};
+            std::vector<std::string> got;
+            while (auto line = co_await lines.read_line()) {
+                got.push_back(*line);
+                if (*line != "##") co_await conn.send_all("reply to " + *line + '\n');
+            }
+            co_return got;
+        }(listener));
+    CHECK(heard == std::vector<std::string>{"hello", "world", "##"});
+    CHECK(client.read_line() == "server: reply to hello");
+    CHECK(client.read_line() == "server: reply to world");
+    CHECK(client.wait() == 0);
+
+    // End of input says goodbye the same way.
+    child_process quiet(example("chat_client"), {"localhost", port}, "only line\n");
+    auto heard2 =
+        run_bounded(r, [](conet::tcp_listener& l) -> conet::task<std::vector<std::string>> {
+            auto [conn, peer] = co_await l.accept();
+            conet::line_reader lines{conn};
+            std::vector<std::string> got;
+            while (auto line = co_await lines.read_line()) {
+                got.push_back(*line);
+                if (*line != "##") co_await conn.send_all("ok\n");
+            }
+            co_return got;
+        }(listener));
+    CHECK(heard2 == std::vector<std::string>{"only line", "##"});
+    CHECK(quiet.read_line() == "server: ok");
+    CHECK(quiet.wait() == 0);
+}
+
+TEST_CASE("chat_client reports a server that hangs up", "[examples]") {
+    conet::reactor r;
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const auto port = std::to_string(listener.local_endpoint().port());
+    child_process client(example("chat_client"), {"127.0.0.1", port}, "hello\n");
+    run_bounded(r, [](conet::tcp_listener& l) -> conet::task<> {
+        auto [conn, peer] = co_await l.accept();
+        conet::line_reader lines{conn};
+        co_await lines.read_line(); // then close without answering
+    }(listener));
+    CHECK(client.read_stderr().find("the server closed the connection") != std::string::npos);
+    const auto status = client.wait();
+    REQUIRE(status.has_value());
+    CHECK(*status != 0);
+}
+
+TEST_CASE("chat_client against a refused port: one clear line and a failure status", "[examples]") {
+    std::uint16_t port;
+    {
+        auto l = conet::tcp_listener::bind(any_loopback_port());
+        port = l.local_endpoint().port();
+    }
+    child_process client(example("chat_client"), {"127.0.0.1", std::to_string(port)}, "hi\n");
+    const std::string err = client.read_stderr();
+    CHECK(err == "chat_client: cannot connect to 127.0.0.1:" + std::to_string(port) +
+                     ": Connection refused\n");
+    CHECK(client.wait() == 1);
+}
+
+TEST_CASE("udp_receiver acknowledges each datagram and udp_sender waits a bounded time",
+          "[examples]") {
+    child_process receiver(example("udp_receiver"), {"0", "--host", "127.0.0.1"});
+    const auto port = std::to_string(listening_port(receiver.read_line()));
+    child_process sender(example("udp_sender"), {"127.0.0.1", port}, "ping\nsecond datagram\n");
+    CHECK(sender.read_line() == "reply from 127.0.0.1:" + port + ": ack: received 4 bytes");
+    CHECK(sender.read_line() == "reply from 127.0.0.1:" + port + ": ack: received 15 bytes");
+    CHECK(sender.wait() == 0);
+    const auto first = receiver.read_line();
+    REQUIRE(first.has_value());
+    CHECK(first->rfind("127.0.0.1:", 0) == 0);
+    CHECK(first->substr(first->find(": ")) == ": ping");
+    CHECK(receiver.read_line().value_or("").ends_with(": second datagram"));
+    receiver.send_signal(SIGTERM);
+    CHECK(receiver.wait() == 0);
+
+    // Nobody listening: the reply never comes, the sender says so and goes on.
+    std::uint16_t dead;
+    {
+        auto gone = conet::udp_socket::bind(any_loopback_port());
+        dead = gone.local_endpoint().port();
+    }
+    child_process lonely(example("udp_sender"),
+                         {"127.0.0.1", std::to_string(dead), "--timeout", "0.1"}, "one\ntwo\n");
+    CHECK(lonely.read_line() == "no reply within 100 ms");
+    CHECK(lonely.read_line() == "no reply within 100 ms");
+    CHECK(lonely.wait() == 0);
+}
+
+TEST_CASE("echo_server echoes megabytes from many concurrent clients, byte for byte",
+          "[examples]") {
+    child_process server(example("echo_server"), {"0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    constexpr int clients = 16;
+    constexpr std::size_t per_client = 512 * 1024;
+
+    // Each client writes in random-sized pieces while reading the echo concurrently.
+    auto one_client = [](conet::endpoint to, unsigned seed) -> conet::task<bool> {
+        auto conn = co_await conet::tcp_stream::connect(to);
+        std::string data(per_client, '\0');
+        std::mt19937 random(seed);
+        for (auto& c : data)
+            c = static_cast<char>(random());
+        auto writer = [](conet::tcp_stream& s, const std::string& d,
+                         unsigned seed2) -> conet::task<> {
+            std::mt19937 sizes(seed2);
+            std::size_t sent = 0;
+            while (sent < d.size()) {
+                const std::size_t n = std::min<std::size_t>(d.size() - sent, 1 + sizes() % 20000);
+                co_await s.send_all({d.data() + sent, n});
+                sent += n;
+            }
+            s.shutdown();
+        };
+        auto reader = [](conet::tcp_stream& s) -> conet::task<std::string> {
+            std::string got;
+            char buf[8192];
+            while (const auto n = co_await s.recv(buf))
+                got.append(buf, n);
+            co_return got;
+        };
+        auto [nothing, echoed] =
+            co_await conet::when_all(writer(conn, data, seed + 1), reader(conn));
+        co_return echoed == data;
+    };
+    auto all = [&]() -> conet::task<int> {
+        std::vector<bool> ok(clients);
+        int remaining = clients;
+        for (int i = 0; i < clients; ++i)
+            conet::reactor::current()->spawn([](conet::task<bool> t, std::vector<bool>& out,
+                                                int index, int& left) -> conet::task<> {
+                out[static_cast<std::size_t>(index)] = co_await std::move(t);
+                --left;
+            }(one_client(where, static_cast<unsigned>(i)), ok, i, remaining));
+        while (remaining > 0)
+            co_await conet::sleep_for(5ms);
+        int good = 0;
+        for (bool b : ok)
+            good += b;
+        co_return good;
+    };
+    CHECK(run_bounded(all(), 30s) == clients);
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+}
+
+TEST_CASE("bad arguments print the usage and exit with status 2", "[examples]") {
+    check_usage_error("chat_server", {"70000"});
+    check_usage_error("chat_server", {"--host", "not-an-address"});
+    check_usage_error("chat_server", {"8888", "extra"});
+    check_usage_error("echo_server", {"-1"});
+    check_usage_error("udp_receiver", {"port"});
+    check_usage_error("chat_client", {"127.0.0.1", "88888"});
+    check_usage_error("udp_sender", {"127.0.0.1", "8888", "--timeout", "soon"});
+}
+
+TEST_CASE("a server whose port is taken says so and fails", "[examples]") {
+    auto taken = conet::tcp_listener::bind(any_loopback_port());
+    const auto port = std::to_string(taken.local_endpoint().port());
+    child_process server(example("chat_server"), {port, "--host", "127.0.0.1"});
+    CHECK(server.read_stderr() ==
+          "chat_server: bind 127.0.0.1:" + port + ": Address already in use\n");
+    CHECK(server.wait() == 1);
+}
