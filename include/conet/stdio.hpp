@@ -21,42 +21,11 @@
 
 #include "buffer.hpp"
 #include "detail/io_awaiter.hpp"
+#include "detail/stream_ops.hpp"
 #include "error.hpp"
 #include "reactor.hpp"
 
 namespace conet {
-
-namespace detail {
-
-/// read() on any descriptor: yields how many bytes arrived, 0 at end of input.
-class read_some_op : public io_awaiter<read_some_op, direction::read> {
-public:
-    read_some_op(descriptor& d, mutable_buffer buf, std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf) {}
-
-    bool try_once() noexcept {
-        const auto n =
-            retry_on_eintr([&] { return ::read(d_->native_handle(), buf_.data(), buf_.size()); });
-        if (n >= 0) {
-            received_ = static_cast<std::size_t>(n);
-            return true;
-        }
-        if (would_block(errno)) return false;
-        ec = errno_code(errno);
-        return true;
-    }
-    descriptor& target() noexcept { return *d_; }
-    std::size_t result() const noexcept { return received_; }
-    std::size_t failed_result() const noexcept { return 0; }
-    std::string describe() const { return "read"; }
-
-private:
-    descriptor* d_;
-    mutable_buffer buf_;
-    std::size_t received_ = 0;
-};
-
-} // namespace detail
 
 /// The process's standard input (descriptor 0), readable with co_await.
 class standard_input : public detail::descriptor {
@@ -81,9 +50,11 @@ public:
     }
 
     /// Reads what is available (waiting for at least one byte); yields 0 at end of input.
-    detail::read_some_op read_some(mutable_buffer buf) noexcept { return {*this, buf, nullptr}; }
-    detail::read_some_op read_some(mutable_buffer buf, std::error_code& ec) noexcept {
-        return {*this, buf, &ec};
+    detail::read_op read_some(mutable_buffer buf) noexcept {
+        return {*this, buf, false, "read", nullptr};
+    }
+    detail::read_op read_some(mutable_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, false, "read", &ec};
     }
 
 private:

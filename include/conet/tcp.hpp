@@ -22,6 +22,7 @@
 #include "buffer.hpp"
 #include "detail/io_awaiter.hpp"
 #include "detail/socket_ops.hpp"
+#include "detail/stream_ops.hpp"
 #include "error.hpp"
 #include "reactor.hpp"
 
@@ -33,19 +34,18 @@ class tcp_listener;
 namespace detail {
 class connect_op;
 class accept_op;
-class recv_exact_op;
 } // namespace detail
 
 /// Which direction(s) shutdown() ends.
 enum class shutdown_type { receive = SHUT_RD, send = SHUT_WR, both = SHUT_RDWR };
 
 /// A connected TCP socket. Move-only; closes itself on destruction.
-class tcp_stream : public detail::descriptor {
+class tcp_stream : public detail::socket_base {
 public:
     /// A closed stream (the result of a failed non-throwing connect, for instance).
     tcp_stream() noexcept = default;
     /// Adopts a connected, non-blocking socket descriptor.
-    explicit tcp_stream(int fd) noexcept : descriptor(fd) {}
+    explicit tcp_stream(int fd) noexcept : socket_base(fd) {}
 
     /// Connects to `to` (`co_await tcp_stream::connect(ep)`): yields the connected stream.
     static detail::connect_op connect(const endpoint& to);
@@ -53,9 +53,11 @@ public:
     static detail::connect_op connect(const endpoint& to, std::error_code& ec);
 
     /// Receives up to `buf.size()` bytes; yields how many arrived, 0 at end of stream.
-    detail::recv_op recv(mutable_buffer buf) noexcept { return {*this, buf, nullptr}; }
-    detail::recv_op recv(mutable_buffer buf, std::error_code& ec) noexcept {
-        return {*this, buf, &ec};
+    detail::read_op recv(mutable_buffer buf) noexcept {
+        return {*this, buf, false, "recv", nullptr};
+    }
+    detail::read_op recv(mutable_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, false, "recv", &ec};
     }
 
     /// Sends some of `buf` (at least one byte); yields how many were sent.
@@ -71,9 +73,14 @@ public:
         return {*this, buf, true, &ec};
     }
 
-    /// Fills all of `buf`; the stream ending first is conet::error::end_of_stream.
-    inline detail::recv_exact_op recv_exact(mutable_buffer buf) noexcept;
-    inline detail::recv_exact_op recv_exact(mutable_buffer buf, std::error_code& ec) noexcept;
+    /// Fills all of `buf`; the stream ending first is conet::error::end_of_stream (the
+    /// non-throwing form then yields how many bytes did arrive).
+    detail::read_op recv_exact(mutable_buffer buf) noexcept {
+        return {*this, buf, true, "recv_exact", nullptr};
+    }
+    detail::read_op recv_exact(mutable_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, true, "recv_exact", &ec};
+    }
 
     /// Ends sending (the peer reads end of stream), receiving, or both.
     void shutdown(shutdown_type how = shutdown_type::send) {
@@ -84,17 +91,6 @@ public:
     void shutdown(shutdown_type how, std::error_code& ec) noexcept {
         ec.clear();
         if (::shutdown(native_handle(), static_cast<int>(how)) < 0) ec = detail::errno_code(errno);
-    }
-
-    /// This side's address and port.
-    endpoint local_endpoint() const {
-        std::error_code ec;
-        auto e = local_endpoint(ec);
-        detail::throw_if(ec, "getsockname");
-        return e;
-    }
-    endpoint local_endpoint(std::error_code& ec) const noexcept {
-        return detail::local_endpoint(native_handle(), ec);
     }
 
     /// The peer's address and port.
@@ -122,41 +118,6 @@ struct accepted {
 };
 
 namespace detail {
-
-class recv_exact_op : public io_awaiter<recv_exact_op, direction::read> {
-public:
-    recv_exact_op(descriptor& d, mutable_buffer buf, std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf) {}
-
-    bool try_once() noexcept {
-        while (received_ < buf_.size()) {
-            const auto n = retry_on_eintr([&] {
-                return ::recv(d_->native_handle(), buf_.data() + received_, buf_.size() - received_,
-                              0);
-            });
-            if (n == 0) {
-                ec = error::end_of_stream;
-                return true;
-            }
-            if (n < 0) {
-                if (would_block(errno)) return false;
-                ec = errno_code(errno);
-                return true;
-            }
-            received_ += static_cast<std::size_t>(n);
-        }
-        return true;
-    }
-    descriptor& target() noexcept { return *d_; }
-    std::size_t result() const noexcept { return received_; }
-    std::size_t failed_result() const noexcept { return received_; }
-    std::string describe() const { return "recv_exact"; }
-
-private:
-    descriptor* d_;
-    mutable_buffer buf_;
-    std::size_t received_ = 0;
-};
 
 /// Non-blocking connect: connect() returns EINPROGRESS, the socket turns writable when the
 /// handshake ends, and SO_ERROR tells whether it succeeded.
@@ -246,16 +207,9 @@ inline detail::connect_op tcp_stream::connect(const endpoint& to) {
 inline detail::connect_op tcp_stream::connect(const endpoint& to, std::error_code& ec) {
     return {to, &ec};
 }
-inline detail::recv_exact_op tcp_stream::recv_exact(mutable_buffer buf) noexcept {
-    return {*this, buf, nullptr};
-}
-inline detail::recv_exact_op tcp_stream::recv_exact(mutable_buffer buf,
-                                                    std::error_code& ec) noexcept {
-    return {*this, buf, &ec};
-}
 
 /// A listening TCP socket: the course's socket() + bind() + listen(), then accept().
-class tcp_listener : public detail::descriptor {
+class tcp_listener : public detail::socket_base {
 public:
     /// The listen queue length used when none is given.
     static constexpr int default_backlog = SOMAXCONN;
@@ -296,19 +250,8 @@ public:
     /// listener keeps working once descriptors are freed.
     detail::accept_op accept(std::error_code& ec) noexcept { return {*this, &ec}; }
 
-    /// The address and port actually bound (the port chosen by the system for port 0).
-    endpoint local_endpoint() const {
-        std::error_code ec;
-        auto e = detail::local_endpoint(native_handle(), ec);
-        detail::throw_if(ec, "getsockname");
-        return e;
-    }
-    endpoint local_endpoint(std::error_code& ec) const noexcept {
-        return detail::local_endpoint(native_handle(), ec);
-    }
-
 private:
-    explicit tcp_listener(int fd) noexcept : descriptor(fd) {}
+    explicit tcp_listener(int fd) noexcept : socket_base(fd) {}
 };
 
 } // namespace conet

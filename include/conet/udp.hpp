@@ -17,6 +17,7 @@
 #include "buffer.hpp"
 #include "detail/io_awaiter.hpp"
 #include "detail/socket_ops.hpp"
+#include "detail/stream_ops.hpp"
 #include "error.hpp"
 #include "reactor.hpp"
 
@@ -111,7 +112,7 @@ public:
 } // namespace detail
 
 /// A UDP socket. Move-only; closes itself on destruction.
-class udp_socket : public detail::descriptor {
+class udp_socket : public detail::socket_base {
 public:
     /// A closed socket.
     udp_socket() noexcept = default;
@@ -189,17 +190,6 @@ public:
         return {*this, buf, false, &ec};
     }
 
-    /// The bound address and port.
-    endpoint local_endpoint() const {
-        std::error_code ec;
-        auto e = detail::local_endpoint(native_handle(), ec);
-        detail::throw_if(ec, "getsockname");
-        return e;
-    }
-    endpoint local_endpoint(std::error_code& ec) const noexcept {
-        return detail::local_endpoint(native_handle(), ec);
-    }
-
     /// Allows sending to broadcast addresses (the course's broadcast example).
     void set_broadcast(bool on) {
         detail::throw_if(detail::set_int_option(native_handle(), SOL_SOCKET, SO_BROADCAST, on),
@@ -207,7 +197,7 @@ public:
     }
 
 private:
-    explicit udp_socket(int fd) noexcept : descriptor(fd) {}
+    explicit udp_socket(int fd) noexcept : socket_base(fd) {}
 };
 
 } // namespace conet

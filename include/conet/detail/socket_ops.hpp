@@ -57,66 +57,21 @@ inline void throw_if(const std::error_code& ec, const char* what) {
     if (ec) throw_error(ec, what);
 }
 
-/// Receives some bytes (0 at end of stream) from a connected socket.
-class recv_op : public io_awaiter<recv_op, direction::read> {
+/// What every socket has: a descriptor, and the address it is bound to.
+class socket_base : public descriptor {
 public:
-    recv_op(descriptor& d, mutable_buffer buf, std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf) {}
+    using descriptor::descriptor;
 
-    bool try_once() noexcept {
-        const auto n = retry_on_eintr(
-            [&] { return ::recv(d_->native_handle(), buf_.data(), buf_.size(), 0); });
-        if (n >= 0) {
-            received_ = static_cast<std::size_t>(n);
-            return true;
-        }
-        if (would_block(errno)) return false;
-        ec = errno_code(errno);
-        return true;
+    /// This side's address and port (for a listener, the port actually bound).
+    endpoint local_endpoint() const {
+        std::error_code ec;
+        auto e = local_endpoint(ec);
+        throw_if(ec, "getsockname");
+        return e;
     }
-    descriptor& target() noexcept { return *d_; }
-    std::size_t result() const noexcept { return received_; }
-    std::size_t failed_result() const noexcept { return 0; }
-    std::string describe() const { return "recv"; }
-
-private:
-    descriptor* d_;
-    mutable_buffer buf_;
-    std::size_t received_ = 0;
-};
-
-/// Sends some bytes (`all` false) or every byte through partial writes (`all` true).
-/// MSG_NOSIGNAL: a peer that went away is an EPIPE error, never a SIGPIPE.
-class send_op : public io_awaiter<send_op, direction::write> {
-public:
-    send_op(descriptor& d, const_buffer buf, bool all, std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf), all_(all) {}
-
-    bool try_once() noexcept {
-        do {
-            const auto n = retry_on_eintr([&] {
-                return ::send(d_->native_handle(), buf_.data() + sent_, buf_.size() - sent_,
-                              MSG_NOSIGNAL);
-            });
-            if (n < 0) {
-                if (would_block(errno)) return false;
-                ec = errno_code(errno);
-                return true;
-            }
-            sent_ += static_cast<std::size_t>(n);
-        } while (all_ && sent_ < buf_.size());
-        return true;
+    endpoint local_endpoint(std::error_code& ec) const noexcept {
+        return detail::local_endpoint(native_handle(), ec);
     }
-    descriptor& target() noexcept { return *d_; }
-    std::size_t result() const noexcept { return sent_; }
-    std::size_t failed_result() const noexcept { return sent_; } // what did go out
-    std::string describe() const { return all_ ? "send_all" : "send"; }
-
-private:
-    descriptor* d_;
-    const_buffer buf_;
-    bool all_;
-    std::size_t sent_ = 0;
 };
 
 } // namespace conet::detail

@@ -1,0 +1,95 @@
+// conet/detail/stream_ops.hpp - reading and writing a byte stream (a TCP socket, a pipe, a
+// terminal): the operations behind recv, recv_exact, send, send_all and read_some.
+#pragma once
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <string>
+#include <system_error>
+
+#include "../buffer.hpp"
+#include "../error.hpp"
+#include "../reactor.hpp"
+#include "io_awaiter.hpp"
+
+namespace conet::detail {
+
+/// Reads some bytes (`exact` false: yields 0 at end of stream) or fills the whole buffer
+/// (`exact` true: end of stream first is conet::error::end_of_stream). read() rather than
+/// recv() so that pipes and terminals work too; on a socket the two are the same.
+class read_op : public io_awaiter<read_op, direction::read> {
+public:
+    read_op(descriptor& d, mutable_buffer buf, bool exact, const char* name,
+            std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), buf_(buf), exact_(exact), name_(name) {}
+
+    bool try_once() noexcept {
+        do {
+            const auto n = retry_on_eintr([&] {
+                return ::read(d_->native_handle(), buf_.data() + received_,
+                              buf_.size() - received_);
+            });
+            if (n < 0) {
+                if (would_block(errno)) return false;
+                ec = errno_code(errno);
+                return true;
+            }
+            if (n == 0) {
+                if (exact_ && received_ < buf_.size()) ec = error::end_of_stream;
+                return true;
+            }
+            received_ += static_cast<std::size_t>(n);
+        } while (exact_ && received_ < buf_.size());
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    std::size_t result() const noexcept { return received_; }
+    std::size_t failed_result() const noexcept { return received_; } // what did arrive
+    std::string describe() const { return name_; }
+
+private:
+    descriptor* d_;
+    mutable_buffer buf_;
+    bool exact_;
+    const char* name_;
+    std::size_t received_ = 0;
+};
+
+/// Sends some bytes (`all` false) or every byte through partial writes (`all` true).
+/// MSG_NOSIGNAL: a peer that went away is an EPIPE error, never a SIGPIPE.
+class send_op : public io_awaiter<send_op, direction::write> {
+public:
+    send_op(descriptor& d, const_buffer buf, bool all, std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), buf_(buf), all_(all) {}
+
+    bool try_once() noexcept {
+        do {
+            const auto n = retry_on_eintr([&] {
+                return ::send(d_->native_handle(), buf_.data() + sent_, buf_.size() - sent_,
+                              MSG_NOSIGNAL);
+            });
+            if (n < 0) {
+                if (would_block(errno)) return false;
+                ec = errno_code(errno);
+                return true;
+            }
+            sent_ += static_cast<std::size_t>(n);
+        } while (all_ && sent_ < buf_.size());
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    std::size_t result() const noexcept { return sent_; }
+    std::size_t failed_result() const noexcept { return sent_; } // what did go out
+    std::string describe() const { return all_ ? "send_all" : "send"; }
+
+private:
+    descriptor* d_;
+    const_buffer buf_;
+    bool all_;
+    std::size_t sent_ = 0;
+};
+
+} // namespace conet::detail
