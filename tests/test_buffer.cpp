@@ -12,6 +12,11 @@
 TEST_CASE("const_buffer takes text without a terminating NUL", "[buffer]") {
     conet::const_buffer literal = "hello";
     CHECK(literal.size() == 5);
+    // A char array is taken whole (not up to its first NUL), minus a final terminator.
+    const char binary[4] = {'a', '\0', 'b', 'c'};
+    CHECK(conet::const_buffer(binary).size() == 4);
+    char text_with_nul[] = "x\0y";
+    CHECK(conet::const_buffer(text_with_nul).size() == 3);
     const std::string s = "abc";
     conet::const_buffer from_string = s;
     CHECK(from_string.data() == s.data());

@@ -55,16 +55,24 @@ private:
 };
 
 /// A read-only span of bytes: the source of a send. Text converts through std::string_view,
-/// so a string literal does not carry its terminating '\0'.
+/// and a string literal does not carry its terminating '\0'.
 class const_buffer {
 public:
     constexpr const_buffer() noexcept = default;
     constexpr const_buffer(const void* data, std::size_t size) noexcept
         : data_(data), size_(size) {}
     template <class S>
-    requires std::is_convertible_v<const S&, std::string_view>
-    constexpr const_buffer(const S& text) noexcept // NOLINT(google-explicit-constructor)
+    requires(
+        std::is_convertible_v<const S&, std::string_view> &&
+        !std::is_array_v<
+            S>) constexpr const_buffer(const S&
+                                           text) noexcept // NOLINT(google-explicit-constructor)
         : const_buffer(std::string_view(text).data(), std::string_view(text).size()) {}
+    /// A char array: all of it, except a final '\0' (the terminator of a string literal).
+    /// Binary data whose last byte may be zero is better passed as a span or (data, size).
+    template <std::size_t N>
+    constexpr const_buffer(const char (&array)[N]) noexcept // NOLINT(google-explicit-constructor)
+        : data_(array), size_(N > 0 && array[N - 1] == '\0' ? N - 1 : N) {}
     template <class R>
     requires(
         detail::byte_range<R> &&
