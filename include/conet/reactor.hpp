@@ -93,7 +93,7 @@ private:
 class reactor final : private detail::root_owner {
 public:
     /// Creates the epoll instance and the wake-up eventfd. Throws std::system_error.
-    reactor() {
+    reactor() : root_owner(&reactor::root_done) {
         epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
         if (epoll_fd_ < 0) detail::throw_error(detail::errno_code(errno), "epoll_create1");
         wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -334,7 +334,12 @@ private:
         return current;
     }
 
-    std::coroutine_handle<> on_root_done(detail::promise_base& p) noexcept override {
+    static std::coroutine_handle<> root_done(detail::root_owner& self,
+                                             detail::promise_base& p) noexcept {
+        return static_cast<reactor&>(self).finish_root(p);
+    }
+
+    std::coroutine_handle<> finish_root(detail::promise_base& p) noexcept {
         // A task that ends with the operation_canceled its cancellation caused has not failed.
         if (p.exception_ && !detached_failure_ &&
             !(p.own_cancel_.requested() && is_cancellation(p.exception_)))

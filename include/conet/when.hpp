@@ -44,7 +44,8 @@ class join final : public root_owner {
     static constexpr std::size_t none = count;
 
 public:
-    explicit join(task<Ts>... tasks) noexcept : tasks_(std::move(tasks)...) {}
+    explicit join(task<Ts>... tasks) noexcept
+        : root_owner(&join::root_done), tasks_(std::move(tasks)...) {}
     join(join&&) noexcept = default;
     join(const join&) = delete;
     join& operator=(const join&) = delete;
@@ -74,7 +75,11 @@ public:
         }
     }
 
-    std::coroutine_handle<> on_root_done(promise_base& p) noexcept override {
+    static std::coroutine_handle<> root_done(root_owner& self, promise_base& p) noexcept {
+        return static_cast<join&>(self).finish_branch(p);
+    }
+
+    std::coroutine_handle<> finish_branch(promise_base& p) noexcept {
         std::size_t index = 0;
         while (promises_[index] != &p)
             ++index;
