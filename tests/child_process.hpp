@@ -122,6 +122,8 @@ public:
     }
 
     void send_signal(int signal) { ::kill(pid_, signal); }
+    /// The child's process id.
+    int pid() const noexcept { return pid_; }
 
     /// The exit status once the child has exited within `timeout` (128 + N for signal N).
     std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {

@@ -4,11 +4,13 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <chrono>
 #include <csignal>
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "catch.hpp"
@@ -291,6 +293,61 @@ TEST_CASE("echo_server echoes megabytes from many concurrent clients, byte for b
         co_return good;
     };
     CHECK(run_bounded(all(), 30s) == clients);
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+}
+
+TEST_CASE("echo_server out of descriptors keeps its clients waiting and serves them later",
+          "[examples]") {
+    // prlimit lowers the server's descriptor limit to 16: it can hold only a few connections
+    // besides its own descriptors, and accept() fails with EMFILE for the rest.
+    child_process server("/usr/bin/prlimit",
+                         {"--nofile=16:16", example("echo_server"), "0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    struct outcome {
+        int clients = 12;
+        int served_at_once = 0;
+        int served_later = 0;
+        bool server_alive = false;
+    };
+    auto test = [](conet::endpoint to) -> conet::task<outcome> {
+        outcome result;
+        std::vector<conet::tcp_stream> conns;
+        for (int i = 0; i < result.clients; ++i) // the listen backlog completes every connect
+            conns.push_back(co_await conet::tcp_stream::connect(to));
+        for (auto& c : conns)
+            co_await c.send_all("ping\n");
+        auto echoed = [](conet::tcp_stream& c,
+                         std::chrono::milliseconds limit) -> conet::task<bool> {
+            std::array<char, 5> answer{};
+            std::error_code ec;
+            co_await conet::with_timeout(c.recv_exact(answer, ec), limit);
+            co_return !ec && std::string_view(answer.data(), answer.size()) == "ping\n";
+        };
+        // The server accepts in order: the first few are served, the rest wait in the backlog.
+        std::size_t first_waiting = conns.size();
+        for (std::size_t i = 0; i < conns.size(); ++i) {
+            if (!co_await echoed(conns[i], 200ms)) {
+                first_waiting = i;
+                break;
+            }
+            ++result.served_at_once;
+        }
+        // Hanging up frees the server's descriptors: the waiting clients get their turn.
+        for (std::size_t i = 0; i < first_waiting; ++i)
+            conns[i].close();
+        for (std::size_t i = first_waiting; i < conns.size(); ++i)
+            result.served_later += co_await echoed(conns[i], 5s);
+        auto fresh = co_await conet::tcp_stream::connect(to);
+        co_await fresh.send_all("ping\n");
+        result.server_alive = co_await echoed(fresh, 5s);
+        co_return result;
+    };
+    const outcome o = run_bounded(test(where), 20s);
+    CHECK(o.served_at_once >= 1);
+    CHECK(o.served_at_once < o.clients); // some did have to wait: the limit was reached
+    CHECK(o.served_at_once + o.served_later == o.clients);
+    CHECK(o.server_alive);
     server.send_signal(SIGINT);
     CHECK(server.wait() == 0);
 }
