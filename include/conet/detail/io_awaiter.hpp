@@ -99,7 +99,7 @@ public:
             *out_ = ec;
             return self().failed_result();
         }
-        if (out_) out_->clear();
+        if (out_) *out_ = no_error();
         return self().result();
     }
 

@@ -112,6 +112,14 @@ private:
     cancel_state* next_ = nullptr;
 };
 
+/// A copy of std::error_code{}: the same value without the out-of-line call to
+/// std::system_category() that the default constructor makes in libstdc++, which every
+/// operation would otherwise pay once or twice.
+inline const std::error_code& no_error() noexcept {
+    static const std::error_code none;
+    return none;
+}
+
 /// An operation suspended on the reactor: waiting for its descriptor, for a deadline, or both.
 ///
 /// For a descriptor, the reactor calls `attempt` when it becomes ready; `attempt` performs the
@@ -132,7 +140,7 @@ public:
     inline ~waiter(); // defined in reactor.hpp: leaves the reactor if still registered
 
     attempt_fn attempt; // null for a pure timer
-    std::error_code ec;
+    std::error_code ec = no_error();
 
     // Where this waiter is registered for readiness, while it is.
     reactor* registered_with = nullptr;
