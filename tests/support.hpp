@@ -4,6 +4,8 @@
 
 #include <conet/conet.hpp>
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -73,6 +75,19 @@ inline conet::task<stream_pair> connected_pair(conet::ip_family family = conet::
     auto [server, peer] = co_await listener.accept();
     co_return stream_pair{std::move(client), std::move(server)};
 }
+
+/// Aborts a connection with RST (SO_LINGER 0, then close), as a crashing peer would.
+inline void reset(conet::tcp_stream& s) {
+    linger l{1, 0};
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    s.close();
+}
+
+/// Sets `*flag` when destroyed: put one in a coroutine to see when its frame goes.
+struct destroy_flag {
+    bool* flag;
+    ~destroy_flag() { *flag = true; }
+};
 
 /// A deterministic byte pattern, so that corruption at any offset is detected.
 inline char pattern_byte(std::size_t i) {

@@ -61,13 +61,6 @@ conet::task<std::vector<std::string>> answer_every_line(conet::tcp_listener& lis
     co_return heard;
 }
 
-// Aborts a connection with RST, as a crashing peer would.
-void reset(conet::tcp_stream& s) {
-    linger l{1, 0};
-    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    s.close();
-}
-
 // A usage error: non-zero exit, "usage:" on stderr, no crash or stack trace.
 void check_usage_error(const std::string& program, const std::vector<std::string>& args) {
     INFO(program << " with bad arguments");

@@ -21,22 +21,6 @@
 using namespace conet_test;
 using namespace std::chrono_literals;
 
-namespace {
-
-// Aborts a connection with RST, as a crashing peer would.
-void reset(conet::tcp_stream& s) {
-    linger l{1, 0};
-    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    s.close();
-}
-
-struct destroy_flag {
-    bool* flag;
-    ~destroy_flag() { *flag = true; }
-};
-
-} // namespace
-
 TEST_CASE("the descriptor check sees a socket left open, and its closing", "[faults]") {
     const auto before = open_descriptors();
     conet::tcp_listener listener = conet::tcp_listener::bind(any_loopback_port());

@@ -3,7 +3,6 @@
 #include <conet/reactor.hpp>
 #include <conet/tcp.hpp>
 
-#include <dirent.h>
 #include <fcntl.h>
 
 #include <atomic>
@@ -12,30 +11,10 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "descriptor_check.hpp"
 #include "support.hpp"
 
 using namespace conet_test;
-
-namespace {
-
-// Counts the process's open descriptors.
-int open_descriptor_count() {
-    int count = 0;
-    if (DIR* dir = ::opendir("/proc/self/fd")) {
-        while (::readdir(dir))
-            ++count;
-        ::closedir(dir);
-    }
-    return count;
-}
-
-// Sets a flag when destroyed: proves a coroutine frame was torn down.
-struct destroy_flag {
-    bool* flag;
-    ~destroy_flag() { *flag = true; }
-};
-
-} // namespace
 
 TEST_CASE("run returns the task's value and rethrows its exception", "[reactor]") {
     conet::reactor r;
@@ -120,7 +99,7 @@ TEST_CASE("post from another thread runs on the reactor's thread and wakes it", 
 
 TEST_CASE("destroying the reactor destroys suspended frames and closes their sockets",
           "[reactor]") {
-    const int before = open_descriptor_count();
+    const std::size_t before = open_descriptors().size();
     bool frame_destroyed = false;
     bool nested_destroyed = false;
     conet::tcp_listener outside; // owned by the test, registered with the reactor
@@ -150,7 +129,7 @@ TEST_CASE("destroying the reactor destroys suspended frames and closes their soc
     CHECK(frame_destroyed);
     CHECK(nested_destroyed);
     CHECK_FALSE(outside.is_open()); // the reactor closed what was registered with it
-    CHECK(open_descriptor_count() == before);
+    CHECK(open_descriptors().size() == before);
 }
 
 TEST_CASE("an operation that must wait outside any reactor reports no_reactor", "[reactor]") {

@@ -15,13 +15,6 @@ using namespace conet_test;
 
 namespace {
 
-// Aborts the connection: close with SO_LINGER 0 sends RST instead of FIN.
-void reset(conet::tcp_stream& s) {
-    linger l{1, 0};
-    REQUIRE(::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0);
-    s.close();
-}
-
 // A port on loopback where nothing listens: bind one, then close it.
 conet::endpoint closed_port() {
     auto listener = conet::tcp_listener::bind(any_loopback_port());
