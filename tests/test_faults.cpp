@@ -7,7 +7,6 @@
 #include <sys/time.h>
 
 #include <array>
-
 #include <chrono>
 #include <stdexcept>
 #include <string>
