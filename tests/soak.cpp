@@ -96,7 +96,6 @@ conet::task<> exchange(conet::tcp_stream conn, int id, const options& o,
     std::mt19937 random(o.seed * 7919u + static_cast<unsigned>(id));
     std::vector<char> out(o.max_message), in(o.max_message);
     std::uint64_t offset = 0;
-    bool first = true;
     try {
         do {
             const std::size_t length = 1 + random() % o.max_message;
@@ -118,11 +117,10 @@ conet::task<> exchange(conet::tcp_stream conn, int id, const options& o,
                                                  " came back changed");
                 got += n;
             }
+            if (offset == 0) ++t.started; // its first exchange
             offset += length;
             ++t.messages;
             t.bytes += static_cast<long long>(length);
-            if (first) ++t.started;
-            first = false;
         } while (conet::steady_clock::now() < deadline || !t.measured);
         conn.shutdown(); // the server sees the end and closes its side
         char byte;
