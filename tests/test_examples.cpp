@@ -2,8 +2,6 @@
 // over loopback as a real peer would, checking the behaviour the examples promise.
 #include <conet/conet.hpp>
 
-#include <sys/socket.h>
-
 #include <array>
 #include <chrono>
 #include <csignal>
