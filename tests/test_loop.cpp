@@ -1,0 +1,84 @@
+// Tests for the loop surviving its users (design invariants 5 and 11): an exception leaving a
+// posted function loses no event and no other posted function, a stale stop() does not
+// cancel the next run, and destroying a reactor detaches the descriptors it does not own.
+#include <conet/conet.hpp>
+
+#include <fcntl.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+using namespace std::chrono_literals;
+
+TEST_CASE("a throwing posted function loses no I/O event and no posted function", "[loop]") {
+    conet::reactor r;
+    stream_pair pair = run_bounded(r, connected_pair());
+    char got = 0;
+    auto reader = [](conet::tcp_stream& s, char& out) -> conet::task<> {
+        char c;
+        co_await s.recv({&c, 1});
+        out = c;
+    };
+    bool behind_ran = false;
+    auto trigger = [&]() -> conet::task<> {
+        co_await conet::yield(); // the reader now waits for its byte
+        // One turn's batch: the wake-up (with the throwing function), then the reader's event.
+        r.post([] { throw std::runtime_error("posted failure"); });
+        r.post([&behind_ran] { behind_ran = true; });
+        co_await pair.client.send_all("x");
+        co_await conet::sleep_for(20ms);
+    };
+    r.spawn(reader(pair.server, got));
+    CHECK_THROWS_WITH(run_bounded(r, trigger()), "posted failure");
+    // Run again: the byte's event and the function posted behind the throwing one survive.
+    watchdog guard(r, 5s);
+    r.run();
+    CHECK(got == 'x');
+    CHECK(behind_ran);
+}
+
+TEST_CASE("a stop() made while nothing runs does not cancel the next run", "[loop]") {
+    conet::reactor r;
+    r.stop();
+    CHECK(run_bounded(r, []() -> conet::task<int> { co_return 7; }()) == 7);
+}
+
+TEST_CASE("destroying a reactor detaches a listener that outlives it", "[loop]") {
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const auto where = listener.local_endpoint();
+    {
+        conet::reactor r;
+        run_bounded(r, [](conet::tcp_listener& l) -> conet::task<> {
+            std::error_code ec;
+            co_await conet::with_timeout(l.accept(ec), 10ms); // registers l with r
+            CHECK(ec == std::errc::timed_out);
+        }(listener));
+    }
+    REQUIRE(listener.is_open());
+    CHECK(::fcntl(listener.native_handle(), F_GETFD) >= 0);
+    // Still a working listener, on a new reactor.
+    conet::reactor again;
+    run_bounded(again, [](conet::tcp_listener& l, conet::endpoint to) -> conet::task<> {
+        auto client = co_await conet::tcp_stream::connect(to);
+        auto [conn, peer] = co_await conet::with_timeout(l.accept(), 2s);
+        CHECK(conn.is_open());
+        (void)peer;
+    }(listener, where));
+}
+
+TEST_CASE("awaiting an empty task is a clear error", "[loop]") {
+    auto body = []() -> conet::task<> {
+        conet::task<int> empty;
+        CHECK_THROWS_AS(co_await empty, std::invalid_argument);
+        conet::task<int> moved_from = []() -> conet::task<int> { co_return 1; }();
+        auto taken = std::move(moved_from);
+        CHECK_THROWS_AS(co_await moved_from, std::invalid_argument);
+        CHECK(co_await taken == 1);
+    };
+    run_bounded(body());
+}
