@@ -11,6 +11,7 @@
 // 2. The heap alone: arming and disarming 1,000,000 deadlines on the reactor's timer heap
 //    (the path with_timeout and sleep_for take), with 0 and with 10,000 others pending.
 #include <conet/conet.hpp>
+#include <conet/detail/timer_heap.hpp>
 
 #include <algorithm>
 #include <array>
@@ -104,22 +105,19 @@ std::pair<double, double> compare(long round_trips, int pending, int runs) {
 
 // Nanoseconds per arm + disarm of one deadline, with `pending` others on the heap.
 double heap_cost(int operations, int pending) {
-    conet::reactor reactor;
-    const auto now = conet::detail::waiter::clock::now();
-    std::vector<std::unique_ptr<conet::detail::waiter>> others;
-    for (int i = 0; i < pending; ++i) {
-        others.push_back(std::make_unique<conet::detail::waiter>(nullptr));
-        reactor.arm(*others.back(), now + std::chrono::seconds(1 + i % 1000));
-    }
-    conet::detail::waiter w(nullptr);
+    conet::detail::timer_heap heap;
+    const auto now = conet::detail::timer_entry::clock::now();
+    std::vector<conet::detail::timer_entry> others(static_cast<std::size_t>(pending));
+    for (std::size_t i = 0; i < others.size(); ++i)
+        heap.push(others[i], now + std::chrono::seconds(1 + i % 1000));
+    conet::detail::timer_entry e;
     const auto start = clock_type::now();
     for (int i = 0; i < operations; ++i) {
-        reactor.arm(w, now + std::chrono::milliseconds(500 + i % 1000));
-        reactor.disarm(w);
+        heap.push(e, now + std::chrono::milliseconds(500 + i % 1000));
+        heap.remove(e);
     }
     const double elapsed = nanoseconds_since(start);
-    for (auto& o : others)
-        reactor.disarm(*o);
+    heap.clear();
     return elapsed / operations;
 }
 

@@ -78,7 +78,8 @@ TEST_CASE("awaiting an empty task is a clear error", "[loop]") {
         conet::task<int> moved_from = []() -> conet::task<int> { co_return 1; }();
         auto taken = std::move(moved_from);
         CHECK_THROWS_AS(co_await moved_from, std::invalid_argument);
-        CHECK(co_await taken == 1);
+        const int value = co_await taken;
+        CHECK(value == 1);
     };
     run_bounded(body());
 }

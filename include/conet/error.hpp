@@ -12,8 +12,18 @@
 // Errors that are not an errno use the conet::error enum below, in its own category, so
 // that `ec == conet::error::line_too_long` reads as it should. Timeouts and cancellation
 // use the standard std::errc::timed_out and std::errc::operation_canceled.
+//
+// Cancelled or closed? std::errc::operation_canceled means the awaiting task itself was
+// cancelled (through a handle, a task_group, when_any, with_timeout on a task): it should
+// clean up and end. conet::error::closed means the socket was closed while the operation
+// waited on it, by another task of the program: the task was not cancelled and is free to
+// go on (a server task whose idle connection was closed by a reaper, say).
+//
+// A stream transfer that fails part way (send, send_all, recv, recv_exact) throws a
+// conet::transfer_error, a std::system_error that also says how many bytes did go through.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <system_error>
 
@@ -27,6 +37,7 @@ enum class error {
     no_reactor,         ///< an operation had to wait but no reactor runs on this thread
     wrong_reactor,      ///< a socket was used on a thread other than its reactor's
     datagram_truncated, ///< a datagram was larger than the buffer given to receive it
+    closed,             ///< the socket was closed (by another task) while the operation waited
 };
 
 namespace detail {
@@ -48,6 +59,8 @@ public:
             return "Socket belongs to a reactor that is not running on this thread";
         case error::datagram_truncated:
             return "Datagram larger than the receive buffer";
+        case error::closed:
+            return "Socket closed while the operation was waiting";
         }
         return "Unknown conet error";
     }
@@ -65,6 +78,20 @@ inline const std::error_category& error_category() noexcept {
 inline std::error_code make_error_code(error e) noexcept {
     return {static_cast<int>(e), error_category()};
 }
+
+/// What the throwing form of a stream transfer throws when it fails part way: the error,
+/// and how many bytes were sent or received before it (none lost from the count).
+class transfer_error : public std::system_error {
+public:
+    transfer_error(std::error_code ec, const std::string& what, std::size_t transferred)
+        : std::system_error(ec, what), transferred_(transferred) {}
+
+    /// Bytes sent (send, send_all) or received (recv, recv_exact) before the failure.
+    std::size_t transferred() const noexcept { return transferred_; }
+
+private:
+    std::size_t transferred_;
+};
 
 namespace detail {
 

@@ -31,35 +31,36 @@ using steady_clock = std::chrono::steady_clock;
 
 namespace detail {
 
-/// Suspends until a deadline. Ends with operation_canceled if its task is cancelled.
+/// Suspends until a deadline. Ends with operation_canceled if its task is cancelled, even
+/// when the deadline has already passed. A passed deadline costs no wait, but counts against
+/// the coroutine's budget like an operation that completes at once, so a loop of zero
+/// sleeps still gives the loop its turn.
 class sleep_op : public waiter {
 public:
     sleep_op(steady_clock::time_point until, std::error_code* out) noexcept
         : waiter(nullptr), until_(until), out_(out) {}
 
-    bool await_ready() const noexcept { return until_ <= steady_clock::now(); }
+    void set_chain(cancel_state* c) noexcept { chain = c; }
 
-    template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        handle = h;
-        if (!begin_wait(*this, h)) return false;
-        reactor* r = reactor::current();
-        if (!r) {
-            ec = error::no_reactor;
-        } else {
-            deadline_is_error = false; // reaching the deadline is what a sleep is for
-            try {
-                r->arm(*this, until_);
-            } catch (const std::bad_alloc&) {
-                ec = std::make_error_code(std::errc::not_enough_memory);
-            }
+    bool await_ready() noexcept {
+        if (cancel_requested()) {
+            ec = std::make_error_code(std::errc::operation_canceled);
+            return true;
         }
-        if (ec) abandon_wait(*this);
-        return !ec;
+        return until_ <= steady_clock::now() && take_budget();
+    }
+
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+        handle = h;
+        deadline_is_error = false; // reaching the deadline is what a sleep is for
+        ec = arm(until_);          // a passed deadline fires at the end of this turn
+        if (ec) return false;
+        watch_cancellation();
+        return true;
     }
 
     void await_resume() {
-        end_wait(*this);
+        cancel_node::unregister();
         if (out_)
             *out_ = ec;
         else if (ec)
@@ -141,6 +142,28 @@ task<T> with_timeout(task<T> t, std::chrono::duration<Rep, Period> limit) {
     if (outcome.index() == 1)
         detail::throw_error(std::make_error_code(std::errc::timed_out), "with_timeout");
     if constexpr (!std::is_void_v<T>) co_return std::move(std::get<0>(outcome));
+}
+
+namespace detail {
+template <class Awaitable>
+auto await_in_task(Awaitable a) -> task<decltype(std::declval<Awaitable&>().await_resume())> {
+    co_return co_await std::move(a);
+}
+
+template <class T>
+inline constexpr bool is_task = false;
+template <class T>
+inline constexpr bool is_task<task<T>> = true;
+} // namespace detail
+
+/// Bounds any other cancellable awaitable (task_group::join(), a user's awaitable that
+/// joins cancellation through cancel_callback): as with_timeout on a task that awaits it.
+template <class Awaitable, class Rep, class Period>
+requires(!detail::io_operation<Awaitable> && !detail::is_task<Awaitable> &&
+         requires(Awaitable & a) {
+             a.await_ready();
+         }) auto with_timeout(Awaitable a, std::chrono::duration<Rep, Period> limit) {
+    return with_timeout(detail::await_in_task(std::move(a)), limit);
 }
 
 } // namespace conet

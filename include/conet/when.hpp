@@ -6,7 +6,10 @@
 // Both start every task at once on the current reactor and return only when every one of
 // them has finished: a loser is cancelled (its pending operation fails with
 // operation_canceled) and awaited, so no frame is left running behind the caller's back.
-// Each task is its own concurrent branch: cancelling the awaiting task cancels them all.
+// A branch started after the winner finished starts cancelled: its first co_await fails
+// before transferring anything. Each task is its own concurrent branch: cancelling the
+// awaiting task cancels them all, and awaiting in a task already cancelled starts none
+// (operation_canceled).
 // Nothing is allocated beyond the tasks' own frames.
 #pragma once
 
@@ -20,8 +23,7 @@
 #include <utility>
 #include <variant>
 
-#include "detail/waiter.hpp"
-#include "reactor.hpp"
+#include "cancel.hpp"
 #include "task.hpp"
 
 namespace conet {
@@ -58,7 +60,11 @@ public:
     bool await_suspend(std::coroutine_handle<Promise> caller) noexcept {
         caller_ = caller;
         cancel_state* parent = nullptr;
-        if constexpr (std::is_base_of_v<promise_base, Promise>) parent = caller.promise().cancel_;
+        if constexpr (std::is_base_of_v<promise_base, Promise>) parent = &caller.promise().chain();
+        if (parent && parent->requested()) { // cancellation is seen here too: start nothing
+            refused_ = refusal::cancelled;
+            return false;
+        }
         remaining_ = count;
         starting_ = true;
         start_all(parent, std::make_index_sequence<count>{});
@@ -67,10 +73,11 @@ public:
     }
 
     auto await_resume() {
+        throw_refusal(refused_);
         if constexpr (Any) {
             return take_winner<0>();
         } else {
-            if (decided_ != none) std::rethrow_exception(promises_[decided_]->exception_);
+            if (decided_ != none) std::rethrow_exception(promises_[decided_]->exception());
             return take_all(std::make_index_sequence<count>{});
         }
     }
@@ -86,7 +93,7 @@ public:
         if (decided_ == none && (Any || p.exception_)) {
             decided_ = index;
             for (std::size_t i = 0; i < count; ++i)
-                if (i != index && promises_[i]) promises_[i]->own_cancel_.request();
+                if (i != index && promises_[i]) promises_[i]->own_cancel_.state().request();
         }
         if (--remaining_ == 0 && !starting_) return caller_;
         return std::noop_coroutine();
@@ -105,8 +112,9 @@ private:
         promises_[I] = &p;
         p.owner_ = this;
         if (parent) p.own_cancel_.attach(*parent);
-        // Already decided, or the caller already cancelled: start it cancelled.
-        if (decided_ != none || (parent && parent->requested())) p.own_cancel_.request();
+        // Already decided: start it cancelled, so that its first co_await fails before it
+        // transfers anything (a when_any loser must not consume data it cannot deliver).
+        if (decided_ != none) p.own_cancel_.state().request();
         h.resume();
     }
 
@@ -149,6 +157,7 @@ private:
     std::size_t remaining_ = 0;
     std::size_t decided_ = none; // when_any: the winner; when_all: the first to fail
     bool starting_ = false;
+    refusal refused_ = refusal::none;
 };
 
 } // namespace detail

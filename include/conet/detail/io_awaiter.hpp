@@ -1,67 +1,33 @@
 // conet/detail/io_awaiter.hpp - the shape shared by every socket operation.
 #pragma once
 
-#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <coroutine>
-#include <new>
+#include <cstddef>
 #include <string>
 #include <system_error>
 #include <type_traits>
 
 #include "../error.hpp"
-#include "../reactor.hpp"
-#include "../task.hpp"
+#include "descriptor.hpp"
+#include "loop_core.hpp"
 #include "waiter.hpp"
 
 namespace conet::detail {
 
-/// Enters the cancellation chain of the awaiting coroutine (when it is a conet::task), so that
-/// cancelling the chain ends this wait. False, with `w.ec` set, if the chain is already
-/// cancelled: the operation must not start waiting.
-template <class Promise>
-bool begin_wait(waiter& w, std::coroutine_handle<Promise> h) noexcept {
-    if constexpr (std::is_base_of_v<promise_base, Promise>) {
-        cancel_state* chain = h.promise().cancel_;
-        if (chain->requested()) {
-            w.ec = std::make_error_code(std::errc::operation_canceled);
-            return false;
-        }
-        w.chain = chain;
-        chain->current = &w;
-    }
-    return true;
-}
-
-/// Leaves the cancellation chain (the wait is over).
-inline void end_wait(waiter& w) noexcept {
-    if (!w.chain) return;
-    if (w.chain->current == &w) w.chain->current = nullptr;
-    w.chain = nullptr;
-}
-
-/// Undoes a wait that could not be completely set up.
-inline void abandon_wait(waiter& w) noexcept {
-    if (w.registered_with) w.registered_with->cancel_wait(w);
-    if (w.armed_on) w.armed_on->disarm(w);
-    end_wait(w);
-}
-
 /// Arms `w` to end with timed_out after `w.timeout` (from now).
 inline std::error_code arm_timeout(waiter& w) noexcept {
-    reactor* r = reactor::current();
-    if (!r) return error::no_reactor;
     w.deadline_is_error = true;
-    try {
-        r->arm(w, waiter::clock::now() + w.timeout); // with_timeout bounded it to a century
-    } catch (const std::bad_alloc&) {
-        return std::make_error_code(std::errc::not_enough_memory);
-    }
-    return {};
+    return w.arm(waiter::clock::now() + w.timeout); // with_timeout bounded it to a century
 }
 
 /// CRTP base of every socket operation. It lives in the awaiting coroutine's frame (no
 /// allocation), tries the syscall at once and waits on the reactor only after EAGAIN.
+///
+/// Before trying, it looks at the awaiting task's cancellation (a cancelled task transfers
+/// nothing) and at the coroutine's budget (invariant 9): once the budget is spent, the try
+/// is deferred to the loop's next turn, so that one busy peer cannot starve the others.
 ///
 /// `Derived` provides:
 ///   bool try_once() noexcept        - the syscall; true once finished (result kept or `ec` set)
@@ -69,6 +35,8 @@ inline std::error_code arm_timeout(waiter& w) noexcept {
 ///   auto result()                   - the value of a successful operation
 ///   auto failed_result()            - the value the non-throwing form gives on failure
 ///   std::string describe() const    - the operation's name for messages, e.g. "recv"
+/// and, for a transfer that can fail part way, `std::size_t transferred() const`, which the
+/// throwing form reports in a conet::transfer_error.
 ///
 /// With `out` null the operation throws std::system_error; otherwise it stores the outcome
 /// in *out and never throws for an I/O failure.
@@ -77,25 +45,43 @@ class io_awaiter : public waiter {
 public:
     explicit io_awaiter(std::error_code* out) noexcept : waiter(&attempt_thunk), out_(out) {}
 
-    bool await_ready() noexcept { return self().try_once(); }
+    void set_chain(cancel_state* c) noexcept { chain = c; }
 
-    template <class Promise>
-    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+    bool await_ready() noexcept {
+        if (cancel_requested()) {
+            ec = std::make_error_code(std::errc::operation_canceled);
+            return true;
+        }
+        if (!take_budget()) {
+            deferred = true; // await_suspend queues the try for the next turn
+            return false;
+        }
+        return self().try_once();
+    }
+
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
         handle = h;
-        if (!begin_wait(*this, h)) return false;
+        if (deferred) {
+            deferred = false;
+            if (defer()) return true;
+            // Cannot wait on this descriptor (a regular file, say): the budget cannot apply.
+            ec = no_error();
+            if (self().try_once()) return false;
+        }
         ec = self().target().wait(Dir, *this);
         if (!ec && timeout.count() >= 0) ec = arm_timeout(*this);
         if (ec) {
-            abandon_wait(*this);
+            finish_wait();
             return false; // could not wait: resume at once and report why
         }
+        watch_cancellation();
         return true;
     }
 
     auto await_resume() {
-        end_wait(*this);
+        cancel_node::unregister();
         if (ec) {
-            if (!out_) throw_error(ec, self().describe());
+            if (!out_) throw_failure();
             *out_ = ec;
             return self().failed_result();
         }
@@ -104,9 +90,40 @@ public:
     }
 
 private:
-    static bool attempt_thunk(waiter& w) noexcept {
-        return static_cast<Derived&>(static_cast<io_awaiter&>(w)).try_once();
+    // Registers for readiness (so that a close or an edge still reaches it) and queues the
+    // try on the loop's retry list. False if the descriptor cannot wait.
+    bool defer() noexcept {
+        if (self().target().wait(Dir, *this)) return false;
+        deferred = true;
+        loop->retry.push_back(*this);
+        watch_cancellation();
+        return true;
     }
+
+    [[noreturn]] void throw_failure() {
+        if constexpr (requires(const Derived& d) { d.transferred(); })
+            throw transfer_error(ec, self().describe(), self().transferred());
+        else
+            throw_error(ec, self().describe());
+    }
+
+    // Called by the loop when the descriptor is ready, or at the turn a deferred try was
+    // queued for. A deferred try that meets EAGAIN becomes an ordinary wait: it leaves the
+    // retry list and arms its timeout (which counts from when the operation has to wait).
+    static bool attempt_thunk(waiter& w) noexcept {
+        auto& self = static_cast<Derived&>(static_cast<io_awaiter&>(w));
+        if (self.try_once()) return true;
+        if (self.deferred) {
+            self.deferred = false;
+            self.unlink();
+            if (self.timeout.count() >= 0) {
+                self.ec = arm_timeout(self);
+                if (self.ec) return true;
+            }
+        }
+        return false;
+    }
+
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
 
     std::error_code* out_;

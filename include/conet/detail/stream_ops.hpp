@@ -48,6 +48,7 @@ public:
     descriptor& target() noexcept { return *d_; }
     std::size_t result() const noexcept { return received_; }
     std::size_t failed_result() const noexcept { return received_; } // what did arrive
+    std::size_t transferred() const noexcept { return received_; }
     std::string describe() const { return name_; }
 
 private:
@@ -83,6 +84,7 @@ public:
     descriptor& target() noexcept { return *d_; }
     std::size_t result() const noexcept { return sent_; }
     std::size_t failed_result() const noexcept { return sent_; } // what did go out
+    std::size_t transferred() const noexcept { return sent_; }
     std::string describe() const { return all_ ? "send_all" : "send"; }
 
 private:

@@ -1,116 +1,20 @@
-// conet/detail/waiter.hpp - the per-operation state that lives in the awaiting coroutine's frame.
+// conet/detail/waiter.hpp - the per-operation state that lives in the awaiting coroutine's
+// frame, and how a wait is set up, ended and undone on the loop.
 #pragma once
 
 #include <chrono>
 #include <coroutine>
-#include <cstddef>
+#include <new>
 #include <system_error>
 
-namespace conet {
-class reactor;
-}
+#include "../cancel.hpp"
+#include "../error.hpp"
+#include "descriptor_table.hpp"
+#include "loop_core.hpp"
+#include "ready_queue.hpp"
+#include "timer_heap.hpp"
 
 namespace conet::detail {
-
-/// A link in the reactor's intrusive list of coroutines ready to resume. Being intrusive, it
-/// costs no allocation, and a node unlinks itself when its owner (an awaiter in a coroutine
-/// frame that is being destroyed) goes away, so the reactor never resumes a dead frame.
-class ready_node {
-public:
-    ready_node() noexcept = default;
-    ready_node(const ready_node&) noexcept {}
-    ready_node& operator=(const ready_node&) noexcept { return *this; }
-    ~ready_node() { unlink(); }
-
-    bool linked() const noexcept { return next_ != nullptr; }
-
-    void unlink() noexcept {
-        if (!next_) return;
-        prev_->next_ = next_;
-        next_->prev_ = prev_;
-        prev_ = next_ = nullptr;
-    }
-
-    /// Inserts this node before `pos` (a list's sentinel, to append).
-    void link_before(ready_node& pos) noexcept {
-        prev_ = pos.prev_;
-        next_ = &pos;
-        pos.prev_->next_ = this;
-        pos.prev_ = this;
-    }
-
-    /// Makes this node the empty sentinel of a circular list.
-    void make_sentinel() noexcept { prev_ = next_ = this; }
-
-    /// Moves every node of the list whose sentinel this is to the empty list `dest`.
-    void splice_all_into(ready_node& dest) noexcept {
-        if (next_ == this) return;
-        dest.next_ = next_;
-        dest.prev_ = prev_;
-        next_->prev_ = &dest;
-        prev_->next_ = &dest;
-        make_sentinel();
-    }
-    ready_node* front() noexcept { return next_ == this ? nullptr : next_; }
-    bool empty() const noexcept { return next_ == this; }
-
-    std::coroutine_handle<> handle;
-
-private:
-    ready_node* prev_ = nullptr;
-    ready_node* next_ = nullptr;
-};
-
-/// Which readiness an operation waits for.
-enum class direction { read, write };
-
-class waiter;
-
-/// The cancellation state of a chain of coroutines that await one another (a task and the
-/// tasks it awaits in turn share one). Concurrent branches (when_all, when_any) get their own,
-/// linked under their parent's so that cancelling the parent cancels them all.
-class cancel_state {
-public:
-    cancel_state() noexcept = default;
-    cancel_state(const cancel_state&) = delete;
-    cancel_state& operator=(const cancel_state&) = delete;
-    ~cancel_state() { detach(); }
-
-    /// Marks the chain cancelled and ends the wait it is suspended in, if any, with
-    /// operation_canceled. Operations that would have to wait afterwards fail at once.
-    inline void request() noexcept; // defined in reactor.hpp
-
-    bool requested() const noexcept { return requested_; }
-
-    /// Makes this state a child of `parent`: cancelling the parent cancels this one too.
-    void attach(cancel_state& parent) noexcept {
-        detach();
-        parent_ = &parent;
-        next_ = parent.first_child_;
-        if (next_) next_->prev_ = this;
-        parent.first_child_ = this;
-    }
-
-    void detach() noexcept {
-        if (!parent_) return;
-        if (prev_)
-            prev_->next_ = next_;
-        else
-            parent_->first_child_ = next_;
-        if (next_) next_->prev_ = prev_;
-        parent_ = prev_ = next_ = nullptr;
-    }
-
-    /// The operation the chain is suspended in right now (set by the operation itself).
-    waiter* current = nullptr;
-
-private:
-    bool requested_ = false;
-    cancel_state* parent_ = nullptr;
-    cancel_state* first_child_ = nullptr;
-    cancel_state* prev_ = nullptr;
-    cancel_state* next_ = nullptr;
-};
 
 /// A copy of std::error_code{}: the same value without the out-of-line call to
 /// std::system_category() that the default constructor makes in libstdc++, which every
@@ -120,43 +24,111 @@ inline const std::error_code& no_error() noexcept {
     return none;
 }
 
-/// An operation suspended on the reactor: waiting for its descriptor, for a deadline, or both.
+/// An operation suspended on a loop: waiting for its descriptor, for a deadline, for its
+/// deferred try (the budget ran out), or for several of these.
 ///
-/// For a descriptor, the reactor calls `attempt` when it becomes ready; `attempt` performs the
-/// syscall and returns true once the operation has finished (successfully, or with `ec` set),
-/// false to keep waiting (EAGAIN again). For a deadline, the reactor ends the wait when it
+/// For a descriptor, the loop calls `attempt` when it becomes ready; `attempt` performs the
+/// syscall and returns true once the operation has finished (successfully, or with `ec`
+/// set), false to keep waiting (EAGAIN again). For a deadline, the loop ends the wait when it
 /// passes: with std::errc::timed_out (`deadline_is_error`, a timeout) or success (a sleep).
-/// Whichever comes first unregisters the other, so the coroutine resumes exactly once.
-class waiter : public ready_node {
+/// Cancellation ends it with operation_canceled, a close of the descriptor with
+/// conet::error::closed. Whichever comes first undoes the others, so the coroutine resumes
+/// exactly once.
+class waiter : public ready_node, public timer_entry, public cancel_node {
 public:
     using attempt_fn = bool (*)(waiter&) noexcept;
-    using clock = std::chrono::steady_clock;
-    static constexpr std::size_t not_armed = static_cast<std::size_t>(-1);
 
-    explicit waiter(attempt_fn fn) noexcept : attempt(fn) {}
+    explicit waiter(attempt_fn fn) noexcept : cancel_node(&waiter::cancelled), attempt(fn) {}
+    // Copies what configures an operation that has not started (GCC copies the result of
+    // await_transform into the frame), none of the registrations.
     waiter(const waiter& other) noexcept
-        : ready_node(other), attempt(other.attempt), timeout(other.timeout) {}
+        : ready_node(other), timer_entry(), cancel_node(other), attempt(other.attempt),
+          deadline_is_error(other.deadline_is_error), timeout(other.timeout), chain(other.chain) {}
     waiter& operator=(const waiter&) = delete;
-    inline ~waiter(); // defined in reactor.hpp: leaves the reactor if still registered
+    ~waiter() { leave(); }
 
     attempt_fn attempt; // null for a pure timer
     std::error_code ec = no_error();
 
-    // Where this waiter is registered for readiness, while it is.
-    reactor* registered_with = nullptr;
+    // The loop holding this waiter's registrations, while it has any.
+    loop_core* loop = nullptr;
     int fd = -1;
     direction dir = direction::read;
+    bool in_slot = false;                 // registered in loop->descriptors for (fd, dir)
+    bool deferred = false;                // queued on loop->retry: its try waits for the next turn
+    bool deadline_is_error = true;        // a deadline ends it with timed_out (else: success)
+    std::chrono::nanoseconds timeout{-1}; // set by with_timeout(): bound the wait (<0: none)
 
-    // The deadline, while armed on `armed_on`'s timer heap.
-    reactor* armed_on = nullptr;
-    clock::time_point deadline{};
-    std::size_t heap_index = not_armed;
-    bool deadline_is_error = true;
-    /// Set by with_timeout() before the operation is awaited: bound the wait (negative: none).
-    std::chrono::nanoseconds timeout{-1};
-
-    // The chain this operation belongs to, while it is suspended.
+    // The cancellation chain of the awaiting task (set by its promise's await_transform;
+    // null in a coroutine that is not a conet::task).
     cancel_state* chain = nullptr;
+
+    /// True if the awaiting chain is cancelled: the operation must not start.
+    bool cancel_requested() const noexcept { return chain && chain->requested(); }
+
+    /// Registers with the chain, so that cancelling it ends this wait.
+    void watch_cancellation() noexcept {
+        if (chain) chain->add(*this);
+    }
+
+    /// Arms the deadline `at` on the current loop. Returns an error if there is no loop or
+    /// memory ran out.
+    std::error_code arm(timer_entry::clock::time_point at) noexcept {
+        loop_core* l = loop_core::current();
+        if (!l) return error::no_reactor;
+        if (loop && loop != l) return error::wrong_reactor;
+        try {
+            l->timers.push(*this, at);
+        } catch (const std::bad_alloc&) {
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        loop = l;
+        return {};
+    }
+
+    /// The wait is over (the descriptor was ready, or the deadline passed): leaves the
+    /// descriptor's slot, the timer heap and the retry queue. The cancellation registration
+    /// stays until the coroutine resumes (await_resume ends it).
+    void finish_wait() noexcept {
+        if (in_slot) {
+            waiter*& entry = loop->descriptors[fd].waiting(dir);
+            if (entry == this) entry = nullptr;
+            in_slot = false;
+        }
+        if (armed()) loop->timers.remove(*this);
+        if (deferred) {
+            deferred = false;
+            unlink();
+        }
+    }
+
+    /// Ends the wait now with `reason` and queues the coroutine for the next turn. Does
+    /// nothing if it is not waiting (it finished and is already queued to resume).
+    void abort(std::error_code reason) noexcept {
+        if (!in_slot && !armed() && !deferred) return;
+        finish_wait();
+        ec = reason;
+        loop->ready.push_back(*this);
+    }
+
+    /// Undoes every registration (the frame holding this waiter is going away).
+    void leave() noexcept {
+        if (in_slot || armed() || deferred) finish_wait();
+        unlink();
+        cancel_node::unregister();
+    }
+
+    /// Forgets the loop (it is being destroyed): never touch it again.
+    void detach_from_loop() noexcept {
+        in_slot = false;
+        deferred = false;
+        loop = nullptr;
+    }
+
+private:
+    static void cancelled(cancel_node& n) noexcept {
+        static_cast<waiter&>(n).abort(std::make_error_code(std::errc::operation_canceled));
+    }
 };
 
 } // namespace conet::detail

@@ -1,0 +1,55 @@
+// conet/detail/loop_core.hpp - the state a reactor's awaitables reach without the reactor
+// itself: the ready queues, the timer heap, the descriptor table and the epoll instance.
+#pragma once
+
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+
+#include "descriptor_table.hpp"
+#include "ready_queue.hpp"
+#include "timer_heap.hpp"
+
+namespace conet {
+class task_group;
+}
+
+namespace conet::detail {
+
+/// How many operations a coroutine may complete without waiting before it gives the loop its
+/// turn (design invariant 9). Each resumption by the loop starts with a full budget; an
+/// operation that finds the budget spent is tried again at the next turn, after timers,
+/// other sockets, posted functions and stop() have been served.
+inline constexpr std::uint32_t default_budget = 128;
+
+/// What is left of the running coroutine's budget. Thread-local, not per reactor, so that
+/// the check on the fast path is a load, a compare and a decrement; the reactor sets it
+/// before each resumption. Outside any reactor it is effectively unlimited.
+inline thread_local std::uint32_t budget_left = UINT32_MAX;
+
+/// Takes one unit of the budget: false once it is spent.
+inline bool take_budget() noexcept {
+    if (budget_left == 0) return false;
+    --budget_left;
+    return true;
+}
+
+/// The reactor's state as the awaitables see it.
+struct loop_core {
+    int epoll_fd = -1;
+    ready_queue ready;            // coroutines to resume at the next turn
+    ready_queue retry;            // operations whose try the budget deferred to the next turn
+    timer_heap timers;            // deadlines of sleeps and timeouts
+    descriptor_table descriptors; // who waits on which descriptor
+    task_group* groups = nullptr; // every task group bound to this loop (intrusive list)
+    std::size_t live_tasks = 0;   // tasks of those groups not finished yet
+    std::uint32_t budget = default_budget;
+
+    /// The loop running on this thread, or nullptr.
+    static loop_core*& current() noexcept {
+        thread_local loop_core* running = nullptr;
+        return running;
+    }
+};
+
+} // namespace conet::detail

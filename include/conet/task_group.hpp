@@ -1,0 +1,394 @@
+// conet/task_group.hpp - owning concurrent work: spawn tasks, cancel them all, join them.
+//
+//     conet::task_group connections;                     // one per server, say
+//     for (;;) {
+//         auto [conn, peer] = co_await listener.accept();
+//         connections.spawn(serve_client(std::move(conn)));  // runs beside the accept loop
+//     }
+//     ...
+//     connections.cancel();                              // on shutdown:
+//     co_await connections.join();                       // wait until every one has ended
+//
+// Failures: by default (failure_policy::report) a task that ends with an exception never
+// affects the others or the spawning task; the exception goes to the group's failure
+// handler, which by default prints it on stderr. With failure_policy::cancel_all the first
+// failure cancels every other task of the group and join() rethrows it (later failures go to
+// the handler). A task that ends with the operation_canceled its own cancellation caused has
+// not failed. No failure vanishes silently.
+//
+// Lifetime: a group binds to the reactor running when it first spawns. Destroying a group
+// destroys the frames of its unfinished tasks without resuming them (join first to let them
+// clean up); destroying the reactor does the same for every group bound to it. Handles are
+// O(1), cheap to copy, and safe to use after their task, their group and their reactor are
+// gone. Use a group and its handles on the reactor's thread only.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "cancel.hpp"
+#include "detail/loop_core.hpp"
+#include "detail/ready_queue.hpp"
+#include "task.hpp"
+
+namespace conet {
+
+class task_group;
+
+namespace detail {
+
+/// Which tasks of a group are alive, by slot and generation: what makes a handle O(1) and
+/// safe after its task is gone. Shared by the group and its handles through a count
+/// (single-threaded, like everything on a reactor); the group's going away empties it.
+class task_registry {
+public:
+    static constexpr std::uint32_t none = UINT32_MAX;
+
+    /// Records `p`; returns its slot. May throw std::bad_alloc before anything changed.
+    std::uint32_t add(promise_base& p) {
+        if (free_ == none) {
+            entries_.push_back({});
+            free_ = static_cast<std::uint32_t>(entries_.size() - 1);
+            entries_.back().next_free = none;
+        }
+        const std::uint32_t slot = free_;
+        entry& e = entries_[slot];
+        free_ = e.next_free;
+        e.task = &p;
+        return slot;
+    }
+
+    /// The task is gone: its handles now see it done.
+    void remove(std::uint32_t slot) noexcept {
+        entry& e = entries_[slot];
+        e.task = nullptr;
+        ++e.generation;
+        e.next_free = free_;
+        free_ = slot;
+    }
+
+    std::uint32_t generation(std::uint32_t slot) const noexcept {
+        return entries_[slot].generation;
+    }
+
+    /// The live task at (slot, generation), or nullptr.
+    promise_base* find(std::uint32_t slot, std::uint32_t generation) const noexcept {
+        if (slot >= entries_.size() || entries_[slot].generation != generation) return nullptr;
+        return entries_[slot].task;
+    }
+
+    void retain() noexcept { ++refs_; }
+    void release() noexcept {
+        if (--refs_ == 0) delete this;
+    }
+
+private:
+    struct entry {
+        promise_base* task = nullptr;
+        std::uint32_t generation = 0;
+        std::uint32_t next_free = 0;
+    };
+    std::vector<entry> entries_;
+    std::uint32_t free_ = none;
+    std::size_t refs_ = 1;
+};
+
+} // namespace detail
+
+/// Refers to a task of a task_group: to cancel it or ask whether it has finished. O(1); cheap
+/// to copy; stays valid (and harmless) after the task, its group or its reactor are gone.
+class task_handle {
+public:
+    task_handle() noexcept = default;
+    task_handle(const task_handle& other) noexcept
+        : registry_(other.registry_), slot_(other.slot_), generation_(other.generation_) {
+        if (registry_) registry_->retain();
+    }
+    task_handle& operator=(const task_handle& other) noexcept {
+        task_handle copy(other);
+        swap(copy);
+        return *this;
+    }
+    task_handle(task_handle&& other) noexcept
+        : registry_(std::exchange(other.registry_, nullptr)), slot_(other.slot_),
+          generation_(other.generation_) {}
+    task_handle& operator=(task_handle&& other) noexcept {
+        task_handle moved(std::move(other));
+        swap(moved);
+        return *this;
+    }
+    ~task_handle() {
+        if (registry_) registry_->release();
+    }
+
+    /// Cancels the task: the operation it waits in, and every later co_await in it, fail
+    /// with std::errc::operation_canceled, so that it can clean up and end. Does nothing
+    /// once the task has finished.
+    inline void cancel() const noexcept;
+    /// True once the task has finished (or for a default-constructed handle).
+    bool done() const noexcept { return !registry_ || !registry_->find(slot_, generation_); }
+
+private:
+    friend class task_group;
+    task_handle(detail::task_registry& r, std::uint32_t slot) noexcept
+        : registry_(&r), slot_(slot), generation_(r.generation(slot)) {
+        r.retain();
+    }
+    void swap(task_handle& other) noexcept {
+        std::swap(registry_, other.registry_);
+        std::swap(slot_, other.slot_);
+        std::swap(generation_, other.generation_);
+    }
+
+    detail::task_registry* registry_ = nullptr;
+    std::uint32_t slot_ = 0;
+    std::uint32_t generation_ = 0;
+};
+
+/// The name reactor::spawn's handles had before task groups.
+using spawn_handle = task_handle;
+
+/// What a task_group does when one of its tasks ends with an exception.
+enum class failure_policy {
+    report,     ///< hand it to the failure handler; the other tasks go on (a server's choice)
+    cancel_all, ///< cancel the other tasks; join() rethrows it (all-or-nothing work)
+};
+
+/// Owns tasks that run concurrently on one reactor. See the top of this header.
+class task_group : private detail::root_owner {
+public:
+    /// Receives each failure the policy does not rethrow from join().
+    using failure_handler = std::function<void(std::exception_ptr)>;
+
+    explicit task_group(failure_policy policy = failure_policy::report)
+        : root_owner(&task_group::task_done), policy_(policy) {}
+    task_group(const task_group&) = delete;
+    task_group& operator=(const task_group&) = delete;
+
+    /// Destroys the frames of the tasks still running (they are not resumed).
+    ~task_group() {
+        detach();
+        registry_->release();
+    }
+
+    /// Starts `t` in this group at the reactor's next turn. Its result is discarded; an
+    /// exception escaping it goes by the group's failure policy. Takes the task by value: a
+    /// coroutine lambda's captures die at its first suspension, so pass what it needs as
+    /// arguments. Throws std::invalid_argument for an empty task and std::logic_error when
+    /// no reactor runs on this thread (nor was this group bound to one).
+    template <class T>
+    task_handle spawn(task<T> t) {
+        if (!t.valid()) throw std::invalid_argument("conet::task_group::spawn: empty task");
+        bind();
+        auto h = t.handle();
+        detail::promise_base& p = h.promise();
+        const std::uint32_t slot = registry_->add(p); // may throw: `t` still owns the frame
+        t.release();
+        p.owner_ = this;
+        p.self_ = h;
+        p.handle_slot_ = slot;
+        p.prev_in_group_ = nullptr;
+        p.next_in_group_ = first_;
+        if (first_) first_->prev_in_group_ = &p;
+        first_ = &p;
+        ++size_;
+        ++loop_->live_tasks;
+        p.start_node_.handle = h;
+        loop_->ready.push_back(p.start_node_);
+        return task_handle(*registry_, slot);
+    }
+
+    /// Cancels every task of the group (tasks spawned afterwards are not affected).
+    void cancel() noexcept {
+        for (detail::promise_base* p = first_; p; p = p->next_in_group_)
+            p->own_cancel_.state().request();
+    }
+
+    /// Waits until the group has no task left: `co_await group.join();`. With
+    /// failure_policy::cancel_all, then rethrows the first failure (once). A cancelled
+    /// join fails with operation_canceled; the group's tasks go on.
+    auto join() noexcept { return join_awaiter(*this); }
+
+    /// Tasks started and not finished yet.
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    /// How many tasks have failed so far.
+    std::size_t failures() const noexcept { return failures_; }
+
+    /// Replaces the failure handler (the default prints the exception on stderr). It runs on
+    /// the reactor's thread as the failed task ends; an exception it throws is printed and
+    /// dropped.
+    void set_failure_handler(failure_handler handler) { handler_ = std::move(handler); }
+
+    /// Forgets the reactor (it is being destroyed): destroys the unfinished tasks' frames.
+    void detach() noexcept {
+        while (detail::promise_base* p = first_) {
+            forget(*p);
+            p->self_.destroy();
+        }
+        joiners_.clear();
+        if (loop_) {
+            if (prev_group_)
+                prev_group_->next_group_ = next_group_;
+            else
+                loop_->groups = next_group_;
+            if (next_group_) next_group_->prev_group_ = prev_group_;
+            prev_group_ = next_group_ = nullptr;
+            loop_ = nullptr;
+        }
+    }
+
+    /// Binds the group to `l` (the reactor does this for its own group).
+    void bind(detail::loop_core& l) noexcept {
+        if (loop_) return;
+        loop_ = &l;
+        next_group_ = l.groups;
+        if (next_group_) next_group_->prev_group_ = this;
+        l.groups = this;
+    }
+
+private:
+    friend class task_handle;
+
+    class join_awaiter : private detail::ready_node, private detail::cancel_node {
+    public:
+        explicit join_awaiter(task_group& g) noexcept
+            : cancel_node(&join_awaiter::cancelled), group_(&g) {}
+
+        void set_chain(detail::cancel_state* c) noexcept { chain_ = c; }
+
+        bool await_ready() noexcept {
+            cancelled_ = chain_ && chain_->requested();
+            return cancelled_ || group_->size_ == 0;
+        }
+        bool await_suspend(std::coroutine_handle<> h) noexcept {
+            handle = h;
+            group_->joiners_.push_back(*this);
+            if (chain_) chain_->add(*this);
+            return true;
+        }
+        void await_resume() {
+            cancel_node::unregister();
+            if (cancelled_)
+                throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                        "task_group::join");
+            if (auto e = std::exchange(group_->first_failure_, nullptr)) std::rethrow_exception(e);
+        }
+
+    private:
+        static void cancelled(detail::cancel_node& n) noexcept {
+            auto& self = static_cast<join_awaiter&>(n);
+            self.cancelled_ = true;
+            self.unlink(); // from the joiners (or from the ready queue: re-queued below)
+            self.group_->loop_->ready.push_back(self);
+        }
+
+        task_group* group_;
+        detail::cancel_state* chain_ = nullptr;
+        bool cancelled_ = false;
+    };
+
+    static void cancel_task(detail::promise_base& p) noexcept { p.own_cancel_.state().request(); }
+
+    void bind() {
+        if (loop_) return;
+        detail::loop_core* l = detail::loop_core::current();
+        if (!l) throw std::logic_error("conet::task_group::spawn: no reactor runs on this thread");
+        bind(*l);
+    }
+
+    // Takes `p` out of the group's bookkeeping.
+    void forget(detail::promise_base& p) noexcept {
+        if (p.prev_in_group_)
+            p.prev_in_group_->next_in_group_ = p.next_in_group_;
+        else
+            first_ = p.next_in_group_;
+        if (p.next_in_group_) p.next_in_group_->prev_in_group_ = p.prev_in_group_;
+        p.prev_in_group_ = p.next_in_group_ = nullptr;
+        registry_->remove(p.handle_slot_);
+        --size_;
+        --loop_->live_tasks;
+    }
+
+    static std::coroutine_handle<> task_done(root_owner& self, detail::promise_base& p) noexcept {
+        static_cast<task_group&>(self).finish(p);
+        return std::noop_coroutine();
+    }
+
+    void finish(detail::promise_base& p) noexcept {
+        std::exception_ptr failure = p.exception_;
+        if (failure && p.own_cancel_.state().requested() && is_cancellation(failure))
+            failure = nullptr; // it ended the way its cancellation asked it to
+        forget(p);
+        p.self_.destroy();
+        if (failure) failed(std::move(failure));
+        if (size_ == 0)
+            while (detail::ready_node* j = joiners_.pop_front())
+                loop_->ready.push_back(*j);
+    }
+
+    void failed(std::exception_ptr e) noexcept {
+        ++failures_;
+        if (policy_ == failure_policy::cancel_all && !first_failure_) {
+            first_failure_ = std::move(e);
+            cancel();
+            return;
+        }
+        try {
+            if (handler_)
+                handler_(e);
+            else
+                print_failure(e);
+        } catch (...) {
+            print_failure(std::current_exception());
+        }
+    }
+
+    static bool is_cancellation(const std::exception_ptr& e) noexcept {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::system_error& error) {
+            return error.code() == std::errc::operation_canceled;
+        } catch (...) {
+            return false;
+        }
+    }
+
+    static void print_failure(const std::exception_ptr& e) noexcept {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& error) {
+            std::cerr << "conet: a task failed: " << error.what() << std::endl;
+        } catch (...) {
+            std::cerr << "conet: a task failed with an exception that is not a std::exception"
+                      << std::endl;
+        }
+    }
+
+    failure_policy policy_;
+    failure_handler handler_;
+    detail::task_registry* registry_ = new detail::task_registry;
+    detail::promise_base* first_ = nullptr;
+    std::size_t size_ = 0;
+    std::size_t failures_ = 0;
+    std::exception_ptr first_failure_;
+    detail::ready_queue joiners_;
+    detail::loop_core* loop_ = nullptr;
+    task_group* prev_group_ = nullptr;
+    task_group* next_group_ = nullptr;
+};
+
+inline void task_handle::cancel() const noexcept {
+    if (!registry_) return;
+    if (detail::promise_base* p = registry_->find(slot_, generation_)) task_group::cancel_task(*p);
+}
+
+} // namespace conet

@@ -1,0 +1,214 @@
+// Tests for conet/task_group.hpp and the loop's work guard and move-only post: spawning,
+// joining, cancelling, the failure policies, and handles that stay safe and O(1).
+#include <conet/conet.hpp>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+conet::task<> sleep_then(std::chrono::milliseconds d, int& counter) {
+    co_await conet::sleep_for(d);
+    ++counter;
+}
+
+conet::task<> fail_after(std::chrono::milliseconds d, const char* what) {
+    co_await conet::sleep_for(d);
+    throw std::runtime_error(what);
+}
+
+} // namespace
+
+TEST_CASE("join waits for every task of the group", "[group]") {
+    auto body = []() -> conet::task<> {
+        conet::task_group group;
+        int finished = 0;
+        for (int i = 0; i < 10; ++i)
+            group.spawn(sleep_then(std::chrono::milliseconds(i), finished));
+        CHECK(group.size() == 10);
+        co_await group.join();
+        CHECK(finished == 10);
+        CHECK(group.empty());
+        co_await group.join(); // an empty group joins at once
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("report policy: a failure reaches the handler and spares the others", "[group]") {
+    auto body = []() -> conet::task<> {
+        conet::task_group group;
+        std::vector<std::string> failures;
+        group.set_failure_handler([&failures](std::exception_ptr e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& error) {
+                failures.push_back(error.what());
+            }
+        });
+        int finished = 0;
+        group.spawn(fail_after(1ms, "one"));
+        group.spawn(sleep_then(20ms, finished));
+        group.spawn(fail_after(1ms, "two"));
+        co_await group.join(); // does not throw
+        CHECK(finished == 1);
+        CHECK(failures == std::vector<std::string>{"one", "two"});
+        CHECK(group.failures() == 2);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("cancel_all policy: the first failure cancels the rest and join rethrows it", "[group]") {
+    auto body = []() -> conet::task<> {
+        conet::task_group group(conet::failure_policy::cancel_all);
+        int finished = 0;
+        bool cancelled_cleanly = false;
+        group.spawn(fail_after(5ms, "first"));
+        group.spawn([](bool& clean) -> conet::task<> {
+            try {
+                co_await conet::sleep_for(1h);
+            } catch (const std::system_error& e) {
+                clean = e.code() == std::errc::operation_canceled;
+                throw;
+            }
+        }(cancelled_cleanly));
+        group.spawn(sleep_then(1h, finished));
+        std::string message;
+        try {
+            co_await conet::with_timeout(group.join(), 2s);
+        } catch (const std::runtime_error& e) {
+            message = e.what();
+        }
+        CHECK(message == "first");
+        CHECK(cancelled_cleanly);
+        CHECK(finished == 0);
+        CHECK(group.empty());
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("cancel() ends every task, and their cancellation is not a failure", "[group]") {
+    auto body = []() -> conet::task<> {
+        conet::task_group group;
+        int finished = 0;
+        for (int i = 0; i < 5; ++i)
+            group.spawn(sleep_then(1h, finished));
+        co_await conet::yield();
+        group.cancel();
+        co_await conet::with_timeout(group.join(), 2s);
+        CHECK(finished == 0);
+        CHECK(group.failures() == 0);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("forty thousand handles cancel in linear time", "[group]") {
+    auto body = []() -> conet::task<> {
+        conet::task_group group;
+        int finished = 0;
+        std::vector<conet::task_handle> handles;
+        constexpr int count = 40'000;
+        for (int i = 0; i < count; ++i)
+            handles.push_back(group.spawn(sleep_then(1h, finished)));
+        co_await conet::yield(); // all are sleeping
+        for (auto& h : handles)
+            CHECK_FALSE(h.done());
+        for (auto& h : handles)
+            h.cancel(); // O(1) each: a linear search would take seconds
+        co_await group.join();
+        for (auto& h : handles)
+            CHECK(h.done());
+        CHECK(finished == 0);
+    };
+    run_bounded(body(), 20s);
+}
+
+TEST_CASE("handles stay safe after their task, group and reactor are gone", "[group]") {
+    conet::task_handle kept;
+    conet::task_handle finished_one;
+    {
+        conet::reactor r;
+        kept = r.spawn([]() -> conet::task<> { co_await conet::sleep_for(1h); }());
+        finished_one = r.spawn([]() -> conet::task<> { co_return; }());
+        auto copy = finished_one;
+        run_bounded(r, []() -> conet::task<> { co_await conet::sleep_for(5ms); }());
+        CHECK(copy.done());
+        CHECK_FALSE(kept.done());
+    } // the reactor destroys the sleeping task
+    CHECK(kept.done());
+    kept.cancel(); // harmless
+    CHECK(finished_one.done());
+    conet::task_handle empty;
+    CHECK(empty.done());
+    empty.cancel();
+}
+
+TEST_CASE("a group destroyed with tasks running destroys their frames", "[group]") {
+    auto body = []() -> conet::task<> {
+        bool destroyed = false;
+        {
+            conet::task_group group;
+            group.spawn([](bool* flag) -> conet::task<> {
+                destroy_flag f{flag};
+                co_await conet::sleep_for(1h);
+            }(&destroyed));
+            co_await conet::yield();
+            CHECK_FALSE(destroyed);
+        }
+        CHECK(destroyed);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("spawning needs a task and a reactor", "[group]") {
+    conet::task_group group;
+    CHECK_THROWS_AS(group.spawn(conet::task<>{}), std::invalid_argument);
+    CHECK_THROWS_AS(group.spawn([]() -> conet::task<> { co_return; }()), std::logic_error);
+}
+
+TEST_CASE("a work guard keeps run() waiting for work posted from another thread", "[loop]") {
+    conet::reactor r;
+    auto guard = std::make_unique<conet::reactor::work_guard>(r);
+    int ran = 0;
+    std::thread feeder([&] {
+        std::this_thread::sleep_for(30ms);
+        r.post([&] {
+            ++ran;
+            guard.reset(); // the last work: run() may return now
+        });
+    });
+    watchdog dog(r, 5s);
+    r.run();
+    feeder.join();
+    CHECK(ran == 1);
+}
+
+TEST_CASE("post takes move-only callables, such as a socket", "[loop]") {
+    conet::reactor r;
+    auto pair = run_bounded(r, connected_pair());
+    std::string got;
+    std::thread other([&r, stream = std::move(pair.client)]() mutable {
+        r.post([s = std::move(stream)]() mutable {
+            conet::reactor::current()->spawn([](conet::tcp_stream c) -> conet::task<> {
+                co_await c.send_all("handed over");
+            }(std::move(s)));
+        });
+    });
+    other.join();
+    watchdog dog(r, 5s);
+    run_bounded(r, [](conet::tcp_stream& s, std::string& out) -> conet::task<> {
+        char buf[11];
+        co_await conet::with_timeout(s.recv_exact(buf), 2s);
+        out.assign(buf, sizeof buf);
+    }(pair.server, got));
+    CHECK(got == "handed over");
+}
