@@ -1,9 +1,16 @@
 // chat_client - the client of the course's chat homework, on coroutines.
 //
-// Connects to a chat_server, sends each line typed on standard input, and prints the one-line
-// answer as "server: TEXT". Typing "##" (or ending the input with Ctrl-D) says goodbye.
+// Connects to a chat server, sends each line typed on standard input, and prints the answer
+// as "server: TEXT". Typing "##" (or ending the input with Ctrl-D) says goodbye.
 //
 //   ./chat_client [HOST] [PORT]                   (defaults: 127.0.0.1 8888)
+//
+// It talks to chat_server, to the course's servers (section 7's and the homework's), and to
+// a person answering with `nc -l 8888`. Each line goes out with its "\n", so that a line
+// server sees a line (the course's servers print it as it comes). The answer is what one
+// recv(1024) returns, as in the course: no newline needed, and one ending in "\n" or "\r\n"
+// is printed without it; an answer of several lines prints one "server:" line for each (see
+// messages.hpp).
 #include <conet/conet.hpp>
 
 #include <unistd.h>
@@ -12,6 +19,7 @@
 #include <string>
 
 #include "command_line.hpp"
+#include "messages.hpp"
 
 // Ways the conversation can end, as the process's exit status.
 enum exit_status { said_goodbye = 0, failed = 1, usage = 2 };
@@ -32,22 +40,25 @@ conet::task<int> chat(const std::vector<conet::endpoint>& server) {
 
     conet::standard_input input; // the keyboard, read without blocking the thread
     conet::line_reader keyboard{input};
-    conet::line_reader replies{conn};
     const bool interactive = ::isatty(STDIN_FILENO);
     for (;;) {
+        // sockfd.send(input().encode())
         if (interactive) std::cout << "> " << std::flush;
         auto line = co_await keyboard.read_line();
         const std::string text = line ? *line : "##"; // end of input: say goodbye too
-        co_await conn.send_all(text + '\n');
+        co_await conn.send_all(text + '\n'); // a line, for servers (and nc -l) that read lines
         if (text == "##") co_return said_goodbye;
 
-        auto reply = co_await replies.read_line(ec); // wait for the server's one-line answer
-        if (ec || !reply) {
+        // data = sockfd.recv(1024): the server's answer, as it comes
+        char data[1024];
+        const std::size_t size = co_await conn.recv(data, ec);
+        if (ec || size == 0) {
             std::cerr << "chat_client: the server closed the connection"
                       << (ec ? " (" + ec.message() + ")" : std::string()) << '\n';
             co_return failed;
         }
-        std::cout << "server: " << *reply << std::endl;
+        for (const example::message& message : example::split_messages({data, size}))
+            std::cout << "server: " << message.text << std::endl;
     }
 }
 

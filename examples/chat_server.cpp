@@ -1,12 +1,20 @@
 // chat_server - the socket course's homework, on coroutines.
 //
-// A TCP server that talks with one client at a time: for every line the client sends, it
+// A TCP server that talks with one client at a time: for every message the client sends, it
 // prints "client: TEXT" and answers with the next line typed on its own standard input. When
 // the client sends "##" (or goes away), the server closes that connection and goes back to
 // accept() the next client, who meanwhile waited in the listen queue.
 //
 //   ./chat_server [PORT] [--host ADDRESS]         (defaults: 8888, 0.0.0.0)
 //   then, in another terminal:   ./chat_client 127.0.0.1 8888
+//   or the course's own client, or:   nc 127.0.0.1 8888
+//
+// Messages are the course's: a message is what one recv(1024) returns, without a trailing
+// "\n" or "\r\n"; a receive holding several lines is several messages (see messages.hpp).
+// So the course's client, which sends "hello" with no newline, and nc or telnet, which send
+// lines, are all understood, and "##" quits in every form ("##", "##\n", "##\r\n"). Each
+// answer ends the way the message it answers did: none for the course's client (it prints
+// what arrives, as the course's server sent it), "\n" or "\r\n" for line tools.
 //
 // Compared with the course's Python, each blocking call (accept, recv, reading the keyboard)
 // becomes a `co_await`: the coroutine pauses there, and the thread is free to notice other
@@ -19,6 +27,7 @@
 #include <string>
 
 #include "command_line.hpp"
+#include "messages.hpp"
 
 // What the server answers once its own standard input has ended.
 const std::string fixed_reply = "Receive your message";
@@ -55,20 +64,26 @@ private:
 
 // Talks with one connected client until it leaves; says why it left.
 conet::task<std::string> talk(conet::tcp_stream& conn, keyboard& operator_input) {
-    conet::line_reader lines{conn}; // splits what the client sends into lines (max 64 KiB)
     for (;;) {
+        // data = connfd.recv(1024): what has arrived so far, at most 1024 bytes
+        char data[1024];
         std::error_code ec;
-        auto line = co_await lines.read_line(ec); // like conn.recv(1024) in the course
+        const std::size_t size = co_await conn.recv(data, ec);
         if (ec == std::errc::operation_canceled) throw std::system_error(ec, "recv");
-        if (ec) co_return ec.message(); // reset by the peer, line too long, ...
-        if (!line) co_return "disconnected";
-        if (*line == "##") co_return "sent ##";
-        std::cout << "client: " << *line << std::endl;
+        if (ec) co_return ec.message(); // reset by the peer, ...
+        if (size == 0) co_return "disconnected";
 
-        const std::string reply = co_await operator_input.next_reply();
-        co_await conn.send_all(reply + '\n', ec); // every byte, however many sends it takes
-        if (ec == std::errc::operation_canceled) throw std::system_error(ec, "send");
-        if (ec) co_return ec.message();
+        // Usually one message; several if the client sent several lines at once.
+        for (const example::message& message : example::split_messages({data, size})) {
+            if (message.text == "##") co_return "sent ##";
+            std::cout << "client: " << message.text << std::endl;
+
+            // connfd.send(input().encode()), ended as the client ended its message
+            const std::string reply = co_await operator_input.next_reply();
+            co_await conn.send_all(reply + message.ending, ec); // every byte, however many sends
+            if (ec == std::errc::operation_canceled) throw std::system_error(ec, "send");
+            if (ec) co_return ec.message();
+        }
     }
 }
 

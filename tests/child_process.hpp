@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -78,13 +79,30 @@ public:
         ::close(stderr_);
     }
 
+    /// Writes `text` to the child's standard input. A child that has already exited (a client
+    /// whose connect was refused, say) never reads it: the text is dropped, and the SIGPIPE
+    /// that writing raised is taken back instead of killing the test runner.
     void write_stdin(const std::string& text) {
+        sigset_t pipe_signal, old_mask;
+        sigemptyset(&pipe_signal);
+        sigaddset(&pipe_signal, SIGPIPE);
+        ::pthread_sigmask(SIG_BLOCK, &pipe_signal, &old_mask);
         std::size_t done = 0;
-        while (done < text.size()) {
+        int error = 0;
+        while (done < text.size() && error == 0) {
             const auto n = ::write(stdin_, text.data() + done, text.size() - done);
-            if (n <= 0) throw std::system_error(errno, std::generic_category(), "write stdin");
-            done += static_cast<std::size_t>(n);
+            if (n > 0)
+                done += static_cast<std::size_t>(n);
+            else if (errno != EINTR)
+                error = errno;
         }
+        if (error == EPIPE) {
+            const timespec now{};
+            ::sigtimedwait(&pipe_signal, nullptr, &now); // the pending SIGPIPE, if ours
+        }
+        ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+        if (error != 0 && error != EPIPE)
+            throw std::system_error(error, std::generic_category(), "write stdin");
     }
 
     void close_stdin() {

@@ -2,6 +2,7 @@
 // over loopback as a real peer would, checking the behaviour the examples promise.
 #include <conet/conet.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <csignal>
@@ -44,6 +45,34 @@ conet::task<std::optional<std::string>> next_line(conet::line_reader& lines,
     if (ec == std::errc::timed_out) co_return "<timeout>";
     if (ec) co_return "<" + ec.message() + ">";
     co_return line;
+}
+
+// One recv(1024), as the course's programs read: what it returned ("" at end of stream), or
+// "<timeout>" if nothing came within `limit`.
+conet::task<std::string> recv_1024(conet::tcp_stream& s, std::chrono::milliseconds limit = 2s) {
+    char data[1024];
+    std::error_code ec;
+    const std::size_t n = co_await conet::with_timeout(s.recv(data, ec), limit);
+    if (ec == std::errc::timed_out) co_return "<timeout>";
+    if (ec) co_return "<" + ec.message() + ">";
+    co_return std::string(data, n);
+}
+
+// What a program that prints whatever arrives (nc, the course's client) shows: the bytes
+// received until `size` came, the stream ended, or `limit` passed.
+conet::task<std::string> receive_bytes(conet::tcp_stream& s, std::size_t size,
+                                       std::chrono::milliseconds limit = 2s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    std::string got;
+    while (got.size() < size && std::chrono::steady_clock::now() < deadline) {
+        char data[1024];
+        std::error_code ec;
+        const std::size_t n = co_await conet::with_timeout(
+            s.recv(data, ec), deadline - std::chrono::steady_clock::now());
+        if (ec || n == 0) break;
+        got.append(data, n);
+    }
+    co_return got;
 }
 
 // A chat peer for chat_client: accepts one client, answers each line with "reply to LINE"
@@ -103,25 +132,38 @@ TEST_CASE("chat_server serves clients one at a time, whichever way they leave", 
     b.close();
     CHECK(server.read_line() == "Client " + b_name + " left (disconnected)");
 
-    // C sends a line longer than the 64 KiB limit: dropped, server carries on.
+    // C sends a line longer than one receive: it comes as several messages of at most 1024
+    // bytes (what recv(1024) returns), each answered; the last one ends with the newline.
     auto c = run_bounded(r, connect_to(where));
     const auto c_name = c.local_endpoint().to_string();
     CHECK(server.read_line() == "Connect from " + c_name);
-    run_bounded(r, [](conet::tcp_stream& s) -> conet::task<> {
-        std::error_code ec; // the server may reset us before we are done: that is expected
-        co_await s.send_all(std::string(100 * 1024, 'x') + '\n', ec);
-    }(c));
-    CHECK(server.read_line() == "Client " + c_name + " left (Line longer than the reader's limit)");
+    run_bounded(r, send_text(c, std::string(5000, 'x') + '\n'));
+    c.shutdown(); // and no more: the server sees the end once it has answered everything
+    std::size_t pieces = 0, longest = 0, total = 0;
+    auto line = server.read_line();
+    for (; line && line->starts_with("client: "); line = server.read_line()) {
+        ++pieces;
+        longest = std::max(longest, line->size() - 8);
+        total += line->size() - 8;
+    }
+    CHECK(total == 5000);
+    CHECK(pieces >= 5);
+    CHECK(longest <= 1024);
+    CHECK(line == "Client " + c_name + " left (disconnected)");
+    const std::string answers = run_bounded(r, receive_bytes(c, 100'000));
+    CHECK(answers.size() == pieces * 20 + 1);
+    CHECK(answers.ends_with("Receive your message\n"));
     c.close();
 
-    // D resets the connection.
+    // D resets the connection, perhaps before the server has read or answered its message.
     auto d = run_bounded(r, connect_to(where));
     const auto d_name = d.local_endpoint().to_string();
     CHECK(server.read_line() == "Connect from " + d_name);
-    run_bounded(r, send_text(d, "half a line"));
+    run_bounded(r, send_text(d, "last message"));
     reset(d);
-    const auto d_left = server.read_line();
+    const auto d_left = server.read_line_starting("Client " + d_name + " left");
     CHECK((d_left == "Client " + d_name + " left (Connection reset by peer)" ||
+           d_left == "Client " + d_name + " left (Broken pipe)" ||
            d_left == "Client " + d_name + " left (disconnected)"));
 
     // And the server is still serving.
@@ -153,6 +195,80 @@ TEST_CASE("chat_server exits cleanly on SIGINT or SIGTERM, even mid-conversation
     }
 }
 
+TEST_CASE("chat_server answers the course's clients, which send no newline", "[examples]") {
+    // The operator types one answer; after that, standard input has ended.
+    child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"}, "first answer\n");
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+
+    // The homework's client: send(input().encode()), then print(recv(1024)), in a loop. The
+    // answers come without a newline, as the questions did.
+    auto homework = run_bounded(r, connect_to(where));
+    const auto homework_name = homework.local_endpoint().to_string();
+    CHECK(server.read_line() == "Connect from " + homework_name);
+    run_bounded(r, send_text(homework, "hello"));
+    CHECK(run_bounded(r, recv_1024(homework)) == "first answer");
+    CHECK(server.read_line() == "client: hello");
+    run_bounded(r, send_text(homework, "again"));
+    CHECK(run_bounded(r, recv_1024(homework)) == "Receive your message");
+    CHECK(server.read_line() == "client: again");
+    run_bounded(r, send_text(homework, "##"));        // the quit word works without a newline too
+    CHECK(run_bounded(r, recv_1024(homework)) == ""); // closed
+    CHECK(server.read_line() == "Client " + homework_name + " left (sent ##)");
+
+    // Section 8's client: one send, one recv(1024), close.
+    auto section8 = run_bounded(r, connect_to(where));
+    const auto section8_name = section8.local_endpoint().to_string();
+    CHECK(server.read_line() == "Connect from " + section8_name);
+    run_bounded(r, send_text(section8, "你好"));
+    CHECK(run_bounded(r, recv_1024(section8)) == "Receive your message");
+    CHECK(server.read_line() == "client: 你好");
+    section8.close();
+    CHECK(server.read_line() == "Client " + section8_name + " left (disconnected)");
+
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+}
+
+TEST_CASE("chat_server answers line tools line by line, in their own line ending", "[examples]") {
+    child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"},
+                         "one\ntwo\nthree\nfour\n");
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+
+    // nc sends each line with '\n' and prints whatever arrives.
+    auto nc = run_bounded(r, connect_to(where));
+    const auto nc_name = nc.local_endpoint().to_string();
+    CHECK(server.read_line() == "Connect from " + nc_name);
+    run_bounded(r, send_text(nc, "hello\n"));
+    CHECK(run_bounded(r, receive_bytes(nc, 4)) == "one\n");
+    CHECK(server.read_line() == "client: hello");
+    // telnet ends its lines with "\r\n": so do the answers it gets.
+    run_bounded(r, send_text(nc, "crlf\r\n"));
+    CHECK(run_bounded(r, receive_bytes(nc, 5)) == "two\r\n");
+    CHECK(server.read_line() == "client: crlf");
+    // Two lines pasted at once arrive in one receive: two messages, two answers.
+    run_bounded(r, send_text(nc, "a\nb\n"));
+    CHECK(run_bounded(r, receive_bytes(nc, 11)) == "three\nfour\n");
+    CHECK(server.read_line() == "client: a");
+    CHECK(server.read_line() == "client: b");
+    run_bounded(r, send_text(nc, "##\r\n"));
+    CHECK(run_bounded(r, receive_bytes(nc, 1)) == ""); // closed
+    CHECK(server.read_line() == "Client " + nc_name + " left (sent ##)");
+
+    // The quit word ends the conversation wherever it comes, here after a last line.
+    auto last = run_bounded(r, connect_to(where));
+    const auto last_name = last.local_endpoint().to_string();
+    CHECK(server.read_line() == "Connect from " + last_name);
+    run_bounded(r, send_text(last, "last words\n##\n"));
+    CHECK(run_bounded(r, receive_bytes(last, 100)) == "Receive your message\n");
+    CHECK(server.read_line() == "client: last words");
+    CHECK(server.read_line() == "Client " + last_name + " left (sent ##)");
+
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+}
+
 TEST_CASE("chat_client talks to a server line by line and says goodbye", "[examples]") {
     conet::reactor r;
     auto listener = conet::tcp_listener::bind(any_loopback_port());
@@ -171,6 +287,82 @@ TEST_CASE("chat_client talks to a server line by line and says goodbye", "[examp
     CHECK(heard2 == std::vector<std::string>{"only line", "##"});
     CHECK(quiet.read_line() == "server: reply to only line");
     CHECK(quiet.wait() == 0);
+}
+
+TEST_CASE("chat_client talks to the course's servers, which answer without a newline",
+          "[examples]") {
+    conet::reactor r;
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const auto port = std::to_string(listener.local_endpoint().port());
+
+    // The homework's server: print(recv(1024)), then send(input().encode()), in a loop.
+    child_process client(example("chat_client"), {"127.0.0.1", port}, "hello\nworld\n##\n");
+    const auto heard =
+        run_bounded(r, [](conet::tcp_listener& l) -> conet::task<std::vector<std::string>> {
+            auto [conn, peer] = co_await l.accept();
+            std::vector<std::string> got;
+            got.push_back(co_await recv_1024(conn));
+            co_await conn.send_all("hi there");
+            got.push_back(co_await recv_1024(conn));
+            co_await conn.send_all("fine");
+            got.push_back(co_await recv_1024(conn));
+            got.push_back(co_await recv_1024(conn));
+            co_return got;
+        }(listener));
+    CHECK(heard == std::vector<std::string>{"hello\n", "world\n", "##\n", ""});
+    CHECK(client.read_line() == "server: hi there");
+    CHECK(client.read_line() == "server: fine");
+    CHECK(client.wait() == 0);
+
+    // Section 7's server: one recv(1024), one send, and it closes the connection.
+    child_process once(example("chat_client"), {"127.0.0.1", port}, "hello\n");
+    const auto first = run_bounded(r, [](conet::tcp_listener& l) -> conet::task<std::string> {
+        auto [conn, peer] = co_await l.accept();
+        std::string data = co_await recv_1024(conn);
+        co_await conn.send_all("Receive your message");
+        co_return data;
+    }(listener));
+    CHECK(first == "hello\n");
+    CHECK(once.read_line() == "server: Receive your message");
+    CHECK(once.wait() == 0);
+}
+
+TEST_CASE("chat_client reads a line server's answers: CRLF, several lines at once", "[examples]") {
+    conet::reactor r;
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const auto port = std::to_string(listener.local_endpoint().port());
+    child_process client(example("chat_client"), {"127.0.0.1", port}, "hello\nworld\n##\n");
+    const auto heard =
+        run_bounded(r, [](conet::tcp_listener& l) -> conet::task<std::vector<std::string>> {
+            auto [conn, peer] = co_await l.accept();
+            conet::line_reader lines{conn};
+            std::vector<std::string> got;
+            got.push_back((co_await next_line(lines)).value_or("<end>"));
+            co_await conn.send_all("hi\r\n"); // as a telnet user would answer
+            got.push_back((co_await next_line(lines)).value_or("<end>"));
+            co_await conn.send_all("two\nlines\n"); // one answer of two lines
+            got.push_back((co_await next_line(lines)).value_or("<end>"));
+            co_return got;
+        }(listener));
+    CHECK(heard == std::vector<std::string>{"hello", "world", "##"});
+    CHECK(client.read_line() == "server: hi");
+    CHECK(client.read_line() == "server: two");
+    CHECK(client.read_line() == "server: lines");
+    CHECK(client.wait() == 0);
+}
+
+TEST_CASE("chat_client and chat_server talk to each other", "[examples]") {
+    child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"}, "first answer\n");
+    const auto port = std::to_string(listening_port(server.read_line()));
+    child_process client(example("chat_client"), {"127.0.0.1", port}, "hello\nworld\n##\n");
+    CHECK(client.read_line() == "server: first answer");
+    CHECK(client.read_line() == "server: Receive your message");
+    CHECK(client.wait() == 0);
+    CHECK(server.read_line_starting("client: ") == "client: hello");
+    CHECK(server.read_line() == "client: world");
+    CHECK(server.read_line().value_or("").ends_with(" left (sent ##)"));
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
 }
 
 TEST_CASE("chat_client reports a server that hangs up", "[examples]") {
