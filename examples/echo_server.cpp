@@ -13,22 +13,23 @@
 
 #include "command_line.hpp"
 
-// Sends back everything one client sends. It owns its connection: spawn() copies the
-// argument into the coroutine's frame, which lives as long as the coroutine does.
+// Sends back everything one client sends. It owns its connection: spawn() moves the
+// argument into the coroutine's frame, which lives as long as the coroutine does. When the
+// server shuts down, its recv fails with operation_canceled and it returns, closing the
+// connection.
 conet::task<> echo(conet::tcp_stream conn) {
     std::array<char, 16 * 1024> buffer;
     std::error_code ec;
     for (;;) {
         const std::size_t n = co_await conn.recv(buffer, ec);
-        if (ec || n == 0) co_return; // the client left (or reset): just close
+        if (ec || n == 0) co_return; // the client left (or reset), or we shut down: close
         co_await conn.send_all({buffer.data(), n}, ec);
         if (ec) co_return;
     }
 }
 
-// Accepts clients for ever, starting one echo coroutine for each.
-conet::task<> serve(conet::tcp_listener& listener) {
-    auto& reactor = *conet::reactor::current();
+// Accepts clients for ever, starting one echo coroutine for each in `clients`.
+conet::task<> serve(conet::tcp_listener& listener, conet::task_group& clients) {
     for (;;) {
         std::error_code ec;
         auto [conn, peer] = co_await listener.accept(ec);
@@ -39,7 +40,7 @@ conet::task<> serve(conet::tcp_listener& listener) {
             continue;
         }
         if (ec) throw std::system_error(ec, "accept");
-        reactor.spawn(echo(std::move(conn))); // runs concurrently with this loop
+        clients.spawn(echo(std::move(conn))); // runs concurrently with this loop
     }
 }
 
@@ -47,9 +48,16 @@ conet::task<int> next_signal(conet::signal_set& signals) {
     co_return co_await signals.wait();
 }
 
-// Serves until SIGINT or SIGTERM: the first to finish cancels the other.
+// Serves until SIGINT or SIGTERM, then lets every client's coroutine finish.
 conet::task<> run_until_signal(conet::tcp_listener& listener, conet::signal_set& signals) {
-    co_await conet::when_any(serve(listener), next_signal(signals));
+    // The clients' coroutines. If one of them failed, the group would report it on stderr
+    // and the others, and the accept loop, would go on.
+    conet::task_group clients;
+    // The first of the two to finish cancels the other.
+    co_await conet::when_any(serve(listener, clients), next_signal(signals));
+    // Shutting down: cancel every client's coroutine, and wait until all have closed.
+    clients.cancel();
+    co_await conet::with_timeout(clients.join(), std::chrono::seconds(5));
 }
 
 int main(int argc, char** argv) {
@@ -60,8 +68,6 @@ int main(int argc, char** argv) {
         std::cout << "Listening on " << listener.local_endpoint() << std::endl;
         conet::reactor reactor;
         reactor.run(run_until_signal(listener, signals));
-        // Leaving this scope destroys the reactor: every echo coroutine still running is
-        // destroyed and its connection closed.
     } catch (const std::system_error& e) {
         std::cerr << "echo_server: " << e.what() << '\n';
         return 1;

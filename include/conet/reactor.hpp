@@ -12,6 +12,9 @@
 // user code inside a turn (a posted function, say) propagates out of run() with the loop
 // consistent: no epoll event, ready coroutine or posted function is lost, and run() can be
 // called again (invariant 11).
+//
+// (Over 300 lines: the steps of a turn share the batch state kept in the reactor, and read
+// best in one place; the parts below the loop live in detail/, see docs/design.md.)
 #pragma once
 
 #include <sys/epoll.h>

@@ -21,6 +21,9 @@
 // clean up); destroying the reactor does the same for every group bound to it. Handles are
 // O(1), cheap to copy, and safe to use after their task, their group and their reactor are
 // gone. Use a group and its handles on the reactor's thread only.
+//
+// (Over 300 lines: the group, its handle and its join awaiter share private state and read
+// best together.)
 #pragma once
 
 #include <coroutine>
@@ -32,76 +35,16 @@
 #include <stdexcept>
 #include <system_error>
 #include <utility>
-#include <vector>
 
 #include "cancel.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
+#include "detail/task_registry.hpp"
 #include "task.hpp"
 
 namespace conet {
 
 class task_group;
-
-namespace detail {
-
-/// Which tasks of a group are alive, by slot and generation: what makes a handle O(1) and
-/// safe after its task is gone. Shared by the group and its handles through a count
-/// (single-threaded, like everything on a reactor); the group's going away empties it.
-class task_registry {
-public:
-    static constexpr std::uint32_t none = UINT32_MAX;
-
-    /// Records `p`; returns its slot. May throw std::bad_alloc before anything changed.
-    std::uint32_t add(promise_base& p) {
-        if (free_ == none) {
-            entries_.push_back({});
-            free_ = static_cast<std::uint32_t>(entries_.size() - 1);
-            entries_.back().next_free = none;
-        }
-        const std::uint32_t slot = free_;
-        entry& e = entries_[slot];
-        free_ = e.next_free;
-        e.task = &p;
-        return slot;
-    }
-
-    /// The task is gone: its handles now see it done.
-    void remove(std::uint32_t slot) noexcept {
-        entry& e = entries_[slot];
-        e.task = nullptr;
-        ++e.generation;
-        e.next_free = free_;
-        free_ = slot;
-    }
-
-    std::uint32_t generation(std::uint32_t slot) const noexcept {
-        return entries_[slot].generation;
-    }
-
-    /// The live task at (slot, generation), or nullptr.
-    promise_base* find(std::uint32_t slot, std::uint32_t generation) const noexcept {
-        if (slot >= entries_.size() || entries_[slot].generation != generation) return nullptr;
-        return entries_[slot].task;
-    }
-
-    void retain() noexcept { ++refs_; }
-    void release() noexcept {
-        if (--refs_ == 0) delete this;
-    }
-
-private:
-    struct entry {
-        promise_base* task = nullptr;
-        std::uint32_t generation = 0;
-        std::uint32_t next_free = 0;
-    };
-    std::vector<entry> entries_;
-    std::uint32_t free_ = none;
-    std::size_t refs_ = 1;
-};
-
-} // namespace detail
 
 /// Refers to a task of a task_group: to cancel it or ask whether it has finished. O(1); cheap
 /// to copy; stays valid (and harmless) after the task, its group or its reactor are gone.
@@ -288,7 +231,8 @@ private:
             auto& self = static_cast<join_awaiter&>(n);
             self.cancelled_ = true;
             self.unlink(); // from the joiners (or from the ready queue: re-queued below)
-            self.group_->loop_->ready.push_back(self);
+            // No loop: the reactor is gone, and with it any way to resume.
+            if (detail::loop_core* l = self.group_->loop_) l->ready.push_back(self);
         }
 
         task_group* group_;
