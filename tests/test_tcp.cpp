@@ -13,16 +13,6 @@
 
 using namespace conet_test;
 
-namespace {
-
-// A port on loopback where nothing listens: bind one, then close it.
-conet::endpoint closed_port() {
-    auto listener = conet::tcp_listener::bind(any_loopback_port());
-    return listener.local_endpoint();
-}
-
-} // namespace
-
 TEST_CASE("accept, connect and echo over loopback", "[tcp]") {
     auto test = []() -> conet::task<> {
         auto listener = conet::tcp_listener::bind(any_loopback_port());
@@ -134,7 +124,8 @@ TEST_CASE("recv yields 0 at end of stream, recv_exact reports end_of_stream", "[
 }
 
 TEST_CASE("connection refused is a clear error naming the endpoint", "[tcp]") {
-    const auto where = closed_port();
+    const refused_port refusing;
+    const auto where = refusing.endpoint();
     auto throwing = [](conet::endpoint to) -> conet::task<std::string> {
         try {
             co_await conet::tcp_stream::connect(to);
@@ -154,6 +145,18 @@ TEST_CASE("connection refused is a clear error naming the endpoint", "[tcp]") {
         co_return ec == std::errc::connection_refused;
     };
     CHECK(run_bounded(quiet(where)));
+}
+
+TEST_CASE("a refused port stays reserved while the test uses it", "[tcp]") {
+    // What keeps the refused-connection tests stable beside others under ctest -j: nobody
+    // can take the port between the test's choice of it and its connect.
+    const refused_port tcp;
+    std::error_code ec;
+    auto taker = conet::tcp_listener::bind(tcp.endpoint(), ec);
+    CHECK(ec == std::errc::address_in_use);
+    const refused_port udp(refused_port::protocol::udp);
+    auto udp_taker = conet::udp_socket::bind(udp.endpoint(), ec);
+    CHECK(ec == std::errc::address_in_use);
 }
 
 TEST_CASE("a peer reset surfaces as connection_reset", "[tcp]") {
