@@ -123,6 +123,32 @@ TEST_CASE("recv yields 0 at end of stream, recv_exact reports end_of_stream", "[
     run_bounded(test());
 }
 
+TEST_CASE("a char array is sent whole, a string literal without its terminator", "[tcp]") {
+    auto test = []() -> conet::task<> {
+        auto [client, server] = co_await connected_pair();
+        // A binary record whose last byte is 0, received and echoed back as it came.
+        const char record[8] = {'r', 'e', 'c', 0, 1, 2, 3, 0};
+        co_await client.send_all(conet::const_buffer(record, sizeof record));
+        char rec[8];
+        co_await server.recv_exact(rec);
+        const auto echoed = co_await server.send_all(rec);
+        CHECK(echoed == 8);
+        char back[8];
+        co_await client.recv_exact(back);
+        CHECK(std::string(back, 8) == std::string(record, 8));
+
+        // A literal goes without its '\0': the peer reads "hi" and then the next send.
+        const auto literal = co_await client.send_all("hi");
+        CHECK(literal == 2);
+        const auto one = co_await client.send("!");
+        CHECK(one == 1);
+        char text[3];
+        co_await server.recv_exact(text);
+        CHECK(std::string(text, 3) == "hi!");
+    };
+    run_bounded(test());
+}
+
 TEST_CASE("connection refused is a clear error naming the endpoint", "[tcp]") {
     const refused_port refusing;
     const auto where = refusing.endpoint();
