@@ -149,6 +149,45 @@ TEST_CASE("a char array is sent whole, a string literal without its terminator",
     run_bounded(test());
 }
 
+TEST_CASE("recv into an empty buffer is invalid_argument, never a false end of stream", "[tcp]") {
+    auto test = []() -> conet::task<> {
+        auto [client, server] = co_await connected_pair();
+        // Nothing has arrived: the call must neither wait nor pass for the end of stream.
+        // (No co_await inside CHECK: GCC evaluates it even where Catch's macro does not.)
+        std::error_code ec;
+        const auto none = co_await server.recv(conet::mutable_buffer{}, ec);
+        CHECK(none == 0);
+        CHECK(ec == std::errc::invalid_argument);
+        std::string message;
+        try {
+            co_await server.recv(std::string{}); // a std::string with nothing to fill
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == std::errc::invalid_argument);
+            message = e.what();
+        }
+        CHECK(message == "recv: Invalid argument");
+        // Checked before any syscall: a closed stream reports the empty buffer, not EBADF.
+        conet::tcp_stream closed;
+        co_await closed.recv(conet::mutable_buffer{}, ec);
+        CHECK(ec == std::errc::invalid_argument);
+
+        // recv_exact of 0 bytes asks for nothing, so it is complete at once and succeeds,
+        // touching nothing: the bytes in flight are still there for the next recv.
+        co_await client.send_all("data");
+        ec = conet::error::end_of_stream;
+        const auto nothing = co_await server.recv_exact(conet::mutable_buffer{}, ec);
+        CHECK(nothing == 0);
+        CHECK_FALSE(ec);
+        const auto nothing_closed = co_await closed.recv_exact(conet::mutable_buffer{}, ec);
+        CHECK(nothing_closed == 0);
+        CHECK_FALSE(ec);
+        char buf[4];
+        co_await server.recv_exact(buf);
+        CHECK(std::string(buf, 4) == "data");
+    };
+    run_bounded(test());
+}
+
 TEST_CASE("connection refused is a clear error naming the endpoint", "[tcp]") {
     const refused_port refusing;
     const auto where = refusing.endpoint();

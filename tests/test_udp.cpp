@@ -88,6 +88,32 @@ TEST_CASE("connected UDP sockets send and recv, and see refusals", "[udp]") {
     run_bounded(body());
 }
 
+TEST_CASE("an empty buffer receives one datagram, which fits only if it is empty", "[udp]") {
+    // UDP has no end of stream: a size of 0 is an empty datagram, so an empty buffer is
+    // allowed and waits for the next datagram like any other.
+    auto body = []() -> conet::task<> {
+        auto receiver = conet::udp_socket::bind(any_loopback_port());
+        auto sender = conet::udp_socket::bind(any_loopback_port());
+        co_await sender.send_to(conet::const_buffer{}, receiver.local_endpoint());
+        co_await sender.send_to("x", receiver.local_endpoint());
+        auto [size, from] = co_await receiver.recv_from(conet::mutable_buffer{});
+        CHECK(size == 0);
+        CHECK(from == sender.local_endpoint());
+        std::error_code ec;
+        auto [cut, who] = co_await receiver.recv_from(conet::mutable_buffer{}, ec);
+        CHECK(ec == conet::error::datagram_truncated);
+        CHECK(cut == 0);
+        CHECK(who == sender.local_endpoint());
+
+        // The connected form behaves the same.
+        receiver.connect(sender.local_endpoint());
+        co_await sender.send_to(conet::const_buffer{}, receiver.local_endpoint());
+        const auto empty = co_await receiver.recv(conet::mutable_buffer{});
+        CHECK(empty == 0);
+    };
+    run_bounded(body());
+}
+
 TEST_CASE("UDP over IPv6 loopback", "[udp]") {
     auto body = []() -> conet::task<> {
         std::error_code ec;

@@ -52,7 +52,8 @@ public:
     /// Non-throwing connect: on failure sets `ec` and yields a closed stream.
     static detail::connect_op connect(const endpoint& to, std::error_code& ec);
 
-    /// Receives up to `buf.size()` bytes; yields how many arrived, 0 at end of stream.
+    /// Receives up to `buf.size()` bytes; yields how many arrived, 0 at end of stream. An
+    /// empty `buf` fails with std::errc::invalid_argument (its 0 would mean end of stream).
     detail::read_op recv(mutable_buffer buf) noexcept {
         return {*this, buf, false, "recv", nullptr};
     }
@@ -74,7 +75,8 @@ public:
     }
 
     /// Fills all of `buf`; the stream ending first is conet::error::end_of_stream (the
-    /// non-throwing form then yields how many bytes did arrive).
+    /// non-throwing form then yields how many bytes did arrive). An empty `buf` is filled at
+    /// once: it yields 0 without reading.
     detail::read_op recv_exact(mutable_buffer buf) noexcept {
         return {*this, buf, true, "recv_exact", nullptr};
     }
