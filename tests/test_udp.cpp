@@ -114,6 +114,19 @@ TEST_CASE("an empty buffer receives one datagram, which fits only if it is empty
     run_bounded(body());
 }
 
+TEST_CASE("a connected UDP socket knows its peer", "[udp]") {
+    auto a = conet::udp_socket::bind(any_loopback_port());
+    auto b = conet::udp_socket::bind(any_loopback_port());
+    std::error_code ec;
+    a.peer_endpoint(ec);
+    CHECK(ec == std::errc::not_connected);
+    CHECK_THROWS_WITH(a.peer_endpoint(), "getpeername: Transport endpoint is not connected");
+    a.connect(b.local_endpoint());
+    CHECK(a.peer_endpoint() == b.local_endpoint());
+    CHECK(a.peer_endpoint(ec) == b.local_endpoint());
+    CHECK_FALSE(ec);
+}
+
 TEST_CASE("UDP over IPv6 loopback", "[udp]") {
     auto body = []() -> conet::task<> {
         std::error_code ec;

@@ -96,15 +96,7 @@ public:
     }
 
     /// The peer's address and port.
-    endpoint peer_endpoint() const {
-        std::error_code ec;
-        auto e = peer_endpoint(ec);
-        detail::throw_if(ec, "getpeername");
-        return e;
-    }
-    endpoint peer_endpoint(std::error_code& ec) const noexcept {
-        return detail::peer_endpoint(native_handle(), ec);
-    }
+    using socket_base::peer_endpoint;
 
     /// Turns Nagle's algorithm off (true) so small writes go out at once.
     void set_nodelay(bool on) {

@@ -164,6 +164,9 @@ public:
         if (::connect(native_handle(), sa.get(), sa.length) < 0) ec = detail::errno_code(errno);
     }
 
+    /// The peer given to connect(); std::errc::not_connected before.
+    using socket_base::peer_endpoint;
+
     /// Sends `buf` as one datagram to `to`; yields the byte count.
     detail::send_to_op send_to(const_buffer buf, const endpoint& to) noexcept {
         return {*this, buf, to, nullptr};
