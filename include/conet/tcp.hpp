@@ -122,11 +122,11 @@ public:
     bool try_once() noexcept {
         if (!started_) {
             started_ = true;
-            const int fd = open_socket(to_.family(), SOCK_STREAM, ec);
-            if (fd < 0) return true;
-            stream_ = tcp_stream(fd);
+            const int socket_fd = open_socket(to_.family(), SOCK_STREAM, ec);
+            if (socket_fd < 0) return true;
+            stream_ = tcp_stream(socket_fd);
             const sockaddr_any sa(to_);
-            if (::connect(fd, sa.get(), sa.length) == 0) return true;
+            if (::connect(socket_fd, sa.get(), sa.length) == 0) return true;
             // EINTR: the handshake goes on in the background, exactly as for EINPROGRESS.
             if (errno == EINPROGRESS || errno == EINTR) return false;
             ec = errno_code(errno);
@@ -162,10 +162,10 @@ public:
         for (;;) {
             sockaddr_any sa;
             sa.length = sizeof sa.storage;
-            const int fd = ::accept4(listener_->native_handle(), sa.get(), &sa.length,
-                                     SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd >= 0) {
-                accepted_.stream = tcp_stream(fd);
+            const int conn_fd = ::accept4(listener_->native_handle(), sa.get(), &sa.length,
+                                          SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (conn_fd >= 0) {
+                accepted_.stream = tcp_stream(conn_fd);
                 accepted_.peer = sa.to_endpoint();
                 return true;
             }
