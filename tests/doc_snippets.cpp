@@ -1,10 +1,14 @@
 // Checks that the code shown in the documentation is the code the build compiles: every
 // ```cpp block preceded by a line "<!-- compiled: PATH -->" must equal the file PATH (minus
-// the file's leading // comment lines and the blank lines after them).
+// the file's leading // comment lines and the blank lines after them). And every table
+// preceded by a line "<!-- rows compiled: PATH -->" must match the "// row: CELL" lines of
+// PATH, which the build compiles: each row's first cell has such a line, and each such line
+// is still the first cell of a row.
 //
 //   doc_snippets ROOT DOC.md [DOC.md ...]
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -26,6 +30,57 @@ std::string shown_part(const std::string& source) {
     while (pos < source.size() && source[pos] == '\n')
         ++pos;
     return source.substr(pos);
+}
+
+// The first cells of the table that starts after `from` (its header row and rule left out).
+std::set<std::string> table_rows(const std::string& doc, std::size_t from) {
+    std::set<std::string> rows;
+    std::size_t line = doc.find("\n|", from);
+    if (line == std::string::npos) return rows;
+    for (int row = 0; line + 1 < doc.size() && doc[line + 1] == '|'; ++row) {
+        const std::size_t start = line + 1;
+        line = doc.find('\n', start);
+        if (line == std::string::npos) line = doc.size();
+        if (row < 2) continue; // the header and the |---| rule
+        const std::size_t cell_end = doc.find(" |", start + 1);
+        if (cell_end < line) rows.insert(doc.substr(start + 2, cell_end - start - 2));
+    }
+    return rows;
+}
+
+// The cells named by "// row: CELL" lines in `source`.
+std::set<std::string> row_lines(const std::string& source) {
+    std::set<std::string> rows;
+    std::istringstream in(source);
+    const std::string tag = "// row: ";
+    for (std::string line; std::getline(in, line);) {
+        const std::size_t at = line.find_first_not_of(' ');
+        if (at != std::string::npos && line.compare(at, tag.size(), tag) == 0)
+            rows.insert(line.substr(at + tag.size()));
+    }
+    return rows;
+}
+
+// Compares the table after `at` with the row lines of `path`; returns the mismatches.
+int check_rows(const std::string& doc_name, const std::string& doc, std::size_t at,
+               const std::string& path, const std::string& source) {
+    const auto rows = table_rows(doc, at);
+    const auto lines = row_lines(source);
+    int failed = rows.empty() ? 1 : 0;
+    if (rows.empty()) std::cerr << doc_name << ": no table after the marker for " << path << '\n';
+    for (const auto& row : rows)
+        if (!lines.count(row)) {
+            std::cerr << doc_name << ": the row " << row << " has no \"// row: " << row
+                      << "\" line in " << path << " that shows it compiles\n";
+            ++failed;
+        }
+    for (const auto& line : lines)
+        if (!rows.count(line)) {
+            std::cerr << path << ": \"// row: " << line << "\" is not a row of the table in "
+                      << doc_name << '\n';
+            ++failed;
+        }
+    return failed;
 }
 
 } // namespace
@@ -59,6 +114,19 @@ int main(int argc, char** argv) {
                           << " differs from the file: copy the file into the document\n";
                 ++failed;
             }
+        }
+    }
+    const std::string rows_marker = "<!-- rows compiled: ";
+    for (int i = 2; i < argc; ++i) {
+        const std::string doc = read_file(argv[i]);
+        for (std::size_t at = doc.find(rows_marker); at != std::string::npos;
+             at = doc.find(rows_marker, at + 1)) {
+            const std::size_t name_end = doc.find(" -->", at);
+            const std::string path =
+                doc.substr(at + rows_marker.size(), name_end - at - rows_marker.size());
+            ++checked;
+            if (check_rows(argv[i], doc, name_end, path, read_file(root + "/" + path)) != 0)
+                ++failed;
         }
     }
     std::cout << checked << " snippets checked, " << failed << " out of date\n";

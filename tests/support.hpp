@@ -1,14 +1,17 @@
 // tests/support.hpp - helpers shared by the tests: a watchdog that bounds every run, loopback
-// endpoints, and a connected pair of TCP streams.
+// endpoints, a connected pair of TCP streams, and a port where nothing answers.
 #pragma once
 
 #include <conet/conet.hpp>
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -20,6 +23,42 @@ using namespace std::chrono_literals;
 inline conet::endpoint any_loopback_port() {
     return {conet::ip_address::loopback(), 0};
 }
+
+/// A loopback port where nothing answers, reserved for as long as this object lives. For TCP
+/// it holds a socket bound to the port but never listening, so a connect is refused; for UDP
+/// a socket bound to the port and connected to itself, so a datagram from any other socket
+/// draws "port unreachable" (connection_refused on a connected sender). Binding a port and
+/// closing it again instead frees it: a test running beside (ctest -j) may take it, or a
+/// client may connect to itself from it (TCP self-connect in the ephemeral range). The
+/// socket sets no SO_REUSEADDR, so nobody else can bind the port while it is held.
+class refused_port {
+public:
+    enum class protocol { tcp, udp };
+
+    explicit refused_port(protocol p = protocol::tcp) {
+        const int fd = ::socket(
+            AF_INET, (p == protocol::tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+            0);
+        if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+        holder_ = conet::detail::descriptor(fd);
+        const conet::detail::sockaddr_any any(any_loopback_port());
+        if (::bind(fd, any.get(), any.length) < 0)
+            throw std::system_error(errno, std::generic_category(), "bind");
+        std::error_code ec;
+        where_ = conet::detail::local_endpoint(fd, ec);
+        if (ec) throw std::system_error(ec, "getsockname");
+        const conet::detail::sockaddr_any self(where_);
+        if (p == protocol::udp && ::connect(fd, self.get(), self.length) < 0)
+            throw std::system_error(errno, std::generic_category(), "connect");
+    }
+
+    conet::endpoint endpoint() const { return where_; }
+    std::uint16_t port() const { return where_.port(); }
+
+private:
+    conet::detail::descriptor holder_;
+    conet::endpoint where_;
+};
 
 /// Stops `r` from another thread if the scope lasts longer than `limit`, so that a test that
 /// would hang fails instead (reactor::run then throws operation_canceled).

@@ -5,6 +5,7 @@
 
 #include <sys/socket.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <thread>
@@ -67,6 +68,16 @@ read_all_lines(std::vector<std::string> pieces,
 }
 
 using lines = std::vector<std::string>;
+
+// Sends `text` in pieces of `piece` bytes, letting the reader run after each one, so that a
+// long line reaches it through many reads; then ends the stream.
+conet::task<> send_in_pieces(conet::tcp_stream& s, std::string text, std::size_t piece) {
+    for (std::size_t at = 0; at < text.size(); at += piece) {
+        co_await s.send_all(std::string_view(text).substr(at, piece));
+        co_await conet::yield();
+    }
+    s.shutdown();
+}
 
 } // namespace
 
@@ -148,4 +159,46 @@ TEST_CASE("many lines in one read are served from the buffer", "[line_reader]") 
         text += expected.back() + '\n';
     }
     CHECK(read_all_lines({text}) == expected);
+}
+
+TEST_CASE("a limit of SIZE_MAX means no limit", "[line_reader]") {
+    constexpr auto no_limit = SIZE_MAX;
+    CHECK(read_all_lines({"a\n", "bb\r", "\n", std::string(100'000, 'c') + "\nlast"}, no_limit) ==
+          lines{"a", "bb", std::string(100'000, 'c'), "last"});
+    CHECK(read_all_lines({"a\n", "bb\r\nccc"}, no_limit - 1) == lines{"a", "bb", "ccc"});
+}
+
+TEST_CASE("long lines in many small pieces: each byte scanned once, lines intact",
+          "[line_reader]") {
+    // The reader scans only the bytes each read adds; a newline, a '\r' before it, the limit
+    // and the lines behind a long one must come out as when the whole text arrives at once.
+    constexpr std::size_t limit = 256 * 1024;
+    std::string text = std::string(limit, 'a') + "\r\n"; // exactly at the limit, CRLF
+    text += "short\n\nx\r\n";                            // several lines in one piece
+    text += std::string(limit - 1, 'b') + "\n";
+    text += std::string(limit / 2, 'c') + "\ntail"; // no newline at the end
+    const lines expected{std::string(limit, 'a'),     "short", "", "x", std::string(limit - 1, 'b'),
+                         std::string(limit / 2, 'c'), "tail"};
+    auto body = [](std::string all, std::size_t piece, std::size_t max) -> conet::task<lines> {
+        auto [writer, reader] = co_await connected_pair();
+        conet::line_reader lines(reader, max);
+        auto read_all = [](conet::line_reader& from) -> conet::task<std::vector<std::string>> {
+            std::vector<std::string> got;
+            std::error_code ec;
+            while (auto line = co_await from.read_line(ec))
+                got.push_back(*line);
+            if (ec) got.push_back("<" + ec.message() + ">");
+            co_return got;
+        };
+        auto [sent, got] = co_await conet::when_all(send_in_pieces(writer, std::move(all), piece),
+                                                    read_all(lines));
+        co_return got;
+    };
+    for (std::size_t piece : {4096u, 4097u, 1000u, 61u}) {
+        INFO("pieces of " << piece << " bytes");
+        CHECK(run_bounded(body(text, piece, limit), 30s) == expected);
+    }
+    // One byte over the limit is still caught when it arrives a few bytes at a time.
+    CHECK(run_bounded(body(std::string(1001, 'z') + "\n", 10, 1000)) ==
+          lines{"<Line longer than the reader's limit>"});
 }

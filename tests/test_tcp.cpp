@@ -13,16 +13,6 @@
 
 using namespace conet_test;
 
-namespace {
-
-// A port on loopback where nothing listens: bind one, then close it.
-conet::endpoint closed_port() {
-    auto listener = conet::tcp_listener::bind(any_loopback_port());
-    return listener.local_endpoint();
-}
-
-} // namespace
-
 TEST_CASE("accept, connect and echo over loopback", "[tcp]") {
     auto test = []() -> conet::task<> {
         auto listener = conet::tcp_listener::bind(any_loopback_port());
@@ -133,8 +123,74 @@ TEST_CASE("recv yields 0 at end of stream, recv_exact reports end_of_stream", "[
     run_bounded(test());
 }
 
+TEST_CASE("a char array is sent whole, a string literal without its terminator", "[tcp]") {
+    auto test = []() -> conet::task<> {
+        auto [client, server] = co_await connected_pair();
+        // A binary record whose last byte is 0, received and echoed back as it came.
+        const char record[8] = {'r', 'e', 'c', 0, 1, 2, 3, 0};
+        co_await client.send_all(conet::const_buffer(record, sizeof record));
+        char rec[8];
+        co_await server.recv_exact(rec);
+        const auto echoed = co_await server.send_all(rec);
+        CHECK(echoed == 8);
+        char back[8];
+        co_await client.recv_exact(back);
+        CHECK(std::string(back, 8) == std::string(record, 8));
+
+        // A literal goes without its '\0': the peer reads "hi" and then the next send.
+        const auto literal = co_await client.send_all("hi");
+        CHECK(literal == 2);
+        const auto one = co_await client.send("!");
+        CHECK(one == 1);
+        char text[3];
+        co_await server.recv_exact(text);
+        CHECK(std::string(text, 3) == "hi!");
+    };
+    run_bounded(test());
+}
+
+TEST_CASE("recv into an empty buffer is invalid_argument, never a false end of stream", "[tcp]") {
+    auto test = []() -> conet::task<> {
+        auto [client, server] = co_await connected_pair();
+        // Nothing has arrived: the call must neither wait nor pass for the end of stream.
+        // (No co_await inside CHECK: GCC evaluates it even where Catch's macro does not.)
+        std::error_code ec;
+        const auto none = co_await server.recv(conet::mutable_buffer{}, ec);
+        CHECK(none == 0);
+        CHECK(ec == std::errc::invalid_argument);
+        std::string message;
+        try {
+            co_await server.recv(std::string{}); // a std::string with nothing to fill
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == std::errc::invalid_argument);
+            message = e.what();
+        }
+        CHECK(message == "recv: Invalid argument");
+        // Checked before any syscall: a closed stream reports the empty buffer, not EBADF.
+        conet::tcp_stream closed;
+        co_await closed.recv(conet::mutable_buffer{}, ec);
+        CHECK(ec == std::errc::invalid_argument);
+
+        // recv_exact of 0 bytes asks for nothing, so it is complete at once and succeeds,
+        // touching nothing: the bytes in flight are still there for the next recv.
+        co_await client.send_all("data");
+        ec = conet::error::end_of_stream;
+        const auto nothing = co_await server.recv_exact(conet::mutable_buffer{}, ec);
+        CHECK(nothing == 0);
+        CHECK_FALSE(ec);
+        const auto nothing_closed = co_await closed.recv_exact(conet::mutable_buffer{}, ec);
+        CHECK(nothing_closed == 0);
+        CHECK_FALSE(ec);
+        char buf[4];
+        co_await server.recv_exact(buf);
+        CHECK(std::string(buf, 4) == "data");
+    };
+    run_bounded(test());
+}
+
 TEST_CASE("connection refused is a clear error naming the endpoint", "[tcp]") {
-    const auto where = closed_port();
+    const refused_port refusing;
+    const auto where = refusing.endpoint();
     auto throwing = [](conet::endpoint to) -> conet::task<std::string> {
         try {
             co_await conet::tcp_stream::connect(to);
@@ -154,6 +210,18 @@ TEST_CASE("connection refused is a clear error naming the endpoint", "[tcp]") {
         co_return ec == std::errc::connection_refused;
     };
     CHECK(run_bounded(quiet(where)));
+}
+
+TEST_CASE("a refused port stays reserved while the test uses it", "[tcp]") {
+    // What keeps the refused-connection tests stable beside others under ctest -j: nobody
+    // can take the port between the test's choice of it and its connect.
+    const refused_port tcp;
+    std::error_code ec;
+    auto taker = conet::tcp_listener::bind(tcp.endpoint(), ec);
+    CHECK(ec == std::errc::address_in_use);
+    const refused_port udp(refused_port::protocol::udp);
+    auto udp_taker = conet::udp_socket::bind(udp.endpoint(), ec);
+    CHECK(ec == std::errc::address_in_use);
 }
 
 TEST_CASE("a peer reset surfaces as connection_reset", "[tcp]") {

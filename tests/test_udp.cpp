@@ -76,20 +76,55 @@ TEST_CASE("connected UDP sockets send and recv, and see refusals", "[udp]") {
         const auto n = co_await b.recv(buf);
         CHECK(std::string(buf, n) == "ping");
 
-        // Nobody listens at a closed port: the ICMP error comes back on the connected socket.
-        conet::endpoint dead;
-        {
-            auto gone = conet::udp_socket::bind(any_loopback_port());
-            dead = gone.local_endpoint();
-        }
+        // Nobody listens at the port: the ICMP error comes back on the connected socket.
+        const refused_port dead(refused_port::protocol::udp);
         auto c = conet::udp_socket::open();
-        c.connect(dead);
+        c.connect(dead.endpoint());
         co_await c.send("anyone?");
         std::error_code ec;
         co_await c.recv(buf, ec);
         CHECK(ec == std::errc::connection_refused);
     };
     run_bounded(body());
+}
+
+TEST_CASE("an empty buffer receives one datagram, which fits only if it is empty", "[udp]") {
+    // UDP has no end of stream: a size of 0 is an empty datagram, so an empty buffer is
+    // allowed and waits for the next datagram like any other.
+    auto body = []() -> conet::task<> {
+        auto receiver = conet::udp_socket::bind(any_loopback_port());
+        auto sender = conet::udp_socket::bind(any_loopback_port());
+        co_await sender.send_to(conet::const_buffer{}, receiver.local_endpoint());
+        co_await sender.send_to("x", receiver.local_endpoint());
+        auto [size, from] = co_await receiver.recv_from(conet::mutable_buffer{});
+        CHECK(size == 0);
+        CHECK(from == sender.local_endpoint());
+        std::error_code ec;
+        auto [cut, who] = co_await receiver.recv_from(conet::mutable_buffer{}, ec);
+        CHECK(ec == conet::error::datagram_truncated);
+        CHECK(cut == 0);
+        CHECK(who == sender.local_endpoint());
+
+        // The connected form behaves the same.
+        receiver.connect(sender.local_endpoint());
+        co_await sender.send_to(conet::const_buffer{}, receiver.local_endpoint());
+        const auto empty = co_await receiver.recv(conet::mutable_buffer{});
+        CHECK(empty == 0);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("a connected UDP socket knows its peer", "[udp]") {
+    auto a = conet::udp_socket::bind(any_loopback_port());
+    auto b = conet::udp_socket::bind(any_loopback_port());
+    std::error_code ec;
+    a.peer_endpoint(ec);
+    CHECK(ec == std::errc::not_connected);
+    CHECK_THROWS_WITH(a.peer_endpoint(), "getpeername: Transport endpoint is not connected");
+    a.connect(b.local_endpoint());
+    CHECK(a.peer_endpoint() == b.local_endpoint());
+    CHECK(a.peer_endpoint(ec) == b.local_endpoint());
+    CHECK_FALSE(ec);
 }
 
 TEST_CASE("UDP over IPv6 loopback", "[udp]") {

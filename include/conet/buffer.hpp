@@ -7,6 +7,21 @@
 //     std::string reply = "hi";  co_await conn.send_all(reply);
 //     co_await conn.send_all("hello\n");                          // no trailing '\0'
 //     std::vector<std::byte> v;  co_await conn.recv_exact(v);
+//
+// Which bytes of a char array are sent depends on its constness:
+//
+// - A writable `char[N]` is a buffer, sent whole: `char rec[8]` filled by recv_exact goes out
+//   as 8 bytes even when its last byte is 0. A copy of a literal is writable too:
+//   `char msg[] = "hi"` sends 3 bytes, its '\0' included (pass std::string_view(msg) for 2).
+// - A `const char[N]` is text, such as a string literal: sent without a final '\0', if it has
+//   one (only that one byte; any other zero byte is sent). The edge: constant binary data
+//   whose last byte is 0, `const char data[] = {'a', 0}`, loses that byte too. Give such data
+//   a byte type (`const unsigned char[]`, `std::byte[]`, std::array) or a size (a span, or
+//   const_buffer(data, sizeof data)), all of which are sent whole.
+//
+// Every other range (std::string, std::vector, std::array, std::span, arrays of unsigned
+// char or std::byte) is sent whole, and text types (std::string_view, const char*) by their
+// length.
 #pragma once
 
 #include <cstddef>
@@ -55,7 +70,8 @@ private:
 };
 
 /// A read-only span of bytes: the source of a send. Text converts through std::string_view,
-/// and a string literal does not carry its terminating '\0'.
+/// and a string literal does not carry its terminating '\0' (the rule for char arrays is at
+/// the top of this file).
 class const_buffer {
 public:
     constexpr const_buffer() noexcept = default;
@@ -68,11 +84,14 @@ public:
             S>) constexpr const_buffer(const S&
                                            text) noexcept // NOLINT(google-explicit-constructor)
         : const_buffer(std::string_view(text).data(), std::string_view(text).size()) {}
-    /// A char array: all of it, except a final '\0' (the terminator of a string literal).
-    /// Binary data whose last byte may be zero is better passed as a span or (data, size).
+    /// A const char array (a string literal): all of it except a final '\0', its terminator.
     template <std::size_t N>
     constexpr const_buffer(const char (&array)[N]) noexcept // NOLINT(google-explicit-constructor)
         : data_(array), size_(N > 0 && array[N - 1] == '\0' ? N - 1 : N) {}
+    /// A writable char array (a buffer the program fills): all of it, whatever its last byte.
+    template <std::size_t N>
+    constexpr const_buffer(char (&array)[N]) noexcept // NOLINT(google-explicit-constructor)
+        : data_(array), size_(N) {}
     template <class R>
     requires(
         detail::byte_range<R> &&

@@ -8,7 +8,9 @@
 // A line ends at '\n'; a '\r' before it is dropped too, so CRLF peers work. The last line may
 // lack its '\n': it is returned at end of stream. A line longer than the reader's limit
 // (64 KiB by default) fails with conet::error::line_too_long instead of growing the buffer
-// without bound; the reader is then unusable and the connection should be closed.
+// without bound; the reader is then unusable and the connection should be closed. A limit of
+// SIZE_MAX means no limit. Each byte is scanned for the '\n' once, as it arrives, so a long
+// line costs no more than a short one per byte, however small the reads that bring it.
 #pragma once
 
 #include <unistd.h>
@@ -16,6 +18,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -105,13 +108,16 @@ private:
     // Outcome of one scan of the buffer.
     enum class scan { line, need_more, too_long, eof_empty };
 
-    // Looks for a full line in the buffer and moves it into `out`.
+    // Looks for a full line in the buffer and moves it into `out`. Only the bytes not yet
+    // scanned are searched: the first `scanned_` hold no '\n'.
     scan take_line(std::string& out) {
         const std::string_view data = buffered();
-        const auto newline = data.find('\n');
+        const auto newline = data.find('\n', scanned_);
         if (newline == data.npos) {
-            // Allow one extra byte: a '\r' that will turn out to precede the '\n'.
-            if (data.size() > max_line_ + 1) return scan::too_long;
+            scanned_ = data.size();
+            // Allow one extra byte: a '\r' that will turn out to precede the '\n'. (Written
+            // so that a limit of SIZE_MAX cannot wrap.)
+            if (!data.empty() && data.size() - 1 > max_line_) return scan::too_long;
             if (!at_eof_) return scan::need_more;
             if (data.empty()) return scan::eof_empty;
             return emit(out, data.size(), data.size()); // last line, no terminator
@@ -125,9 +131,13 @@ private:
         if (line.size() > max_line_) return scan::too_long;
         out.assign(line);
         begin_ += consumed;
+        scanned_ = 0;
         if (begin_ == end_) begin_ = end_ = 0;
         return scan::line;
     }
+
+    // Forgets what is buffered (after a line too long: nothing sane can follow).
+    void discard() noexcept { begin_ = end_ = scanned_ = 0; }
 
     // Reads once into the buffer's free space: >0 bytes, 0 at end of stream, -1 with errno.
     long fill() {
@@ -137,7 +147,8 @@ private:
             begin_ = 0;
         }
         if (end_ == buffer_.size()) {
-            const std::size_t limit = max_line_ + 2; // a full line plus "\r\n"
+            // A full line plus "\r\n", saturated: a limit near SIZE_MAX must not wrap.
+            const std::size_t limit = max_line_ > SIZE_MAX - 2 ? SIZE_MAX : max_line_ + 2;
             buffer_.resize(std::min(std::max<std::size_t>(buffer_.size() * 2, 4096),
                                     std::max(limit, buffer_.size() + 1)));
         }
@@ -152,8 +163,9 @@ private:
     detail::descriptor* stream_;
     std::size_t max_line_;
     std::string buffer_;
-    std::size_t begin_ = 0; // first unreturned byte
-    std::size_t end_ = 0;   // one past the last received byte
+    std::size_t begin_ = 0;   // first unreturned byte
+    std::size_t end_ = 0;     // one past the last received byte
+    std::size_t scanned_ = 0; // bytes from begin_ known to hold no '\n'
     bool at_eof_ = false;
 };
 
@@ -177,7 +189,7 @@ bool read_line_op<Result>::try_once() noexcept {
         case line_reader::scan::eof_empty:
             return true;
         case line_reader::scan::too_long:
-            reader_->begin_ = reader_->end_ = 0; // drop it: nothing sane can follow
+            reader_->discard();
             this->ec = error::line_too_long;
             return true;
         case line_reader::scan::need_more:

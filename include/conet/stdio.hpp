@@ -49,7 +49,8 @@ public:
         if (is_open() && original_flags_ >= 0) ::fcntl(native_handle(), F_SETFL, original_flags_);
     }
 
-    /// Reads what is available (waiting for at least one byte); yields 0 at end of input.
+    /// Reads what is available (waiting for at least one byte); yields 0 at end of input. An
+    /// empty `buf` fails with std::errc::invalid_argument (its 0 would mean end of input).
     detail::read_op read_some(mutable_buffer buf) noexcept {
         return {*this, buf, false, "read", nullptr};
     }

@@ -52,7 +52,8 @@ public:
     /// Non-throwing connect: on failure sets `ec` and yields a closed stream.
     static detail::connect_op connect(const endpoint& to, std::error_code& ec);
 
-    /// Receives up to `buf.size()` bytes; yields how many arrived, 0 at end of stream.
+    /// Receives up to `buf.size()` bytes; yields how many arrived, 0 at end of stream. An
+    /// empty `buf` fails with std::errc::invalid_argument (its 0 would mean end of stream).
     detail::read_op recv(mutable_buffer buf) noexcept {
         return {*this, buf, false, "recv", nullptr};
     }
@@ -74,7 +75,8 @@ public:
     }
 
     /// Fills all of `buf`; the stream ending first is conet::error::end_of_stream (the
-    /// non-throwing form then yields how many bytes did arrive).
+    /// non-throwing form then yields how many bytes did arrive). An empty `buf` is filled at
+    /// once: it yields 0 without reading.
     detail::read_op recv_exact(mutable_buffer buf) noexcept {
         return {*this, buf, true, "recv_exact", nullptr};
     }
@@ -94,15 +96,7 @@ public:
     }
 
     /// The peer's address and port.
-    endpoint peer_endpoint() const {
-        std::error_code ec;
-        auto e = peer_endpoint(ec);
-        detail::throw_if(ec, "getpeername");
-        return e;
-    }
-    endpoint peer_endpoint(std::error_code& ec) const noexcept {
-        return detail::peer_endpoint(native_handle(), ec);
-    }
+    using socket_base::peer_endpoint;
 
     /// Turns Nagle's algorithm off (true) so small writes go out at once.
     void set_nodelay(bool on) {
@@ -128,11 +122,11 @@ public:
     bool try_once() noexcept {
         if (!started_) {
             started_ = true;
-            const int fd = open_socket(to_.family(), SOCK_STREAM, ec);
-            if (fd < 0) return true;
-            stream_ = tcp_stream(fd);
+            const int socket_fd = open_socket(to_.family(), SOCK_STREAM, ec);
+            if (socket_fd < 0) return true;
+            stream_ = tcp_stream(socket_fd);
             const sockaddr_any sa(to_);
-            if (::connect(fd, sa.get(), sa.length) == 0) return true;
+            if (::connect(socket_fd, sa.get(), sa.length) == 0) return true;
             // EINTR: the handshake goes on in the background, exactly as for EINPROGRESS.
             if (errno == EINPROGRESS || errno == EINTR) return false;
             ec = errno_code(errno);
@@ -168,10 +162,10 @@ public:
         for (;;) {
             sockaddr_any sa;
             sa.length = sizeof sa.storage;
-            const int fd = ::accept4(listener_->native_handle(), sa.get(), &sa.length,
-                                     SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd >= 0) {
-                accepted_.stream = tcp_stream(fd);
+            const int conn_fd = ::accept4(listener_->native_handle(), sa.get(), &sa.length,
+                                          SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (conn_fd >= 0) {
+                accepted_.stream = tcp_stream(conn_fd);
                 accepted_.peer = sa.to_endpoint();
                 return true;
             }

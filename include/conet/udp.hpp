@@ -4,7 +4,9 @@
 // Operations are awaited and come in a throwing form and a non-throwing form with a trailing
 // `std::error_code&`, as in tcp.hpp. A datagram larger than the receive buffer is never cut
 // silently: the receive fails with conet::error::datagram_truncated (the non-throwing form
-// still yields the part that fitted).
+// still yields the part that fitted). UDP has no end of stream: a size of 0 is an empty
+// datagram, so receiving into an empty buffer is allowed. It takes the next datagram, and
+// succeeds only if that datagram is empty (any other is datagram_truncated).
 #pragma once
 
 #include <sys/socket.h>
@@ -161,6 +163,9 @@ public:
         const detail::sockaddr_any sa(peer);
         if (::connect(native_handle(), sa.get(), sa.length) < 0) ec = detail::errno_code(errno);
     }
+
+    /// The peer given to connect(); std::errc::not_connected before.
+    using socket_base::peer_endpoint;
 
     /// Sends `buf` as one datagram to `to`; yields the byte count.
     detail::send_to_op send_to(const_buffer buf, const endpoint& to) noexcept {

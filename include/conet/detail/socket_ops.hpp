@@ -72,6 +72,19 @@ public:
     endpoint local_endpoint(std::error_code& ec) const noexcept {
         return detail::local_endpoint(native_handle(), ec);
     }
+
+protected:
+    // The peer's address and port: published by the sockets that have a peer (a TCP stream,
+    // a connected UDP socket), not by a listener.
+    endpoint peer_endpoint() const {
+        std::error_code ec;
+        auto e = peer_endpoint(ec);
+        throw_if(ec, "getpeername");
+        return e;
+    }
+    endpoint peer_endpoint(std::error_code& ec) const noexcept {
+        return detail::peer_endpoint(native_handle(), ec);
+    }
 };
 
 } // namespace conet::detail

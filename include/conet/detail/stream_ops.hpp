@@ -20,6 +20,10 @@ namespace conet::detail {
 /// Reads some bytes (`exact` false: yields 0 at end of stream) or fills the whole buffer
 /// (`exact` true: end of stream first is conet::error::end_of_stream). read() rather than
 /// recv() so that pipes and terminals work too; on a socket the two are the same.
+///
+/// An empty buffer is decided before any syscall: reading "some" bytes into it fails with
+/// std::errc::invalid_argument, because its 0 would pass for the end of the stream; filling
+/// it exactly is already done, so it succeeds with 0 at once and leaves the stream as it is.
 class read_op : public io_awaiter<read_op, direction::read> {
 public:
     read_op(descriptor& d, mutable_buffer buf, bool exact, const char* name,
@@ -27,6 +31,10 @@ public:
         : io_awaiter(out), d_(&d), buf_(buf), exact_(exact), name_(name) {}
 
     bool try_once() noexcept {
+        if (buf_.size() == 0) {
+            if (!exact_) ec = std::make_error_code(std::errc::invalid_argument);
+            return true;
+        }
         do {
             const auto n = retry_on_eintr([&] {
                 return ::read(d_->native_handle(), buf_.data() + received_,

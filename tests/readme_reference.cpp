@@ -1,0 +1,220 @@
+// Every row of the README's reference table, exercised. The file only has to compile (it is
+// built, never run): a row naming a call that conet does not have breaks the build. Each
+// block starts with a "// row: " line holding the row's first cell as the README writes it;
+// doc_snippets checks that every row of the table has its line here and every line here is
+// still a row of the table, so neither side can drift alone.
+#include <conet/conet.hpp>
+
+#include <chrono>
+#include <coroutine>
+#include <csignal>
+#include <cstddef>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace readme_reference {
+
+using namespace std::chrono_literals;
+
+// row: `task<T>`
+conet::task<int> value() {
+    co_return 42;
+}
+conet::task<int&> reference(int& x) {
+    co_return x;
+}
+conet::task<> nothing() {
+    int x = co_await value();
+    int& y = co_await reference(x);
+    ++y;
+}
+
+void loop() {
+    // row: `reactor`
+    conet::reactor r;
+    // row: `reactor::run(task)`
+    const int v = r.run(value());
+    // row: `reactor::spawn(task)`
+    conet::task_handle h = r.spawn(nothing());
+    // row: `reactor::run()`
+    r.run();
+    // row: `reactor::stop()`, `post(fn)`
+    r.post([v] { std::cout << v; });
+    r.stop();
+    // row: `reactor::work_guard{r}`
+    conet::reactor::work_guard guard{r};
+    guard.reset();
+    // row: `reactor::set_budget(n)`
+    r.set_budget(64);
+    // row: `reactor::current()`
+    const conet::reactor* current = conet::reactor::current();
+    // row: `task_handle::cancel()`, `done()`
+    h.cancel();
+    const bool done = h.done();
+    std::cout << current << done;
+}
+
+conet::task<> groups() {
+    // row: `task_group`, `spawn(task)`
+    conet::task_group group;
+    conet::task_handle h = group.spawn(nothing());
+    // row: `task_group::cancel()`, `set_failure_handler(fn)`
+    group.set_failure_handler([](std::exception_ptr) {});
+    group.cancel();
+    // row: `task_group::join()`
+    co_await group.join();
+    // row: `failure_policy::report`, `cancel_all`
+    conet::task_group strict(conet::failure_policy::cancel_all);
+    conet::task_group lenient(conet::failure_policy::report);
+    // row: `shield(task)`
+    co_await conet::shield(nothing());
+    // row: `cancel_token`, `cancel_callback`, `get_cancel_token(h)`, `current_cancel_token()`
+    conet::cancel_token token = co_await conet::current_cancel_token();
+    conet::cancel_callback on_cancel(token, [] { std::cout << "cancelled"; });
+    const bool requested = token.cancel_requested();
+    const conet::cancel_token none = conet::get_cancel_token(std::coroutine_handle<>{});
+    std::cout << h.done() << requested << none.can_be_cancelled();
+}
+
+conet::task<> yielding() {
+    // row: `yield()`
+    co_await conet::yield();
+}
+
+void addresses() {
+    // row: `ip_address`
+    conet::ip_address a = conet::ip_address::parse("127.0.0.1");
+    std::optional<conet::ip_address> b = conet::ip_address::try_parse("::1");
+    a = conet::ip_address::v4({127, 0, 0, 1});
+    a = conet::ip_address::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+    a = conet::ip_address::any();
+    a = conet::ip_address::loopback(conet::ip_family::v6);
+    std::span<const std::uint8_t> bytes = a.bytes();
+    std::cout << a.to_string() << b.has_value() << bytes.size();
+    // row: `endpoint`
+    conet::endpoint e = conet::endpoint::parse("127.0.0.1:80");
+    e = conet::endpoint::parse("[::1]:80");
+    std::optional<conet::endpoint> f = conet::endpoint::try_parse("x");
+    std::cout << e.to_string() << e << f.has_value();
+    // row: `resolve(host, port)`, `resolve("host:port")`
+    std::vector<conet::endpoint> found = conet::resolve("localhost", 80);
+    found = conet::resolve("localhost:80");
+    // row: `host_name()`
+    const std::string name = conet::host_name();
+    std::cout << found.size() << name;
+}
+
+conet::task<> tcp() {
+    // row: `tcp_listener::bind(endpoint, backlog)`
+    auto listener = conet::tcp_listener::bind(conet::endpoint::parse("127.0.0.1:0"), 16);
+    // row: `tcp_stream::connect(endpoint)`
+    conet::tcp_stream client = co_await conet::tcp_stream::connect(listener.local_endpoint());
+    // row: `tcp_listener::accept()`
+    auto [conn, peer] = co_await listener.accept();
+    char buf[64];
+    // row: `tcp_stream::recv(buf)`
+    std::size_t n = co_await conn.recv(buf);
+    // row: `tcp_stream::recv_exact(buf)`
+    n = co_await conn.recv_exact(buf);
+    // row: `tcp_stream::send(buf)`, `send_all(buf)`
+    n = co_await client.send(buf);
+    n = co_await client.send_all(std::string("text"));
+    // row: `tcp_stream::shutdown(how)`, `close()`
+    client.shutdown(conet::shutdown_type::send);
+    client.close();
+    // row: `tcp_stream::set_nodelay(bool)`
+    conn.set_nodelay(true);
+    // row: `local_endpoint()`, `peer_endpoint()`
+    conet::endpoint where = listener.local_endpoint();
+    where = conn.local_endpoint();
+    where = conn.peer_endpoint();
+    auto datagrams = conet::udp_socket::bind(where);
+    datagrams.connect(peer);
+    where = datagrams.local_endpoint();
+    where = datagrams.peer_endpoint();
+    std::cout << n << where;
+}
+
+conet::task<> udp() {
+    // row: `udp_socket::open(family)`, `bind(endpoint)`
+    auto a = conet::udp_socket::open(conet::ip_family::v4);
+    auto b = conet::udp_socket::bind(conet::endpoint::parse("127.0.0.1:0"));
+    char buf[64];
+    // row: `udp_socket::send_to(buf, endpoint)`
+    std::size_t n = co_await a.send_to("hi", b.local_endpoint());
+    // row: `udp_socket::recv_from(buf)`
+    conet::datagram d = co_await b.recv_from(buf);
+    auto [size, from] = d;
+    // row: `udp_socket::connect`, `send`, `recv`, `set_broadcast`
+    b.connect(from);
+    n = co_await b.send(buf);
+    n = co_await b.recv(buf);
+    b.set_broadcast(true);
+    std::cout << n << size;
+}
+
+conet::task<> lines(conet::tcp_stream& stream) {
+    // row: `line_reader{stream, max}`
+    conet::line_reader reader{stream, 1024};
+    // row: `line_reader::read_line()`
+    std::optional<std::string> line = co_await reader.read_line();
+    // row: `line_reader::read_line(std::string&)`
+    std::string into;
+    const bool got = co_await reader.read_line(into);
+    std::cout << line.has_value() << got;
+}
+
+conet::task<> timers(conet::tcp_stream& stream) {
+    // row: `sleep_for(d)`, `sleep_until(t)`
+    co_await conet::sleep_for(10ms);
+    co_await conet::sleep_until(std::chrono::steady_clock::now() + 10ms);
+    // row: `with_timeout(op, d)`
+    char buf[16];
+    std::size_t n = co_await conet::with_timeout(stream.recv(buf), 1s);
+    n += static_cast<std::size_t>(co_await conet::with_timeout(value(), 1s));
+    conet::task_group group;
+    co_await conet::with_timeout(group.join(), 1s);
+    std::cout << n;
+}
+
+conet::task<> concurrency() {
+    // row: `when_all(tasks...)`
+    auto [x, y] = co_await conet::when_all(value(), value());
+    // row: `when_any(tasks...)`
+    auto first = co_await conet::when_any(value(), nothing());
+    std::cout << x << y << first.index();
+}
+
+conet::task<> events() {
+    // row: `signal_set{SIGINT, ...}`, `wait()`
+    conet::signal_set signals{SIGINT, SIGTERM};
+    const int which = co_await signals.wait();
+    // row: `standard_input`, `read_some(buf)`
+    conet::standard_input input;
+    char buf[16];
+    const std::size_t n = co_await input.read_some(buf);
+    std::cout << which << n;
+}
+
+void values() {
+    // row: `mutable_buffer`, `const_buffer`
+    char buf[8] = {};
+    const conet::mutable_buffer into = buf;
+    const conet::const_buffer from = "text";
+    // row: `error`, `error_category()`
+    const std::error_code ec = conet::error::line_too_long;
+    const bool ours = ec.category() == conet::error_category();
+    // row: `transfer_error::transferred()`
+    const conet::transfer_error failure(ec, "send_all", 3);
+    const std::size_t moved = failure.transferred();
+    // row: `CONET_VERSION_STRING`
+    const char* version = CONET_VERSION_STRING;
+    std::cout << into.size() << from.size() << ours << moved << version;
+}
+
+} // namespace readme_reference
