@@ -6,7 +6,7 @@
 #include <chrono>
 #include <coroutine>
 #include <functional>
-#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -274,12 +274,11 @@ public:
             return false;
         }
         gate_.waiting_ = h;
-        on_cancel_ =
-            std::make_unique<conet::cancel_callback<std::function<void()>>>(token, [this, h] {
-                cancelled_ = true;
-                gate_.waiting_ = {};
-                conet::reactor::current()->post([h] { h.resume(); });
-            });
+        on_cancel_.emplace(token, [this, h] {
+            cancelled_ = true;
+            gate_.waiting_ = {};
+            conet::reactor::current()->post([h] { h.resume(); });
+        });
         return true;
     }
     void await_resume() {
@@ -290,7 +289,9 @@ public:
 
 private:
     gate& gate_;
-    std::unique_ptr<conet::cancel_callback<std::function<void()>>> on_cancel_;
+    // (An awaitable must be movable: GCC moves what await_transform returns into the frame;
+    // an unregistered cancel_callback, or an empty optional of one, moves.)
+    std::optional<conet::cancel_callback<std::function<void()>>> on_cancel_;
     bool cancelled_ = false;
 };
 

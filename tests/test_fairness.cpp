@@ -249,3 +249,63 @@ TEST_CASE("an accept loop retrying on EMFILE lets other tasks free descriptors",
     };
     run_bounded(body());
 }
+
+TEST_CASE("a busy loop on a descriptor that cannot wait still gives the loop its turn", "[fair]") {
+    auto body = []() -> conet::task<> {
+        bool fired = false;
+        conet::reactor::current()->spawn([](bool& flag) -> conet::task<> {
+            co_await conet::sleep_for(10ms);
+            flag = true;
+        }(fired));
+        conet::tcp_stream closed; // every recv fails at once (EBADF): nothing to wait for
+        const auto start = steady::now();
+        const auto give_up = start + 3s;
+        char buf[16];
+        while (!fired && steady::now() < give_up) {
+            std::error_code ec;
+            co_await closed.recv(buf, ec);
+        }
+        CHECK(fired);
+        CHECK(steady::now() - start < 1s);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("nested when_any: data for both levels in one batch loses no byte", "[fair][cancel]") {
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        std::size_t consumed = 0;
+        auto read_some = [](conet::tcp_stream& s, std::size_t& total) -> conet::task<std::string> {
+            char buf[64];
+            const auto n = co_await s.recv(buf);
+            total += n;
+            co_return std::string(buf, n);
+        };
+        auto inner = [&](conet::tcp_stream& x, conet::tcp_stream& y) -> conet::task<std::string> {
+            auto v = co_await conet::when_any(read_some(x, consumed), read_some(y, consumed));
+            co_return v.index() == 0 ? std::get<0>(v) : std::get<1>(v);
+        };
+        auto outer = [&]() -> conet::task<std::string> {
+            auto v =
+                co_await conet::when_any(inner(a.server, b.server), read_some(c.server, consumed));
+            co_return v.index() == 0 ? std::get<0>(v) : std::get<1>(v);
+        };
+        auto send_both = [&]() -> conet::task<> {
+            co_await conet::sleep_for(5ms); // everyone is waiting
+            co_await a.client.send_all("aaaa");
+            co_await c.client.send_all("cccc"); // both edges land in one epoll batch
+        };
+        auto [delivered, none] = co_await conet::when_all(outer(), send_both());
+        (void)none;
+        CHECK(delivered.size() == consumed); // what was read was delivered
+        // Whichever lost still holds its bytes.
+        auto& loser = delivered == "aaaa" ? c.server : a.server;
+        char buf[64];
+        const auto n = co_await conet::with_timeout(loser.recv(buf), 1s);
+        CHECK(std::string(buf, n) == (delivered == "aaaa" ? "cccc" : "aaaa"));
+    };
+    for (int i = 0; i < 20; ++i)
+        run_bounded(body());
+}

@@ -212,3 +212,48 @@ TEST_CASE("post takes move-only callables, such as a socket", "[loop]") {
     }(pair.server, got));
     CHECK(got == "handed over");
 }
+
+TEST_CASE("joining a group that is destroyed meanwhile fails cleanly", "[group]") {
+    auto body = []() -> conet::task<> {
+        auto group = std::make_unique<conet::task_group>();
+        group->spawn([]() -> conet::task<> { co_await conet::sleep_for(1h); }());
+        std::error_code seen;
+        auto joiner = [](conet::task_group& g, std::error_code& out) -> conet::task<> {
+            try {
+                co_await g.join();
+            } catch (const std::system_error& e) {
+                out = e.code();
+            }
+        };
+        conet::task_group joiners;
+        auto handle = joiners.spawn(joiner(*group, seen));
+        co_await conet::yield(); // the joiner waits
+        group.reset();           // the group goes away under it
+        co_await conet::yield();
+        CHECK(handle.done());
+        CHECK(seen == conet::error::closed);
+        handle.cancel(); // nothing left to touch
+        co_await joiners.join();
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("cancel_all: a failure nobody joined is still reported", "[group]") {
+    auto body = []() -> conet::task<> {
+        std::vector<std::string> reported;
+        {
+            conet::task_group group(conet::failure_policy::cancel_all);
+            group.set_failure_handler([&reported](std::exception_ptr e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& error) {
+                    reported.push_back(error.what());
+                }
+            });
+            group.spawn(fail_after(1ms, "never joined"));
+            co_await conet::sleep_for(20ms);
+        } // destroyed without a join
+        CHECK(reported == std::vector<std::string>{"never joined"});
+    };
+    run_bounded(body());
+}

@@ -1,21 +1,27 @@
 // conet/cancel.hpp - cancellation that any awaitable can join.
 //
 // Every conet task runs in a cancellation chain: the task and the tasks it awaits in turn
-// share one; a spawned task and each branch of when_all/when_any has its own, linked under
-// its parent's so that cancelling the parent cancels the branches too. Cancelling a chain
-// ends the operation it waits in with std::errc::operation_canceled, and every later
-// co_await in it (conet's operations, yield(), sleeps, awaiting a task) fails the same way
-// before doing anything, so a cancelled task never transfers data it cannot deliver.
+// share one; each task of a task_group has its own (cancelled through its handle or its
+// group), and each branch of when_all/when_any has its own, linked under its parent's so
+// that cancelling the parent cancels the branches too. Cancelling a chain ends the
+// operation it waits in with std::errc::operation_canceled, and every later co_await in it
+// (conet's operations, yield(), sleeps, awaiting a task) fails the same way before doing
+// anything, so a cancelled task never transfers data it cannot deliver.
 //
 // A user's own awaitable joins the chain the way std::stop_callback joins a std::stop_token:
 //
 //     template <class Promise>
 //     bool await_suspend(std::coroutine_handle<Promise> h) {
-//         token_ = conet::get_cancel_token(h);          // empty outside a conet::task
-//         if (token_.cancel_requested()) return false;  // await_resume reports it
-//         callback_.emplace(token_, [this] { abort_my_operation(); });
+//         auto token = conet::get_cancel_token(h);       // empty outside a conet::task
+//         if (token.cancel_requested()) return false;    // await_resume reports it
+//         on_cancel_.emplace(token, [this] { end_my_wait(); });  // std::optional member
 //         ...
 //     }
+//
+// The callback should end the wait by scheduling the coroutine's resumption (post() it to
+// the reactor), never by resuming it inline. Awaitables must be movable: GCC moves what a
+// task's await_transform returns into the frame (an empty optional, or an unregistered
+// cancel_callback, moves).
 //
 // Everything here is single-threaded: request cancellation on the reactor's thread.
 #pragma once
@@ -43,6 +49,7 @@ public:
     inline ~cancel_node();
 
     bool registered() const noexcept { return owner_ != nullptr; }
+    cancel_state* owner() const noexcept { return owner_; }
     inline void unregister() noexcept;
 
 private:
@@ -179,8 +186,19 @@ public:
         : cancel_node(&cancel_callback::invoke), f_(std::forward<G>(f)) {
         if (token.state_) token.state_->add(*this);
     }
+    /// Moves the callback; a registered one is registered again at its new address (so that
+    /// an awaitable holding one stays movable, which GCC needs: it moves what a task's
+    /// await_transform returns into the coroutine frame).
+    cancel_callback(cancel_callback&& other) noexcept(std::is_nothrow_move_constructible_v<F>)
+        : cancel_node(&cancel_callback::invoke), f_(std::move(other.f_)) {
+        if (detail::cancel_state* s = other.owner()) {
+            other.unregister();
+            s->add(*this);
+        }
+    }
     cancel_callback(const cancel_callback&) = delete;
     cancel_callback& operator=(const cancel_callback&) = delete;
+    cancel_callback& operator=(cancel_callback&&) = delete;
     ~cancel_callback() = default; // cancel_node's destructor unregisters
 
 private:

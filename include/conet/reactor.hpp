@@ -120,6 +120,7 @@ public:
         // resume it, never close its descriptor.
         core_.ready.clear();
         core_.retry.clear();
+        core_.urgent.clear();
         core_.timers.clear();
         for (std::size_t fd = 0; fd < core_.descriptors.size(); ++fd) {
             auto& s = core_.descriptors[static_cast<int>(fd)];
@@ -252,7 +253,7 @@ private:
 
     bool out_of_work() const noexcept {
         return core_.live_tasks == 0 && core_.ready.empty() && core_.retry.empty() &&
-               outstanding_.load(std::memory_order_acquire) == 0;
+               core_.urgent.empty() && outstanding_.load(std::memory_order_acquire) == 0;
     }
 
     // True once the current run has nothing left to wait for.
@@ -271,9 +272,20 @@ private:
     void resume(std::coroutine_handle<> h) {
         detail::budget_left = core_.budget;
         h.resume();
+        resume_urgent();
+    }
+
+    // Resumes the waits a cancellation or a close ended (see loop_core::urgent), including
+    // those their unwinding ends in turn.
+    void resume_urgent() {
+        while (detail::ready_node* n = core_.urgent.pop_front()) {
+            detail::budget_left = core_.budget;
+            n->handle.resume();
+        }
     }
 
     void run_once() {
+        resume_urgent();   // cancellations made while no run was in progress, if any
         dispatch_events(); // what an exception left of the previous batch, if anything
         run_ready();
         run_retries();
@@ -317,7 +329,7 @@ private:
     // deadline (rounded up to whole milliseconds, so that a timer never fires early) if any,
     // else indefinitely.
     int wait_timeout_ms() const noexcept {
-        if (!core_.ready.empty() || !core_.retry.empty()) return 0;
+        if (!core_.ready.empty() || !core_.retry.empty() || !core_.urgent.empty()) return 0;
         const detail::timer_entry* first = core_.timers.top();
         if (!first) return -1;
         const auto left = first->deadline() - detail::timer_entry::clock::now();
@@ -414,22 +426,29 @@ private:
 
 namespace detail {
 
-/// What conet::yield() returns.
-class yield_awaiter : public ready_node {
+/// What conet::yield() returns. Cancelled while it waits for its turn, it moves to the
+/// urgent queue, so that it unwinds at once like any other cancelled wait.
+class yield_awaiter : public ready_node, public cancel_node {
 public:
-    explicit yield_awaiter(std::error_code* out) noexcept : out_(out) {}
+    explicit yield_awaiter(std::error_code* out) noexcept
+        : cancel_node(&yield_awaiter::cancelled), out_(out) {}
+    yield_awaiter(const yield_awaiter& other) noexcept
+        : ready_node(other), cancel_node(other), out_(other.out_), chain_(other.chain_) {}
+    yield_awaiter& operator=(const yield_awaiter&) = delete;
 
     void set_chain(cancel_state* c) noexcept { chain_ = c; }
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-        loop_core* l = loop_core::current();
-        if (!l) return false; // no loop to give the turn to: just go on
+        loop_ = loop_core::current();
+        if (!loop_) return false; // no loop to give the turn to: just go on
         handle = h;
-        l->ready.push_back(*this);
+        loop_->ready.push_back(*this);
+        if (chain_) chain_->add(*this);
         return true;
     }
-    void await_resume() const {
+    void await_resume() {
+        cancel_node::unregister();
         std::error_code ec;
         if (chain_ && chain_->requested()) ec = std::make_error_code(std::errc::operation_canceled);
         if (out_)
@@ -439,8 +458,15 @@ public:
     }
 
 private:
+    static void cancelled(cancel_node& n) noexcept {
+        auto& self = static_cast<yield_awaiter&>(n);
+        self.unlink();
+        self.loop_->urgent.push_back(self);
+    }
+
     std::error_code* out_;
     cancel_state* chain_ = nullptr;
+    loop_core* loop_ = nullptr;
 };
 
 } // namespace detail

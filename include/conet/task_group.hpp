@@ -40,6 +40,7 @@
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
 #include "detail/task_registry.hpp"
+#include "error.hpp"
 #include "task.hpp"
 
 namespace conet {
@@ -171,13 +172,20 @@ public:
     /// dropped.
     void set_failure_handler(failure_handler handler) { handler_ = std::move(handler); }
 
-    /// Forgets the reactor (it is being destroyed): destroys the unfinished tasks' frames.
+    /// Forgets the reactor (it is being destroyed, or the group is): destroys the unfinished
+    /// tasks' frames; a coroutine joining the group resumes with conet::error::closed (when
+    /// the reactor still runs); a cancel_all failure nobody joined is reported.
     void detach() noexcept {
         while (detail::promise_base* p = first_) {
             forget(*p);
             p->self_.destroy();
         }
-        joiners_.clear();
+        while (detail::ready_node* n = joiners_.pop_front()) {
+            auto& j = static_cast<join_awaiter&>(*n);
+            j.abandon();
+            if (loop_) loop_->urgent.push_back(j);
+        }
+        if (auto e = std::exchange(first_failure_, nullptr)) report(e);
         if (loop_) {
             if (prev_group_)
                 prev_group_->next_group_ = next_group_;
@@ -201,7 +209,8 @@ public:
 private:
     friend class task_handle;
 
-    class join_awaiter : private detail::ready_node, private detail::cancel_node {
+    // Its bases are reachable from task_group only (the class itself is private).
+    class join_awaiter : public detail::ready_node, public detail::cancel_node {
     public:
         explicit join_awaiter(task_group& g) noexcept
             : cancel_node(&join_awaiter::cancelled), group_(&g) {}
@@ -220,10 +229,17 @@ private:
         }
         void await_resume() {
             cancel_node::unregister();
+            if (!group_) throw std::system_error(error::closed, "task_group::join");
             if (cancelled_)
                 throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                         "task_group::join");
             if (auto e = std::exchange(group_->first_failure_, nullptr)) std::rethrow_exception(e);
+        }
+
+        // The group is going away: never touch it again.
+        void abandon() noexcept {
+            cancel_node::unregister();
+            group_ = nullptr;
         }
 
     private:
@@ -232,7 +248,7 @@ private:
             self.cancelled_ = true;
             self.unlink(); // from the joiners (or from the ready queue: re-queued below)
             // No loop: the reactor is gone, and with it any way to resume.
-            if (detail::loop_core* l = self.group_->loop_) l->ready.push_back(self);
+            if (detail::loop_core* l = self.group_->loop_) l->urgent.push_back(self);
         }
 
         task_group* group_;
@@ -286,12 +302,19 @@ private:
             cancel();
             return;
         }
+        report(e);
+    }
+
+    // Hands a failure to the handler (or prints it). If the handler throws, both the failure
+    // and the handler's exception are printed: neither vanishes.
+    void report(const std::exception_ptr& e) noexcept {
         try {
             if (handler_)
                 handler_(e);
             else
                 print_failure(e);
         } catch (...) {
+            print_failure(e);
             print_failure(std::current_exception());
         }
     }

@@ -64,9 +64,7 @@ public:
         if (deferred) {
             deferred = false;
             if (defer()) return true;
-            // Cannot wait on this descriptor (a regular file, say): the budget cannot apply.
-            ec = no_error();
-            if (self().try_once()) return false;
+            if (self().try_once()) return false; // no reactor: no turn to give
         }
         ec = self().target().wait(Dir, *this);
         if (!ec && timeout.count() >= 0) ec = arm_timeout(*this);
@@ -90,10 +88,14 @@ public:
     }
 
 private:
-    // Registers for readiness (so that a close or an edge still reaches it) and queues the
-    // try on the loop's retry list. False if the descriptor cannot wait.
+    // Queues the try on the loop's retry list, registered for readiness when the descriptor
+    // can wait (so that a close or an edge still reaches it). A descriptor that cannot wait
+    // (a regular file, a closed socket) is deferred all the same: the budget applies to
+    // every operation. False only without a running reactor.
     bool defer() noexcept {
-        if (self().target().wait(Dir, *this)) return false;
+        loop_core* l = loop_core::current();
+        if (!l) return false;
+        if (self().target().wait(Dir, *this)) loop = l; // not registered: just the retry
         deferred = true;
         loop->retry.push_back(*this);
         watch_cancellation();
@@ -116,6 +118,10 @@ private:
         if (self.deferred) {
             self.deferred = false;
             self.unlink();
+            if (!self.in_slot) { // deferred without a slot: register now, or report why not
+                self.ec = self.target().wait(Dir, self);
+                if (self.ec) return true;
+            }
             if (self.timeout.count() >= 0) {
                 self.ec = arm_timeout(self);
                 if (self.ec) return true;

@@ -37,8 +37,13 @@ inline bool take_budget() noexcept {
 /// The reactor's state as the awaitables see it.
 struct loop_core {
     int epoll_fd = -1;
-    ready_queue ready;            // coroutines to resume at the next turn
-    ready_queue retry;            // operations whose try the budget deferred to the next turn
+    ready_queue ready; // coroutines to resume at the next turn
+    ready_queue retry; // operations whose try the budget deferred to the next turn
+    // Waits ended by a cancellation or a close: resumed as soon as the coroutine running now
+    // suspends, so that a cancelled when_any loser has unwound (and its when_any finished)
+    // before the loop looks at the next event, which could otherwise decide an enclosing
+    // when_any for another branch and discard what this one already received.
+    ready_queue urgent;
     timer_heap timers;            // deadlines of sleeps and timeouts
     descriptor_table descriptors; // who waits on which descriptor
     task_group* groups = nullptr; // every task group bound to this loop (intrusive list)

@@ -102,13 +102,14 @@ public:
         }
     }
 
-    /// Ends the wait now with `reason` and queues the coroutine for the next turn. Does
-    /// nothing if it is not waiting (it finished and is already queued to resume).
+    /// Ends the wait now with `reason` and queues the coroutine to resume as soon as the
+    /// running coroutine suspends (loop_core::urgent). Does nothing if it is not waiting (it
+    /// finished and is already queued to resume).
     void abort(std::error_code reason) noexcept {
         if (!in_slot && !armed() && !deferred) return;
         finish_wait();
         ec = reason;
-        loop->ready.push_back(*this);
+        loop->urgent.push_back(*this);
     }
 
     /// Undoes every registration (the frame holding this waiter is going away).
