@@ -2,6 +2,7 @@
 // transfer (a million synchronous completions must not grow the stack).
 #include <conet/task.hpp>
 
+#include <coroutine>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -135,4 +136,39 @@ TEST_CASE("nested awaits that finish at once work to the documented depth", "[ta
     // task.hpp: each nesting level that finishes at once uses native stack (a few hundred
     // bytes at -O0), so ordinary recursion depths are fine; tens of thousands need more.
     CHECK(conet_test::run_bounded(nested(2'000)) == 2'000);
+}
+
+namespace {
+
+// An awaitable that can be neither copied nor moved, and checks that every call reaches the
+// object the task's co_await expression created.
+class pinned_awaitable {
+public:
+    explicit pinned_awaitable(bool ready) noexcept : ready_(ready), self_(this) {}
+    pinned_awaitable(const pinned_awaitable&) = delete;
+    pinned_awaitable& operator=(const pinned_awaitable&) = delete;
+
+    bool await_ready() const noexcept { return ready_ && self_ == this; }
+    bool await_suspend(std::coroutine_handle<>) const noexcept { return false; } // go on at once
+    bool await_resume() const noexcept { return self_ == this; }
+
+private:
+    bool ready_;
+    const pinned_awaitable* self_;
+};
+
+} // namespace
+
+TEST_CASE("a task awaits a user's awaitable where it stands, without copying or moving it",
+          "[task]") {
+    static_assert(!std::is_move_constructible_v<pinned_awaitable>);
+    auto body = []() -> conet::task<int> {
+        int in_place = 0;
+        if (co_await pinned_awaitable(true)) ++in_place;  // completes in await_ready
+        if (co_await pinned_awaitable(false)) ++in_place; // goes through await_suspend
+        pinned_awaitable named(false);
+        if (co_await named) ++in_place; // an lvalue
+        co_return in_place;
+    };
+    CHECK(conet_test::run_bounded(body()) == 3);
 }

@@ -19,9 +19,8 @@
 //     }
 //
 // The callback should end the wait by scheduling the coroutine's resumption (post() it to
-// the reactor), never by resuming it inline. Awaitables must be movable: GCC moves what a
-// task's await_transform returns into the frame (an empty optional, or an unregistered
-// cancel_callback, moves).
+// the reactor), never by resuming it inline. A task awaits an awaitable where it stands: it
+// need not be copyable or movable, unless it is passed by value (to with_timeout, say).
 //
 // Everything here is single-threaded: request cancellation on the reactor's thread.
 #pragma once
@@ -187,8 +186,7 @@ public:
         if (token.state_) token.state_->add(*this);
     }
     /// Moves the callback; a registered one is registered again at its new address (so that
-    /// an awaitable holding one stays movable, which GCC needs: it moves what a task's
-    /// await_transform returns into the coroutine frame).
+    /// an awaitable holding one stays movable, and can be passed by value).
     cancel_callback(cancel_callback&& other) noexcept(std::is_nothrow_move_constructible_v<F>)
         : cancel_node(&cancel_callback::invoke), f_(std::move(other.f_)) {
         if (detail::cancel_state* s = other.owner()) {

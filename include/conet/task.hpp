@@ -62,6 +62,18 @@ private:
     done_function done_;
 };
 
+/// Awaits `*a` (see promise_base::await_transform).
+template <class A>
+struct forwarder {
+    A* a;
+    bool await_ready() { return a->await_ready(); }
+    template <class Promise>
+    decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
+        return a->await_suspend(h);
+    }
+    decltype(auto) await_resume() { return a->await_resume(); }
+};
+
 /// What every task promise shares: the awaiting coroutine, the exception, the cancellation
 /// chain, and the links a task_group uses to own a task without allocating for it.
 class promise_base {
@@ -91,11 +103,18 @@ public:
 
     /// Hands every conet awaitable the task's cancellation chain before it is awaited, so
     /// that it can see a cancellation before doing anything (even when it would complete at
-    /// once). Other awaitables pass through untouched.
+    /// once). An awaiter (anything with await_ready) is then awaited through a pointer-sized
+    /// forwarder: the operand itself stays where it is (a temporary lives until its co_await
+    /// completes), where GCC would otherwise move the returned object into the frame (a
+    /// second construction and destruction of every operation, and a move constructor
+    /// required of every user awaitable). Awaitables with operator co_await pass through.
     template <class Awaitable>
-    Awaitable&& await_transform(Awaitable&& a) noexcept {
+    decltype(auto) await_transform(Awaitable&& a) noexcept {
         if constexpr (requires { a.set_chain(cancel_); }) a.set_chain(cancel_);
-        return std::forward<Awaitable>(a);
+        if constexpr (requires { a.await_ready(); })
+            return forwarder<std::remove_reference_t<Awaitable>>{&a};
+        else
+            return std::forward<Awaitable>(a);
     }
 
     /// The cancellation chain this task runs in.

@@ -39,8 +39,8 @@ public:
     using attempt_fn = bool (*)(waiter&) noexcept;
 
     explicit waiter(attempt_fn fn) noexcept : cancel_node(&waiter::cancelled), attempt(fn) {}
-    // Copies what configures an operation that has not started (GCC copies the result of
-    // await_transform into the frame), none of the registrations.
+    // Copies what configures an operation that has not started (with_timeout takes and
+    // returns one by value), none of the registrations.
     waiter(const waiter& other) noexcept
         : ready_node(other), timer_entry(), cancel_node(other), attempt(other.attempt),
           deadline_is_error(other.deadline_is_error), timeout(other.timeout), chain(other.chain) {}
