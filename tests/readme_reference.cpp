@@ -5,6 +5,8 @@
 // still a row of the table, so neither side can drift alone.
 #include <conet/conet.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <coroutine>
 #include <csignal>
@@ -112,6 +114,15 @@ void addresses() {
 conet::task<> tcp() {
     // row: `tcp_listener::bind(endpoint, backlog)`
     auto listener = conet::tcp_listener::bind(conet::endpoint::parse("127.0.0.1:0"), 16);
+    // row: `tcp_listener::bind(endpoint, listen_options)`
+    auto shared = conet::tcp_listener::bind(conet::endpoint::parse("127.0.0.1:0"),
+                                            {.reuse_port = true, .backlog = 64});
+    // row: `tcp_listener::adopt(fd)`, `udp_socket::adopt(fd)`
+    auto adopted = conet::tcp_listener::adopt(::dup(shared.native_handle()));
+    // row: `set_option(o)`, `get_option<O>()`
+    listener.set_option(conet::option::receive_buffer_size{1 << 16});
+    const bool reuse = listener.get_option<conet::option::reuse_port>().value;
+    std::cout << reuse;
     // row: `tcp_stream::connect(endpoint)`
     conet::tcp_stream client = co_await conet::tcp_stream::connect(listener.local_endpoint());
     // row: `tcp_listener::accept()`
@@ -145,6 +156,10 @@ conet::task<> udp() {
     auto a = conet::udp_socket::open(conet::ip_family::v4);
     auto b = conet::udp_socket::bind(conet::endpoint::parse("127.0.0.1:0"));
     char buf[64];
+    // row: `udp_socket::bind(endpoint, udp_options)`
+    auto c = conet::udp_socket::bind(conet::endpoint::parse("127.0.0.1:0"),
+                                     {.reuse_address = true, .broadcast = true});
+    auto d2 = conet::udp_socket::adopt(::dup(c.native_handle()));
     // row: `udp_socket::send_to(buf, endpoint)`
     std::size_t n = co_await a.send_to("hi", b.local_endpoint());
     // row: `udp_socket::recv_from(buf)`

@@ -1,18 +1,19 @@
 // conet/conet.hpp - everything conet offers, in one include.
 #pragma once
 
-#include "address.hpp"     // ip_address, endpoint, resolve, host_name
-#include "buffer.hpp"      // mutable_buffer, const_buffer
-#include "cancel.hpp"      // cancel_token, cancel_callback
-#include "error.hpp"       // conet::error, how failures are reported
-#include "line_reader.hpp" // line_reader
-#include "reactor.hpp"     // reactor: run, spawn, stop, post, work_guard; yield
-#include "signal.hpp"      // signal_set
-#include "stdio.hpp"       // standard_input
-#include "task.hpp"        // task<T>, shield, current_cancel_token
-#include "task_group.hpp"  // task_group, task_handle, failure_policy
-#include "tcp.hpp"         // tcp_listener, tcp_stream
-#include "time.hpp"        // sleep_for, sleep_until, with_timeout
-#include "udp.hpp"         // udp_socket
-#include "version.hpp"     // CONET_VERSION_*
-#include "when.hpp"        // when_all, when_any
+#include "address.hpp"       // ip_address, endpoint, resolve, host_name
+#include "buffer.hpp"        // mutable_buffer, const_buffer
+#include "cancel.hpp"        // cancel_token, cancel_callback
+#include "error.hpp"         // conet::error, how failures are reported
+#include "line_reader.hpp"   // line_reader
+#include "reactor.hpp"       // reactor: run, spawn, stop, post, work_guard; yield
+#include "signal.hpp"        // signal_set
+#include "socket_option.hpp" // set_option, get_option: conet::option::reuse_port, ...
+#include "stdio.hpp"         // standard_input
+#include "task.hpp"          // task<T>, shield, current_cancel_token
+#include "task_group.hpp"    // task_group, task_handle, failure_policy
+#include "tcp.hpp"           // tcp_listener, tcp_stream
+#include "time.hpp"          // sleep_for, sleep_until, with_timeout
+#include "udp.hpp"           // udp_socket
+#include "version.hpp"       // CONET_VERSION_*
+#include "when.hpp"          // when_all, when_any

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -99,10 +100,7 @@ public:
     using socket_base::peer_endpoint;
 
     /// Turns Nagle's algorithm off (true) so small writes go out at once.
-    void set_nodelay(bool on) {
-        detail::throw_if(detail::set_int_option(native_handle(), IPPROTO_TCP, TCP_NODELAY, on),
-                         "setsockopt(TCP_NODELAY)");
-    }
+    void set_nodelay(bool on) { set_option(option::no_delay{on}); }
 };
 
 /// What accept() yields: the connected stream and who is on the other end.
@@ -202,6 +200,22 @@ inline detail::connect_op tcp_stream::connect(const endpoint& to, std::error_cod
     return {to, &ec};
 }
 
+/// How tcp_listener::bind prepares its socket: the course's setsockopt calls, made between
+/// socket() and bind(). `tcp_listener::bind(where, {.reuse_port = true})`.
+struct listen_options {
+    /// SO_REUSEADDR: a restarted server can bind its port at once, although connections of
+    /// the previous run are still in TIME_WAIT.
+    bool reuse_address = true;
+    /// SO_REUSEPORT: several listeners (one per reactor) bind the same port, and the kernel
+    /// spreads incoming connections among them.
+    bool reuse_port = false;
+    /// IPV6_V6ONLY for an IPv6 address: true takes IPv6 clients only, false IPv4 too (they
+    /// appear as ::ffff:a.b.c.d); unset keeps the system's default (IPv4 too, on Linux).
+    std::optional<bool> v6_only = std::nullopt;
+    /// The listen queue: connections the kernel completes before accept() takes them.
+    int backlog = SOMAXCONN;
+};
+
 /// A listening TCP socket: the course's socket() + bind() + listen(), then accept().
 class tcp_listener : public detail::socket_base {
 public:
@@ -215,27 +229,50 @@ public:
     /// at once) and listening with `backlog`. Port 0 picks a free port: read it back with
     /// local_endpoint(). Throws std::system_error, e.g. "bind 0.0.0.0:80: Permission denied".
     static tcp_listener bind(const endpoint& where, int backlog = default_backlog) {
-        std::error_code ec;
-        auto listener = bind(where, ec, backlog);
-        if (ec) detail::throw_error(ec, "bind " + where.to_string());
-        return listener;
+        return bind(where, listen_options{.backlog = backlog});
     }
-
     /// Non-throwing bind: on failure sets `ec` and returns a closed listener.
     static tcp_listener bind(const endpoint& where, std::error_code& ec,
                              int backlog = default_backlog) noexcept {
+        return bind(where, listen_options{.backlog = backlog}, ec);
+    }
+
+    /// Creates a socket, sets `options` on it, binds it to `where` and listens:
+    /// `tcp_listener::bind(where, {.reuse_port = true})`. Throws std::system_error.
+    static tcp_listener bind(const endpoint& where, const listen_options& options) {
+        std::error_code ec;
+        auto listener = bind(where, options, ec);
+        if (ec) detail::throw_error(ec, "bind " + where.to_string());
+        return listener;
+    }
+    /// Non-throwing form: on failure sets `ec` and returns a closed listener.
+    static tcp_listener bind(const endpoint& where, const listen_options& options,
+                             std::error_code& ec) noexcept {
         ec.clear();
-        tcp_listener listener;
-        const int fd = detail::open_socket(where.family(), SOCK_STREAM, ec);
-        if (fd < 0) return listener;
-        listener = tcp_listener(fd);
-        const detail::sockaddr_any sa(where);
-        if ((ec = detail::set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1))) return {};
-        if (::bind(fd, sa.get(), sa.length) < 0 || ::listen(fd, backlog) < 0) {
+        const int fd = detail::open_bound_socket(where, SOCK_STREAM, options.reuse_address,
+                                                 options.reuse_port, options.v6_only, ec);
+        if (fd < 0) return {};
+        tcp_listener listener(fd);
+        if (::listen(fd, options.backlog) < 0) {
             ec = detail::errno_code(errno);
             return {};
         }
         return listener;
+    }
+
+    /// Takes ownership of a descriptor that is already a listening TCP socket (one inherited
+    /// from a service manager, say) and makes it non-blocking. Throws std::system_error
+    /// (wrong_protocol_type for a socket that is not TCP, invalid_argument for one that does
+    /// not listen); on failure the descriptor is left open and not owned.
+    static tcp_listener adopt(int fd) {
+        std::error_code ec;
+        auto listener = adopt(fd, ec);
+        if (ec) detail::throw_error(ec, "tcp_listener::adopt");
+        return listener;
+    }
+    static tcp_listener adopt(int fd, std::error_code& ec) noexcept {
+        ec = detail::prepare_adopted(fd, SOCK_STREAM, true);
+        return ec ? tcp_listener() : tcp_listener(fd);
     }
 
     /// Waits for the next connection: `auto [conn, peer] = co_await listener.accept();`

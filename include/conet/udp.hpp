@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -113,6 +114,21 @@ public:
 
 } // namespace detail
 
+/// How udp_socket::bind prepares its socket, between socket() and bind():
+/// `udp_socket::bind(where, {.reuse_port = true})`.
+struct udp_options {
+    /// SO_REUSEADDR: on Linux, lets several sockets bind one port (all of them must set it;
+    /// each datagram then goes to one of them).
+    bool reuse_address = false;
+    /// SO_REUSEPORT: several sockets bind the same port (one per reactor, say); the kernel
+    /// spreads incoming datagrams among them by their source.
+    bool reuse_port = false;
+    /// SO_BROADCAST: the socket may send to a broadcast address.
+    bool broadcast = false;
+    /// IPV6_V6ONLY for an IPv6 address (see listen_options); unset keeps the default.
+    std::optional<bool> v6_only = std::nullopt;
+};
+
 /// A UDP socket. Move-only; closes itself on destruction.
 class udp_socket : public detail::socket_base {
 public:
@@ -141,14 +157,40 @@ public:
         return s;
     }
     static udp_socket bind(const endpoint& where, std::error_code& ec) noexcept {
-        auto s = open(where.family(), ec);
-        if (ec) return s;
-        const detail::sockaddr_any sa(where);
-        if (::bind(s.native_handle(), sa.get(), sa.length) < 0) {
-            ec = detail::errno_code(errno);
-            return {};
-        }
+        return bind(where, udp_options{}, ec);
+    }
+
+    /// A socket with `options` set, bound to `where`: `udp_socket::bind(where,
+    /// {.reuse_port = true})`. Bind before connect() to fix a client's own address and port.
+    static udp_socket bind(const endpoint& where, const udp_options& options) {
+        std::error_code ec;
+        auto s = bind(where, options, ec);
+        if (ec) detail::throw_error(ec, "bind " + where.to_string());
         return s;
+    }
+    static udp_socket bind(const endpoint& where, const udp_options& options,
+                           std::error_code& ec) noexcept {
+        ec.clear();
+        const int fd = detail::open_bound_socket(where, SOCK_DGRAM, options.reuse_address,
+                                                 options.reuse_port, options.v6_only, ec);
+        if (fd < 0) return {};
+        udp_socket s(fd);
+        if (options.broadcast && (ec = detail::set_option(fd, option::broadcast{true}))) return {};
+        return s;
+    }
+
+    /// Takes ownership of a descriptor that is already a UDP socket and makes it
+    /// non-blocking. Throws std::system_error (wrong_protocol_type for another kind of
+    /// socket); on failure the descriptor is left open and not owned.
+    static udp_socket adopt(int fd) {
+        std::error_code ec;
+        auto s = adopt(fd, ec);
+        if (ec) detail::throw_error(ec, "udp_socket::adopt");
+        return s;
+    }
+    static udp_socket adopt(int fd, std::error_code& ec) noexcept {
+        ec = detail::prepare_adopted(fd, SOCK_DGRAM, false);
+        return ec ? udp_socket() : udp_socket(fd);
     }
 
     /// Fixes the peer: afterwards send()/recv() talk to it only, and an ICMP "port
@@ -196,10 +238,7 @@ public:
     }
 
     /// Allows sending to broadcast addresses (the course's broadcast example).
-    void set_broadcast(bool on) {
-        detail::throw_if(detail::set_int_option(native_handle(), SOL_SOCKET, SO_BROADCAST, on),
-                         "setsockopt(SO_BROADCAST)");
-    }
+    void set_broadcast(bool on) { set_option(option::broadcast{on}); }
 
 private:
     explicit udp_socket(int fd) noexcept : socket_base(fd) {}

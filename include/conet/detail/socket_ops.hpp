@@ -1,6 +1,7 @@
 // conet/detail/socket_ops.hpp - syscall helpers and operations shared by TCP and UDP sockets.
 #pragma once
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -8,14 +9,15 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <system_error>
 
 #include "../address.hpp"
 #include "../buffer.hpp"
 #include "../error.hpp"
-#include "../reactor.hpp"
-#include "io_awaiter.hpp"
+#include "../socket_option.hpp"
+#include "descriptor.hpp"
 
 namespace conet::detail {
 
@@ -57,6 +59,62 @@ inline void throw_if(const std::error_code& ec, const char* what) {
     if (ec) throw_error(ec, what);
 }
 
+/// setsockopt for a typed option.
+template <socket_option Option>
+std::error_code set_option(int fd, const Option& o) noexcept {
+    return set_int_option(fd, Option::level, Option::name, static_cast<int>(o.value));
+}
+
+/// Sets the options a socket needs before it is bound; an unset `v6_only` (or an IPv4
+/// socket) keeps the system's default.
+inline std::error_code set_bind_options(int fd, ip_family family, bool reuse_address,
+                                        bool reuse_port, std::optional<bool> v6_only) noexcept {
+    if (reuse_address)
+        if (auto ec = set_option(fd, option::reuse_address{true})) return ec;
+    if (reuse_port)
+        if (auto ec = set_option(fd, option::reuse_port{true})) return ec;
+    if (v6_only && family == ip_family::v6)
+        if (auto ec = set_option(fd, option::v6_only{*v6_only})) return ec;
+    return {};
+}
+
+/// A new socket of `type` with the bind options set, bound to `where`; -1 with `ec` set on
+/// failure (nothing is left open).
+inline int open_bound_socket(const endpoint& where, int type, bool reuse_address, bool reuse_port,
+                             std::optional<bool> v6_only, std::error_code& ec) noexcept {
+    const int fd = open_socket(where.family(), type, ec);
+    if (fd < 0) return -1;
+    const sockaddr_any sa(where);
+    ec = set_bind_options(fd, where.family(), reuse_address, reuse_port, v6_only);
+    if (!ec && ::bind(fd, sa.get(), sa.length) < 0) ec = errno_code(errno);
+    if (ec) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/// Checks that `fd` is an open socket of `type` (SOCK_STREAM, SOCK_DGRAM), listening if
+/// `listening`, and makes it non-blocking and close-on-exec, as conet's own sockets are.
+inline std::error_code prepare_adopted(int fd, int type, bool listening) noexcept {
+    int actual = 0;
+    socklen_t length = sizeof actual;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &actual, &length) < 0) return errno_code(errno);
+    if (actual != type) return std::make_error_code(std::errc::wrong_protocol_type);
+    if (listening) {
+        int accepting = 0;
+        length = sizeof accepting;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) < 0)
+            return errno_code(errno);
+        if (!accepting) return std::make_error_code(std::errc::invalid_argument);
+    }
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return errno_code(errno);
+    return {};
+}
+
 /// What every socket has: a descriptor, and the address it is bound to.
 class socket_base : public descriptor {
 public:
@@ -71,6 +129,41 @@ public:
     }
     endpoint local_endpoint(std::error_code& ec) const noexcept {
         return detail::local_endpoint(native_handle(), ec);
+    }
+
+    /// Sets a socket option: `s.set_option(conet::option::reuse_port{true})`. Throws
+    /// std::system_error ("setsockopt(SO_REUSEPORT): ...").
+    template <socket_option Option>
+    void set_option(const Option& o) {
+        std::error_code ec;
+        set_option(o, ec);
+        if (ec) throw_error(ec, std::string("setsockopt(") + Option::text + ")");
+    }
+    template <socket_option Option>
+    void set_option(const Option& o, std::error_code& ec) noexcept {
+        ec = detail::set_option(native_handle(), o);
+    }
+
+    /// Reads a socket option: `s.get_option<conet::option::receive_buffer_size>().value`.
+    template <socket_option Option>
+    Option get_option() const {
+        std::error_code ec;
+        Option o = get_option<Option>(ec);
+        if (ec) throw_error(ec, std::string("getsockopt(") + Option::text + ")");
+        return o;
+    }
+    template <socket_option Option>
+    Option get_option(std::error_code& ec) const noexcept {
+        int value = 0;
+        socklen_t length = sizeof value;
+        Option o{};
+        if (::getsockopt(native_handle(), Option::level, Option::name, &value, &length) < 0) {
+            ec = errno_code(errno);
+            return o;
+        }
+        ec.clear();
+        o.value = static_cast<decltype(o.value)>(value);
+        return o;
     }
 
 protected:
