@@ -1,7 +1,8 @@
 // chat_client - the client of the course's chat homework, on coroutines.
 //
 // Connects to a chat server, sends each line typed on standard input, and prints the answer
-// as "server: TEXT". Typing "##" (or ending the input with Ctrl-D) says goodbye.
+// as "server: TEXT". Typing "##" (or ending the input with Ctrl-D) says goodbye; Ctrl-C or
+// SIGTERM just closes the connection. Either way the exit status is 0.
 //
 //   ./chat_client [HOST] [PORT]                   (defaults: 127.0.0.1 8888)
 //
@@ -13,18 +14,18 @@
 // messages.hpp).
 #include <conet/conet.hpp>
 
-#include <unistd.h>
-
+#include <csignal>
 #include <iostream>
 #include <string>
 
 #include "command_line.hpp"
+#include "keyboard.hpp"
 #include "messages.hpp"
 
 // Ways the conversation can end, as the process's exit status.
 enum exit_status { said_goodbye = 0, failed = 1, usage = 2 };
 
-conet::task<int> chat(const std::vector<conet::endpoint>& server) {
+conet::task<int> chat(const std::vector<conet::endpoint>& server, example::keyboard& keyboard) {
     // socket() + connect(), as in the course: try each address the name resolved to.
     conet::tcp_stream conn;
     std::error_code ec;
@@ -32,19 +33,17 @@ conet::task<int> chat(const std::vector<conet::endpoint>& server) {
         conn = co_await conet::tcp_stream::connect(address, ec);
         if (!ec) break;
     }
+    if (ec == std::errc::operation_canceled) throw std::system_error(ec, "connect"); // Ctrl-C
     if (ec) {
         std::cerr << "chat_client: cannot connect to " << server.front() << ": " << ec.message()
                   << '\n';
         co_return failed;
     }
 
-    conet::standard_input input; // the keyboard, read without blocking the thread
-    conet::line_reader keyboard{input};
-    const bool interactive = ::isatty(STDIN_FILENO);
     for (;;) {
         // sockfd.send(input().encode())
-        if (interactive) std::cout << "> " << std::flush;
-        auto line = co_await keyboard.read_line();
+        if (keyboard.interactive()) std::cout << "> " << std::flush;
+        const auto line = co_await keyboard.next_line();
         const std::string text = line ? *line : "##"; // end of input: say goodbye too
         co_await conn.send_all(text + '\n'); // a line, for servers (and nc -l) that read lines
         if (text == "##") co_return said_goodbye;
@@ -52,6 +51,7 @@ conet::task<int> chat(const std::vector<conet::endpoint>& server) {
         // data = sockfd.recv(1024): the server's answer, as it comes
         char data[1024];
         const std::size_t size = co_await conn.recv(data, ec);
+        if (ec == std::errc::operation_canceled) throw std::system_error(ec, "recv"); // Ctrl-C
         if (ec || size == 0) {
             std::cerr << "chat_client: the server closed the connection"
                       << (ec ? " (" + ec.message() + ")" : std::string()) << '\n';
@@ -62,18 +62,37 @@ conet::task<int> chat(const std::vector<conet::endpoint>& server) {
     }
 }
 
+// Waits for the next of the signals.
+conet::task<int> next_signal(conet::signal_set& signals) {
+    co_return co_await signals.wait();
+}
+
+// Chats until the conversation ends or SIGINT (Ctrl-C) or SIGTERM arrives; a signal cancels
+// the chat, which closes the connection as it unwinds.
+conet::task<int> chat_until_signal(const std::vector<conet::endpoint>& server,
+                                   example::keyboard& keyboard, conet::signal_set& signals) {
+    auto first = co_await conet::when_any(chat(server, keyboard), next_signal(signals));
+    co_return first.index() == 0 ? std::get<0>(first) : said_goodbye;
+}
+
 int main(int argc, char** argv) {
     const std::string_view program = argv[0];
     const std::string_view help = "[HOST] [PORT]   (defaults: 127.0.0.1 8888)";
+    if (argc > 1 && (std::string_view(argv[1]) == "-h" || std::string_view(argv[1]) == "--help")) {
+        std::cout << "usage: " << program << ' ' << help << '\n';
+        return said_goodbye;
+    }
     if (argc > 3) example::usage_error(program, help, "too many arguments");
     const std::string host = argc > 1 ? argv[1] : "127.0.0.1";
     const std::uint16_t port = argc > 2 ? example::port_or_exit(argv[2], program, help) : 8888;
 
+    example::keyboard keyboard;                 // first: see keyboard.hpp
+    conet::signal_set signals{SIGINT, SIGTERM}; // Ctrl-C becomes an event we can co_await
     try {
         // Like socket.gethostbyname(): a name such as "localhost" becomes addresses.
         const auto server = conet::resolve(host, port);
         conet::reactor reactor;
-        return reactor.run(chat(server));
+        return reactor.run(chat_until_signal(server, keyboard, signals));
     } catch (const std::system_error& e) {
         std::cerr << "chat_client: " << e.what() << '\n';
         return failed;

@@ -1,7 +1,8 @@
 // chat_server - the socket course's homework, on coroutines.
 //
 // A TCP server that talks with one client at a time: for every message the client sends, it
-// prints "client: TEXT" and answers with the next line typed on its own standard input. When
+// prints "client: TEXT" and answers with the next line typed on its own standard input (at a
+// "> " prompt, when that is a terminal; once the input has ended, with a fixed reply). When
 // the client sends "##" (or goes away), the server closes that connection and goes back to
 // accept() the next client, who meanwhile waited in the listen queue.
 //
@@ -14,7 +15,8 @@
 // So the course's client, which sends "hello" with no newline, and nc or telnet, which send
 // lines, are all understood, and "##" quits in every form ("##", "##\n", "##\r\n"). Each
 // answer ends the way the message it answers did: none for the course's client (it prints
-// what arrives, as the course's server sent it), "\n" or "\r\n" for line tools.
+// what arrives, as the course's server sent it), "\n" or "\r\n" for line tools. An empty
+// answer to the course's client would be no bytes at all, so the server asks for another.
 //
 // Compared with the course's Python, each blocking call (accept, recv, reading the keyboard)
 // becomes a `co_await`: the coroutine pauses there, and the thread is free to notice other
@@ -23,47 +25,30 @@
 
 #include <csignal>
 #include <iostream>
-#include <optional>
 #include <string>
 
 #include "command_line.hpp"
+#include "keyboard.hpp"
 #include "messages.hpp"
 
 // What the server answers once its own standard input has ended.
 const std::string fixed_reply = "Receive your message";
 
-// The operator's keyboard: the server's standard input, read on the reactor so that waiting
-// for it never blocks the thread. Standard input may be a terminal, a pipe or a file.
-class keyboard {
-public:
-    keyboard() {
-        try {
-            input_.emplace();
-            lines_.emplace(*input_);
-        } catch (const std::system_error&) {
-            // Standard input is closed: behave as if it had ended.
-        }
+// The operator's answer to one message: the next line typed, or the fixed reply once the
+// input has ended. An empty answer to a message without a line ending would be no bytes at
+// all, and the course's client would wait for it for ever: ask for another line instead.
+conet::task<std::string> answer(example::keyboard& operator_input, const std::string& ending) {
+    for (;;) {
+        if (operator_input.interactive()) std::cout << "> " << std::flush;
+        const auto line = co_await operator_input.next_line();
+        if (!line) co_return fixed_reply;
+        if (!line->empty() || !ending.empty()) co_return *line;
+        std::cout << "(an empty answer cannot be sent to this client: type something)" << std::endl;
     }
-
-    // The operator's next line, or the fixed reply once standard input has ended.
-    conet::task<std::string> next_reply() {
-        if (lines_) {
-            std::error_code ec;
-            auto line = co_await lines_->read_line(ec);
-            if (ec == std::errc::operation_canceled) throw std::system_error(ec, "keyboard");
-            if (line) co_return *line;
-            lines_.reset(); // end of input (or an error reading it): no more typing
-        }
-        co_return fixed_reply;
-    }
-
-private:
-    std::optional<conet::standard_input> input_;
-    std::optional<conet::line_reader> lines_;
-};
+}
 
 // Talks with one connected client until it leaves; says why it left.
-conet::task<std::string> talk(conet::tcp_stream& conn, keyboard& operator_input) {
+conet::task<std::string> talk(conet::tcp_stream& conn, example::keyboard& operator_input) {
     for (;;) {
         // data = connfd.recv(1024): what has arrived so far, at most 1024 bytes
         char data[1024];
@@ -79,7 +64,7 @@ conet::task<std::string> talk(conet::tcp_stream& conn, keyboard& operator_input)
             std::cout << "client: " << message.text << std::endl;
 
             // connfd.send(input().encode()), ended as the client ended its message
-            const std::string reply = co_await operator_input.next_reply();
+            const std::string reply = co_await answer(operator_input, message.ending);
             co_await conn.send_all(reply + message.ending, ec); // every byte, however many sends
             if (ec == std::errc::operation_canceled) throw std::system_error(ec, "send");
             if (ec) co_return ec.message();
@@ -88,8 +73,7 @@ conet::task<std::string> talk(conet::tcp_stream& conn, keyboard& operator_input)
 }
 
 // The homework's loop: accept a client, talk with it, and go back to accept the next one.
-conet::task<> serve(conet::tcp_listener& listener) {
-    keyboard operator_input;
+conet::task<> serve(conet::tcp_listener& listener, example::keyboard& operator_input) {
     for (;;) {
         auto [conn, peer] = co_await listener.accept(); // waits for the next client
         std::cout << "Connect from " << peer << std::endl;
@@ -104,15 +88,17 @@ conet::task<int> next_signal(conet::signal_set& signals) {
 }
 
 // Runs the server until SIGINT (Ctrl-C) or SIGTERM arrives.
-conet::task<> run_until_signal(conet::tcp_listener& listener, conet::signal_set& signals) {
+conet::task<> run_until_signal(conet::tcp_listener& listener, example::keyboard& operator_input,
+                               conet::signal_set& signals) {
     // when_any runs both and stops at the first to finish: a signal cancels serve(), whose
     // pending wait ends with operation_canceled, so its connection is closed as it unwinds.
-    auto first = co_await conet::when_any(serve(listener), next_signal(signals));
+    auto first = co_await conet::when_any(serve(listener, operator_input), next_signal(signals));
     if (first.index() == 1) std::cout << "Signal received, shutting down" << std::endl;
 }
 
 int main(int argc, char** argv) {
     const conet::endpoint where = example::server_endpoint(argc, argv);
+    example::keyboard operator_input;           // first: see keyboard.hpp
     conet::signal_set signals{SIGINT, SIGTERM}; // Ctrl-C becomes an event we can co_await
     try {
         // socket() + bind() + listen(5), as in the course. Port 0 picks a free port; print
@@ -121,7 +107,7 @@ int main(int argc, char** argv) {
         std::cout << "Listening on " << listener.local_endpoint() << std::endl;
 
         conet::reactor reactor;
-        reactor.run(run_until_signal(listener, signals));
+        reactor.run(run_until_signal(listener, operator_input, signals));
     } catch (const std::system_error& e) {
         std::cerr << "chat_server: " << e.what() << '\n'; // e.g. "bind ...: Address in use"
         return 1;

@@ -21,48 +21,26 @@ extern char** environ;
 
 namespace conet_test {
 
+/// Asks child_process to start the program with its standard input closed (`prog <&-`).
+struct closed_stdin_t {};
+inline constexpr closed_stdin_t closed_stdin{};
+
 class child_process {
 public:
     /// Starts `path` with `args`. Its standard input is a pipe (write_stdin, close_stdin);
     /// with `stdin_text` given, that text is written and the pipe closed at once.
     child_process(const std::string& path, const std::vector<std::string>& args,
                   std::optional<std::string> stdin_text = std::nullopt) {
-        int in[2], out[2], err[2];
-        if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC))
-            throw std::system_error(errno, std::generic_category(), "pipe2");
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
-        posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-        posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
-        // The child starts with no signal blocked, whatever the test runner blocked.
-        posix_spawnattr_t attributes;
-        posix_spawnattr_init(&attributes);
-        sigset_t none;
-        sigemptyset(&none);
-        posix_spawnattr_setsigmask(&attributes, &none);
-        posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
-
-        std::vector<char*> argv;
-        argv.push_back(const_cast<char*>(path.c_str()));
-        for (const auto& a : args)
-            argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        const int rc =
-            ::posix_spawn(&pid_, path.c_str(), &actions, &attributes, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attributes);
-        ::close(in[0]);
-        ::close(out[1]);
-        ::close(err[1]);
-        stdin_ = in[1];
-        stdout_ = out[0];
-        stderr_ = err[0];
-        if (rc != 0) throw std::system_error(rc, std::generic_category(), "posix_spawn " + path);
+        start(path, args, false);
         if (stdin_text) {
             write_stdin(*stdin_text);
             close_stdin();
         }
+    }
+    /// Starts `path` with `args` and no standard input at all: descriptor 0 is closed.
+    child_process(const std::string& path, const std::vector<std::string>& args, closed_stdin_t) {
+        start(path, args, true);
+        close_stdin();
     }
 
     child_process(const child_process&) = delete;
@@ -160,6 +138,44 @@ public:
     }
 
 private:
+    void start(const std::string& path, const std::vector<std::string>& args, bool closed) {
+        int in[2], out[2], err[2];
+        if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC))
+            throw std::system_error(errno, std::generic_category(), "pipe2");
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        if (closed)
+            posix_spawn_file_actions_addclose(&actions, STDIN_FILENO);
+        else
+            posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+        posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+        // The child starts with no signal blocked, whatever the test runner blocked.
+        posix_spawnattr_t attributes;
+        posix_spawnattr_init(&attributes);
+        sigset_t none;
+        sigemptyset(&none);
+        posix_spawnattr_setsigmask(&attributes, &none);
+        posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
+
+        std::vector<char*> argv;
+        argv.push_back(const_cast<char*>(path.c_str()));
+        for (const auto& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        const int rc =
+            ::posix_spawn(&pid_, path.c_str(), &actions, &attributes, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attributes);
+        ::close(in[0]);
+        ::close(out[1]);
+        ::close(err[1]);
+        stdin_ = in[1];
+        stdout_ = out[0];
+        stderr_ = err[0];
+        if (rc != 0) throw std::system_error(rc, std::generic_category(), "posix_spawn " + path);
+    }
+
     static std::optional<std::string> next_line(int fd, std::string& buffer,
                                                 std::chrono::milliseconds timeout) {
         const auto deadline = std::chrono::steady_clock::now() + timeout;

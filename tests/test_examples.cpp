@@ -230,6 +230,41 @@ TEST_CASE("chat_server answers the course's clients, which send no newline", "[e
     CHECK(server.wait() == 0);
 }
 
+TEST_CASE("chat_server with its standard input closed answers and still stops on a signal",
+          "[examples]") {
+    // `chat_server <&-`: descriptor 0 is free, so the next one the server opens takes its
+    // number and could pass for standard input.
+    child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"}, closed_stdin);
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+    auto conn = run_bounded(r, connect_to(where));
+    run_bounded(r, send_text(conn, "anyone?"));
+    CHECK(run_bounded(r, recv_1024(conn)) == "Receive your message");
+    CHECK(server.read_line_starting("client: ") == "client: anyone?");
+    server.send_signal(SIGTERM);
+    CHECK(server.wait() == 0);
+}
+
+TEST_CASE("chat_server never sends an empty answer to a client that marks no line ends",
+          "[examples]") {
+    // An empty answer would be no bytes at all: the course's client would wait for ever. The
+    // server skips it and sends the operator's next line; a line tool gets its empty line.
+    child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"}, "\nanswer\n\n");
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+    auto course = run_bounded(r, connect_to(where));
+    run_bounded(r, send_text(course, "hello"));
+    CHECK(run_bounded(r, recv_1024(course)) == "answer");
+    run_bounded(r, send_text(course, "##"));
+    CHECK(server.read_line_starting("Client ")->ends_with("left (sent ##)"));
+
+    auto nc = run_bounded(r, connect_to(where));
+    run_bounded(r, send_text(nc, "hello\n"));
+    CHECK(run_bounded(r, receive_bytes(nc, 1)) == "\n");
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+}
+
 TEST_CASE("chat_server answers line tools line by line, in their own line ending", "[examples]") {
     child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"},
                          "one\ntwo\nthree\nfour\n");
@@ -363,6 +398,42 @@ TEST_CASE("chat_client and chat_server talk to each other", "[examples]") {
     CHECK(server.read_line().value_or("").ends_with(" left (sent ##)"));
     server.send_signal(SIGINT);
     CHECK(server.wait() == 0);
+}
+
+TEST_CASE("chat_client with its standard input closed says goodbye at once", "[examples]") {
+    conet::reactor r;
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const auto port = std::to_string(listener.local_endpoint().port());
+    child_process client(example("chat_client"), {"127.0.0.1", port}, closed_stdin);
+    CHECK(run_bounded(r, answer_every_line(listener)) == std::vector<std::string>{"##"});
+    CHECK(client.wait() == 0);
+}
+
+TEST_CASE("chat_client ends cleanly on SIGINT or SIGTERM while it waits", "[examples]") {
+    for (int signal : {SIGINT, SIGTERM}) {
+        for (bool asked : {false, true}) {
+            // Waiting for a line that is never typed, or for an answer that never comes.
+            INFO("signal " << signal
+                           << (asked ? ", waiting for the answer" : ", waiting for input"));
+            conet::reactor r;
+            auto listener = conet::tcp_listener::bind(any_loopback_port());
+            const auto port = std::to_string(listener.local_endpoint().port());
+            child_process client(example("chat_client"), {"127.0.0.1", port});
+            auto [conn, peer] =
+                run_bounded(r, [](conet::tcp_listener& l) -> conet::task<conet::accepted> {
+                    co_return co_await l.accept();
+                }(listener));
+            conet::line_reader lines{conn};
+            if (asked) {
+                client.write_stdin("question\n");
+                CHECK(run_bounded(r, next_line(lines)) == "question");
+            }
+            client.send_signal(signal);
+            CHECK(client.wait() == 0);
+            CHECK(run_bounded(r, next_line(lines)) == std::nullopt); // the connection was closed
+            CHECK(client.read_stderr() == "");
+        }
+    }
 }
 
 TEST_CASE("chat_client reports a server that hangs up", "[examples]") {

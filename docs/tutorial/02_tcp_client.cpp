@@ -9,9 +9,9 @@ conet::task<> client() {
     auto server_addr = conet::endpoint::parse("127.0.0.1:8888");
     auto sockfd = co_await conet::tcp_stream::connect(server_addr);
 
-    // data = input('>>'); sockfd.send(data.encode())
+    // data = input('>>你好'); sockfd.send(data.encode())
     std::string data;
-    std::cout << ">> " << std::flush;
+    std::cout << ">>你好" << std::flush;
     std::getline(std::cin, data); // a plain blocking read: fine in a one-connection client
     co_await sockfd.send_all(data);
 
