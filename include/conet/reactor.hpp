@@ -111,6 +111,9 @@ public:
     reactor& operator=(const reactor&) = delete;
 
     ~reactor() {
+        // What was posted and never run is disposed of first: a node may live in a frame
+        // destroyed below (a task on its way here from another reactor).
+        posted_.dispose_all();
         // Destroy every task bound to us; their frames close their sockets, cancel their
         // timers and destroy nested groups as they go.
         while (task_group* g = core_.groups)
@@ -390,24 +393,19 @@ private:
         resume(w->handle);
     }
 
-    // Runs the posted functions, in order. If one throws, the ones behind it go back to the
-    // front of the queue (and the eventfd is signalled again) before the exception leaves.
+    // Runs the functions posted before this wake-up, in order. If one throws, the ones behind
+    // it stay pending and the eventfd is signalled again, so the next turn runs them.
     void run_posted() {
-        detail::posted_node* n = posted_.take_all();
-        struct put_back_rest {
+        posted_.collect();
+        struct run_rest_later {
             reactor& self;
-            detail::posted_node*& rest;
-            ~put_back_rest() {
-                if (!rest) return;
-                self.posted_.put_back(rest);
-                self.wake();
+            ~run_rest_later() {
+                if (self.posted_.has_pending()) self.wake();
             }
-        } guard{*this, n};
-        while (n) {
-            detail::posted_node& current = *n;
-            n = detail::posted_queue::next(current);
+        } guard{*this};
+        while (detail::posted_node* n = posted_.pop()) {
             outstanding_.fetch_sub(1, std::memory_order_acq_rel);
-            current.run(); // deletes a posted_function even when it throws
+            n->run(); // deletes a posted_function even when it throws
         }
     }
 

@@ -1,8 +1,8 @@
 // conet/detail/posted_queue.hpp - functions handed to a reactor from any thread.
 #pragma once
 
+#include <atomic>
 #include <memory>
-#include <mutex>
 #include <type_traits>
 #include <utility>
 
@@ -47,58 +47,69 @@ private:
     F f_;
 };
 
-/// A FIFO of posted nodes shared between threads: a mutex held only to link or unlink.
+/// The reactor's inbox. Any thread pushes onto a lock-free stack (one compare-and-swap, no
+/// lock anywhere); the reactor's thread takes the whole stack at once, turns it into
+/// first-in-first-out order, and runs it from a list only it touches. What an exception left
+/// unrun stays on that list for the next turn.
 class posted_queue {
 public:
     posted_queue() noexcept = default;
     posted_queue(const posted_queue&) = delete;
     posted_queue& operator=(const posted_queue&) = delete;
-    ~posted_queue() {
-        posted_node* n = take_all();
-        while (n) {
-            posted_node* next = n->next_;
-            n->dispose();
-            n = next;
-        }
-    }
+    ~posted_queue() { dispose_all(); }
 
-    /// Appends `n`; true if the queue was empty (the reactor then needs a wake-up).
+    /// Appends `n`, from any thread; true if nothing was posted since the reactor last took
+    /// what was (the reactor then needs a wake-up).
     bool push(posted_node& n) noexcept {
-        std::lock_guard lock(mutex_);
-        const bool was_empty = head_ == nullptr;
-        n.next_ = nullptr;
-        *tail_ = &n;
-        tail_ = &n.next_;
-        return was_empty;
+        posted_node* top = top_.load(std::memory_order_relaxed);
+        do {
+            n.next_ = top;
+        } while (!top_.compare_exchange_weak(top, &n, std::memory_order_release,
+                                             std::memory_order_relaxed));
+        return top == nullptr;
     }
 
-    /// Unlinks every entry; returns the first (follow with next()).
-    posted_node* take_all() noexcept {
-        std::lock_guard lock(mutex_);
-        posted_node* all = head_;
-        head_ = nullptr;
-        tail_ = &head_;
-        return all;
+    /// Reactor thread: moves everything posted so far behind what is still pending, in the
+    /// order it was posted.
+    void collect() noexcept {
+        posted_node* stack = top_.exchange(nullptr, std::memory_order_acquire);
+        posted_node* in_order = nullptr;
+        posted_node* last = stack;
+        while (stack) {
+            posted_node* next = stack->next_;
+            stack->next_ = in_order;
+            in_order = stack;
+            stack = next;
+        }
+        if (!in_order) return;
+        *pending_tail_ = in_order;
+        pending_tail_ = &last->next_;
     }
 
-    static posted_node* next(posted_node& n) noexcept { return n.next_; }
+    /// Reactor thread: the first pending node, unlinked, or nullptr.
+    posted_node* pop() noexcept {
+        posted_node* n = pending_;
+        if (!n) return nullptr;
+        pending_ = n->next_;
+        if (!pending_) pending_tail_ = &pending_;
+        n->next_ = nullptr;
+        return n;
+    }
 
-    /// Puts a list taken by take_all() (or its rest) back in front, in order.
-    void put_back(posted_node* list) noexcept {
-        if (!list) return;
-        posted_node* last = list;
-        while (last->next_)
-            last = last->next_;
-        std::lock_guard lock(mutex_);
-        last->next_ = head_;
-        if (!head_) tail_ = &last->next_;
-        head_ = list;
+    /// Reactor thread: true if collected nodes wait to run.
+    bool has_pending() const noexcept { return pending_ != nullptr; }
+
+    /// Reactor thread, once no other thread posts any more: disposes of every node.
+    void dispose_all() noexcept {
+        collect();
+        while (posted_node* n = pop())
+            n->dispose();
     }
 
 private:
-    std::mutex mutex_;
-    posted_node* head_ = nullptr;
-    posted_node** tail_ = &head_;
+    std::atomic<posted_node*> top_{nullptr};
+    posted_node* pending_ = nullptr;
+    posted_node** pending_tail_ = &pending_;
 };
 
 } // namespace conet::detail
