@@ -162,7 +162,7 @@ TEST_CASE("a connection closed by another task is not a cancellation: the server
         open[0]->close(); // a reaper closes the idle connection from another task
         co_await conet::sleep_for(20ms);
         REQUIRE(errors.size() == 1);
-        CHECK(errors[0] == "recv: Socket closed while the operation was waiting");
+        CHECK(errors[0] == "recv: Closed (by another task) while the operation was waiting");
         // The accept loop and the server live on: a second client is served.
         auto second = co_await conet::tcp_stream::connect(listener.local_endpoint());
         co_await second.send_all("ping");
@@ -250,16 +250,12 @@ namespace {
 class gate {
 public:
     class awaiter;
-    void release() {
-        open_ = true;
-        if (waiting_) conet::reactor::current()->post([h = waiting_] { h.resume(); });
-        waiting_ = {};
-    }
+    inline void release();
     inline awaiter wait();
 
 private:
     bool open_ = false;
-    std::coroutine_handle<> waiting_;
+    awaiter* waiting_ = nullptr;
 };
 
 class gate::awaiter {
@@ -273,11 +269,12 @@ public:
             cancelled_ = true;
             return false;
         }
-        gate_.waiting_ = h;
-        on_cancel_.emplace(token, [this, h] {
+        handle_ = h;
+        gate_.waiting_ = this;
+        on_cancel_.emplace(token, [this] {
             cancelled_ = true;
-            gate_.waiting_ = {};
-            conet::reactor::current()->post([h] { h.resume(); });
+            gate_.waiting_ = nullptr;
+            wake_.resume_urgently(handle_); // unwinds before the loop's next event
         });
         return true;
     }
@@ -288,12 +285,18 @@ public:
     }
 
 private:
+    friend class gate;
     gate& gate_;
-    // (An awaitable must be movable: GCC moves what await_transform returns into the frame;
-    // an unregistered cancel_callback, or an empty optional of one, moves.)
+    std::coroutine_handle<> handle_;
+    conet::resumption wake_;
     std::optional<conet::cancel_callback<std::function<void()>>> on_cancel_;
     bool cancelled_ = false;
 };
+
+void gate::release() {
+    open_ = true;
+    if (awaiter* w = std::exchange(waiting_, nullptr)) w->wake_.resume_later(w->handle_);
+}
 
 gate::awaiter gate::wait() {
     return awaiter(*this);

@@ -94,6 +94,7 @@ TEST_CASE("CRLF terminators are stripped, even when split between reads", "[line
 TEST_CASE("a last line without newline is returned at end of stream", "[line_reader]") {
     CHECK(read_all_lines({"first\nlast"}) == lines{"first", "last"});
     CHECK(read_all_lines({}) == lines{});
+    CHECK(read_all_lines({"first\r\nlast\r"}) == lines{"first", "last\r"}); // no '\n': data
 }
 
 TEST_CASE("a line at the limit passes, a longer one is line_too_long", "[line_reader]") {

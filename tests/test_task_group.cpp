@@ -257,3 +257,93 @@ TEST_CASE("cancel_all: a failure nobody joined is still reported", "[group]") {
     };
     run_bounded(body());
 }
+
+namespace {
+
+// Owns a group; its tasks keep it alive through a shared_ptr they hold by value.
+struct session {
+    conet::task_group tasks;
+    bool* destroyed;
+    explicit session(bool* flag) : destroyed(flag) {}
+    ~session() { *destroyed = true; }
+};
+
+conet::task<> keep_alive_for(std::shared_ptr<session> /*owner*/, std::chrono::milliseconds d) {
+    co_await conet::sleep_for(d);
+}
+
+conet::task<> fail_holding(std::shared_ptr<session> /*owner*/) {
+    co_await conet::yield();
+    throw std::runtime_error("session over");
+}
+
+} // namespace
+
+TEST_CASE("a group destroyed by its own last task, or by its failure handler, is left alone",
+          "[group]") {
+    auto body = []() -> conet::task<> {
+        // The last task's frame holds the last reference to the group's owner.
+        bool destroyed = false;
+        auto owner = std::make_shared<session>(&destroyed);
+        owner->tasks.spawn(keep_alive_for(owner, 2ms));
+        owner->tasks.spawn(keep_alive_for(owner, 5ms));
+        owner.reset();
+        co_await conet::sleep_for(30ms);
+        CHECK(destroyed);
+
+        // The failure handler ends the session that owns the group.
+        bool handler_destroyed = false;
+        std::string reported;
+        auto doomed = std::make_shared<session>(&handler_destroyed);
+        doomed->tasks.set_failure_handler([&doomed, &reported](std::exception_ptr e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& error) {
+                reported = error.what();
+            }
+            doomed.reset(); // the group goes away inside its own handler
+        });
+        doomed->tasks.spawn(fail_holding(doomed));
+        doomed->tasks.spawn([]() -> conet::task<> { // destroyed with the group
+            co_await conet::sleep_for(1h);
+        }());
+        co_await conet::sleep_for(20ms);
+        CHECK(reported == "session over");
+        CHECK(handler_destroyed);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("a joiner woken by the last task survives the group's destruction before it runs",
+          "[group]") {
+    auto body = []() -> conet::task<> {
+        auto group = std::make_unique<conet::task_group>();
+        const auto end = conet::steady_clock::now() + 20ms;
+        group->spawn([](conet::steady_clock::time_point at) -> conet::task<> {
+            co_await conet::sleep_until(at); // the group's last task
+        }(end));
+        bool joined = false;
+        std::error_code seen;
+        conet::task_group others;
+        // Expires in the same turn as the last task, just before it, and yields: so it runs
+        // after the task has woken the joiner, and before the joiner resumes.
+        others.spawn([](conet::steady_clock::time_point at,
+                        std::unique_ptr<conet::task_group>& g) -> conet::task<> {
+            co_await conet::sleep_until(at - 1us);
+            co_await conet::yield();
+            g.reset();
+        }(end, group));
+        others.spawn([](conet::task_group& g, bool& done, std::error_code& out) -> conet::task<> {
+            try {
+                co_await g.join();
+                done = true;
+            } catch (const std::system_error& e) {
+                out = e.code();
+            }
+        }(*group, joined, seen));
+        co_await others.join();
+        CHECK(group == nullptr);
+        CHECK((joined || seen == conet::error::closed)); // finished: either is true to it
+    };
+    run_bounded(body());
+}

@@ -37,7 +37,7 @@ enum class error {
     no_reactor,         ///< an operation had to wait but no reactor runs on this thread
     wrong_reactor,      ///< a socket was used on a thread other than its reactor's
     datagram_truncated, ///< a datagram was larger than the buffer given to receive it
-    closed,             ///< the socket was closed (by another task) while the operation waited
+    closed, ///< the socket (or task group) was closed by another task while the operation waited
 };
 
 namespace detail {
@@ -56,11 +56,12 @@ public:
         case error::no_reactor:
             return "No conet::reactor is running on this thread";
         case error::wrong_reactor:
-            return "Socket belongs to a reactor that is not running on this thread";
+            return "Socket belongs to a reactor that is not running on this thread (hand it "
+                   "over with leave_reactor() on its own reactor first)";
         case error::datagram_truncated:
             return "Datagram larger than the receive buffer";
         case error::closed:
-            return "Socket closed while the operation was waiting";
+            return "Closed (by another task) while the operation was waiting";
         }
         return "Unknown conet error";
     }

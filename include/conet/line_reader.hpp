@@ -120,14 +120,16 @@ private:
             if (!data.empty() && data.size() - 1 > max_line_) return scan::too_long;
             if (!at_eof_) return scan::need_more;
             if (data.empty()) return scan::eof_empty;
-            return emit(out, data.size(), data.size()); // last line, no terminator
+            return emit(out, data.size(), false); // last line, no terminator: kept as it is
         }
-        return emit(out, newline, newline + 1);
+        return emit(out, newline, true);
     }
 
-    scan emit(std::string& out, std::size_t length, std::size_t consumed) {
+    // Moves the line of `length` bytes out, and its '\n' (and a '\r' before it) if `ended`.
+    scan emit(std::string& out, std::size_t length, bool ended) {
         std::string_view line = buffered().substr(0, length);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        const std::size_t consumed = ended ? length + 1 : length;
+        if (ended && !line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.size() > max_line_) return scan::too_long;
         out.assign(line);
         begin_ += consumed;

@@ -256,7 +256,8 @@ private:
 
     bool out_of_work() const noexcept {
         return core_.live_tasks == 0 && core_.ready.empty() && core_.retry.empty() &&
-               core_.urgent.empty() && outstanding_.load(std::memory_order_acquire) == 0;
+               core_.urgent.empty() && next_event_ == event_count_ &&
+               outstanding_.load(std::memory_order_acquire) == 0;
     }
 
     // True once the current run has nothing left to wait for.
@@ -290,8 +291,12 @@ private:
     void run_once() {
         resume_urgent();   // cancellations made while no run was in progress, if any
         dispatch_events(); // what an exception left of the previous batch, if anything
+        // The tries deferred before this turn; those deferred while it runs wait for the next.
+        const bool retries = !core_.retry.empty();
+        if (retries) core_.retry.push_back(retry_end_);
+        marker_guard retry_guard{retry_end_};
         run_ready();
-        run_retries();
+        if (retries) run_retries();
         if (stop_requested_.load(std::memory_order_relaxed) || run_finished()) return;
         int n;
         do {
@@ -314,13 +319,10 @@ private:
             resume(n->handle);
     }
 
-    // Tries again the operations the budget deferred when the turn began; those that meet
-    // EAGAIN now wait for their descriptor like any other.
+    // Tries again the operations the budget deferred before the turn began (up to the
+    // marker run_once placed); those that meet EAGAIN now wait for their descriptor.
     void run_retries() {
-        if (core_.retry.empty()) return;
-        core_.retry.push_back(turn_end_);
-        marker_guard guard{turn_end_};
-        for (detail::ready_node* n; (n = core_.retry.pop_front()) != &turn_end_;) {
+        for (detail::ready_node* n; (n = core_.retry.pop_front()) != &retry_end_;) {
             auto& w = static_cast<detail::waiter&>(*n);
             if (!w.attempt(w)) continue;
             w.finish_wait();
@@ -335,8 +337,9 @@ private:
         if (!core_.ready.empty() || !core_.retry.empty() || !core_.urgent.empty()) return 0;
         const detail::timer_entry* first = core_.timers.top();
         if (!first) return -1;
-        const auto left = first->deadline() - detail::timer_entry::clock::now();
-        if (left <= left.zero()) return 0;
+        const auto now = detail::timer_entry::clock::now();
+        if (first->deadline() <= now) return 0; // (compared first: min() - now overflows)
+        const auto left = first->deadline() - now;
         const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
         return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
     }
@@ -405,7 +408,11 @@ private:
         } guard{*this};
         while (detail::posted_node* n = posted_.pop()) {
             outstanding_.fetch_sub(1, std::memory_order_acq_rel);
+            // A posted function may resume a coroutine (a value handed over from another
+            // thread): with a budget, and followed by the waits it cancelled, as resume() does.
+            detail::budget_left = core_.budget;
             n->run(); // deletes a posted_function even when it throws
+            resume_urgent();
         }
     }
 
@@ -416,7 +423,8 @@ private:
     std::atomic<bool> stop_requested_{false};
     std::atomic<std::size_t> outstanding_{0}; // posted functions not run yet + work guards
     detail::posted_queue posted_;
-    detail::ready_node turn_end_; // marks where the current turn's batch ends
+    detail::ready_node turn_end_;  // marks where the current turn's ready batch ends
+    detail::ready_node retry_end_; // and where the tries deferred before it end
     std::array<epoll_event, 256> events_{};
     std::size_t event_count_ = 0;
     std::size_t next_event_ = 0;
@@ -442,7 +450,9 @@ public:
         if (!loop_) return false; // no loop to give the turn to: just go on
         handle = h;
         loop_->ready.push_back(*this);
-        if (chain_) chain_->add(*this);
+        // Cancelled already: resume at the next turn like any yield. Cancelled while waiting
+        // for the turn: at once (see cancelled()).
+        if (chain_ && !chain_->requested()) chain_->add(*this);
         return true;
     }
     void await_resume() {
@@ -468,6 +478,40 @@ private:
 };
 
 } // namespace detail
+
+/// A resumption that a user's awaitable schedules on the running reactor, without allocating:
+/// keep one in the awaitable. On the reactor's thread only.
+///
+///     on_cancel_.emplace(token, [this] { wake_.resume_urgently(waiting_); });
+///
+/// A cancel_callback should end its wait with resume_urgently(): the coroutine then resumes
+/// as soon as the running coroutine suspends, before the loop handles anything else, so that
+/// a cancelled when_any loser has unwound before another event can decide an enclosing
+/// when_any (design invariant 10). Destroying the resumption unschedules it.
+class resumption : private detail::ready_node {
+public:
+    resumption() noexcept = default;
+    resumption(const resumption&) noexcept : ready_node() {} // a copy is not scheduled
+    resumption& operator=(const resumption&) = delete;
+
+    /// Resumes `h` at the reactor's next turn. False if no reactor runs on this thread.
+    bool resume_later(std::coroutine_handle<> h) noexcept { return schedule(h, false); }
+    /// Resumes `h` as soon as the running coroutine suspends (see above). False if no reactor
+    /// runs on this thread.
+    bool resume_urgently(std::coroutine_handle<> h) noexcept { return schedule(h, true); }
+    /// True while a resumption is scheduled and has not happened.
+    bool scheduled() const noexcept { return linked(); }
+
+private:
+    bool schedule(std::coroutine_handle<> h, bool urgent) noexcept {
+        detail::loop_core* l = detail::loop_core::current();
+        if (!l) return false;
+        unlink();
+        handle = h;
+        (urgent ? l->urgent : l->ready).push_back(*this);
+        return true;
+    }
+};
 
 /// Gives the turn to the other ready coroutines and to pending I/O, then resumes:
 /// `co_await conet::yield();`. Throws operation_canceled if the task has been cancelled

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "cancel.hpp"
+#include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
 
 namespace conet {
@@ -36,6 +37,7 @@ class reactor;
 namespace detail {
 
 class promise_base;
+class resume_on_awaiter;
 template <bool Any, class... Ts>
 class join;
 
@@ -49,6 +51,11 @@ class root_owner {
 public:
     std::coroutine_handle<> on_root_done(promise_base& promise) noexcept {
         return done_(*this, promise);
+    }
+    /// True if this owner is notified through `done` (tells a task_group from a join).
+    bool notifies_through(std::coroutine_handle<> (*done)(root_owner&,
+                                                          promise_base&) noexcept) const noexcept {
+        return done_ == done;
     }
 
 protected:
@@ -120,6 +127,11 @@ public:
     /// The cancellation chain this task runs in.
     cancel_state& chain() noexcept { return *cancel_; }
 
+    /// The task at the bottom of the chain of awaits this one belongs to: the task of a
+    /// task_group, a when_all/when_any branch or a run() that (indirectly) awaits it, or this
+    /// task itself when nothing awaits it.
+    promise_base& root() noexcept { return *root_; }
+
     /// The exception the task ended with, if any.
     const std::exception_ptr& exception() const noexcept { return exception_; }
 
@@ -135,6 +147,7 @@ private:
     friend class conet::reactor;
     template <bool Any, class... Ts>
     friend class join;
+    friend class resume_on_awaiter;
 
     std::coroutine_handle<> continuation_;
     // While non-null, the task is being started by an awaiter that wants to know whether it
@@ -146,6 +159,8 @@ private:
     // awaiter's when it is awaited.
     cancel_scope own_cancel_;
     cancel_state* cancel_ = &own_cancel_.state();
+
+    promise_base* root_ = this; // see root()
 
     // Bookkeeping of the task_group or join driving it as a root.
     root_owner* owner_ = nullptr;
@@ -277,11 +292,13 @@ private:
             // Awaited in sequence: the task belongs to its caller's chain (one cancellation),
             // unless shielded, when it keeps its own, which nothing cancels.
             if constexpr (std::is_base_of_v<detail::promise_base, CallerPromise>) {
+                p.root_ = &caller.promise().root();
                 if (!shielded) {
                     detail::cancel_state& chain = caller.promise().chain();
                     if (chain.requested()) {
                         refused = detail::refusal::cancelled;
-                        return false;
+                        if (detail::take_budget()) return false;
+                        return detail::give_turn(p.start_node_, caller); // it never starts
                     }
                     p.cancel_ = &chain;
                 }

@@ -46,6 +46,40 @@
 namespace conet {
 
 class task_group;
+namespace detail {
+class resume_on_awaiter;
+}
+
+namespace detail {
+
+/// Prints a task's failure on stderr, with what it says.
+inline void print_failure(const std::exception_ptr& e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& error) {
+        std::cerr << "conet: a task failed: " << error.what() << std::endl;
+    } catch (...) {
+        std::cerr << "conet: a task failed with an exception that is not a std::exception"
+                  << std::endl;
+    }
+}
+
+/// Hands a failure to `handler` (or prints it, with no handler). If the handler throws, both
+/// the failure and the handler's exception are printed: neither vanishes.
+inline void report_failure(const std::function<void(std::exception_ptr)>& handler,
+                           const std::exception_ptr& e) noexcept {
+    try {
+        if (handler)
+            handler(e);
+        else
+            print_failure(e);
+    } catch (...) {
+        print_failure(e);
+        print_failure(std::current_exception());
+    }
+}
+
+} // namespace detail
 
 /// Refers to a task of a task_group: to cancel it or ask whether it has finished. O(1); cheap
 /// to copy; stays valid (and harmless) after the task, its group or its reactor are gone.
@@ -119,6 +153,7 @@ public:
 
     /// Destroys the frames of the tasks still running (they are not resumed).
     ~task_group() {
+        if (alive_) *alive_ = false; // destroyed from inside finish()
         detach();
         registry_->release();
     }
@@ -134,17 +169,9 @@ public:
         bind();
         auto h = t.handle();
         detail::promise_base& p = h.promise();
-        const std::uint32_t slot = registry_->add(p); // may throw: `t` still owns the frame
-        t.release();
-        p.owner_ = this;
         p.self_ = h;
-        p.handle_slot_ = slot;
-        p.prev_in_group_ = nullptr;
-        p.next_in_group_ = first_;
-        if (first_) first_->prev_in_group_ = &p;
-        first_ = &p;
-        ++size_;
-        ++loop_->live_tasks;
+        const std::uint32_t slot = add(p); // may throw: `t` still owns the frame
+        t.release();
         p.start_node_.handle = h;
         loop_->ready.push_back(p.start_node_);
         return task_handle(*registry_, slot);
@@ -176,10 +203,18 @@ public:
     /// tasks' frames; a coroutine joining the group resumes with conet::error::closed (when
     /// the reactor still runs); a cancel_all failure nobody joined is reported.
     void detach() noexcept {
+        // A frame destroyed here may hold the last reference to this group's owner.
+        bool alive = true;
+        bool* outer = std::exchange(alive_, &alive);
         while (detail::promise_base* p = first_) {
             forget(*p);
             p->self_.destroy();
+            if (!alive) { // the group is gone, and its destructor has detached it
+                if (outer) *outer = false;
+                return;
+            }
         }
+        alive_ = outer;
         while (detail::ready_node* n = joiners_.pop_front()) {
             auto& j = static_cast<join_awaiter&>(*n);
             j.abandon();
@@ -208,8 +243,11 @@ public:
 
 private:
     friend class task_handle;
+    friend class detail::resume_on_awaiter;
 
-    // Its bases are reachable from task_group only (the class itself is private).
+    // Its bases are reachable from task_group only (the class itself is private). Once woken
+    // (or abandoned, or cancelled) it never touches the group again: the group may be gone
+    // by the time it resumes.
     class join_awaiter : public detail::ready_node, public detail::cancel_node {
     public:
         explicit join_awaiter(task_group& g) noexcept
@@ -218,45 +256,118 @@ private:
         void set_chain(detail::cancel_state* c) noexcept { chain_ = c; }
 
         bool await_ready() noexcept {
-            cancelled_ = chain_ && chain_->requested();
-            return cancelled_ || group_->size_ == 0;
+            if (chain_ && chain_->requested()) {
+                state_ = state::cancelled;
+                return detail::take_budget(); // else: through the ready queue, for fairness
+            }
+            if (group_->size_ != 0) return false;
+            joined(std::exchange(group_->first_failure_, nullptr));
+            return true;
         }
         bool await_suspend(std::coroutine_handle<> h) noexcept {
             handle = h;
+            loop_ = detail::loop_core::current();
+            if (state_ == state::cancelled) {
+                if (!loop_) return false;
+                loop_->ready.push_back(*this);
+                return true;
+            }
+            if (!loop_) loop_ = group_->loop_;
             group_->joiners_.push_back(*this);
             if (chain_) chain_->add(*this);
             return true;
         }
         void await_resume() {
             cancel_node::unregister();
-            if (!group_) throw std::system_error(error::closed, "task_group::join");
-            if (cancelled_)
+            if (state_ == state::abandoned)
+                throw std::system_error(error::closed,
+                                        "task_group::join (the group was destroyed)");
+            if (state_ == state::cancelled)
                 throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                         "task_group::join");
-            if (auto e = std::exchange(group_->first_failure_, nullptr)) std::rethrow_exception(e);
+            if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
         }
 
-        // The group is going away: never touch it again.
+        // The group has no task left; `failure` is the cancel_all failure, for this joiner to
+        // rethrow (the first joiner takes it).
+        void joined(std::exception_ptr failure) noexcept {
+            state_ = state::joined;
+            failure_ = std::move(failure);
+            group_ = nullptr;
+        }
+        // The group is going away without having finished.
         void abandon() noexcept {
             cancel_node::unregister();
+            state_ = state::abandoned;
             group_ = nullptr;
         }
 
     private:
+        enum class state : unsigned char { waiting, joined, abandoned, cancelled };
+
         static void cancelled(detail::cancel_node& n) noexcept {
             auto& self = static_cast<join_awaiter&>(n);
-            self.cancelled_ = true;
-            self.unlink(); // from the joiners (or from the ready queue: re-queued below)
+            if (self.state_ != state::waiting) return; // already over: cancellation is late
+            self.state_ = state::cancelled;
+            self.unlink(); // from the group's joiners
+            self.group_ = nullptr;
             // No loop: the reactor is gone, and with it any way to resume.
-            if (detail::loop_core* l = self.group_->loop_) l->urgent.push_back(self);
+            if (self.loop_) self.loop_->urgent.push_back(self);
         }
 
         task_group* group_;
+        detail::loop_core* loop_ = nullptr;
         detail::cancel_state* chain_ = nullptr;
-        bool cancelled_ = false;
+        std::exception_ptr failure_;
+        state state_ = state::waiting;
     };
 
     static void cancel_task(detail::promise_base& p) noexcept { p.own_cancel_.state().request(); }
+
+    // Takes `p` (its frame in p.self_) into the group; returns its handle's slot. May throw
+    // std::bad_alloc before anything changed.
+    std::uint32_t add(detail::promise_base& p) {
+        const std::uint32_t slot = registry_->add(p);
+        p.owner_ = this;
+        p.handle_slot_ = slot;
+        p.prev_in_group_ = nullptr;
+        p.next_in_group_ = first_;
+        if (first_) first_->prev_in_group_ = &p;
+        first_ = &p;
+        ++size_;
+        ++loop_->live_tasks;
+        return slot;
+    }
+
+    // For resume_on: the group that owns the task `p`, or nullptr (a branch, a run()).
+    static task_group* owner_of(detail::promise_base& p) noexcept {
+        if (!p.owner_ || !p.owner_->notifies_through(&task_group::task_done)) return nullptr;
+        return static_cast<task_group*>(p.owner_);
+    }
+
+    // For resume_on: gives up the suspended task `p` without destroying it (it leaves for
+    // another reactor; its handles now see it done).
+    void release(detail::promise_base& p) noexcept {
+        forget(p);
+        p.owner_ = nullptr;
+        wake_joiners_if_empty();
+    }
+
+    // For resume_on: takes in the suspended task `p`, which left another reactor's group, on
+    // this group's reactor (which must be running on this thread).
+    void adopt(detail::promise_base& p) {
+        bind();
+        add(p);
+    }
+
+    void wake_joiners_if_empty() noexcept {
+        if (size_ != 0) return;
+        while (detail::ready_node* n = joiners_.pop_front()) {
+            auto& j = static_cast<join_awaiter&>(*n);
+            j.joined(std::exchange(first_failure_, nullptr));
+            loop_->ready.push_back(j);
+        }
+    }
 
     void bind() {
         if (loop_) return;
@@ -283,16 +394,23 @@ private:
         return std::noop_coroutine();
     }
 
+    // The task `p` has ended. Its failure handler, or the destruction of its frame, may
+    // destroy this group (the frame held the last reference to the group's owner): nothing
+    // touches the group after either, unless it is known to have survived.
     void finish(detail::promise_base& p) noexcept {
         std::exception_ptr failure = p.exception_;
         if (failure && p.own_cancel_.state().requested() && is_cancellation(failure))
             failure = nullptr; // it ended the way its cancellation asked it to
         forget(p);
-        p.self_.destroy();
+        const std::coroutine_handle<> frame = p.self_;
+        bool alive = true;
+        alive_ = &alive;
         if (failure) failed(std::move(failure));
-        if (size_ == 0)
-            while (detail::ready_node* j = joiners_.pop_front())
-                loop_->ready.push_back(*j);
+        if (alive) {
+            alive_ = nullptr;
+            wake_joiners_if_empty();
+        }
+        frame.destroy();
     }
 
     void failed(std::exception_ptr e) noexcept {
@@ -305,19 +423,7 @@ private:
         report(e);
     }
 
-    // Hands a failure to the handler (or prints it). If the handler throws, both the failure
-    // and the handler's exception are printed: neither vanishes.
-    void report(const std::exception_ptr& e) noexcept {
-        try {
-            if (handler_)
-                handler_(e);
-            else
-                print_failure(e);
-        } catch (...) {
-            print_failure(e);
-            print_failure(std::current_exception());
-        }
-    }
+    void report(const std::exception_ptr& e) noexcept { detail::report_failure(handler_, e); }
 
     static bool is_cancellation(const std::exception_ptr& e) noexcept {
         try {
@@ -329,17 +435,6 @@ private:
         }
     }
 
-    static void print_failure(const std::exception_ptr& e) noexcept {
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& error) {
-            std::cerr << "conet: a task failed: " << error.what() << std::endl;
-        } catch (...) {
-            std::cerr << "conet: a task failed with an exception that is not a std::exception"
-                      << std::endl;
-        }
-    }
-
     failure_policy policy_;
     failure_handler handler_;
     detail::task_registry* registry_ = new detail::task_registry;
@@ -348,6 +443,7 @@ private:
     std::size_t failures_ = 0;
     std::exception_ptr first_failure_;
     detail::ready_queue joiners_;
+    bool* alive_ = nullptr; // while finish() runs user code: cleared if the group dies
     detail::loop_core* loop_ = nullptr;
     task_group* prev_group_ = nullptr;
     task_group* next_group_ = nullptr;

@@ -45,15 +45,16 @@ public:
     bool await_ready() noexcept {
         if (cancel_requested()) {
             ec = std::make_error_code(std::errc::operation_canceled);
-            return true;
+            return take_budget(); // spent: await_suspend gives the loop its turn first
         }
         return until_ <= steady_clock::now() && take_budget();
     }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept {
         handle = h;
-        deadline_is_error = false; // reaching the deadline is what a sleep is for
-        ec = arm(until_);          // a passed deadline fires at the end of this turn
+        if (ec) return give_turn(*this, h); // cancelled, with the budget spent
+        deadline_is_error = false;          // reaching the deadline is what a sleep is for
+        ec = arm(until_);                   // a passed deadline fires at the end of this turn
         if (ec) return false;
         watch_cancellation();
         return true;

@@ -61,9 +61,14 @@ public:
         caller_ = caller;
         cancel_state* parent = nullptr;
         if constexpr (std::is_base_of_v<promise_base, Promise>) parent = &caller.promise().chain();
+        if (!std::apply([](const auto&... t) { return (t.valid() && ...); }, tasks_)) {
+            refused_ = refusal::empty; // a moved-from task: nothing to start
+            return false;
+        }
         if (parent && parent->requested()) { // cancellation is seen here too: start nothing
             refused_ = refusal::cancelled;
-            return false;
+            if (take_budget()) return false;
+            return give_turn(turn_, caller);
         }
         remaining_ = count;
         starting_ = true;
@@ -152,6 +157,7 @@ private:
     }
 
     std::tuple<task<Ts>...> tasks_;
+    ready_node turn_; // resumes the caller when a refusal gives the loop its turn
     std::array<promise_base*, count> promises_{};
     std::coroutine_handle<> caller_;
     std::size_t remaining_ = 0;

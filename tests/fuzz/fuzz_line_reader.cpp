@@ -27,7 +27,7 @@ struct lines_and_error {
     bool too_long = false;
 };
 
-// The reference: split on '\n', drop one '\r' before it, keep a last unterminated line;
+// The reference: split on '\n', drop one '\r' before it, keep a last unterminated line as it is;
 // the first line longer than `max` ends everything with line_too_long.
 lines_and_error reference_split(std::string_view stream, std::size_t max) {
     lines_and_error out;
@@ -35,7 +35,7 @@ lines_and_error reference_split(std::string_view stream, std::size_t max) {
         const auto newline = stream.find('\n');
         std::string_view line = stream.substr(0, newline);
         stream.remove_prefix(newline == stream.npos ? stream.size() : newline + 1);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (newline != stream.npos && !line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.size() > max) {
             out.too_long = true;
             break;

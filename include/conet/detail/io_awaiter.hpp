@@ -50,7 +50,7 @@ public:
     bool await_ready() noexcept {
         if (cancel_requested()) {
             ec = std::make_error_code(std::errc::operation_canceled);
-            return true;
+            return take_budget(); // spent: await_suspend gives the loop its turn first
         }
         if (!take_budget()) {
             deferred = true; // await_suspend queues the try for the next turn
@@ -61,6 +61,7 @@ public:
 
     bool await_suspend(std::coroutine_handle<> h) noexcept {
         handle = h;
+        if (ec) return give_turn(*this, h); // cancelled, with the budget spent
         if (deferred) {
             deferred = false;
             if (defer()) return true;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <climits>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 
@@ -34,6 +35,11 @@ inline bool take_budget() noexcept {
     return true;
 }
 
+/// Queues `n` to resume `h` at the running loop's next turn: how an await that would complete
+/// at once (a cancelled one, say) gives the loop its turn once the budget is spent. False
+/// when no loop runs on this thread (there is no turn to give: go on at once).
+inline bool give_turn(ready_node& n, std::coroutine_handle<> h) noexcept;
+
 /// The reactor's state as the awaitables see it.
 struct loop_core {
     int epoll_fd = -1;
@@ -56,5 +62,13 @@ struct loop_core {
         return running;
     }
 };
+
+inline bool give_turn(ready_node& n, std::coroutine_handle<> h) noexcept {
+    loop_core* l = loop_core::current();
+    if (!l) return false;
+    n.handle = h;
+    l->ready.push_back(n);
+    return true;
+}
 
 } // namespace conet::detail
