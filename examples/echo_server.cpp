@@ -1,15 +1,23 @@
 // echo_server - the concurrent counterpart of chat_server: every client gets its own
-// coroutine, so any number of them are served at once, on one thread. Each one's bytes are
-// sent straight back until it closes its side. Nothing is logged per message: this is also
-// the server the benchmarks drive.
+// coroutine, so any number of them are served at once. Each one's bytes are sent straight
+// back until it closes its side. Nothing is logged per message: this is also the server the
+// benchmarks drive.
 //
-//   ./echo_server [PORT] [--host ADDRESS]         (defaults: 8888, 0.0.0.0)
+//   ./echo_server [PORT] [--host ADDRESS] [--threads N]   (defaults: 8888, 0.0.0.0, 1)
+//
+// With --threads N it runs N reactors, one per thread, each accepting on its own listener:
+// the N listeners share the port (SO_REUSEPORT) and the kernel spreads the clients among
+// them. A client stays on the reactor that accepted it, so nothing is shared between
+// threads. SIGINT or SIGTERM stops every reactor; the server then exits with status 0.
 #include <conet/conet.hpp>
 
 #include <array>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
+#include <string_view>
+#include <vector>
 
 #include "command_line.hpp"
 
@@ -28,46 +36,68 @@ conet::task<> echo(conet::tcp_stream conn) {
     }
 }
 
-// Accepts clients for ever, starting one echo coroutine for each in `clients`.
-conet::task<> serve(conet::tcp_listener& listener, conet::task_group& clients) {
+// One reactor's server: accepts clients on `listener` until the server stops, starting one
+// echo coroutine for each; then cancels them and waits until all have closed.
+conet::task<> serve(conet::tcp_listener& listener) {
+    // The clients' coroutines. If one of them failed, the group would report it on stderr
+    // and the others, and the accept loop, would go on.
+    conet::task_group clients;
     for (;;) {
         std::error_code ec;
         auto [conn, peer] = co_await listener.accept(ec);
         if (ec == std::errc::too_many_files_open ||
             ec == std::errc::too_many_files_open_in_system) {
             // Out of descriptors: the client waits in the queue until some are freed.
-            co_await conet::sleep_for(std::chrono::milliseconds(50));
+            co_await conet::sleep_for(std::chrono::milliseconds(50), ec);
+            if (ec) break; // operation_canceled: the server stops
             continue;
         }
+        if (ec == std::errc::operation_canceled) break; // a signal: the server stops
         if (ec) throw std::system_error(ec, "accept");
         clients.spawn(echo(std::move(conn))); // runs concurrently with this loop
     }
-}
-
-conet::task<int> next_signal(conet::signal_set& signals) {
-    co_return co_await signals.wait();
-}
-
-// Serves until SIGINT or SIGTERM, then lets every client's coroutine finish.
-conet::task<> run_until_signal(conet::tcp_listener& listener, conet::signal_set& signals) {
-    // The clients' coroutines. If one of them failed, the group would report it on stderr
-    // and the others, and the accept loop, would go on.
-    conet::task_group clients;
-    // The first of the two to finish cancels the other.
-    co_await conet::when_any(serve(listener, clients), next_signal(signals));
-    // Shutting down: cancel every client's coroutine, and wait until all have closed.
+    // Shutting down: cancel every client's coroutine and wait until all have closed. This
+    // task is being cancelled itself, so the wait is shielded from that (and bounded).
     clients.cancel();
-    co_await conet::with_timeout(clients.join(), std::chrono::seconds(5));
+    co_await conet::shield(conet::with_timeout(clients.join(), std::chrono::seconds(5)));
+}
+
+// --threads N, taken out of the arguments; the rest is the usual [PORT] [--host ADDRESS].
+std::size_t take_threads(int& argc, char** argv) {
+    std::size_t threads = 1;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string_view(argv[i]) != "--threads") continue;
+        const char* text = i + 1 < argc ? argv[i + 1] : "";
+        char* end = nullptr;
+        const long n = std::strtol(text, &end, 10);
+        if (*text == '\0' || *end != '\0' || n < 1 || n > 1024)
+            example::usage_error(argv[0], "[PORT] [--host ADDRESS] [--threads N]",
+                                 "--threads needs a number from 1 to 1024");
+        threads = static_cast<std::size_t>(n);
+        for (int j = i; j + 2 <= argc; ++j) // remove the two arguments
+            argv[j] = argv[j + 2];
+        argc -= 2;
+        break;
+    }
+    return threads;
 }
 
 int main(int argc, char** argv) {
-    const conet::endpoint where = example::server_endpoint(argc, argv);
-    conet::signal_set signals{SIGINT, SIGTERM};
+    const std::size_t threads = take_threads(argc, argv);
+    conet::endpoint where = example::server_endpoint(argc, argv);
     try {
-        auto listener = conet::tcp_listener::bind(where);
-        std::cout << "Listening on " << listener.local_endpoint() << std::endl;
-        conet::reactor reactor;
-        reactor.run(run_until_signal(listener, signals));
+        // One listener per reactor, all on one port. The first one picks the port (when 0
+        // was asked for); the others bind the port it got.
+        std::vector<conet::tcp_listener> listeners;
+        for (std::size_t i = 0; i < threads; ++i) {
+            listeners.push_back(conet::tcp_listener::bind(where, {.reuse_port = threads > 1}));
+            where = listeners.front().local_endpoint();
+        }
+        std::cout << "Listening on " << where << std::endl;
+
+        conet::reactor_pool reactors(threads); // reactor 0 runs on this thread
+        reactors.stop_on({SIGINT, SIGTERM});   // a signal stops them all
+        reactors.run([&](std::size_t i) { return serve(listeners[i]); });
     } catch (const std::system_error& e) {
         std::cerr << "echo_server: " << e.what() << '\n';
         return 1;

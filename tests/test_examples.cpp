@@ -492,7 +492,11 @@ TEST_CASE("udp_receiver acknowledges each datagram and udp_sender waits a bounde
 
 TEST_CASE("echo_server echoes megabytes from many concurrent clients, byte for byte",
           "[examples]") {
-    child_process server(example("echo_server"), {"0", "--host", "127.0.0.1"});
+    // One reactor, or three sharing the port (the kernel spreads the clients among them).
+    const std::string threads = GENERATE(as<std::string>{}, "1", "3");
+    INFO("--threads " << threads);
+    child_process server(example("echo_server"),
+                         {"0", "--host", "127.0.0.1", "--threads", threads});
     const auto where = loopback(listening_port(server.read_line()));
     constexpr int clients = 16;
     constexpr std::size_t per_client = 512 * 1024;
@@ -607,6 +611,8 @@ TEST_CASE("bad arguments print the usage and exit with status 2", "[examples]") 
     check_usage_error("chat_server", {"--host", "not-an-address"});
     check_usage_error("chat_server", {"8888", "extra"});
     check_usage_error("echo_server", {"-1"});
+    check_usage_error("echo_server", {"--threads", "0"});
+    check_usage_error("echo_server", {"--threads"});
     check_usage_error("udp_receiver", {"port"});
     check_usage_error("chat_client", {"127.0.0.1", "88888"});
     check_usage_error("udp_sender", {"127.0.0.1", "8888", "--timeout", "soon"});

@@ -400,8 +400,9 @@ TEST_CASE("a coroutine resumed by a posted function gets a budget too", "[fair]"
     conet::reactor r;
     r.spawn([](park p, const bool& done, bool& gave_up) -> conet::task<> {
         co_await p;
-        for (long i = 0; !done; ++i) {
-            if (i == 10'000'000) { // long enough: the ticker has been starved
+        long rounds = 0;
+        while (!done) { // (set by the ticker, while this coroutine gives the loop its turn)
+            if (++rounds == 10'000'000) { // long enough: the ticker has been starved
                 gave_up = true;
                 co_return;
             }

@@ -5,8 +5,10 @@
 #include "buffer.hpp"        // mutable_buffer, const_buffer
 #include "cancel.hpp"        // cancel_token, cancel_callback
 #include "error.hpp"         // conet::error, how failures are reported
+#include "handoff.hpp"       // spawn_on, resume_on: work handed between reactors
 #include "line_reader.hpp"   // line_reader
 #include "reactor.hpp"       // reactor: run, spawn, stop, post, work_guard; yield
+#include "reactor_pool.hpp"  // reactor_pool: one reactor per core
 #include "signal.hpp"        // signal_set
 #include "socket_option.hpp" // set_option, get_option: conet::option::reuse_port, ...
 #include "stdio.hpp"         // standard_input

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <system_error>
 
@@ -61,7 +62,10 @@ class signal_set : public detail::descriptor {
 public:
     /// Blocks `signals` for this thread and opens a signalfd for them. Throws
     /// std::system_error (invalid_argument for a signal number that does not exist).
-    explicit signal_set(std::initializer_list<int> signals) {
+    explicit signal_set(std::initializer_list<int> signals)
+        : signal_set(std::span<const int>(signals.begin(), signals.size())) {}
+    /// The same, for a list of signals known at run time.
+    explicit signal_set(std::span<const int> signals) {
         sigset_t set;
         sigemptyset(&set);
         for (int s : signals)

@@ -73,6 +73,35 @@ public:
         return {};
     }
 
+    /// Unregisters the descriptor from the reactor it has waited on, so that another reactor
+    /// can use it (its next wait there registers it anew): `conn.leave_reactor();` before
+    /// handing `conn` to a task of another reactor. Call it on the reactor's thread, with no
+    /// operation of this descriptor waiting (else conet::error::already_waiting); a descriptor
+    /// that never waited needs no call. Throws std::system_error.
+    void leave_reactor() {
+        std::error_code ec;
+        leave_reactor(ec);
+        if (ec) throw_error(ec, "leave_reactor");
+    }
+    void leave_reactor(std::error_code& ec) noexcept {
+        ec.clear();
+        if (!loop_) return;
+        loop_core* current = loop_core::current();
+        if (current && current != loop_) {
+            ec = error::wrong_reactor;
+            return;
+        }
+        auto& s = loop_->descriptors[fd_];
+        if (s.reader || s.writer) {
+            ec = error::already_waiting;
+            return;
+        }
+        ::epoll_ctl(loop_->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr);
+        s.owner = nullptr;
+        ++s.generation; // an event fetched before this is stale
+        loop_ = nullptr;
+    }
+
     /// Forgets the loop without touching it (the reactor is being destroyed; its epoll
     /// instance, and with it the registration, goes away). The descriptor stays open.
     void detach_from_loop() noexcept { loop_ = nullptr; }

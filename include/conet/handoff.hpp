@@ -1,0 +1,142 @@
+// conet/handoff.hpp - handing work from one reactor to another (one reactor per thread):
+// starting a task there, or moving the running task there.
+//
+//     conet::spawn_on(worker, serve(std::move(conn))); // serve() starts on `worker`
+//     co_await conet::resume_on(worker);               // this task goes on on `worker`
+//
+// Nothing is shared: each reactor's state stays on its own thread. What crosses is a node
+// pushed onto the other reactor's lock-free inbox and an eventfd write that wakes it (see
+// reactor::post); the receiving reactor takes no lock.
+//
+// Sockets: a socket registers with the reactor it first waits on. One that has waited (it
+// received, or it was connected) must leave that reactor before another uses it: call
+// `conn.leave_reactor()` on the old reactor, then hand it over. A freshly accepted
+// connection has not waited yet, and needs nothing. Used on the wrong reactor, a socket's
+// operations fail with conet::error::wrong_reactor.
+//
+// Lifetimes: the reactors must outlive what is handed between them (a reactor_pool keeps
+// all of its reactors until every thread has ended). A task handed to a reactor that is
+// destroyed before it runs is destroyed, unstarted or unresumed.
+#pragma once
+
+#include <coroutine>
+#include <stdexcept>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include "cancel.hpp"
+#include "detail/loop_core.hpp"
+#include "detail/posted_queue.hpp"
+#include "detail/ready_queue.hpp"
+#include "reactor.hpp"
+#include "task.hpp"
+#include "task_group.hpp"
+
+namespace conet {
+
+/// Starts `t` on `target`, in its own task group (reactor::spawn there), at its next turn.
+/// Safe from any thread. `t`'s arguments travel in its frame: pass sockets by value (a
+/// socket that has already waited on this reactor must leave_reactor() first). Its failure
+/// is reported by `target`'s group. Allocates one node for the journey. Throws
+/// std::invalid_argument for an empty task.
+template <class T>
+void spawn_on(reactor& target, task<T> t) {
+    if (!t.valid()) throw std::invalid_argument("conet::spawn_on: empty task");
+    target.post([&target, t = std::move(t)]() mutable { target.spawn(std::move(t)); });
+}
+
+namespace detail {
+
+/// What conet::resume_on() returns. The awaiting task's chain of awaits moves as a whole: its
+/// root (a task of a task_group) leaves its group and joins `target`'s own group, and the
+/// coroutine resumes on `target`'s thread. The node it travels in lives in the frame.
+class resume_on_awaiter : private posted_node, private ready_node {
+public:
+    explicit resume_on_awaiter(reactor& target) noexcept
+        : posted_node(&resume_on_awaiter::arrive), target_(&target) {}
+    resume_on_awaiter(const resume_on_awaiter&) = delete;
+    resume_on_awaiter& operator=(const resume_on_awaiter&) = delete;
+
+    void set_chain(cancel_state* c) noexcept { chain_ = c; }
+
+    bool await_ready() noexcept {
+        if (chain_ && chain_->requested()) {
+            refused_ = why::cancelled;
+            return take_budget(); // spent: await_suspend gives the loop its turn first
+        }
+        return reactor::current() == target_; // already there
+    }
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        if (refused_ == why::cancelled) return give_turn(static_cast<ready_node&>(*this), h);
+        if constexpr (!std::is_base_of_v<promise_base, Promise>) {
+            refused_ = why::not_movable;
+            return false;
+        } else {
+            promise_base& root = h.promise().root();
+            task_group* group = task_group::owner_of(root);
+            if (!group) {
+                refused_ = why::not_movable;
+                return false;
+            }
+            handle = h;
+            root_ = &root;
+            group->release(root);
+            target_->post(static_cast<posted_node&>(*this));
+            return true;
+        }
+    }
+
+    void await_resume() const {
+        if (refused_ == why::cancelled)
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled),
+                                    "resume_on");
+        if (refused_ == why::not_movable)
+            throw std::invalid_argument(
+                "conet::resume_on: only a task of a task_group (or a task it awaits) can move to "
+                "another reactor; not a when_all/when_any branch or the task of a run()");
+    }
+
+private:
+    enum class why : unsigned char { none, cancelled, not_movable };
+
+    // On the target's thread: joins its group and resumes at the next turn. Disposed of (the
+    // target is being destroyed), the task, owned by nobody now, is destroyed.
+    static void arrive(posted_node& n, bool run) {
+        auto& self = static_cast<resume_on_awaiter&>(n);
+        if (!run) {
+            self.root_->self_.destroy(); // destroys this awaiter too
+            return;
+        }
+        try {
+            self.target_->tasks().adopt(*self.root_);
+        } catch (...) {
+            self.root_->self_.destroy(); // out of memory: nobody can own it
+            throw;
+        }
+        loop_core::current()->ready.push_back(static_cast<ready_node&>(self));
+    }
+
+    reactor* target_;
+    cancel_state* chain_ = nullptr;
+    promise_base* root_ = nullptr;
+    why refused_ = why::none;
+};
+
+} // namespace detail
+
+/// Moves the awaiting task to `target`: `co_await conet::resume_on(worker);` and the code
+/// after it runs on `worker`'s thread. The task's chain of awaits moves whole; its root, a
+/// task of a task_group, leaves that group (whose join() no longer waits for it, and whose
+/// handles now see it done) and joins `target`'s own group (reactor::tasks(), which reports
+/// its failure). Sockets it uses must leave_reactor() first (see the top of this header).
+/// Does nothing if the task already runs on `target`. Throws std::invalid_argument for a
+/// task that cannot move (a when_all/when_any branch, the task of a run()), and
+/// operation_canceled if the task has been cancelled.
+inline detail::resume_on_awaiter resume_on(reactor& target) noexcept {
+    return detail::resume_on_awaiter(target);
+}
+
+} // namespace conet

@@ -1,0 +1,219 @@
+// conet/reactor_pool.hpp - every core: one reactor per thread, one task on each.
+//
+//     conet::reactor_pool pool;                 // as many reactors as the machine has cores
+//     pool.stop_on({SIGINT, SIGTERM});          // a signal stops them all
+//     pool.run([&](std::size_t i) { return serve(listeners[i]); });  // until all have ended
+//
+// The shard model (see docs/design.md): each reactor keeps its sockets, timers and tasks on
+// its own thread, so nothing on the hot path is shared or locked. Work crosses between
+// reactors only as a posted node (spawn_on, resume_on, reactor::post). There is no work
+// stealing: a connection stays on the reactor that serves it, and the kernel spreads new
+// connections over the reactors' SO_REUSEPORT listeners.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "reactor.hpp"
+#include "signal.hpp"
+#include "task.hpp"
+#include "task_group.hpp"
+
+namespace conet {
+
+/// N reactors on N threads (the calling thread runs the first), each running a task of the
+/// program's, stopped together. Create it, then run() it; its reactors are reachable with
+/// operator[] (to spawn_on, resume_on or post to them).
+class reactor_pool {
+public:
+    /// Receives the failures the policy does not rethrow from run(). Calls are serialized.
+    using failure_handler = task_group::failure_handler;
+
+    /// `count` reactors (0: one per hardware thread, at least one). With
+    /// failure_policy::cancel_all (the default, as reactor::run(task) rethrows), the first
+    /// task to fail stops every reactor and run() rethrows its exception; with
+    /// failure_policy::report, a failure goes to the failure handler (stderr by default) and
+    /// the others go on.
+    explicit reactor_pool(std::size_t count = 0, failure_policy policy = failure_policy::cancel_all)
+        : policy_(policy) {
+        if (count == 0) count = std::thread::hardware_concurrency();
+        if (count == 0) count = 1; // the number of hardware threads is not known
+        reactors_.reserve(count);
+        for (std::size_t i = 0; i < count; ++i)
+            reactors_.push_back(std::make_unique<reactor>());
+        groups_.assign(count, nullptr);
+    }
+    reactor_pool(const reactor_pool&) = delete;
+    reactor_pool& operator=(const reactor_pool&) = delete;
+
+    /// How many reactors (and threads, while running) the pool has.
+    std::size_t size() const noexcept { return reactors_.size(); }
+    /// Reactor `i` (0 runs on the thread that calls run()). From another thread, use it only
+    /// to post(), spawn_on() or resume_on() it.
+    reactor& operator[](std::size_t i) noexcept { return *reactors_[i]; }
+
+    /// Makes the next run() stop the pool (as stop() does) when one of `signals` arrives. The
+    /// signals are blocked for every thread of the pool and received by reactor 0.
+    void stop_on(std::initializer_list<int> signals) { signals_.assign(signals); }
+
+    /// Replaces the failure handler (the default prints the failure on stderr). It runs on
+    /// the thread of the failing task's reactor, never two at once.
+    void set_failure_handler(failure_handler handler) {
+        std::lock_guard lock(failure_mutex_);
+        handler_ = std::move(handler);
+    }
+
+    /// Runs `make_task(i)` (a conet::task, made on the calling thread before any thread
+    /// starts) on reactor i, for every i, each on its own thread, and returns once every one
+    /// has finished, along with whatever was spawned on its reactor meanwhile. With
+    /// cancel_all, rethrows the first failure. An exception escaping a reactor's loop (a
+    /// posted function that throws) ends that reactor's task and counts as its failure: the
+    /// other reactors go on (report) or are stopped (cancel_all).
+    template <class F>
+    void run(F make_task) {
+        using task_type = decltype(make_task(std::size_t{0}));
+        std::vector<task_type> tasks;
+        tasks.reserve(size());
+        for (std::size_t i = 0; i < size(); ++i)
+            tasks.push_back(make_task(i));
+
+        run_id_.fetch_add(1,
+                          std::memory_order_acq_rel); // stop requests of an earlier run are stale
+        stop_requested_.store(false, std::memory_order_release);
+        {
+            std::lock_guard lock(failure_mutex_);
+            first_failure_ = nullptr;
+        }
+        // Before any thread starts, so that they all inherit the blocked mask.
+        std::optional<signal_set> signals;
+        if (!signals_.empty()) signals.emplace(std::span<const int>(signals_));
+
+        std::vector<std::thread> threads;
+        threads.reserve(size() - 1);
+        try {
+            for (std::size_t i = 1; i < size(); ++i)
+                threads.emplace_back([this, i, t = std::move(tasks[i])]() mutable {
+                    drive(i, std::move(t), nullptr);
+                });
+        } catch (...) { // no thread for one of them: stop those started, then report
+            stop();
+            for (auto& t : threads)
+                t.join();
+            throw;
+        }
+        drive(0, std::move(tasks[0]), signals ? &*signals : nullptr);
+        for (auto& t : threads)
+            t.join();
+
+        std::lock_guard lock(failure_mutex_);
+        if (auto e = std::exchange(first_failure_, nullptr)) std::rethrow_exception(e);
+    }
+
+    /// Cancels every task on every reactor (their pending operations fail with
+    /// operation_canceled, so that they unwind and end), and so ends run(). Safe from any
+    /// thread. A stop requested while no run() is in progress is dropped when the next starts.
+    void stop() noexcept {
+        stop_requested_.store(true, std::memory_order_release);
+        const std::uint64_t id = run_id_.load(std::memory_order_acquire);
+        for (std::size_t i = 0; i < size(); ++i) {
+            try {
+                reactors_[i]->post([this, i, id] {
+                    if (id == run_id_.load(std::memory_order_acquire)) cancel_shard(i);
+                });
+            } catch (...) {
+                reactors_[i]->stop(); // no memory for a graceful stop: the abrupt one
+            }
+        }
+    }
+
+private:
+    // Runs reactor i's shard on the calling thread; whatever escapes is a failure.
+    template <class T>
+    void drive(std::size_t i, task<T> work, signal_set* signals) noexcept {
+        try {
+            reactors_[i]->run(shard(i, std::move(work), signals));
+        } catch (...) {
+            if (policy_ == failure_policy::cancel_all)
+                fail(std::current_exception());
+            else
+                report(std::current_exception());
+        }
+    }
+
+    // Reactor i's part of a run: the program's task in a group with the pool's policy, then
+    // whatever spawn_on and resume_on brought to the reactor's own group.
+    template <class T>
+    task<> shard(std::size_t i, task<T> work, signal_set* signals) {
+        task_group group(policy_);
+        group.set_failure_handler([this](std::exception_ptr e) { report(e); });
+        group.spawn(std::move(work));
+        groups_[i] = &group;
+        if (stop_requested_.load(std::memory_order_acquire)) cancel_shard(i);
+        task_group watchers;
+        if (signals) watchers.spawn(stop_on_signal(*signals));
+
+        std::exception_ptr failure;
+        try {
+            co_await group.join();
+        } catch (...) {
+            failure = std::current_exception(); // cancel_all: the first failure
+        }
+        if (failure) fail(failure);
+        co_await reactor::current()->tasks().join();
+        groups_[i] = nullptr;
+        watchers.cancel();
+        co_await watchers.join();
+    }
+
+    task<> stop_on_signal(signal_set& signals) {
+        std::error_code ec;
+        co_await signals.wait(ec);
+        if (!ec) stop();
+    }
+
+    // On reactor i's thread.
+    void cancel_shard(std::size_t i) noexcept {
+        if (groups_[i]) groups_[i]->cancel();
+        reactors_[i]->tasks().cancel();
+    }
+
+    // Keeps the first failure for run() to rethrow and stops the pool; reports later ones.
+    void fail(std::exception_ptr e) noexcept {
+        {
+            std::lock_guard lock(failure_mutex_);
+            if (first_failure_) {
+                detail::report_failure(handler_, e);
+                return;
+            }
+            first_failure_ = std::move(e);
+        }
+        stop();
+    }
+
+    void report(const std::exception_ptr& e) noexcept {
+        std::lock_guard lock(failure_mutex_);
+        detail::report_failure(handler_, e);
+    }
+
+    failure_policy policy_;
+    std::vector<std::unique_ptr<reactor>> reactors_;
+    std::vector<task_group*> groups_; // [i]: the running shard's group, on reactor i's thread
+    std::vector<int> signals_;
+    std::atomic<std::uint64_t> run_id_{0};
+    std::atomic<bool> stop_requested_{false};
+    std::mutex failure_mutex_;
+    failure_handler handler_;
+    std::exception_ptr first_failure_;
+};
+
+} // namespace conet

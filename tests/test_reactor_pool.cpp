@@ -1,0 +1,355 @@
+// Tests for conet/reactor_pool.hpp and conet/handoff.hpp: many reactors on many threads,
+// listeners shared with SO_REUSEPORT, connections handed from one reactor to another,
+// stopping everything while busy, and failures on one reactor. Run under TSan too.
+#include <conet/conet.hpp>
+
+#include <pthread.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstddef>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Echoes one connection until it closes; counts it for the reactor that served it.
+conet::task<> echo(conet::tcp_stream conn, std::atomic<int>& served) {
+    served.fetch_add(1);
+    char buf[4096];
+    std::error_code ec;
+    for (;;) {
+        const std::size_t n = co_await conn.recv(buf, ec);
+        if (ec || n == 0) co_return;
+        co_await conn.send_all({buf, n}, ec);
+        if (ec) co_return;
+    }
+}
+
+// One reactor's server: accepts on its own listener until cancelled, then cancels and joins
+// its connections.
+conet::task<> serve(conet::tcp_listener& listener, std::atomic<int>& served) {
+    conet::task_group clients;
+    for (;;) {
+        std::error_code ec;
+        auto [conn, peer] = co_await listener.accept(ec);
+        if (ec) break; // operation_canceled: the pool stops
+        clients.spawn(echo(std::move(conn), served));
+    }
+    clients.cancel();
+    co_await conet::shield(conet::with_timeout(clients.join(), 5s));
+}
+
+// Sends `size` pattern bytes and checks that the same come back.
+conet::task<bool> echo_checked(conet::endpoint to, std::size_t size, std::size_t seed) {
+    auto conn = co_await conet::tcp_stream::connect(to);
+    std::string out(size, '\0');
+    for (std::size_t i = 0; i < size; ++i)
+        out[i] = pattern_byte(i + seed);
+    std::string back(size, '\0');
+    auto [sent, received] = co_await conet::when_all(
+        [](conet::tcp_stream& s, const std::string& text) -> conet::task<std::size_t> {
+            co_return co_await s.send_all(text);
+        }(conn, out),
+        [](conet::tcp_stream& s, std::string& into) -> conet::task<std::size_t> {
+            co_return co_await s.recv_exact(into);
+        }(conn, back));
+    co_return sent == size&& received == size&& back == out;
+}
+
+// Runs `pool` on a thread of its own (run() blocks) for the scope's duration.
+class running_pool {
+public:
+    template <class F>
+    running_pool(conet::reactor_pool& pool, F make_task)
+        : thread_([&pool, this, make_task]() mutable {
+              try {
+                  pool.run(make_task);
+              } catch (...) {
+                  failure_ = std::current_exception();
+              }
+              finished_.store(true);
+          }) {}
+    ~running_pool() { join(); }
+    running_pool(const running_pool&) = delete;
+    running_pool& operator=(const running_pool&) = delete;
+
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+    bool finished() const { return finished_.load(); }
+    std::exception_ptr failure() const { return failure_; }
+    pthread_t native_handle() { return thread_.native_handle(); }
+
+private:
+    std::exception_ptr failure_;
+    std::atomic<bool> finished_{false};
+    std::thread thread_;
+};
+
+// Waits (bounded) until `done()`.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = 5s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("reactors on their own threads share a port and echo every byte", "[pool]") {
+    constexpr std::size_t reactors = 3;
+    std::vector<conet::tcp_listener> listeners;
+    listeners.push_back(conet::tcp_listener::bind(any_loopback_port(), {.reuse_port = true}));
+    const auto where = listeners.front().local_endpoint();
+    for (std::size_t i = 1; i < reactors; ++i)
+        listeners.push_back(conet::tcp_listener::bind(where, {.reuse_port = true}));
+    std::array<std::atomic<int>, reactors> served{};
+
+    conet::reactor_pool pool(reactors);
+    REQUIRE(pool.size() == reactors);
+    {
+        running_pool running(pool, [&](std::size_t i) { return serve(listeners[i], served[i]); });
+
+        // 48 clients at once, of sizes from 1 byte to 256 KiB.
+        auto clients = [](conet::endpoint to) -> conet::task<int> {
+            conet::task_group group;
+            int good = 0;
+            std::mt19937 random(7);
+            for (std::size_t c = 0; c < 48; ++c) {
+                const std::size_t size = std::size_t{1} << (random() % 19);
+                group.spawn([](conet::endpoint t, std::size_t n, std::size_t seed,
+                               int& ok) -> conet::task<> {
+                    if (co_await echo_checked(t, n, seed)) ++ok;
+                }(to, size, c, good));
+            }
+            co_await group.join();
+            co_return good;
+        };
+        CHECK(run_bounded(clients(where), 20s) == 48);
+        pool.stop();
+        running.join();
+        CHECK(running.failure() == nullptr);
+    }
+    int total = 0, reactors_used = 0;
+    for (auto& s : served) {
+        total += s.load();
+        reactors_used += s.load() > 0;
+    }
+    CHECK(total == 48);
+    CHECK(reactors_used >= 2); // all 48 on one of 3 listeners: probability 3^-47
+}
+
+TEST_CASE("a connection accepted on one reactor is served on another", "[pool]") {
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const auto where = listener.local_endpoint();
+    conet::reactor_pool pool(2);
+    std::atomic<int> on_worker{0}, wrong{0};
+
+    // Reactor 0 accepts; each connection is served on reactor 1. Each first reads a greeting
+    // on reactor 0 (so its socket is registered there) and leaves it before the handover:
+    // the first is handed to a new task there, the second moves its own task with resume_on.
+    auto worker_serves = [&](conet::tcp_stream conn) -> conet::task<> {
+        if (conet::reactor::current() != &pool[1]) wrong.fetch_add(1);
+        on_worker.fetch_add(1);
+        conet::line_reader lines{conn};
+        while (auto line = co_await lines.read_line())
+            co_await conn.send_all("worker: " + *line + '\n');
+    };
+    auto acceptor = [&](std::size_t i) -> conet::task<> {
+        if (i != 0) co_return; // reactor 1 only serves what it is handed
+        conet::task_group moving;
+        for (int n = 0; n < 2; ++n) {
+            auto [conn, peer] = co_await listener.accept();
+            char greeting[5];
+            co_await conn.recv_exact(greeting); // waits: registers the socket on reactor 0
+            conn.leave_reactor();
+            if (n == 0) {
+                conet::spawn_on(pool[1], worker_serves(std::move(conn)));
+            } else {
+                moving.spawn([](conet::tcp_stream c, conet::reactor& to,
+                                std::atomic<int>& misplaced) -> conet::task<> {
+                    co_await conet::resume_on(to);
+                    if (conet::reactor::current() != &to) misplaced.fetch_add(1);
+                    co_await c.send_all("moved\n");
+                    char rest[16];
+                    co_await c.recv(rest); // until the client closes, on reactor 1
+                }(std::move(conn), pool[1], wrong));
+            }
+        }
+        co_await moving.join();
+    };
+    running_pool running(pool, acceptor);
+
+    auto client = [](conet::endpoint to) -> conet::task<std::vector<std::string>> {
+        std::vector<std::string> heard;
+        auto first = co_await conet::tcp_stream::connect(to);
+        co_await first.send_all("hello");
+        co_await first.send_all("one\ntwo\n");
+        conet::line_reader first_lines{first};
+        heard.push_back((co_await first_lines.read_line()).value_or(""));
+        heard.push_back((co_await first_lines.read_line()).value_or(""));
+
+        auto second = co_await conet::tcp_stream::connect(to);
+        co_await second.send_all("hello");
+        conet::line_reader second_lines{second};
+        heard.push_back((co_await second_lines.read_line()).value_or(""));
+        co_return heard;
+    };
+    CHECK(run_bounded(client(where)) ==
+          std::vector<std::string>{"worker: one", "worker: two", "moved"});
+    CHECK(eventually([&] { return on_worker.load() == 1; }));
+    pool.stop();
+    running.join();
+    CHECK(running.failure() == nullptr);
+    CHECK(wrong.load() == 0);
+}
+
+TEST_CASE("stopping a busy pool ends every task and closes every connection", "[pool]") {
+    std::vector<conet::tcp_listener> listeners;
+    listeners.push_back(conet::tcp_listener::bind(any_loopback_port(), {.reuse_port = true}));
+    const auto where = listeners.front().local_endpoint();
+    listeners.push_back(conet::tcp_listener::bind(where, {.reuse_port = true}));
+    std::array<std::atomic<int>, 2> served{};
+    conet::reactor_pool pool(2);
+    running_pool running(pool, [&](std::size_t i) { return serve(listeners[i], served[i]); });
+
+    // Eight clients keep the servers busy; the pool is stopped in the middle.
+    auto busy = [](conet::endpoint to, conet::reactor_pool& p) -> conet::task<int> {
+        std::vector<conet::tcp_stream> conns;
+        for (int i = 0; i < 8; ++i)
+            conns.push_back(co_await conet::tcp_stream::connect(to));
+        int ended = 0;
+        conet::task_group group;
+        for (auto& c : conns)
+            group.spawn([](conet::tcp_stream& s, int& done) -> conet::task<> {
+                const std::string chunk(16 * 1024, 'b');
+                char buf[16 * 1024];
+                std::error_code ec;
+                for (;;) {
+                    co_await s.send_all(chunk, ec);
+                    if (ec) break;
+                    const std::size_t n = co_await conet::with_timeout(s.recv(buf, ec), 5s);
+                    if (ec || n == 0) break; // the server closed: the stop reached it
+                }
+                ++done;
+            }(c, ended));
+        co_await conet::sleep_for(50ms);
+        p.stop(); // from a thread of none of the pool's reactors
+        co_await conet::with_timeout(group.join(), 10s);
+        co_return ended;
+    };
+    CHECK(run_bounded(busy(where, pool), 20s) == 8);
+    CHECK(eventually([&] { return running.finished(); }));
+    running.join();
+    CHECK(running.failure() == nullptr);
+}
+
+TEST_CASE("a failing task on one reactor: cancel_all stops the pool, report lets it go on",
+          "[pool]") {
+    auto fails_on_one = [](std::size_t i, std::atomic<int>& cancelled) -> conet::task<> {
+        if (i == 1) {
+            co_await conet::sleep_for(20ms);
+            throw std::runtime_error("reactor 1 failed");
+        }
+        std::error_code ec;
+        co_await conet::sleep_for(1h, ec);
+        if (ec == std::errc::operation_canceled) cancelled.fetch_add(1);
+    };
+
+    SECTION("cancel_all, the default: the others are cancelled and run() rethrows") {
+        conet::reactor_pool pool(3);
+        std::atomic<int> cancelled{0};
+        running_pool running(pool, [&](std::size_t i) { return fails_on_one(i, cancelled); });
+        REQUIRE(eventually([&] { return running.finished(); }, 10s));
+        running.join();
+        REQUIRE(running.failure() != nullptr);
+        CHECK_THROWS_WITH(std::rethrow_exception(running.failure()), "reactor 1 failed");
+        CHECK(cancelled.load() == 2);
+    }
+    SECTION("report: the failure goes to the handler, and the others go on") {
+        conet::reactor_pool pool(3, conet::failure_policy::report);
+        std::vector<std::string> reported;
+        pool.set_failure_handler([&reported](std::exception_ptr e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& error) {
+                reported.push_back(error.what());
+            }
+        });
+        std::atomic<int> cancelled{0};
+        running_pool running(pool, [&](std::size_t i) { return fails_on_one(i, cancelled); });
+        std::this_thread::sleep_for(100ms);
+        CHECK_FALSE(running.finished()); // reactors 0 and 2 still run
+        pool.stop();
+        running.join();
+        CHECK(running.failure() == nullptr);
+        CHECK(reported == std::vector<std::string>{"reactor 1 failed"});
+        CHECK(cancelled.load() == 2);
+    }
+}
+
+TEST_CASE("a signal the pool was told of stops it", "[pool]") {
+    conet::reactor_pool pool(2);
+    pool.stop_on({SIGUSR2});
+    std::atomic<int> started{0}, cancelled{0};
+    running_pool running(pool, [&](std::size_t) -> conet::task<> {
+        return [](std::atomic<int>& up, std::atomic<int>& down) -> conet::task<> {
+            up.fetch_add(1);
+            std::error_code ec;
+            co_await conet::sleep_for(1h, ec);
+            if (ec == std::errc::operation_canceled) down.fetch_add(1);
+        }(started, cancelled);
+    });
+    REQUIRE(eventually([&] { return started.load() == 2; }));
+    // To the pool's first thread (which blocked the signal before anything started; the
+    // test runner's other threads have not).
+    ::pthread_kill(running.native_handle(), SIGUSR2);
+    REQUIRE(eventually([&] { return running.finished(); }));
+    running.join();
+    CHECK(running.failure() == nullptr);
+    CHECK(cancelled.load() == 2);
+}
+
+TEST_CASE("resume_on refuses what cannot move, and spawn_on an empty task", "[pool]") {
+    conet::reactor other;
+    auto body = [](conet::reactor& to) -> conet::task<> {
+        // The task of a run() cannot move: its reactor waits for it to end.
+        bool refused = false;
+        try {
+            co_await conet::resume_on(to);
+        } catch (const std::invalid_argument&) {
+            refused = true;
+        }
+        CHECK(refused);
+        // Nor can a when_any branch: its siblings and the when_any stay here.
+        auto branch = [](conet::reactor& t) -> conet::task<bool> {
+            try {
+                co_await conet::resume_on(t);
+            } catch (const std::invalid_argument&) {
+                co_return true;
+            }
+            co_return false;
+        };
+        auto branch_refused = co_await conet::when_any(branch(to));
+        CHECK(std::get<0>(branch_refused));
+        // Resuming on the reactor it already runs on does nothing.
+        co_await conet::resume_on(*conet::reactor::current());
+    };
+    run_bounded(body(other));
+    CHECK_THROWS_AS(conet::spawn_on(other, conet::task<>{}), std::invalid_argument);
+}
