@@ -51,7 +51,7 @@ public:
         reactors_.reserve(count);
         for (std::size_t i = 0; i < count; ++i)
             reactors_.push_back(std::make_unique<reactor>());
-        groups_.assign(count, nullptr);
+        shards_ = std::make_unique<shard_state[]>(count);
     }
     reactor_pool(const reactor_pool&) = delete;
     reactor_pool& operator=(const reactor_pool&) = delete;
@@ -87,9 +87,14 @@ public:
         for (std::size_t i = 0; i < size(); ++i)
             tasks.push_back(make_task(i));
 
-        run_id_.fetch_add(1,
-                          std::memory_order_acq_rel); // stop requests of an earlier run are stale
+        // Stop requests of an earlier run are stale from here on.
+        run_id_.fetch_add(1, std::memory_order_acq_rel);
         stop_requested_.store(false, std::memory_order_release);
+        tasks_running_.store(size(), std::memory_order_release);
+        for (std::size_t i = 0; i < size(); ++i) {
+            shards_[i].finished = shards_[i].released = false;
+            shards_[i].waiting = {};
+        }
         {
             std::lock_guard lock(failure_mutex_);
             first_failure_ = nullptr;
@@ -124,19 +129,31 @@ public:
     /// thread. A stop requested while no run() is in progress is dropped when the next starts.
     void stop() noexcept {
         stop_requested_.store(true, std::memory_order_release);
-        const std::uint64_t id = run_id_.load(std::memory_order_acquire);
-        for (std::size_t i = 0; i < size(); ++i) {
-            try {
-                reactors_[i]->post([this, i, id] {
-                    if (id == run_id_.load(std::memory_order_acquire)) cancel_shard(i);
-                });
-            } catch (...) {
-                reactors_[i]->stop(); // no memory for a graceful stop: the abrupt one
-            }
-        }
+        on_every_reactor([this](std::size_t i) {
+            cancel_shard(i);
+            release_shard(i);
+        });
     }
 
 private:
+    // What reactor i's shard keeps, touched only on its thread.
+    struct shard_state {
+        task_group* group = nullptr;     // the program's task on this reactor, while it runs
+        bool finished = false;           // that task has ended (and was counted)
+        bool released = false;           // every reactor's task has ended, or the pool stopped
+        std::coroutine_handle<> waiting; // the shard, waiting to be released
+        resumption wake;
+    };
+
+    // Waits until release_shard(i): until then the reactor keeps serving what other
+    // reactors hand it.
+    struct until_released {
+        shard_state& shard;
+        bool await_ready() const noexcept { return shard.released; }
+        void await_suspend(std::coroutine_handle<> h) const noexcept { shard.waiting = h; }
+        void await_resume() const noexcept {}
+    };
+
     // Runs reactor i's shard on the calling thread; whatever escapes is a failure.
     template <class T>
     void drive(std::size_t i, task<T> work, signal_set* signals) noexcept {
@@ -147,17 +164,20 @@ private:
                 fail(std::current_exception());
             else
                 report(std::current_exception());
+            task_finished(i); // (if the shard had not counted itself)
         }
     }
 
-    // Reactor i's part of a run: the program's task in a group with the pool's policy, then
-    // whatever spawn_on and resume_on brought to the reactor's own group.
+    // Reactor i's part of a run: the program's task in a group with the pool's policy; then,
+    // until every reactor's task has ended, whatever other reactors hand this one; then what
+    // spawn_on and resume_on left in the reactor's own group.
     template <class T>
     task<> shard(std::size_t i, task<T> work, signal_set* signals) {
+        shard_state& state = shards_[i];
         task_group group(policy_);
         group.set_failure_handler([this](std::exception_ptr e) { report(e); });
         group.spawn(std::move(work));
-        groups_[i] = &group;
+        state.group = &group;
         if (stop_requested_.load(std::memory_order_acquire)) cancel_shard(i);
         task_group watchers;
         if (signals) watchers.spawn(stop_on_signal(*signals));
@@ -168,11 +188,42 @@ private:
         } catch (...) {
             failure = std::current_exception(); // cancel_all: the first failure
         }
+        state.group = nullptr;
         if (failure) fail(failure);
+        task_finished(i);
+        co_await until_released{state};
         co_await reactor::current()->tasks().join();
-        groups_[i] = nullptr;
         watchers.cancel();
         co_await watchers.join();
+    }
+
+    // Reactor i's task has ended: the last one to end releases every reactor.
+    void task_finished(std::size_t i) noexcept {
+        if (std::exchange(shards_[i].finished, true)) return;
+        if (tasks_running_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            on_every_reactor([this](std::size_t r) { release_shard(r); });
+    }
+
+    // Posts `fn(i)` to every reactor i, for this run only.
+    template <class F>
+    void on_every_reactor(F fn) noexcept {
+        const std::uint64_t id = run_id_.load(std::memory_order_acquire);
+        for (std::size_t i = 0; i < size(); ++i) {
+            try {
+                reactors_[i]->post([this, i, id, fn] {
+                    if (id == run_id_.load(std::memory_order_acquire)) fn(i);
+                });
+            } catch (...) {
+                reactors_[i]->stop(); // no memory for a graceful message: the abrupt stop
+            }
+        }
+    }
+
+    // On reactor i's thread.
+    void release_shard(std::size_t i) noexcept {
+        shard_state& state = shards_[i];
+        state.released = true;
+        if (state.waiting) state.wake.resume_later(std::exchange(state.waiting, {}));
     }
 
     task<> stop_on_signal(signal_set& signals) {
@@ -183,7 +234,7 @@ private:
 
     // On reactor i's thread.
     void cancel_shard(std::size_t i) noexcept {
-        if (groups_[i]) groups_[i]->cancel();
+        if (shards_[i].group) shards_[i].group->cancel();
         reactors_[i]->tasks().cancel();
     }
 
@@ -207,7 +258,8 @@ private:
 
     failure_policy policy_;
     std::vector<std::unique_ptr<reactor>> reactors_;
-    std::vector<task_group*> groups_; // [i]: the running shard's group, on reactor i's thread
+    std::unique_ptr<shard_state[]> shards_; // [i]: touched on reactor i's thread only
+    std::atomic<std::size_t> tasks_running_{0};
     std::vector<int> signals_;
     std::atomic<std::uint64_t> run_id_{0};
     std::atomic<bool> stop_requested_{false};
