@@ -36,6 +36,14 @@ conet::task<> nothing() {
     ++y;
 }
 
+// row: `resumption`, `resume_urgently(h)`
+struct my_awaitable {
+    conet::resumption wake;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { wake.resume_urgently(h); }
+    void await_resume() const noexcept {}
+};
+
 void loop() {
     // row: `reactor`
     conet::reactor r;
@@ -55,6 +63,13 @@ void loop() {
     r.set_budget(64);
     // row: `reactor::current()`
     const conet::reactor* current = conet::reactor::current();
+    // row: `reactor_pool{n, policy}`, `run(make_task)`, `stop()`, `stop_on(signals)`
+    conet::reactor_pool pool{2, conet::failure_policy::report};
+    pool.stop_on({SIGINT, SIGTERM});
+    pool.run([](std::size_t) -> conet::task<> { co_return; });
+    pool.stop();
+    // row: `spawn_on(reactor, task)`, `resume_on(reactor)`
+    conet::spawn_on(pool[1], nothing());
     // row: `task_handle::cancel()`, `done()`
     h.cancel();
     const bool done = h.done();
@@ -135,6 +150,9 @@ conet::task<> tcp() {
     // row: `tcp_stream::send(buf)`, `send_all(buf)`
     n = co_await client.send(buf);
     n = co_await client.send_all(std::string("text"));
+    // row: `leave_reactor()`
+    conn.leave_reactor();
+    co_await conet::resume_on(*conet::reactor::current());
     // row: `tcp_stream::shutdown(how)`, `close()`
     client.shutdown(conet::shutdown_type::send);
     client.close();
