@@ -1,16 +1,19 @@
-// epoll_echo - the floor: a hand-written single-threaded echo server, edge-triggered epoll,
-// reading until EAGAIN, 16 KiB buffer, as little as an echo server can do.
+// epoll_echo - the floor: a hand-written echo server, edge-triggered epoll, reading until
+// EAGAIN, 16 KiB buffer, as little as an echo server can do. With THREADS > 1, one such loop
+// per thread, each with its own SO_REUSEPORT listener on the port (the shard model, by hand).
 //
-//   epoll_echo [PORT]          (prints "Listening on 127.0.0.1:PORT")
+//   epoll_echo [PORT] [THREADS]   (prints "Listening on 127.0.0.1:PORT")
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -36,14 +39,12 @@ bool flush(int fd, client& c) {
     return true;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-    std::signal(SIGPIPE, SIG_IGN);
-    const int port = argc > 1 ? std::atoi(argv[1]) : 0;
+// A listening socket on `port` (0: any), SO_REUSEPORT so that each thread can have one.
+int open_listener(int port) {
     const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
     ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ::setsockopt(listener, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -51,13 +52,13 @@ int main(int argc, char** argv) {
     if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
         ::listen(listener, SOMAXCONN) < 0) {
         std::perror("epoll_echo: bind");
-        return 1;
+        std::exit(1);
     }
-    socklen_t len = sizeof addr;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-    std::printf("Listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
-    std::fflush(stdout);
+    return listener;
+}
 
+// One thread's loop: accepts on `listener`, echoes its clients, for ever.
+void serve(int listener) {
     const int ep = ::epoll_create1(0);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -98,4 +99,24 @@ int main(int argc, char** argv) {
             if (!alive) ::close(fd); // closing also removes it from the epoll set
         }
     }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::signal(SIGPIPE, SIG_IGN);
+    const int port = argc > 1 ? std::atoi(argv[1]) : 0;
+    const int threads = argc > 2 ? std::max(1, std::atoi(argv[2])) : 1;
+    std::vector<int> listeners{open_listener(port)};
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    ::getsockname(listeners[0], reinterpret_cast<sockaddr*>(&addr), &len);
+    for (int i = 1; i < threads; ++i)
+        listeners.push_back(open_listener(ntohs(addr.sin_port)));
+    std::printf("Listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
+    std::fflush(stdout);
+    std::vector<std::thread> others;
+    for (int i = 1; i < threads; ++i)
+        others.emplace_back(serve, listeners[static_cast<std::size_t>(i)]);
+    serve(listeners[0]);
 }
