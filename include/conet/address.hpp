@@ -5,6 +5,9 @@
 // std::errc::invalid_argument and a message quoting the text; the try_parse forms return
 // std::nullopt instead. Name resolution (resolve) blocks the calling thread: do it before
 // starting the reactor, or accept the pause.
+//
+// (Over 300 lines: addresses, endpoints and their text forms, parsed and printed, are one
+// concept; lookup by name is the rest.)
 #pragma once
 
 #include <arpa/inet.h>

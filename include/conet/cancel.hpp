@@ -19,7 +19,7 @@
 //     }
 //
 // The callback should end the wait by scheduling the coroutine's resumption with a
-// conet::resumption (reactor.hpp) kept in the awaitable, `resume_urgently(h)`, never by
+// conet::resumption (scheduling.hpp) kept in the awaitable, `resume_urgently(h)`, never by
 // resuming it inline: resumed urgently, a cancelled when_any loser unwinds before the loop
 // handles its next event (design invariant 10). A task awaits an awaitable where it stands: it
 // need not be copyable or movable, unless it is passed by value (to with_timeout, say).

@@ -9,6 +9,7 @@
 #include "line_reader.hpp"   // line_reader
 #include "reactor.hpp"       // reactor: run, spawn, stop, post, work_guard; yield
 #include "reactor_pool.hpp"  // reactor_pool: one reactor per core
+#include "scheduling.hpp"    // yield, resumption
 #include "signal.hpp"        // signal_set
 #include "socket_option.hpp" // set_option, get_option: conet::option::reuse_port, ...
 #include "stdio.hpp"         // standard_input
