@@ -277,7 +277,8 @@ private:
     void resume(std::coroutine_handle<> h) {
         detail::budget_left = core_.budget;
         h.resume();
-        resume_urgent();
+        if (!core_.urgent.empty()) [[unlikely]]
+            resume_urgent();
     }
 
     // Resumes the waits a cancellation or a close ended (see loop_core::urgent), including

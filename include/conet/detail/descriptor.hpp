@@ -56,12 +56,11 @@ public:
     /// Registers `w` to be resumed when the descriptor is ready in direction `d`.
     std::error_code wait(direction d, waiter& w) noexcept {
         loop_core* current = loop_core::current();
-        if (!current) return error::no_reactor;
-        if (fd_ < 0) return errno_code(EBADF);
-        if (!loop_) {
+        if (loop_ != current || !loop_) [[unlikely]] { // not registered here yet
+            if (!current) return error::no_reactor;
+            if (fd_ < 0) return errno_code(EBADF);
+            if (loop_) return error::wrong_reactor;
             if (auto ec = add_to(*current)) return ec;
-        } else if (loop_ != current) {
-            return error::wrong_reactor;
         }
         waiter*& entry = loop_->descriptors[fd_].waiting(d);
         if (entry) return error::already_waiting;
@@ -70,7 +69,7 @@ public:
         w.fd = fd_;
         w.dir = d;
         w.in_slot = true;
-        return {};
+        return no_error();
     }
 
     /// Unregisters the descriptor from the reactor it has waited on, so that another reactor

@@ -84,7 +84,7 @@ public:
             *out_ = ec;
             return self().failed_result();
         }
-        if (out_) *out_ = no_error();
+        if (out_) *out_ = ec; // (clear: no error)
         return self().result();
     }
 

@@ -37,8 +37,9 @@ public:
         sift_up(e.heap_index_);
     }
 
-    /// Removes `e`, which must be armed on this heap.
-    void remove(timer_entry& e) noexcept {
+    /// Removes `e`, which must be armed on this heap. Out of line: the sifting would swell
+    /// every operation's destructor, where a timeout is the exception.
+    [[gnu::noinline]] void remove(timer_entry& e) noexcept {
         const std::size_t i = e.heap_index_;
         timer_entry* last = entries_.back();
         entries_.pop_back();

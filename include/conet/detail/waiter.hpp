@@ -16,12 +16,14 @@
 
 namespace conet::detail {
 
-/// A copy of std::error_code{}: the same value without the out-of-line call to
-/// std::system_category() that the default constructor makes in libstdc++, which every
-/// operation would otherwise pay once or twice.
+/// std::error_code{}, made once when the program starts: copying it costs a load, where the
+/// default constructor calls std::system_category() out of line in libstdc++ (and a
+/// function-local static would check its guard on every use). Every operation starts from it.
+inline const std::error_code no_error_code{};
+
+/// The "no error" value every operation starts with and reports on success.
 inline const std::error_code& no_error() noexcept {
-    static const std::error_code none;
-    return none;
+    return no_error_code;
 }
 
 /// An operation suspended on a loop: waiting for its descriptor, for a deadline, for its
@@ -38,14 +40,20 @@ class waiter : public ready_node, public timer_entry, public cancel_node {
 public:
     using attempt_fn = bool (*)(waiter&) noexcept;
 
-    explicit waiter(attempt_fn fn) noexcept : cancel_node(&waiter::cancelled), attempt(fn) {}
+    [[gnu::always_inline]] explicit waiter(attempt_fn fn) noexcept
+        : cancel_node(&waiter::cancelled), attempt(fn) {}
     // Copies what configures an operation that has not started (with_timeout takes and
     // returns one by value), none of the registrations.
     waiter(const waiter& other) noexcept
         : ready_node(other), timer_entry(), cancel_node(other), attempt(other.attempt),
           deadline_is_error(other.deadline_is_error), timeout(other.timeout), chain(other.chain) {}
     waiter& operator=(const waiter&) = delete;
-    ~waiter() { leave(); }
+    // Usually nothing is left to undo (the wait ended normally): one test, and the bases
+    // unlink and unregister themselves, each after a test of its own.
+    [[gnu::always_inline]] ~waiter() {
+        if (in_slot || deferred || armed()) [[unlikely]]
+            finish_wait();
+    }
 
     attempt_fn attempt; // null for a pure timer
     std::error_code ec = no_error();
@@ -110,13 +118,6 @@ public:
         finish_wait();
         ec = reason;
         loop->urgent.push_back(*this);
-    }
-
-    /// Undoes every registration (the frame holding this waiter is going away).
-    void leave() noexcept {
-        if (in_slot || armed() || deferred) finish_wait();
-        unlink();
-        cancel_node::unregister();
     }
 
     /// Forgets the loop (it is being destroyed): never touch it again.
