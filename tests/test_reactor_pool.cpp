@@ -303,6 +303,62 @@ TEST_CASE("a failing task on one reactor: cancel_all stops the pool, report lets
     }
 }
 
+TEST_CASE("what spawn_on brings to a reactor fails by the pool's policy", "[pool]") {
+    auto hand_over_a_failure = [](conet::reactor_pool& p, std::size_t i) -> conet::task<> {
+        if (i == 0)
+            conet::spawn_on(p[1], []() -> conet::task<> {
+                co_await conet::yield();
+                throw std::runtime_error("handed-over task failed");
+            }());
+        std::error_code ec;
+        co_await conet::sleep_for(1h, ec); // until the failure, or stop(), cancels it
+    };
+    SECTION("cancel_all: the pool stops and run() rethrows it") {
+        conet::reactor_pool pool(2);
+        running_pool running(pool, [&](std::size_t i) { return hand_over_a_failure(pool, i); });
+        REQUIRE(eventually([&] { return running.finished(); }, 10s));
+        running.join();
+        REQUIRE(running.failure() != nullptr);
+        CHECK_THROWS_WITH(std::rethrow_exception(running.failure()), "handed-over task failed");
+    }
+    SECTION("report: it reaches the pool's handler") {
+        conet::reactor_pool pool(2, conet::failure_policy::report);
+        std::atomic<int> reported{0};
+        pool.set_failure_handler([&reported](std::exception_ptr) { reported.fetch_add(1); });
+        running_pool running(pool, [&](std::size_t i) { return hand_over_a_failure(pool, i); });
+        REQUIRE(eventually([&] { return reported.load() == 1; }));
+        pool.stop();
+        running.join();
+        CHECK(running.failure() == nullptr);
+    }
+}
+
+TEST_CASE("a pool or a reactor already running refuses a second run", "[pool]") {
+    conet::reactor_pool pool(2);
+    std::atomic<int> refused{0};
+    running_pool running(pool, [&](std::size_t i) -> conet::task<> {
+        return [](std::size_t index, conet::reactor_pool& p, std::atomic<int>& r) -> conet::task<> {
+            if (index == 0) {
+                try {
+                    p.run([](std::size_t) -> conet::task<> { co_return; });
+                } catch (const std::logic_error&) {
+                    r.fetch_add(1);
+                }
+                try { // reactor 1 runs on its own thread
+                    p[1].run([]() -> conet::task<> { co_return; }());
+                } catch (const std::logic_error&) {
+                    r.fetch_add(1);
+                }
+            }
+            co_return;
+        }(i, pool, refused);
+    });
+    REQUIRE(eventually([&] { return running.finished(); }));
+    running.join();
+    CHECK(running.failure() == nullptr);
+    CHECK(refused.load() == 2);
+}
+
 TEST_CASE("a signal the pool was told of stops it", "[pool]") {
     conet::reactor_pool pool(2);
     pool.stop_on({SIGUSR2});
@@ -352,4 +408,47 @@ TEST_CASE("resume_on refuses what cannot move, and spawn_on an empty task", "[po
     };
     run_bounded(body(other));
     CHECK_THROWS_AS(conet::spawn_on(other, conet::task<>{}), std::invalid_argument);
+}
+
+namespace {
+
+// Moves the chain it is awaited in to reactor `to`: its first suspension is the move.
+conet::task<int> move_to(conet::reactor& to) {
+    co_await conet::resume_on(to);
+    co_return 1;
+}
+
+} // namespace
+
+TEST_CASE("resume_on in a task awaited by another moves the whole chain", "[pool]") {
+    conet::reactor_pool pool(2);
+    constexpr int chains = 4, hops = 500;
+    std::atomic<int> finished{0}, misplaced{0};
+    std::atomic<long> moved{0};
+    running_pool running(pool, [&](std::size_t i) -> conet::task<> {
+        return [](std::size_t index, conet::reactor_pool& p, std::atomic<int>& done,
+                  std::atomic<int>& wrong, std::atomic<long>& count) -> conet::task<> {
+            if (index == 0)
+                for (int c = 0; c < chains; ++c)
+                    conet::reactor::current()->spawn([](int id, conet::reactor_pool& q,
+                                                        std::atomic<int>& d, std::atomic<int>& w,
+                                                        std::atomic<long>& n) -> conet::task<> {
+                        for (int h = 0; h < hops; ++h) {
+                            conet::reactor& to = q[static_cast<std::size_t>(h + id) % q.size()];
+                            n += co_await move_to(to); // the caller goes on where it moved
+                            if (conet::reactor::current() != &to) w.fetch_add(1);
+                        }
+                        d.fetch_add(1);
+                    }(c, p, done, wrong, count));
+            // Each reactor's own task stays until every chain has finished.
+            while (done.load() < chains)
+                co_await conet::sleep_for(1ms);
+        }(i, pool, finished, misplaced, moved);
+    });
+    REQUIRE(eventually([&] { return running.finished(); }, 20s));
+    running.join();
+    CHECK(running.failure() == nullptr);
+    CHECK(finished.load() == chains);
+    CHECK(moved.load() == long{chains} * hops);
+    CHECK(misplaced.load() == 0);
 }

@@ -1,8 +1,10 @@
 // Tests for conet/signal.hpp: a signal sent to the process is awaited as an event.
 #include <conet/conet.hpp>
 
-#include <csignal>
+#include <pthread.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include "catch.hpp"
 #include "support.hpp"
@@ -37,4 +39,29 @@ TEST_CASE("a signal wait can be bounded and leaves the signal mask as it was", "
     ::pthread_sigmask(SIG_SETMASK, nullptr, &after);
     CHECK(sigismember(&after, SIGUSR1) == sigismember(&before, SIGUSR1));
     CHECK_THROWS_AS(conet::signal_set({12345}), std::system_error);
+}
+
+namespace {
+volatile std::sig_atomic_t handled = 0;
+extern "C" void count_signal(int) {
+    handled = handled + 1;
+}
+} // namespace
+
+TEST_CASE("a signal still pending when its set goes away is consumed, not delivered", "[signal]") {
+    // A second Ctrl-C during a graceful shutdown: once the mask is restored, a pending
+    // signal would be delivered the ordinary way (here: to a handler that counts).
+    struct sigaction action {
+    }, previous{};
+    action.sa_handler = count_signal;
+    sigemptyset(&action.sa_mask);
+    REQUIRE(::sigaction(SIGUSR1, &action, &previous) == 0);
+    handled = 0;
+    {
+        conet::signal_set signals{SIGUSR1};
+        ::pthread_kill(::pthread_self(), SIGUSR1); // pending for this thread, blocked
+        ::pthread_kill(::pthread_self(), SIGUSR1); // (the same signal twice is one pending)
+    }
+    CHECK(handled == 0);
+    ::sigaction(SIGUSR1, &previous, nullptr);
 }

@@ -145,11 +145,21 @@ TEST_CASE("adopting what is not the right kind of socket is a clear error", "[op
     CHECK(ec == std::errc::wrong_protocol_type);
     auto c = conet::udp_socket::adopt(pipe_ends[0], ec);
     CHECK(ec == std::errc::not_a_socket);
+    int unix_pair[2]; // stream sockets, but not IP ones
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, unix_pair) == 0);
+    const int unix_listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const sa_family_t family = AF_UNIX; // a bind with only the family: an abstract address
+    REQUIRE(::bind(unix_listener, reinterpret_cast<const sockaddr*>(&family), sizeof family) == 0);
+    REQUIRE(::listen(unix_listener, 1) == 0);
+    auto d = conet::tcp_listener::adopt(unix_listener, ec);
+    CHECK(ec == std::errc::address_family_not_supported);
+    CHECK_FALSE(d.is_open());
     CHECK_THROWS_WITH(conet::tcp_listener::adopt(datagram),
                       Catch::Matchers::StartsWith("tcp_listener::adopt: "));
 
     // A refused descriptor stays open and belongs to the caller.
-    for (int fd : {not_listening, datagram, pipe_ends[0], pipe_ends[1]}) {
+    for (int fd : {not_listening, datagram, pipe_ends[0], pipe_ends[1], unix_pair[0], unix_pair[1],
+                   unix_listener}) {
         CHECK(::fcntl(fd, F_GETFD) >= 0);
         ::close(fd);
     }

@@ -51,10 +51,18 @@ namespace detail {
 /// What conet::resume_on() returns. The awaiting task's chain of awaits moves as a whole: its
 /// root (a task of a task_group) leaves its group and joins `target`'s own group, and the
 /// coroutine resumes on `target`'s thread. The node it travels in lives in the frame.
-class resume_on_awaiter : private posted_node, private ready_node {
+///
+/// It leaves in two steps. await_suspend only defers the departure to the start of the next
+/// turn: the coroutine may be inside the awaiter that is starting it (a task awaited for the
+/// first time), which goes on touching the frame until the whole resumption has returned.
+/// At the next turn nothing of the chain runs any more: it leaves its group (or, cancelled
+/// meanwhile, stays and resumes with operation_canceled) and goes to `target`.
+class resume_on_awaiter : private posted_node, private deferred_action {
 public:
     explicit resume_on_awaiter(reactor& target) noexcept
-        : posted_node(&resume_on_awaiter::arrive), target_(&target) {}
+        : posted_node(&resume_on_awaiter::arrive), target_(&target) {
+        deferred_action::run = &resume_on_awaiter::depart;
+    }
     resume_on_awaiter(const resume_on_awaiter&) = delete;
     resume_on_awaiter& operator=(const resume_on_awaiter&) = delete;
 
@@ -70,21 +78,19 @@ public:
 
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        if (refused_ == why::cancelled) return give_turn(static_cast<ready_node&>(*this), h);
+        if (refused_ == why::cancelled) return give_turn(static_cast<deferred_action&>(*this), h);
         if constexpr (!std::is_base_of_v<promise_base, Promise>) {
             refused_ = why::not_movable;
             return false;
         } else {
             promise_base& root = h.promise().root();
-            task_group* group = task_group::owner_of(root);
-            if (!group) {
+            if (!task_group::owner_of(root) || !loop_core::current()) {
                 refused_ = why::not_movable;
                 return false;
             }
             handle = h;
             root_ = &root;
-            group->release(root);
-            target_->post(static_cast<posted_node&>(*this));
+            loop_core::current()->deferred.push_back(static_cast<deferred_action&>(*this));
             return true;
         }
     }
@@ -102,8 +108,20 @@ public:
 private:
     enum class why : unsigned char { none, cancelled, not_movable };
 
-    // On the target's thread: joins its group and resumes at the next turn. Disposed of (the
-    // target is being destroyed), the task, owned by nobody now, is destroyed.
+    // The first step, on the reactor the task leaves, once the chain has suspended for good.
+    static void depart(deferred_action& a) noexcept {
+        auto& self = static_cast<resume_on_awaiter&>(a);
+        if (self.chain_ && self.chain_->requested()) { // cancelled while waiting to leave: stay
+            self.refused_ = why::cancelled;
+            loop_core::current()->ready.push_back(static_cast<deferred_action&>(self));
+            return;
+        }
+        task_group::owner_of(*self.root_)->release(*self.root_);
+        self.target_->post(static_cast<posted_node&>(self));
+    }
+
+    // The second, on the target: joins its group and resumes at the next turn. Disposed of
+    // (the target is being destroyed), the task, owned by nobody now, is destroyed.
     static void arrive(posted_node& n, bool run) {
         auto& self = static_cast<resume_on_awaiter&>(n);
         if (!run) {
@@ -116,7 +134,7 @@ private:
             self.root_->self_.destroy(); // out of memory: nobody can own it
             throw;
         }
-        loop_core::current()->ready.push_back(static_cast<ready_node&>(self));
+        loop_core::current()->ready.push_back(static_cast<deferred_action&>(self));
     }
 
     reactor* target_;

@@ -125,6 +125,7 @@ public:
         core_.ready.clear();
         core_.retry.clear();
         core_.urgent.clear();
+        core_.deferred.clear();
         core_.timers.clear();
         for (std::size_t fd = 0; fd < core_.descriptors.size(); ++fd) {
             auto& s = core_.descriptors[static_cast<int>(fd)];
@@ -224,12 +225,15 @@ private:
             if (previous_ == &r) throw std::logic_error("conet::reactor::run: already running");
             if (previous_)
                 throw std::logic_error("conet::reactor::run: another reactor runs on this thread");
+            if (r.running_.exchange(true, std::memory_order_acq_rel))
+                throw std::logic_error("conet::reactor::run: already running on another thread");
             current_ref() = &r;
             detail::loop_core::current() = &r.core_;
             r.main_ = main;
             r.stop_requested_.store(false, std::memory_order_relaxed); // no stale stop
         }
         ~running_scope() {
+            reactor_.running_.store(false, std::memory_order_release);
             current_ref() = previous_;
             detail::loop_core::current() = nullptr;
             detail::budget_left = budget_;
@@ -257,7 +261,7 @@ private:
 
     bool out_of_work() const noexcept {
         return core_.live_tasks == 0 && core_.ready.empty() && core_.retry.empty() &&
-               core_.urgent.empty() && next_event_ == event_count_ &&
+               core_.urgent.empty() && core_.deferred.empty() && next_event_ == event_count_ &&
                outstanding_.load(std::memory_order_acquire) == 0;
     }
 
@@ -293,6 +297,10 @@ private:
     void run_once() {
         resume_urgent();   // cancellations made while no run was in progress, if any
         dispatch_events(); // what an exception left of the previous batch, if anything
+        while (detail::ready_node* n = core_.deferred.pop_front()) {
+            auto& action = static_cast<detail::deferred_action&>(*n);
+            action.run(action);
+        }
         // The tries deferred before this turn; those deferred while it runs wait for the next.
         const bool retries = !core_.retry.empty();
         if (retries) core_.retry.push_back(retry_end_);
@@ -336,7 +344,9 @@ private:
     // deadline (rounded up to whole milliseconds, so that a timer never fires early) if any,
     // else indefinitely.
     int wait_timeout_ms() const noexcept {
-        if (!core_.ready.empty() || !core_.retry.empty() || !core_.urgent.empty()) return 0;
+        if (!core_.ready.empty() || !core_.retry.empty() || !core_.urgent.empty() ||
+            !core_.deferred.empty())
+            return 0;
         const detail::timer_entry* first = core_.timers.top();
         if (!first) return -1;
         const auto now = detail::timer_entry::clock::now();
@@ -423,6 +433,7 @@ private:
     task_group tasks_;
     std::coroutine_handle<> main_; // the task the current run() drives, if any
     std::atomic<bool> stop_requested_{false};
+    std::atomic<bool> running_{false};        // a run() is in progress (on whichever thread)
     std::atomic<std::size_t> outstanding_{0}; // posted functions not run yet + work guards
     detail::posted_queue posted_;
     detail::ready_node turn_end_;  // marks where the current turn's ready batch ends

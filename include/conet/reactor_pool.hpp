@@ -81,6 +81,12 @@ public:
     /// other reactors go on (report) or are stopped (cancel_all).
     template <class F>
     void run(F make_task) {
+        if (running_.exchange(true, std::memory_order_acq_rel))
+            throw std::logic_error("conet::reactor_pool::run: the pool is already running");
+        struct not_running {
+            std::atomic<bool>& flag;
+            ~not_running() { flag.store(false, std::memory_order_release); }
+        } guard{running_};
         using task_type = decltype(make_task(std::size_t{0}));
         std::vector<task_type> tasks;
         tasks.reserve(size());
@@ -94,6 +100,13 @@ public:
         for (std::size_t i = 0; i < size(); ++i) {
             shards_[i].finished = shards_[i].released = false;
             shards_[i].waiting = {};
+            // What spawn_on and resume_on bring to a reactor fails by the pool's policy too.
+            reactors_[i]->tasks().set_failure_handler([this](std::exception_ptr e) {
+                if (policy_ == failure_policy::cancel_all)
+                    fail(e);
+                else
+                    report(e);
+            });
         }
         {
             std::lock_guard lock(failure_mutex_);
@@ -261,6 +274,7 @@ private:
     std::unique_ptr<shard_state[]> shards_; // [i]: touched on reactor i's thread only
     std::atomic<std::size_t> tasks_running_{0};
     std::vector<int> signals_;
+    std::atomic<bool> running_{false};
     std::atomic<std::uint64_t> run_id_{0};
     std::atomic<bool> stop_requested_{false};
     std::mutex failure_mutex_;

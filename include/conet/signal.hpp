@@ -86,8 +86,16 @@ public:
     signal_set(const signal_set&) = delete;
     signal_set& operator=(const signal_set&) = delete;
 
-    /// Closes the signalfd and restores the signal mask the thread had before.
+    /// Closes the signalfd and restores the signal mask the thread had before. Signals that
+    /// arrived and were not waited for are consumed first: unblocked while pending, they
+    /// would be delivered the ordinary way (a second Ctrl-C during a graceful shutdown would
+    /// kill the process).
     ~signal_set() {
+        if (is_open()) {
+            signalfd_siginfo info;
+            while (::read(native_handle(), &info, sizeof info) == sizeof info) {
+            }
+        }
         close();
         ::pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
     }

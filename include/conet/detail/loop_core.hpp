@@ -35,6 +35,14 @@ inline bool take_budget() noexcept {
     return true;
 }
 
+/// Work the loop runs on its own thread at the start of its next turn, once the resumption in
+/// progress has returned (resume_on leaves its reactor this way). Intrusive, like the ready
+/// queue: a node that goes away unlinks itself.
+struct deferred_action : ready_node {
+    using function = void (*)(deferred_action&) noexcept;
+    function run = nullptr;
+};
+
 /// Queues `n` to resume `h` at the running loop's next turn: how an await that would complete
 /// at once (a cancelled one, say) gives the loop its turn once the budget is spent. False
 /// when no loop runs on this thread (there is no turn to give: go on at once).
@@ -50,6 +58,7 @@ struct loop_core {
     // before the loop looks at the next event, which could otherwise decide an enclosing
     // when_any for another branch and discard what this one already received.
     ready_queue urgent;
+    ready_queue deferred;         // deferred_actions, run at the start of the next turn
     timer_heap timers;            // deadlines of sleeps and timeouts
     descriptor_table descriptors; // who waits on which descriptor
     task_group* groups = nullptr; // every task group bound to this loop (intrusive list)

@@ -101,6 +101,11 @@ inline std::error_code prepare_adopted(int fd, int type, bool listening) noexcep
     socklen_t length = sizeof actual;
     if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &actual, &length) < 0) return errno_code(errno);
     if (actual != type) return std::make_error_code(std::errc::wrong_protocol_type);
+    int domain = 0;
+    length = sizeof domain;
+    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) < 0) return errno_code(errno);
+    if (domain != AF_INET && domain != AF_INET6) // a Unix socket, say: not an IP socket
+        return std::make_error_code(std::errc::address_family_not_supported);
     if (listening) {
         int accepting = 0;
         length = sizeof accepting;
