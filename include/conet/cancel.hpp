@@ -74,11 +74,16 @@ public:
 
     bool requested() const noexcept { return requested_; }
 
-    /// Sets the flag and runs every registered callback once (each is unregistered first, so
-    /// a callback may unregister or destroy other registrations). Idempotent.
+    /// Sets the flag and runs the watched operation's callback and every registered callback
+    /// once (each is unregistered first, so a callback may unregister or destroy other
+    /// registrations). Idempotent.
     void request() noexcept {
         if (requested_) return;
         requested_ = true;
+        if (cancel_node* n = watched_) {
+            watched_ = nullptr;
+            n->fn_(*n);
+        }
         while (cancel_node* n = first_) {
             remove(*n);
             n->fn_(*n);
@@ -100,6 +105,20 @@ public:
         return true;
     }
 
+    /// Makes `n` the operation the chain waits in: a single slot, which costs a store where
+    /// the list costs a link (conet's own operations use it; a chain waits in one operation
+    /// at a time). If cancellation was already requested, runs it at once instead.
+    void watch(cancel_node& n) noexcept {
+        if (requested_)
+            n.fn_(n);
+        else
+            watched_ = &n;
+    }
+    /// `n` no longer waits (it may not be watched any more: then nothing happens).
+    void unwatch(const cancel_node& n) noexcept {
+        if (watched_ == &n) watched_ = nullptr;
+    }
+
     void remove(cancel_node& n) noexcept {
         if (n.prev_)
             n.prev_->next_ = n.next_;
@@ -112,6 +131,7 @@ public:
 
 private:
     bool requested_ = false;
+    cancel_node* watched_ = nullptr;
     cancel_node* first_ = nullptr;
 };
 

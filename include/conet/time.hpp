@@ -61,7 +61,7 @@ public:
     }
 
     void await_resume() {
-        cancel_node::unregister();
+        unwatch_cancellation();
         if (out_)
             *out_ = ec;
         else if (ec)

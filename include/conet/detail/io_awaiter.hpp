@@ -78,7 +78,7 @@ public:
     }
 
     auto await_resume() {
-        cancel_node::unregister();
+        unwatch_cancellation();
         if (ec) {
             if (!out_) throw_failure();
             *out_ = ec;

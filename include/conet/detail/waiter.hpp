@@ -51,8 +51,10 @@ public:
     // Usually nothing is left to undo (the wait ended normally): one test, and the bases
     // unlink and unregister themselves, each after a test of its own.
     [[gnu::always_inline]] ~waiter() {
-        if (in_slot || deferred || armed()) [[unlikely]]
+        if (in_slot || deferred || armed()) [[unlikely]] { // destroyed while it waits
             finish_wait();
+            unwatch_cancellation();
+        }
     }
 
     attempt_fn attempt; // null for a pure timer
@@ -76,7 +78,11 @@ public:
 
     /// Registers with the chain, so that cancelling it ends this wait.
     void watch_cancellation() noexcept {
-        if (chain) chain->add(*this);
+        if (chain) chain->watch(*this);
+    }
+    /// The wait is over: cancelling the chain no longer concerns it.
+    void unwatch_cancellation() noexcept {
+        if (chain) chain->unwatch(*this);
     }
 
     /// Arms the deadline `at` on the current loop. Returns an error if there is no loop or
@@ -95,8 +101,8 @@ public:
     }
 
     /// The wait is over (the descriptor was ready, or the deadline passed): leaves the
-    /// descriptor's slot, the timer heap and the retry queue. The cancellation registration
-    /// stays until the coroutine resumes (await_resume ends it).
+    /// descriptor's slot, the timer heap and the retry queue. The chain keeps watching it
+    /// until the coroutine resumes (await_resume ends that).
     void finish_wait() noexcept {
         if (in_slot) {
             waiter*& entry = loop->descriptors[fd].waiting(dir);
