@@ -333,6 +333,33 @@ TEST_CASE("what spawn_on brings to a reactor fails by the pool's policy", "[pool
     }
 }
 
+TEST_CASE("a throwing posted function is a failure, and its reactor goes on", "[pool]") {
+    conet::reactor_pool pool(2, conet::failure_policy::report);
+    std::atomic<int> reported{0};
+    std::atomic<bool> ran_after{false};
+    pool.set_failure_handler([&reported](std::exception_ptr) { reported.fetch_add(1); });
+    running_pool running(pool, [&](std::size_t i) -> conet::task<> {
+        return [](std::size_t index, conet::reactor_pool& p,
+                  std::atomic<bool>& after) -> conet::task<> {
+            if (index == 0) {
+                p[1].post([] { throw std::runtime_error("posted function failed"); });
+                conet::spawn_on(p[1], [](std::atomic<bool>& flag) -> conet::task<> {
+                    flag.store(true); // on reactor 1, after its loop was left by the exception
+                    co_return;
+                }(after));
+            }
+            std::error_code ec;
+            co_await conet::sleep_for(1h, ec); // reactor 1's own task survives it too
+        }(i, pool, ran_after);
+    });
+    REQUIRE(eventually([&] { return ran_after.load(); }));
+    CHECK(reported.load() == 1);
+    CHECK_FALSE(running.finished());
+    pool.stop();
+    running.join();
+    CHECK(running.failure() == nullptr);
+}
+
 TEST_CASE("a pool or a reactor already running refuses a second run", "[pool]") {
     conet::reactor_pool pool(2);
     std::atomic<int> refused{0};

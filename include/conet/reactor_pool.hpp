@@ -77,8 +77,13 @@ public:
     /// starts) on reactor i, for every i, each on its own thread, and returns once every one
     /// has finished, along with whatever was spawned on its reactor meanwhile. With
     /// cancel_all, rethrows the first failure. An exception escaping a reactor's loop (a
-    /// posted function that throws) ends that reactor's task and counts as its failure: the
-    /// other reactors go on (report) or are stopped (cancel_all).
+    /// posted function that throws) is a failure too: reported (and that reactor's loop runs
+    /// on), or it stops the pool (cancel_all).
+    ///
+    /// Known limit: a task still on its way between two reactors (resume_on, spawn_on) when
+    /// the reactor it goes to has finished (every reactor's task has ended, or the pool
+    /// stopped) is destroyed with the pool, without being resumed. Hand work over while the
+    /// pool's tasks run.
     template <class F>
     void run(F make_task) {
         if (running_.exchange(true, std::memory_order_acq_rel))
@@ -101,12 +106,14 @@ public:
             shards_[i].finished = shards_[i].released = false;
             shards_[i].waiting = {};
             // What spawn_on and resume_on bring to a reactor fails by the pool's policy too.
-            reactors_[i]->tasks().set_failure_handler([this](std::exception_ptr e) {
+            auto by_policy = [this](std::exception_ptr e) {
                 if (policy_ == failure_policy::cancel_all)
                     fail(e);
                 else
                     report(e);
-            });
+            };
+            reactors_[i]->tasks().set_failure_handler(by_policy);
+            shards_[i].host.set_failure_handler(by_policy);
         }
         {
             std::lock_guard lock(failure_mutex_);
@@ -156,6 +163,7 @@ private:
         bool released = false;           // every reactor's task has ended, or the pool stopped
         std::coroutine_handle<> waiting; // the shard, waiting to be released
         resumption wake;
+        task_group host; // holds the shard itself (see drive)
     };
 
     // Waits until release_shard(i): until then the reactor keeps serving what other
@@ -167,17 +175,32 @@ private:
         void await_resume() const noexcept {}
     };
 
-    // Runs reactor i's shard on the calling thread; whatever escapes is a failure.
+    // Runs reactor i's shard on the calling thread. The shard is a task of a group of the
+    // pool's, not the task of a run(task): an exception escaping the loop (a posted function
+    // that throws) is a failure by the policy, and the loop runs again, the shard and every
+    // other task still there.
     template <class T>
     void drive(std::size_t i, task<T> work, signal_set* signals) noexcept {
+        reactor& r = *reactors_[i];
         try {
-            reactors_[i]->run(shard(i, std::move(work), signals));
-        } catch (...) {
-            if (policy_ == failure_policy::cancel_all)
-                fail(std::current_exception());
-            else
-                report(std::current_exception());
-            task_finished(i); // (if the shard had not counted itself)
+            r.post([this, i, signals, t = std::move(work)]() mutable {
+                shards_[i].host.spawn(shard(i, std::move(t), signals));
+            });
+        } catch (...) { // no memory for the node: this reactor cannot take part
+            fail(std::current_exception());
+            task_finished(i);
+            return;
+        }
+        for (;;) {
+            try {
+                r.run(); // until the shard, and all it waits for, has ended
+                return;
+            } catch (...) {
+                if (policy_ == failure_policy::cancel_all)
+                    fail(std::current_exception());
+                else
+                    report(std::current_exception());
+            }
         }
     }
 
