@@ -360,6 +360,45 @@ TEST_CASE("a throwing posted function is a failure, and its reactor goes on", "[
     CHECK(running.failure() == nullptr);
 }
 
+TEST_CASE("a stop made while the pool starts, or while a task moves, still ends the run",
+          "[pool]") {
+    auto sleeper = []() -> conet::task<> {
+        std::error_code ec;
+        co_await conet::sleep_for(1h, ec); // until the stop cancels it
+    };
+    SECTION("stop() while run() is making the tasks") {
+        conet::reactor_pool pool(2);
+        running_pool running(pool, [&](std::size_t i) {
+            if (i == 0) std::thread([&pool] { pool.stop(); }).join();
+            return sleeper();
+        });
+        CHECK(eventually([&] { return running.finished(); }));
+        running.join();
+        CHECK(running.failure() == nullptr);
+    }
+    SECTION("stop() from a task that then moves to another reactor") {
+        conet::reactor_pool pool(2);
+        std::atomic<bool> arrived{false};
+        running_pool running(pool, [&](std::size_t i) -> conet::task<> {
+            if (i == 0) return sleeper();
+            return [](conet::reactor_pool& p, std::atomic<bool>& there) -> conet::task<> {
+                conet::reactor::current()->spawn(
+                    [](conet::reactor_pool& q, std::atomic<bool>& t) -> conet::task<> {
+                        q.stop(); // reactor 0 may cancel its tasks before this one arrives there
+                        co_await conet::resume_on(q[0]);
+                        t.store(true);
+                        for (;;)
+                            co_await conet::sleep_for(1ms); // cancelled: fails, and it ends
+                    }(p, there));
+                co_await conet::yield();
+            }(pool, arrived);
+        });
+        CHECK(eventually([&] { return running.finished(); }));
+        running.join();
+        CHECK(running.failure() == nullptr);
+    }
+}
+
 TEST_CASE("a pool or a reactor already running refuses a second run", "[pool]") {
     conet::reactor_pool pool(2);
     std::atomic<int> refused{0};

@@ -92,15 +92,16 @@ public:
             std::atomic<bool>& flag;
             ~not_running() { flag.store(false, std::memory_order_release); }
         } guard{running_};
+        // Stop requests of an earlier run are stale from here on; one made from now on (even
+        // while the tasks are being made) stops this run. (The flag first: a stop between
+        // the two stores still leaves it set.)
+        stop_requested_.store(false, std::memory_order_release);
+        run_id_.fetch_add(1, std::memory_order_acq_rel);
         using task_type = decltype(make_task(std::size_t{0}));
         std::vector<task_type> tasks;
         tasks.reserve(size());
         for (std::size_t i = 0; i < size(); ++i)
             tasks.push_back(make_task(i));
-
-        // Stop requests of an earlier run are stale from here on.
-        run_id_.fetch_add(1, std::memory_order_acq_rel);
-        stop_requested_.store(false, std::memory_order_release);
         tasks_running_.store(size(), std::memory_order_release);
         for (std::size_t i = 0; i < size(); ++i) {
             shards_[i].finished = shards_[i].released = false;
@@ -113,6 +114,7 @@ public:
                     report(e);
             };
             reactors_[i]->tasks().set_failure_handler(by_policy);
+            reactors_[i]->tasks().cancel_newcomers_ = false;
             shards_[i].host.set_failure_handler(by_policy);
         }
         {
@@ -271,7 +273,11 @@ private:
     // On reactor i's thread.
     void cancel_shard(std::size_t i) noexcept {
         if (shards_[i].group) shards_[i].group->cancel();
-        reactors_[i]->tasks().cancel();
+        // What arrives later (a task moving here with resume_on, one spawned with spawn_on)
+        // is cancelled on arrival: it may have left its reactor before that one's cancel ran.
+        task_group& own = reactors_[i]->tasks();
+        own.cancel_newcomers_ = true;
+        own.cancel();
     }
 
     // Keeps the first failure for run() to rethrow and stops the pool; reports later ones.

@@ -46,6 +46,7 @@
 namespace conet {
 
 class task_group;
+class reactor_pool;
 namespace detail {
 class resume_on_awaiter;
 }
@@ -244,6 +245,7 @@ public:
 private:
     friend class task_handle;
     friend class detail::resume_on_awaiter;
+    friend class reactor_pool;
 
     // Its bases are reachable from task_group only (the class itself is private). Once woken
     // (or abandoned, or cancelled) it never touches the group again: the group may be gone
@@ -328,6 +330,7 @@ private:
     // std::bad_alloc before anything changed.
     std::uint32_t add(detail::promise_base& p) {
         const std::uint32_t slot = registry_->add(p);
+        if (cancel_newcomers_) p.own_cancel_.state().request();
         p.owner_ = this;
         p.handle_slot_ = slot;
         p.prev_in_group_ = nullptr;
@@ -444,6 +447,9 @@ private:
     std::exception_ptr first_failure_;
     detail::ready_queue joiners_;
     bool* alive_ = nullptr; // while finish() runs user code: cleared if the group dies
+    // Set by a stopping reactor_pool on a reactor's own group: tasks added from then on start
+    // cancelled (they were on their way when the pool stopped).
+    bool cancel_newcomers_ = false;
     detail::loop_core* loop_ = nullptr;
     task_group* prev_group_ = nullptr;
     task_group* next_group_ = nullptr;
