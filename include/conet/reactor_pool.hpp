@@ -107,12 +107,7 @@ public:
             shards_[i].finished = shards_[i].released = false;
             shards_[i].waiting = {};
             // What spawn_on and resume_on bring to a reactor fails by the pool's policy too.
-            auto by_policy = [this](std::exception_ptr e) {
-                if (policy_ == failure_policy::cancel_all)
-                    fail(e);
-                else
-                    report(e);
-            };
+            auto by_policy = [this](std::exception_ptr e) { failed(std::move(e)); };
             reactors_[i]->tasks().set_failure_handler(by_policy);
             reactors_[i]->tasks().cancel_newcomers_ = false;
             shards_[i].host.set_failure_handler(by_policy);
@@ -198,10 +193,7 @@ private:
                 r.run(); // until the shard, and all it waits for, has ended
                 return;
             } catch (...) {
-                if (policy_ == failure_policy::cancel_all)
-                    fail(std::current_exception());
-                else
-                    report(std::current_exception());
+                failed(std::current_exception());
             }
         }
     }
@@ -278,6 +270,14 @@ private:
         task_group& own = reactors_[i]->tasks();
         own.cancel_newcomers_ = true;
         own.cancel();
+    }
+
+    // A failure outside the program's own task groups, by the pool's policy.
+    void failed(std::exception_ptr e) noexcept {
+        if (policy_ == failure_policy::cancel_all)
+            fail(std::move(e));
+        else
+            report(e);
     }
 
     // Keeps the first failure for run() to rethrow and stops the pool; reports later ones.
