@@ -46,6 +46,8 @@ public:
 
     inline bool try_once() noexcept;
     inline descriptor& target() noexcept;
+    // Waits without trying only with nothing buffered: a buffered line needs no syscall.
+    inline bool must_wait() noexcept;
     Result result() {
         if constexpr (std::is_same_v<Result, bool>) {
             return got_line_;
@@ -154,9 +156,12 @@ private:
             buffer_.resize(std::min(std::max<std::size_t>(buffer_.size() * 2, 4096),
                                     std::max(limit, buffer_.size() + 1)));
         }
-        const auto n = detail::retry_on_eintr([&] {
-            return ::read(stream_->native_handle(), buffer_.data() + end_, buffer_.size() - end_);
-        });
+        const std::size_t wanted = buffer_.size() - end_;
+        const auto n = detail::retry_on_eintr(
+            [&] { return ::read(stream_->native_handle(), buffer_.data() + end_, wanted); });
+        // A short read (or EAGAIN) leaves the stream drained until its next edge.
+        if (n > 0 ? static_cast<std::size_t>(n) < wanted : n < 0 && detail::would_block(errno))
+            stream_->note_drained(detail::direction::read);
         if (n > 0) end_ += static_cast<std::size_t>(n);
         if (n == 0) at_eof_ = true;
         return n;
@@ -197,6 +202,9 @@ bool read_line_op<Result>::try_once() noexcept {
         case line_reader::scan::need_more:
             break;
         }
+        // Drained by the last read (a stream socket's short read): the rest of the line
+        // comes with the next edge, and a read now would only meet EAGAIN.
+        if (reader_->stream_->must_wait(direction::read)) return false;
         long n;
         try {
             n = reader_->fill();
@@ -215,6 +223,12 @@ bool read_line_op<Result>::try_once() noexcept {
 template <class Result>
 descriptor& read_line_op<Result>::target() noexcept {
     return *reader_->stream_;
+}
+
+template <class Result>
+bool read_line_op<Result>::must_wait() noexcept {
+    return reader_->begin_ == reader_->end_ && !reader_->at_eof_ &&
+           reader_->stream_->must_wait(direction::read);
 }
 
 } // namespace detail

@@ -213,6 +213,11 @@ public:
     }
     std::uint32_t budget() const noexcept { return core_.budget; }
 
+    /// What this reactor has counted since it was made (reactor_stats): operations that
+    /// completed at once or after a wait, epoll_wait calls, system calls. Read it on the
+    /// reactor's thread, or when no run() is in progress.
+    reactor_stats stats() const noexcept { return running_here() ? detail::counters : stats_; }
+
 private:
     static constexpr std::uint64_t wake_token = ~std::uint64_t{0};
 
@@ -229,10 +234,12 @@ private:
                 throw std::logic_error("conet::reactor::run: already running on another thread");
             current_ref() = &r;
             detail::loop_core::current() = &r.core_;
+            detail::counters = r.stats_; // counted thread-locally while it runs
             r.main_ = main;
             r.stop_requested_.store(false, std::memory_order_relaxed); // no stale stop
         }
         ~running_scope() {
+            reactor_.stats_ = detail::counters;
             reactor_.running_.store(false, std::memory_order_release);
             current_ref() = previous_;
             detail::loop_core::current() = nullptr;
@@ -253,6 +260,8 @@ private:
         detail::ready_node& marker;
         ~marker_guard() { marker.unlink(); }
     };
+
+    bool running_here() const noexcept { return current_ref() == this; }
 
     static reactor*& current_ref() noexcept {
         thread_local reactor* current = nullptr;
@@ -310,8 +319,9 @@ private:
         if (stop_requested_.load(std::memory_order_relaxed) || run_finished()) return;
         int n;
         do {
-            n = ::epoll_wait(core_.epoll_fd, events_.data(), static_cast<int>(events_.size()),
-                             wait_timeout_ms());
+            n = detail::counted(::epoll_wait(core_.epoll_fd, events_.data(),
+                                             static_cast<int>(events_.size()), wait_timeout_ms()));
+            ++detail::counters.epoll_waits;
         } while (n < 0 && errno == EINTR); // a signal: just poll again
         if (n < 0) detail::throw_error(detail::errno_code(errno), "epoll_wait");
         event_count_ = static_cast<std::size_t>(n);
@@ -335,6 +345,7 @@ private:
         for (detail::ready_node* n; (n = core_.retry.pop_front()) != &retry_end_;) {
             auto& w = static_cast<detail::waiter&>(*n);
             if (!w.attempt(w)) continue;
+            ++detail::counters.completed_after_wait;
             w.finish_wait();
             resume(w.handle);
         }
@@ -381,31 +392,40 @@ private:
             if (ev.data.u64 == wake_token) {
                 ++next_event_;
                 std::uint64_t count;
-                [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof count);
+                [[maybe_unused]] auto r = detail::counted(::read(wake_fd_, &count, sizeof count));
                 run_posted();
                 continue;
             }
             const auto fd = static_cast<std::size_t>(ev.data.u64 & 0xffffffffu);
             const auto generation = static_cast<std::uint32_t>(ev.data.u64 >> 32);
             const std::uint32_t events = ev.events;
-            if (events & read_bits) {
+            auto* s = core_.descriptors.find(fd, generation);
+            if (!s) { // stale: the descriptor was closed after the event was fetched
+                ++next_event_;
+                continue;
+            }
+            // Remembered even when nobody waits: the next operation then tries at once.
+            s->owner->note_events(events);
+            if ((events & read_bits) && s->reader) {
                 ev.events =
                     (events & write_bits) ? std::uint32_t{EPOLLOUT} : 0u; // what is left to do
-                resume_waiter(fd, generation, detail::direction::read);
+                resume_ready(*s->reader);
+                // Found again: resuming the reader may have closed the socket, or grown the
+                // table the slot lives in.
+                s = (events & write_bits) ? core_.descriptors.find(fd, generation) : nullptr;
             }
             ++next_event_;
-            // Re-checked: resuming the reader may have closed the socket.
-            if (events & write_bits) resume_waiter(fd, generation, detail::direction::write);
+            if (s && (events & write_bits) && s->writer) resume_ready(*s->writer);
         }
     }
 
-    void resume_waiter(std::size_t fd, std::uint32_t generation, detail::direction d) {
-        auto* s = core_.descriptors.find(fd, generation);
-        if (!s) return; // stale: the descriptor was closed after the event was fetched
-        detail::waiter* w = s->waiting(d);
-        if (!w || !w->attempt(*w)) return; // nobody waiting, or a spurious wake-up
-        w->finish_wait();
-        resume(w->handle);
+    // Resumes `w`, whose descriptor an event reported ready, if its try finishes it (else it
+    // met EAGAIN again: a spurious wake-up, and it goes on waiting).
+    void resume_ready(detail::waiter& w) {
+        if (!w.attempt(w)) return;
+        ++detail::counters.completed_after_wait;
+        w.finish_wait();
+        resume(w.handle);
     }
 
     // Runs the functions posted before this wake-up, in order. If one throws, the ones behind
@@ -441,6 +461,7 @@ private:
     std::array<epoll_event, 256> events_{};
     std::size_t event_count_ = 0;
     std::size_t next_event_ = 0;
+    reactor_stats stats_; // while no run() is in progress
 };
 
 } // namespace conet

@@ -11,6 +11,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <cstddef>
@@ -46,7 +47,7 @@ public:
     /// A closed stream (the result of a failed non-throwing connect, for instance).
     tcp_stream() noexcept = default;
     /// Adopts a connected, non-blocking socket descriptor.
-    explicit tcp_stream(int fd) noexcept : socket_base(fd) {}
+    explicit tcp_stream(int fd) noexcept : socket_base(fd, stream_socket) {}
 
     /// Connects to `to` (`co_await tcp_stream::connect(ep)`): yields the connected stream.
     static detail::connect_op connect(const endpoint& to);
@@ -93,7 +94,14 @@ public:
     }
     void shutdown(shutdown_type how, std::error_code& ec) noexcept {
         ec.clear();
-        if (::shutdown(native_handle(), static_cast<int>(how)) < 0) ec = detail::errno_code(errno);
+        if (::shutdown(native_handle(), static_cast<int>(how)) < 0) {
+            ec = detail::errno_code(errno);
+            return;
+        }
+        // What is shut down ends (reads) or fails (sends) at once from now on: try it, for
+        // no edge need come (EPOLLRDHUP is final, see descriptor).
+        if (how != shutdown_type::send) note_events(EPOLLRDHUP);
+        if (how != shutdown_type::receive) note_events(EPOLLOUT);
     }
 
     /// The peer's address and port.
@@ -101,6 +109,13 @@ public:
 
     /// Turns Nagle's algorithm off (true) so small writes go out at once.
     void set_nodelay(bool on) { set_option(option::no_delay{on}); }
+
+private:
+    friend class detail::connect_op;
+    friend class detail::accept_op;
+    // A socket conet made itself (connect, accept): see descriptor::conet_made.
+    struct made_here {};
+    tcp_stream(int fd, made_here) noexcept : socket_base(fd, stream_socket | conet_made) {}
 };
 
 /// What accept() yields: the connected stream and who is on the other end.
@@ -122,9 +137,9 @@ public:
             started_ = true;
             const int socket_fd = open_socket(to_.family(), SOCK_STREAM, ec);
             if (socket_fd < 0) return true;
-            stream_ = tcp_stream(socket_fd);
+            stream_ = tcp_stream(socket_fd, tcp_stream::made_here{});
             const sockaddr_any sa(to_);
-            if (::connect(socket_fd, sa.get(), sa.length) == 0) return true;
+            if (counted(::connect(socket_fd, sa.get(), sa.length)) == 0) return true;
             // EINTR: the handshake goes on in the background, exactly as for EINPROGRESS.
             if (errno == EINPROGRESS || errno == EINTR) return false;
             ec = errno_code(errno);
@@ -132,7 +147,7 @@ public:
         }
         int err = 0;
         socklen_t len = sizeof err;
-        if (::getsockopt(stream_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        if (counted(::getsockopt(stream_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len)) < 0)
             err = errno;
         if (err != 0) ec = errno_code(err);
         return true;
@@ -160,10 +175,10 @@ public:
         for (;;) {
             sockaddr_any sa;
             sa.length = sizeof sa.storage;
-            const int conn_fd = ::accept4(listener_->native_handle(), sa.get(), &sa.length,
-                                          SOCK_NONBLOCK | SOCK_CLOEXEC);
+            const int conn_fd = counted(::accept4(listener_->native_handle(), sa.get(), &sa.length,
+                                                  SOCK_NONBLOCK | SOCK_CLOEXEC));
             if (conn_fd >= 0) {
-                accepted_.stream = tcp_stream(conn_fd);
+                accepted_.stream = tcp_stream(conn_fd, tcp_stream::made_here{});
                 accepted_.peer = sa.to_endpoint();
                 return true;
             }
@@ -252,7 +267,7 @@ public:
         const int fd = detail::open_bound_socket(where, SOCK_STREAM, options.reuse_address,
                                                  options.reuse_port, options.v6_only, ec);
         if (fd < 0) return {};
-        tcp_listener listener(fd);
+        tcp_listener listener(fd, conet_made);
         if (::listen(fd, options.backlog) < 0) {
             ec = detail::errno_code(errno);
             return {};
@@ -282,7 +297,7 @@ public:
     detail::accept_op accept(std::error_code& ec) noexcept { return {*this, &ec}; }
 
 private:
-    explicit tcp_listener(int fd) noexcept : socket_base(fd) {}
+    explicit tcp_listener(int fd, std::uint32_t kind = 0) noexcept : socket_base(fd, kind) {}
 };
 
 } // namespace conet

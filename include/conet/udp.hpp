@@ -146,7 +146,7 @@ public:
     static udp_socket open(ip_family family, std::error_code& ec) noexcept {
         ec.clear();
         const int fd = detail::open_socket(family, SOCK_DGRAM, ec);
-        return fd < 0 ? udp_socket{} : udp_socket(fd);
+        return fd < 0 ? udp_socket{} : udp_socket(fd, descriptor::conet_made);
     }
 
     /// A socket bound to `where` (port 0 picks a free port: read it with local_endpoint()).
@@ -174,7 +174,7 @@ public:
         const int fd = detail::open_bound_socket(where, SOCK_DGRAM, options.reuse_address,
                                                  options.reuse_port, options.v6_only, ec);
         if (fd < 0) return {};
-        udp_socket s(fd);
+        udp_socket s(fd, descriptor::conet_made);
         if (options.broadcast && (ec = detail::set_option(fd, option::broadcast{true}))) return {};
         return s;
     }
@@ -241,7 +241,7 @@ public:
     void set_broadcast(bool on) { set_option(option::broadcast{on}); }
 
 private:
-    explicit udp_socket(int fd) noexcept : socket_base(fd) {}
+    explicit udp_socket(int fd, std::uint32_t kind = 0) noexcept : socket_base(fd, kind) {}
 };
 
 } // namespace conet

@@ -19,18 +19,47 @@ namespace conet::detail {
 
 /// Owns a descriptor (closing it on destruction) and registers it with the running reactor
 /// the first time an operation has to wait: once, edge-triggered, for both directions.
+///
+/// It also keeps what the loop knows of its readiness, so that an operation on a stream
+/// socket need not rediscover it with a syscall that fails with EAGAIN (docs/design.md,
+/// "Readiness"). Edge-triggered epoll reports a change once: data arriving after a read
+/// makes a new edge, data already queued makes none. So:
+///   - registering (EPOLL_CTL_ADD) reports the current state as a first edge: both
+///     directions start "not known ready" and that edge fills them in;
+///   - an edge marks its direction ready, whether or not an operation waits for it;
+///   - on a stream socket, a read that returns fewer bytes than asked for has emptied the
+///     receive queue (the kernel copies all that is queued), and a short write has filled
+///     the send queue: whatever changes that later makes a new edge, so the next operation
+///     in that direction waits for it without trying first. EAGAIN proves the same;
+///   - end of stream, a reset, an error (EPOLLRDHUP, EPOLLHUP, EPOLLERR) are final: no edge
+///     follows them, so once seen the direction stays ready for good.
+/// Anything else (a terminal returns one line per read, a datagram socket one datagram)
+/// proves nothing by a short read: it always tries first, as before.
 class descriptor {
 public:
+    /// What a descriptor is, for the loop: bits for the constructor.
+    enum trait_bits : std::uint32_t {
+        /// A stream socket: a short read or write proves the direction drained.
+        stream_socket = 1u << 24,
+        /// Made by conet (socket(), accept4()) and never duplicated by it: close() needs no
+        /// EPOLL_CTL_DEL, since closing the only descriptor of a file removes it from every
+        /// epoll set (and the slot's generation already ignores an event fetched before).
+        conet_made = 1u << 25,
+    };
+
     descriptor() noexcept = default;
-    explicit descriptor(int fd) noexcept : fd_(fd) {}
+    explicit descriptor(int fd, std::uint32_t kind = 0) noexcept
+        : fd_(fd), state_(kind | unknown) {}
     descriptor(descriptor&& other) noexcept
-        : fd_(std::exchange(other.fd_, -1)), loop_(std::exchange(other.loop_, nullptr)) {
+        : fd_(std::exchange(other.fd_, -1)), state_(std::exchange(other.state_, unknown)),
+          loop_(std::exchange(other.loop_, nullptr)) {
         adopt_slot();
     }
     descriptor& operator=(descriptor&& other) noexcept {
         if (this != &other) {
             close();
             fd_ = std::exchange(other.fd_, -1);
+            state_ = std::exchange(other.state_, unknown);
             loop_ = std::exchange(other.loop_, nullptr);
             adopt_slot();
         }
@@ -49,9 +78,23 @@ public:
     void close() noexcept {
         if (fd_ < 0) return;
         if (loop_) release();
-        ::close(fd_); // never retried on EINTR: on Linux the descriptor is gone either way
+        counted(::close(fd_)); // never retried on EINTR: on Linux the descriptor is gone either way
         fd_ = -1;
+        state_ = (state_ & traits_mask) | unknown;
     }
+
+    /// True if an operation in direction `d` should wait for the next edge without trying:
+    /// a stream socket registered with a loop, last seen drained in that direction.
+    bool must_wait(direction d) const noexcept {
+        return (state_ & (stream_socket | ready_bits(d))) == stream_socket;
+    }
+    /// An operation in direction `d` transferred less than it asked for, or met EAGAIN: the
+    /// direction is drained until its next edge (final states stay: they are never cleared).
+    void note_drained(direction d) noexcept {
+        state_ &= ~(d == direction::read ? std::uint32_t{EPOLLIN} : std::uint32_t{EPOLLOUT});
+    }
+    /// Records what an epoll event reports ready: its bits, kept as they are.
+    void note_events(std::uint32_t events) noexcept { state_ |= events; }
 
     /// Registers `w` to be resumed when the descriptor is ready in direction `d`.
     std::error_code wait(direction d, waiter& w) noexcept {
@@ -95,10 +138,11 @@ public:
             ec = error::already_waiting;
             return;
         }
-        ::epoll_ctl(loop_->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr);
+        counted(::epoll_ctl(loop_->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
         s.owner = nullptr;
         ++s.generation; // an event fetched before this is stale
         loop_ = nullptr;
+        state_ = (state_ & traits_mask) | unknown;
     }
 
     /// Forgets the loop without touching it (the reactor is being destroyed; its epoll
@@ -106,6 +150,17 @@ public:
     void detach_from_loop() noexcept { loop_ = nullptr; }
 
 private:
+    // Readiness is kept as the epoll bits seen (see the class comment): EPOLLIN and EPOLLOUT
+    // are cleared when a direction drains; EPOLLRDHUP, EPOLLHUP and EPOLLERR never are, which
+    // is what makes them final. Not registered anywhere, nothing is known: try first.
+    static constexpr std::uint32_t unknown = EPOLLIN | EPOLLOUT;
+    static constexpr std::uint32_t traits_mask = stream_socket | conet_made;
+
+    static constexpr std::uint32_t ready_bits(direction d) noexcept {
+        return d == direction::read ? std::uint32_t{EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR}
+                                    : std::uint32_t{EPOLLOUT | EPOLLHUP | EPOLLERR};
+    }
+
     // After a move: the slot now names this object as the owner.
     void adopt_slot() noexcept {
         if (loop_) loop_->descriptors[fd_].owner = this;
@@ -118,15 +173,19 @@ private:
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
         ev.data.u64 = (std::uint64_t{s->generation} << 32) | static_cast<std::uint32_t>(fd_);
-        if (::epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, fd_, &ev) < 0) return errno_code(errno);
+        if (counted(::epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, fd_, &ev)) < 0) return errno_code(errno);
         s->owner = this;
         loop_ = &l;
+        // The registration reports what is ready now as a first edge: until it comes,
+        // nothing is known ready (final states, once seen, stay).
+        state_ &= ~unknown;
         return {};
     }
 
     // Leaves the loop: waiters resume with error::closed, the slot is freed for reuse.
     void release() noexcept {
-        ::epoll_ctl(loop_->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr);
+        if (!(state_ & conet_made))
+            counted(::epoll_ctl(loop_->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
         auto& s = loop_->descriptors[fd_];
         for (waiter* w : {s.reader, s.writer})
             if (w) w->abort(error::closed);
@@ -136,6 +195,7 @@ private:
     }
 
     int fd_ = -1;
+    std::uint32_t state_ = unknown; // readiness (epoll bits) and traits
     loop_core* loop_ = nullptr;
 };
 

@@ -35,6 +35,7 @@ inline std::error_code arm_timeout(waiter& w) noexcept {
 ///   auto result()                   - the value of a successful operation
 ///   auto failed_result()            - the value the non-throwing form gives on failure
 ///   std::string describe() const    - the operation's name for messages, e.g. "recv"
+/// and may provide `bool must_wait() noexcept` (see below).
 /// and, for a transfer that can fail part way, `std::size_t transferred() const`, which the
 /// throwing form reports in a conet::transfer_error.
 ///
@@ -52,11 +53,16 @@ public:
             ec = std::make_error_code(std::errc::operation_canceled);
             return take_budget(); // spent: await_suspend gives the loop its turn first
         }
+        // Known drained (a stream socket's last read was short): wait for the next edge
+        // without trying, which would only meet EAGAIN (docs/design.md, "Readiness").
+        if (self().must_wait()) return false;
         if (!take_budget()) {
             deferred = true; // await_suspend queues the try for the next turn
             return false;
         }
-        return self().try_once();
+        if (!self().try_once()) return false;
+        ++counters.completed_at_once;
+        return true;
     }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept {
@@ -76,6 +82,10 @@ public:
         watch_cancellation();
         return true;
     }
+
+    /// True to wait for the descriptor's next edge without trying first (a Derived with a
+    /// buffer of its own says so only when the buffer cannot satisfy it).
+    bool must_wait() noexcept { return self().target().must_wait(Dir); }
 
     auto await_resume() {
         unwatch_cancellation();
@@ -136,11 +146,12 @@ private:
     std::error_code* out_;
 };
 
-/// Runs `call` until it stops failing with EINTR; returns its result.
+/// Runs the system call `call` until it stops failing with EINTR; returns its result.
+/// Counts each call (reactor_stats::syscalls).
 template <class F>
 auto retry_on_eintr(F call) noexcept {
     for (;;) {
-        auto r = call();
+        auto r = counted(call());
         if (r >= 0 || errno != EINTR) return r;
     }
 }

@@ -13,7 +13,17 @@
 
 namespace conet {
 class task_group;
-}
+
+/// What a reactor counts as it runs (reactor::stats()): how its operations completed, how
+/// often it polled epoll, and the system calls its thread made for its operations and its
+/// loop (wake-ups written by other threads are theirs).
+struct reactor_stats {
+    std::uint64_t completed_at_once = 0;    // operations whose first try finished them
+    std::uint64_t completed_after_wait = 0; // operations finished by a try after a wait
+    std::uint64_t epoll_waits = 0;          // calls of epoll_wait
+    std::uint64_t syscalls = 0;             // every system call, epoll_wait included
+};
+} // namespace conet
 
 namespace conet::detail {
 
@@ -33,6 +43,17 @@ inline bool take_budget() noexcept {
     if (budget_left == 0) return false;
     --budget_left;
     return true;
+}
+
+/// The counters of the reactor running on this thread: thread-local like the budget, so
+/// that counting costs one increment; the reactor swaps its own in and out around a run.
+inline thread_local reactor_stats counters{};
+
+/// Counts one system call made on the reactor's thread (returns `r` unchanged).
+template <class R>
+[[gnu::always_inline]] inline R counted(R r) noexcept {
+    ++counters.syscalls;
+    return r;
 }
 
 /// Work the loop runs on its own thread at the start of its next turn, once the resumption in

@@ -23,7 +23,7 @@ namespace conet::detail {
 
 /// A new non-blocking, close-on-exec socket, or -1 with `ec` set.
 inline int open_socket(ip_family family, int type, std::error_code& ec) noexcept {
-    const int fd = ::socket(to_af(family), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int fd = counted(::socket(to_af(family), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (fd < 0) ec = errno_code(errno);
     return fd;
 }

@@ -36,20 +36,28 @@ public:
             return true;
         }
         do {
-            const auto n = retry_on_eintr([&] {
-                return ::read(d_->native_handle(), buf_.data() + received_,
-                              buf_.size() - received_);
-            });
+            const std::size_t wanted = buf_.size() - received_;
+            const auto n = retry_on_eintr(
+                [&] { return ::read(d_->native_handle(), buf_.data() + received_, wanted); });
             if (n < 0) {
-                if (would_block(errno)) return false;
-                ec = errno_code(errno);
-                return true;
+                if (!would_block(errno)) {
+                    ec = errno_code(errno);
+                    return true;
+                }
+                d_->note_drained(direction::read);
+                return false;
             }
             if (n == 0) {
                 if (exact_ && received_ < buf_.size()) ec = error::end_of_stream;
                 return true;
             }
             received_ += static_cast<std::size_t>(n);
+            // Fewer bytes than asked for: on a stream socket, the receive queue is empty
+            // now (the descriptor decides whether that proves anything).
+            if (static_cast<std::size_t>(n) < wanted) {
+                d_->note_drained(direction::read);
+                if (exact_ && d_->must_wait(direction::read)) return false; // wait for the rest
+            }
         } while (exact_ && received_ < buf_.size());
         return true;
     }
@@ -76,16 +84,24 @@ public:
 
     bool try_once() noexcept {
         do {
+            const std::size_t wanted = buf_.size() - sent_;
             const auto n = retry_on_eintr([&] {
-                return ::send(d_->native_handle(), buf_.data() + sent_, buf_.size() - sent_,
-                              MSG_NOSIGNAL);
+                return ::send(d_->native_handle(), buf_.data() + sent_, wanted, MSG_NOSIGNAL);
             });
             if (n < 0) {
-                if (would_block(errno)) return false;
-                ec = errno_code(errno);
-                return true;
+                if (!would_block(errno)) {
+                    ec = errno_code(errno);
+                    return true;
+                }
+                d_->note_drained(direction::write);
+                return false;
             }
             sent_ += static_cast<std::size_t>(n);
+            // Fewer bytes than offered: on a stream socket, the send queue is full now.
+            if (static_cast<std::size_t>(n) < wanted) {
+                d_->note_drained(direction::write);
+                if (all_ && d_->must_wait(direction::write)) return false; // wait for room
+            }
         } while (all_ && sent_ < buf_.size());
         return true;
     }
