@@ -61,6 +61,13 @@ private:
     cancel_node* next_ = nullptr;
 };
 
+/// What a chain's single watch slot calls when cancelled: a function and nothing else (the
+/// operation a chain waits in; a cancel_node's links would be dead weight there).
+struct cancel_watcher {
+    using function = void (*)(cancel_watcher&) noexcept;
+    function on_cancel;
+};
+
 /// The cancellation state of one chain: a flag, and the callbacks to run when it is set.
 class cancel_state {
 public:
@@ -80,9 +87,9 @@ public:
     void request() noexcept {
         if (requested_) return;
         requested_ = true;
-        if (cancel_node* n = watched_) {
+        if (cancel_watcher* w = watched_) {
             watched_ = nullptr;
-            n->fn_(*n);
+            w->on_cancel(*w);
         }
         while (cancel_node* n = first_) {
             remove(*n);
@@ -105,18 +112,18 @@ public:
         return true;
     }
 
-    /// Makes `n` the operation the chain waits in: a single slot, which costs a store where
+    /// Makes `w` the operation the chain waits in: a single slot, which costs a store where
     /// the list costs a link (conet's own operations use it; a chain waits in one operation
     /// at a time). If cancellation was already requested, runs it at once instead.
-    void watch(cancel_node& n) noexcept {
+    void watch(cancel_watcher& w) noexcept {
         if (requested_)
-            n.fn_(n);
+            w.on_cancel(w);
         else
-            watched_ = &n;
+            watched_ = &w;
     }
-    /// `n` no longer waits (it may not be watched any more: then nothing happens).
-    void unwatch(const cancel_node& n) noexcept {
-        if (watched_ == &n) watched_ = nullptr;
+    /// `w` no longer waits (it may not be watched any more: then nothing happens).
+    void unwatch(const cancel_watcher& w) noexcept {
+        if (watched_ == &w) watched_ = nullptr;
     }
 
     void remove(cancel_node& n) noexcept {
@@ -131,7 +138,7 @@ public:
 
 private:
     bool requested_ = false;
-    cancel_node* watched_ = nullptr;
+    cancel_watcher* watched_ = nullptr;
     cancel_node* first_ = nullptr;
 };
 

@@ -304,12 +304,13 @@ private:
     }
 
     void run_once() {
-        resume_urgent();   // cancellations made while no run was in progress, if any
-        dispatch_events(); // what an exception left of the previous batch, if anything
-        while (detail::ready_node* n = core_.deferred.pop_front()) {
-            auto& action = static_cast<detail::deferred_action&>(*n);
-            action.run(action);
-        }
+        // Tested here, not in the calls: most turns have none of these to do.
+        if (!core_.urgent.empty()) [[unlikely]]
+            resume_urgent(); // cancellations made while no run was in progress
+        if (next_event_ < event_count_) [[unlikely]]
+            dispatch_events(); // what an exception left of the previous batch
+        if (!core_.deferred.empty()) [[unlikely]]
+            run_deferred();
         // The tries deferred before this turn; those deferred while it runs wait for the next.
         const bool retries = !core_.retry.empty();
         if (retries) core_.retry.push_back(retry_end_);
@@ -328,6 +329,13 @@ private:
         next_event_ = 0;
         dispatch_events();
         expire_timers();
+    }
+
+    void run_deferred() {
+        while (detail::ready_node* n = core_.deferred.pop_front()) {
+            auto& action = static_cast<detail::deferred_action&>(*n);
+            action.run(action);
+        }
     }
 
     // Resumes the coroutines that were ready when the turn began.
@@ -374,9 +382,10 @@ private:
         const auto now = detail::timer_entry::clock::now();
         while (detail::timer_entry* e = core_.timers.top()) {
             if (e->deadline() > now) break;
-            auto& w = static_cast<detail::waiter&>(*e);
+            auto& d = static_cast<detail::deadline&>(*e);
+            detail::waiter& w = *d.w;
             w.finish_wait();
-            if (w.deadline_is_error) w.ec = std::make_error_code(std::errc::timed_out);
+            if (d.is_error) w.ec = std::make_error_code(std::errc::timed_out);
             core_.ready.push_back(w);
         }
     }
@@ -424,7 +433,14 @@ private:
     void resume_ready(detail::waiter& w) {
         if (!w.attempt(w)) return;
         ++detail::counters.completed_after_wait;
-        w.finish_wait();
+        // The common end of a wait, inline: it leaves its slot, and nothing else is pending
+        // (a timeout, a deferred try: finish_wait undoes those).
+        if (!w.deferred && !w.timer) [[likely]] {
+            core_.descriptors[w.fd].waiting(w.dir) = nullptr;
+            w.in_slot = false;
+        } else {
+            w.finish_wait();
+        }
         resume(w.handle);
     }
 

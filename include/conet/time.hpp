@@ -16,6 +16,7 @@
 #include <coroutine>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 
 #include "detail/io_awaiter.hpp"
 #include "detail/waiter.hpp"
@@ -35,10 +36,22 @@ namespace detail {
 /// when the deadline has already passed. A passed deadline costs no wait, but counts against
 /// the coroutine's budget like an operation that completes at once, so a loop of zero
 /// sleeps still gives the loop its turn.
-class sleep_op : public waiter {
+// The sleep's deadline, in a base of its own placed before the waiter: bases are destroyed
+// in reverse, so it outlives ~waiter, which takes it off the heap.
+struct deadline_holder {
+    deadline deadline_;
+};
+
+class sleep_op : private deadline_holder, public waiter {
 public:
     sleep_op(steady_clock::time_point until, std::error_code* out) noexcept
-        : waiter(nullptr), until_(until), out_(out) {}
+        : waiter(nullptr), until_(until), out_(out) {
+        deadline_.is_error = false; // reaching the deadline is what a sleep is for
+    }
+    sleep_op(const sleep_op& other) noexcept
+        : deadline_holder(), waiter(other), until_(other.until_), out_(other.out_) {
+        deadline_.is_error = false;
+    }
 
     void set_chain(cancel_state* c) noexcept { chain = c; }
 
@@ -53,8 +66,8 @@ public:
     bool await_suspend(std::coroutine_handle<> h) noexcept {
         handle = h;
         if (ec) return give_turn(*this, h); // cancelled, with the budget spent
-        deadline_is_error = false;          // reaching the deadline is what a sleep is for
-        ec = arm(until_);                   // a passed deadline fires at the end of this turn
+        timer = &deadline_;
+        ec = arm(until_); // a passed deadline fires at the end of this turn
         if (ec) return false;
         watch_cancellation();
         return true;
@@ -71,6 +84,33 @@ public:
 private:
     steady_clock::time_point until_;
     std::error_code* out_;
+};
+
+/// A socket operation bounded by with_timeout: the operation and, beside it, its deadline,
+/// which it arms when it has to wait (operations without a timeout carry none).
+template <class Op>
+class timed_operation {
+public:
+    timed_operation(Op&& op, std::chrono::nanoseconds limit) noexcept : op_(std::move(op)) {
+        deadline_.limit = limit;
+    }
+    // Moves one that has not started (nothing is registered yet).
+    timed_operation(timed_operation&& other) noexcept : op_(std::move(other.op_)) {
+        deadline_.limit = other.deadline_.limit;
+    }
+    timed_operation& operator=(timed_operation&&) = delete;
+
+    void set_chain(cancel_state* c) noexcept { op_.set_chain(c); }
+    bool await_ready() noexcept {
+        op_.timer = &deadline_; // here, where it stays: the awaitable is awaited in place
+        return op_.await_ready();
+    }
+    auto await_suspend(std::coroutine_handle<> h) noexcept { return op_.await_suspend(h); }
+    decltype(auto) await_resume() { return op_.await_resume(); }
+
+private:
+    deadline deadline_; // declared first, destroyed last: ~waiter may still take it off
+    Op op_;
 };
 
 /// `d` in nanoseconds, negative durations as zero and anything beyond a century (which
@@ -121,9 +161,8 @@ detail::sleep_op sleep_for(std::chrono::duration<Rep, Period> duration,
 /// transferred is not lost (send_all's non-throwing form yields the count). The operation
 /// resumes exactly once, even when data and deadline arrive together. Allocates nothing.
 template <detail::io_operation Op, class Rep, class Period>
-Op with_timeout(Op op, std::chrono::duration<Rep, Period> limit) noexcept {
-    op.timeout = detail::bounded_duration(limit);
-    return op;
+detail::timed_operation<Op> with_timeout(Op op, std::chrono::duration<Rep, Period> limit) noexcept {
+    return {std::move(op), detail::bounded_duration(limit)};
 }
 
 namespace detail {

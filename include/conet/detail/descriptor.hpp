@@ -97,18 +97,16 @@ public:
     void note_events(std::uint32_t events) noexcept { state_ |= events; }
 
     /// Registers `w` to be resumed when the descriptor is ready in direction `d`.
-    std::error_code wait(direction d, waiter& w) noexcept {
-        loop_core* current = loop_core::current();
-        if (loop_ != current || !loop_) [[unlikely]] { // not registered here yet
-            if (!current) return error::no_reactor;
-            if (fd_ < 0) return errno_code(EBADF);
-            if (loop_) return error::wrong_reactor;
-            if (auto ec = add_to(*current)) return ec;
-        }
-        waiter*& entry = loop_->descriptors[fd_].waiting(d);
-        if (entry) return error::already_waiting;
+    /// Inline: an operation on a registered descriptor takes this path every time it waits.
+    [[gnu::always_inline]] std::error_code wait(direction d, waiter& w) noexcept {
+        loop_core* l = loop_;
+        if (l != loop_core::current() || !l) [[unlikely]]
+            return register_and_wait(d, w);
+        waiter*& entry = l->descriptors[fd_].waiting(d);
+        if (entry) [[unlikely]]
+            return error::already_waiting;
         entry = &w;
-        w.loop = loop_;
+        w.loop = l;
         w.fd = fd_;
         w.dir = d;
         w.in_slot = true;
@@ -164,6 +162,16 @@ private:
     // After a move: the slot now names this object as the owner.
     void adopt_slot() noexcept {
         if (loop_) loop_->descriptors[fd_].owner = this;
+    }
+
+    // wait() when the descriptor is not registered with the running loop (yet).
+    [[gnu::noinline]] std::error_code register_and_wait(direction d, waiter& w) noexcept {
+        loop_core* current = loop_core::current();
+        if (!current) return error::no_reactor;
+        if (fd_ < 0) return errno_code(EBADF);
+        if (loop_) return error::wrong_reactor;
+        if (auto ec = add_to(*current)) return ec;
+        return wait(d, w);
     }
 
     std::error_code add_to(loop_core& l) noexcept {

@@ -16,10 +16,10 @@
 
 namespace conet::detail {
 
-/// Arms `w` to end with timed_out after `w.timeout` (from now).
+/// Arms `w`'s timeout (with_timeout's deadline) to end it with timed_out after its limit,
+/// counted from now.
 inline std::error_code arm_timeout(waiter& w) noexcept {
-    w.deadline_is_error = true;
-    return w.arm(waiter::clock::now() + w.timeout); // with_timeout bounded it to a century
+    return w.arm(timer_entry::clock::now() + w.timer->limit); // bounded to a century
 }
 
 /// CRTP base of every socket operation. It lives in the awaiting coroutine's frame (no
@@ -74,7 +74,7 @@ public:
             if (self().try_once()) return false; // no reactor: no turn to give
         }
         ec = self().target().wait(Dir, *this);
-        if (!ec && timeout.count() >= 0) ec = arm_timeout(*this);
+        if (!ec && timer) ec = arm_timeout(*this);
         if (ec) {
             finish_wait();
             return false; // could not wait: resume at once and report why
@@ -133,7 +133,7 @@ private:
                 self.ec = self.target().wait(Dir, self);
                 if (self.ec) return true;
             }
-            if (self.timeout.count() >= 0) {
+            if (self.timer) {
                 self.ec = arm_timeout(self);
                 if (self.ec) return true;
             }

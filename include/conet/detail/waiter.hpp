@@ -26,32 +26,43 @@ inline const std::error_code& no_error() noexcept {
     return no_error_code;
 }
 
+class waiter;
+
+/// A deadline on a loop's timer heap, for the waiter `w`: a sleep's own, or the one
+/// with_timeout adds beside an operation (so that an operation without one carries none).
+struct deadline : timer_entry {
+    waiter* w = nullptr;
+    std::chrono::nanoseconds limit{0}; // with_timeout's bound, counted from the wait's start
+    bool is_error = true;              // ends the wait with timed_out (a sleep's: success)
+};
+
 /// An operation suspended on a loop: waiting for its descriptor, for a deadline, for its
 /// deferred try (the budget ran out), or for several of these.
 ///
 /// For a descriptor, the loop calls `attempt` when it becomes ready; `attempt` performs the
 /// syscall and returns true once the operation has finished (successfully, or with `ec`
 /// set), false to keep waiting (EAGAIN again). For a deadline, the loop ends the wait when it
-/// passes: with std::errc::timed_out (`deadline_is_error`, a timeout) or success (a sleep).
-/// Cancellation ends it with operation_canceled, a close of the descriptor with
-/// conet::error::closed. Whichever comes first undoes the others, so the coroutine resumes
-/// exactly once.
-class waiter : public ready_node, public timer_entry, public cancel_node {
+/// passes: with std::errc::timed_out (a timeout) or success (a sleep). Cancellation ends it
+/// with operation_canceled, a close of the descriptor with conet::error::closed. Whichever
+/// comes first undoes the others, so the coroutine resumes exactly once.
+///
+/// It lives in every operation, so it is kept small (88 bytes): the links of the ready
+/// queue, one function for cancellation, and a pointer to a deadline kept elsewhere.
+class waiter : public ready_node, public cancel_watcher {
 public:
     using attempt_fn = bool (*)(waiter&) noexcept;
 
     [[gnu::always_inline]] explicit waiter(attempt_fn fn) noexcept
-        : cancel_node(&waiter::cancelled), attempt(fn) {}
-    // Copies what configures an operation that has not started (with_timeout takes and
-    // returns one by value), none of the registrations.
+        : cancel_watcher{&waiter::cancelled}, attempt(fn) {}
+    // Copies what configures an operation that has not started (with_timeout takes one by
+    // value), none of the registrations.
     waiter(const waiter& other) noexcept
-        : ready_node(other), timer_entry(), cancel_node(other), attempt(other.attempt),
-          deadline_is_error(other.deadline_is_error), timeout(other.timeout), chain(other.chain) {}
+        : ready_node(other), cancel_watcher(other), attempt(other.attempt), chain(other.chain) {}
     waiter& operator=(const waiter&) = delete;
-    // Usually nothing is left to undo (the wait ended normally): one test, and the bases
-    // unlink and unregister themselves, each after a test of its own.
+    // Usually nothing is left to undo (the wait ended normally): one test, and the ready
+    // link unlinks itself after a test of its own.
     [[gnu::always_inline]] ~waiter() {
-        if (in_slot || deferred || armed()) [[unlikely]] { // destroyed while it waits
+        if ((in_slot | deferred) || timer) [[unlikely]] { // a timeout, or destroyed waiting
             finish_wait();
             unwatch_cancellation();
         }
@@ -62,16 +73,15 @@ public:
 
     // The loop holding this waiter's registrations, while it has any.
     loop_core* loop = nullptr;
-    int fd = -1;
-    direction dir = direction::read;
-    bool in_slot = false;                 // registered in loop->descriptors for (fd, dir)
-    bool deferred = false;                // queued on loop->retry: its try waits for the next turn
-    bool deadline_is_error = true;        // a deadline ends it with timed_out (else: success)
-    std::chrono::nanoseconds timeout{-1}; // set by with_timeout(): bound the wait (<0: none)
-
     // The cancellation chain of the awaiting task (set by its promise's await_transform;
     // null in a coroutine that is not a conet::task).
     cancel_state* chain = nullptr;
+    // The deadline that bounds this wait (a sleep's, or with_timeout's), if any.
+    deadline* timer = nullptr;
+    int fd = -1;
+    direction dir = direction::read;
+    bool in_slot = false;  // registered in loop->descriptors for (fd, dir)
+    bool deferred = false; // queued on loop->retry: its try waits for the next turn
 
     /// True if the awaiting chain is cancelled: the operation must not start.
     bool cancel_requested() const noexcept { return chain && chain->requested(); }
@@ -85,20 +95,24 @@ public:
         if (chain) chain->unwatch(*this);
     }
 
-    /// Arms the deadline `at` on the current loop. Returns an error if there is no loop or
-    /// memory ran out.
+    /// Arms `timer` (set) for `at` on the current loop. Returns an error if there is no loop
+    /// or memory ran out.
     std::error_code arm(timer_entry::clock::time_point at) noexcept {
         loop_core* l = loop_core::current();
         if (!l) return error::no_reactor;
         if (loop && loop != l) return error::wrong_reactor;
+        timer->w = this;
         try {
-            l->timers.push(*this, at);
+            l->timers.push(*timer, at);
         } catch (const std::bad_alloc&) {
             return std::make_error_code(std::errc::not_enough_memory);
         }
         loop = l;
         return {};
     }
+
+    /// True while the deadline is on the heap.
+    bool timer_armed() const noexcept { return timer && timer->armed(); }
 
     /// The wait is over (the descriptor was ready, or the deadline passed): leaves the
     /// descriptor's slot, the timer heap and the retry queue. The chain keeps watching it
@@ -109,7 +123,7 @@ public:
             if (entry == this) entry = nullptr;
             in_slot = false;
         }
-        if (armed()) loop->timers.remove(*this);
+        if (timer_armed()) loop->timers.remove(*timer);
         if (deferred) {
             deferred = false;
             unlink();
@@ -120,7 +134,7 @@ public:
     /// running coroutine suspends (loop_core::urgent). Does nothing if it is not waiting (it
     /// finished and is already queued to resume).
     void abort(std::error_code reason) noexcept {
-        if (!in_slot && !armed() && !deferred) return;
+        if (!in_slot && !deferred && !timer_armed()) return;
         finish_wait();
         ec = reason;
         loop->urgent.push_back(*this);
@@ -134,8 +148,8 @@ public:
     }
 
 private:
-    static void cancelled(cancel_node& n) noexcept {
-        static_cast<waiter&>(n).abort(std::make_error_code(std::errc::operation_canceled));
+    static void cancelled(cancel_watcher& w) noexcept {
+        static_cast<waiter&>(w).abort(std::make_error_code(std::errc::operation_canceled));
     }
 };
 
