@@ -25,7 +25,13 @@
 #pragma once
 
 #include <cstddef>
+#if __has_include(<bits/ranges_base.h>)
+// libstdc++: std::ranges' concepts and data()/size() alone, without the views of <ranges>
+// (which cost more to parse than the rest of this library's standard headers).
+#include <bits/ranges_base.h>
+#else
 #include <ranges>
+#endif
 #include <span>
 #include <string_view>
 #include <type_traits>
