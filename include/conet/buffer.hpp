@@ -25,15 +25,14 @@
 #pragma once
 
 #include <cstddef>
-#if __has_include(<bits/ranges_base.h>)
-// libstdc++: std::ranges' concepts and data()/size() alone, without the views of <ranges>
-// (which cost more to parse than the rest of this library's standard headers).
-#include <bits/ranges_base.h>
-#else
-#include <ranges>
-#endif
 #include <span>
 #include <string_view>
+#if !defined(__GLIBCXX__)
+#include <ranges>
+#endif
+// (libstdc++'s <span> brings std::ranges' concepts and ranges::data/size, in
+// <bits/ranges_base.h>: the views of <ranges> cost more to parse than the rest of conet's
+// standard headers.)
 #include <type_traits>
 
 namespace conet {
