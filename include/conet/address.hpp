@@ -17,14 +17,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <climits>
 #include <compare>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <ostream>
 #include <span>
@@ -36,6 +35,24 @@
 #include "error.hpp"
 
 namespace conet {
+
+namespace detail {
+/// The whole of `text` as a decimal number, as std::from_chars (base 10) reads it with nothing
+/// left over: false, `value` untouched, if it is empty, not all digits, or too large for T.
+template <class T>
+constexpr bool parse_decimal(std::string_view text, T& value) noexcept {
+    if (text.empty()) return false;
+    T v = 0;
+    for (const char c : text) {
+        if (c < '0' || c > '9') return false;
+        const T digit = static_cast<T>(c - '0');
+        if (v > (std::numeric_limits<T>::max() - digit) / 10) return false;
+        v = static_cast<T>(v * 10 + digit);
+    }
+    value = v;
+    return true;
+}
+} // namespace detail
 
 /// The IP version of an address.
 enum class ip_family { v4, v6 };
@@ -49,7 +66,8 @@ public:
     /// An IPv4 address from its four bytes in network order: {127, 0, 0, 1}.
     static constexpr ip_address v4(std::array<std::uint8_t, 4> b) noexcept {
         ip_address a;
-        std::copy(b.begin(), b.end(), a.bytes_.begin());
+        for (std::size_t i = 0; i < 4; ++i)
+            a.bytes_[i] = b[i];
         return a;
     }
     /// An IPv6 address from its sixteen bytes in network order.
@@ -98,8 +116,7 @@ public:
             *percent = '\0';
             const std::string_view zone(percent + 1);
             if (zone.empty()) return std::nullopt;
-            auto [end, err] = std::from_chars(zone.data(), zone.data() + zone.size(), scope);
-            if (err != std::errc{} || end != zone.data() + zone.size()) {
+            if (!detail::parse_decimal(zone, scope)) {
                 scope = ::if_nametoindex(percent + 1);
                 if (scope == 0) return std::nullopt;
             }
@@ -178,9 +195,7 @@ public:
     static std::optional<std::uint16_t> parse_port(std::string_view text) noexcept {
         if (text.empty() || text.size() > 5) return std::nullopt;
         unsigned value = 0;
-        auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (err != std::errc{} || end != text.data() + text.size() || value > 65535)
-            return std::nullopt;
+        if (!detail::parse_decimal(text, value) || value > 65535) return std::nullopt;
         return static_cast<std::uint16_t>(value);
     }
 
@@ -318,7 +333,10 @@ inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
         std::memcpy(&sa.storage, ai->ai_addr, ai->ai_addrlen);
         sa.length = ai->ai_addrlen;
         endpoint e{sa.to_endpoint().address(), port};
-        if (std::find(result.begin(), result.end(), e) == result.end()) result.push_back(e);
+        bool seen = false;
+        for (const endpoint& r : result)
+            seen = seen || r == e;
+        if (!seen) result.push_back(e);
     }
     ::freeaddrinfo(list);
     return result;

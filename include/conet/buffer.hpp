@@ -25,9 +25,14 @@
 #pragma once
 
 #include <cstddef>
-#include <ranges>
 #include <span>
 #include <string_view>
+#if !defined(__GLIBCXX__)
+#include <ranges>
+#endif
+// (libstdc++'s <span> brings std::ranges' concepts and ranges::data/size, in
+// <bits/ranges_base.h>: the views of <ranges> cost more to parse than the rest of conet's
+// standard headers.)
 #include <type_traits>
 
 namespace conet {

@@ -15,7 +15,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -153,8 +152,9 @@ private:
         if (end_ == buffer_.size()) {
             // A full line plus "\r\n", saturated: a limit near SIZE_MAX must not wrap.
             const std::size_t limit = max_line_ > SIZE_MAX - 2 ? SIZE_MAX : max_line_ + 2;
-            buffer_.resize(std::min(std::max<std::size_t>(buffer_.size() * 2, 4096),
-                                    std::max(limit, buffer_.size() + 1)));
+            const std::size_t doubled = buffer_.size() * 2 > 4096 ? buffer_.size() * 2 : 4096;
+            const std::size_t most = limit > buffer_.size() + 1 ? limit : buffer_.size() + 1;
+            buffer_.resize(doubled < most ? doubled : most);
         }
         const std::size_t wanted = buffer_.size() - end_;
         const auto n = detail::retry_on_eintr(

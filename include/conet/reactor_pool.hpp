@@ -16,14 +16,13 @@
 #include <cstdint>
 #include <exception>
 #include <initializer_list>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 #include <utility>
 #include <vector>
 
+#include "detail/owner.hpp"
+#include "detail/thread.hpp"
 #include "reactor.hpp"
 #include "signal.hpp"
 #include "task.hpp"
@@ -46,12 +45,12 @@ public:
     /// the others go on.
     explicit reactor_pool(std::size_t count = 0, failure_policy policy = failure_policy::cancel_all)
         : policy_(policy) {
-        if (count == 0) count = std::thread::hardware_concurrency();
+        if (count == 0) count = detail::hardware_concurrency();
         if (count == 0) count = 1; // the number of hardware threads is not known
         reactors_.reserve(count);
         for (std::size_t i = 0; i < count; ++i)
-            reactors_.push_back(std::make_unique<reactor>());
-        shards_ = std::make_unique<shard_state[]>(count);
+            reactors_.push_back(detail::owner<reactor>(new reactor()));
+        shards_ = detail::owner<shard_state[]>(new shard_state[count]());
     }
     reactor_pool(const reactor_pool&) = delete;
     reactor_pool& operator=(const reactor_pool&) = delete;
@@ -69,7 +68,7 @@ public:
     /// Replaces the failure handler (the default prints the failure on stderr). It runs on
     /// the thread of the failing task's reactor, never two at once.
     void set_failure_handler(failure_handler handler) {
-        std::lock_guard lock(failure_mutex_);
+        detail::lock_guard lock(failure_mutex_);
         handler_ = std::move(handler);
     }
 
@@ -113,14 +112,14 @@ public:
             shards_[i].host.set_failure_handler(by_policy);
         }
         {
-            std::lock_guard lock(failure_mutex_);
+            detail::lock_guard lock(failure_mutex_);
             first_failure_ = nullptr;
         }
         // Before any thread starts, so that they all inherit the blocked mask.
         std::optional<signal_set> signals;
         if (!signals_.empty()) signals.emplace(std::span<const int>(signals_));
 
-        std::vector<std::thread> threads;
+        std::vector<detail::thread> threads;
         threads.reserve(size() - 1);
         try {
             for (std::size_t i = 1; i < size(); ++i)
@@ -137,7 +136,7 @@ public:
         for (auto& t : threads)
             t.join();
 
-        std::lock_guard lock(failure_mutex_);
+        detail::lock_guard lock(failure_mutex_);
         if (auto e = std::exchange(first_failure_, nullptr)) std::rethrow_exception(e);
     }
 
@@ -283,7 +282,7 @@ private:
     // Keeps the first failure for run() to rethrow and stops the pool; reports later ones.
     void fail(std::exception_ptr e) noexcept {
         {
-            std::lock_guard lock(failure_mutex_);
+            detail::lock_guard lock(failure_mutex_);
             if (first_failure_) {
                 detail::report_failure(handler_, e);
                 return;
@@ -294,19 +293,19 @@ private:
     }
 
     void report(const std::exception_ptr& e) noexcept {
-        std::lock_guard lock(failure_mutex_);
+        detail::lock_guard lock(failure_mutex_);
         detail::report_failure(handler_, e);
     }
 
     failure_policy policy_;
-    std::vector<std::unique_ptr<reactor>> reactors_;
-    std::unique_ptr<shard_state[]> shards_; // [i]: touched on reactor i's thread only
+    std::vector<detail::owner<reactor>> reactors_;
+    detail::owner<shard_state[]> shards_; // [i]: touched on reactor i's thread only
     std::atomic<std::size_t> tasks_running_{0};
     std::vector<int> signals_;
     std::atomic<bool> running_{false};
     std::atomic<std::uint64_t> run_id_{0};
     std::atomic<bool> stop_requested_{false};
-    std::mutex failure_mutex_;
+    detail::mutex failure_mutex_;
     failure_handler handler_;
     std::exception_ptr first_failure_;
 };

@@ -30,13 +30,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <iostream>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
 
 #include "cancel.hpp"
+#include "detail/copyable_function.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
 #include "detail/task_registry.hpp"
@@ -67,7 +67,7 @@ inline void print_failure(const std::exception_ptr& e) noexcept {
 
 /// Hands a failure to `handler` (or prints it, with no handler). If the handler throws, both
 /// the failure and the handler's exception are printed: neither vanishes.
-inline void report_failure(const std::function<void(std::exception_ptr)>& handler,
+inline void report_failure(const copyable_function<void(std::exception_ptr)>& handler,
                            const std::exception_ptr& e) noexcept {
     try {
         if (handler)
@@ -144,8 +144,9 @@ enum class failure_policy {
 /// Owns tasks that run concurrently on one reactor. See the top of this header.
 class task_group : private detail::root_owner {
 public:
-    /// Receives each failure the policy does not rethrow from join().
-    using failure_handler = std::function<void(std::exception_ptr)>;
+    /// Receives each failure the policy does not rethrow from join(). Made from any callable
+    /// a std::function<void(std::exception_ptr)> takes (a std::function too), and copyable.
+    using failure_handler = detail::copyable_function<void(std::exception_ptr)>;
 
     explicit task_group(failure_policy policy = failure_policy::report)
         : root_owner(&task_group::task_done), policy_(policy) {}

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <atomic>
-#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -41,8 +40,11 @@ public:
 
 private:
     static void call(posted_node& n, bool run) {
-        std::unique_ptr<posted_function> self(static_cast<posted_function*>(&n));
-        if (run) self->f_();
+        struct owned { // deletes the node however call() ends
+            posted_function* p;
+            ~owned() { delete p; }
+        } self{static_cast<posted_function*>(&n)};
+        if (run) self.p->f_();
     }
     F f_;
 };
