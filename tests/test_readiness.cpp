@@ -274,3 +274,82 @@ TEST_CASE("many connections, random sizes and splits, cancellation in between: n
     }());
     CHECK(verified == connections * per_connection);
 }
+
+TEST_CASE("an empty buffer is decided at once on a drained socket", "[readiness]") {
+    conet::reactor r;
+    watchdog dog(r);
+    r.run([]() -> conet::task<> {
+        auto [client, server] = co_await connected_pair();
+        char buf[16];
+        std::error_code ec;
+        co_await client.send_all(conet::const_buffer("a"));
+        const std::size_t first = co_await server.recv(buf); // short: drained
+        CHECK(first == 1);
+        // A length-prefixed message with an empty payload: nothing to wait for.
+        const std::size_t none = co_await conet::with_timeout(server.recv_exact({buf, 0}, ec), 2s);
+        CHECK(none == 0);
+        CHECK(!ec);
+        co_await conet::with_timeout(server.recv({buf, 0}, ec), 2s);
+        CHECK(ec == std::errc::invalid_argument);
+        // The same for a send on a full queue.
+        std::vector<char> chunk(1 << 16);
+        for (int i = 0; i < 10000; ++i) { // until short, or EAGAIN (a wait that times out)
+            const std::size_t offered = chunk.size();
+            const std::size_t n = co_await conet::with_timeout(client.send(chunk, ec), 50ms);
+            if (ec || n < offered) break; // the queue is full now
+        }
+        REQUIRE((!ec || ec == std::errc::timed_out));
+        const std::size_t sent = co_await conet::with_timeout(client.send_all({buf, 0}, ec), 2s);
+        CHECK(sent == 0);
+        CHECK(!ec);
+    }());
+}
+
+TEST_CASE("urgent data stops a read short without draining the queue", "[readiness]") {
+    conet::reactor r;
+    watchdog dog(r);
+    r.run([]() -> conet::task<> {
+        auto [client, server] = co_await connected_pair();
+        char buf[16];
+        std::error_code ec;
+        co_await conet::with_timeout(server.recv(buf, ec), 10ms); // registered with the loop
+        REQUIRE(ec == std::errc::timed_out);
+        // A read stops at the urgent mark: "abc" is short although "def" is queued.
+        ::send(client.native_handle(), "abc", 3, 0);
+        ::send(client.native_handle(), "X", 1, MSG_OOB);
+        ::send(client.native_handle(), "def", 3, 0);
+        co_await conet::sleep_for(20ms);
+        std::string got;
+        for (int i = 0; i < 4 && got.size() < 6; ++i) {
+            const std::size_t n = co_await conet::with_timeout(server.recv(buf, ec), 2s);
+            REQUIRE(!ec);
+            got.append(buf, n);
+        }
+        CHECK(got == "abcdef");
+    }());
+}
+
+TEST_CASE("a socket whose file comes back under the same number can wait", "[readiness]") {
+    conet::reactor r;
+    watchdog dog(r);
+    r.run([]() -> conet::task<> {
+        auto [client, server] = co_await connected_pair();
+        char buf[16];
+        std::error_code ec;
+        co_await conet::with_timeout(server.recv(buf, ec), 10ms); // registered with the loop
+        REQUIRE(ec == std::errc::timed_out);
+        const int number = server.native_handle();
+        const int keep = ::dup(number);
+        server.close(); // the file lives on through `keep`
+        const int again = ::dup(keep);
+        ::close(keep);
+        REQUIRE(again == number); // the lowest free number: the same again
+        conet::tcp_stream same(again);
+        co_await conet::with_timeout(same.recv(buf, ec), 10ms); // must wait (and can)
+        CHECK(ec == std::errc::timed_out);
+        co_await client.send_all(conet::const_buffer("hi"));
+        const std::size_t n = co_await conet::with_timeout(same.recv(buf, ec), 2s);
+        CHECK(!ec);
+        CHECK(n == 2);
+    }());
+}

@@ -394,7 +394,7 @@ private:
     // resumption, so that if user code throws, the rest of the batch (edge-triggered: never
     // reported again) is handled by the next turn instead of being lost.
     void dispatch_events() {
-        constexpr std::uint32_t read_bits = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+        constexpr std::uint32_t read_bits = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
         constexpr std::uint32_t write_bits = EPOLLOUT | EPOLLHUP | EPOLLERR;
         while (next_event_ < event_count_) {
             epoll_event& ev = events_[next_event_];

@@ -46,8 +46,9 @@ class tcp_stream : public detail::socket_base {
 public:
     /// A closed stream (the result of a failed non-throwing connect, for instance).
     tcp_stream() noexcept = default;
-    /// Adopts a connected, non-blocking socket descriptor.
-    explicit tcp_stream(int fd) noexcept : socket_base(fd, stream_socket) {}
+    /// Adopts a connected, non-blocking socket descriptor. (It may be any stream socket, a
+    /// Unix one say, so its short reads prove nothing: each operation tries first.)
+    explicit tcp_stream(int fd) noexcept : socket_base(fd) {}
 
     /// Connects to `to` (`co_await tcp_stream::connect(ep)`): yields the connected stream.
     static detail::connect_op connect(const endpoint& to);
@@ -113,7 +114,7 @@ public:
 private:
     friend class detail::connect_op;
     friend class detail::accept_op;
-    // A socket conet made itself (connect, accept): see descriptor::conet_made.
+    // A TCP socket conet made itself (connect, accept): see descriptor's traits.
     struct made_here {};
     tcp_stream(int fd, made_here) noexcept : socket_base(fd, stream_socket | conet_made) {}
 };

@@ -34,12 +34,16 @@ namespace conet::detail {
 ///   - end of stream, a reset, an error (EPOLLRDHUP, EPOLLHUP, EPOLLERR) are final: no edge
 ///     follows them, so once seen the direction stays ready for good.
 /// Anything else (a terminal returns one line per read, a datagram socket one datagram)
-/// proves nothing by a short read: it always tries first, as before.
+/// proves nothing by a short read: it always tries first, as before. A receive low-water
+/// mark (SO_RCVLOWAT) above 1 makes the kernel report no edge below it: a drained socket's
+/// recv then waits until that many bytes are queued, as a blocking socket's would.
 class descriptor {
 public:
     /// What a descriptor is, for the loop: bits for the constructor.
     enum trait_bits : std::uint32_t {
-        /// A stream socket: a short read or write proves the direction drained.
+        /// A TCP socket conet made (connect, accept): a short read or write proves the
+        /// direction drained. Not an adopted descriptor, which may be a Unix socket (a read
+        /// stops short at a message that carries descriptors, with more queued behind it).
         stream_socket = 1u << 24,
         /// Made by conet (socket(), accept4()) and never duplicated by it: close() needs no
         /// EPOLL_CTL_DEL, since closing the only descriptor of a file removes it from every
@@ -150,13 +154,16 @@ public:
 private:
     // Readiness is kept as the epoll bits seen (see the class comment): EPOLLIN and EPOLLOUT
     // are cleared when a direction drains; EPOLLRDHUP, EPOLLHUP and EPOLLERR never are, which
-    // is what makes them final. Not registered anywhere, nothing is known: try first.
+    // is what makes them final. EPOLLPRI (urgent data: a read stops short at its mark, with
+    // more queued behind it) is never cleared either, so such a socket tries first for good.
+    // Not registered anywhere, nothing is known: try first.
     static constexpr std::uint32_t unknown = EPOLLIN | EPOLLOUT;
     static constexpr std::uint32_t traits_mask = stream_socket | conet_made;
 
     static constexpr std::uint32_t ready_bits(direction d) noexcept {
-        return d == direction::read ? std::uint32_t{EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR}
-                                    : std::uint32_t{EPOLLOUT | EPOLLHUP | EPOLLERR};
+        return d == direction::read
+                   ? std::uint32_t{EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR}
+                   : std::uint32_t{EPOLLOUT | EPOLLHUP | EPOLLERR};
     }
 
     // After a move: the slot now names this object as the owner.
@@ -179,9 +186,15 @@ private:
         if (!s) return std::make_error_code(std::errc::not_enough_memory);
         ++s->generation;
         epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
         ev.data.u64 = (std::uint64_t{s->generation} << 32) | static_cast<std::uint32_t>(fd_);
-        if (counted(::epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, fd_, &ev)) < 0) return errno_code(errno);
+        if (counted(::epoll_ctl(l.epoll_fd, EPOLL_CTL_ADD, fd_, &ev)) < 0) {
+            // The file is still in the set under this number: closed here without
+            // EPOLL_CTL_DEL (conet_made) while a duplicate kept it open, and back now. MOD
+            // takes the registration over, with this generation and the current state.
+            if (errno != EEXIST || counted(::epoll_ctl(l.epoll_fd, EPOLL_CTL_MOD, fd_, &ev)) < 0)
+                return errno_code(errno);
+        }
         s->owner = this;
         loop_ = &l;
         // The registration reports what is ready now as a first edge: until it comes,

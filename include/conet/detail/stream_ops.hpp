@@ -62,6 +62,8 @@ public:
         return true;
     }
     descriptor& target() noexcept { return *d_; }
+    // An empty buffer is decided by try_once, at once, drained socket or not.
+    bool must_wait() noexcept { return buf_.size() != 0 && d_->must_wait(direction::read); }
     std::size_t result() const noexcept { return received_; }
     std::size_t failed_result() const noexcept { return received_; } // what did arrive
     std::size_t transferred() const noexcept { return received_; }
@@ -106,6 +108,7 @@ public:
         return true;
     }
     descriptor& target() noexcept { return *d_; }
+    bool must_wait() noexcept { return buf_.size() != 0 && d_->must_wait(direction::write); }
     std::size_t result() const noexcept { return sent_; }
     std::size_t failed_result() const noexcept { return sent_; } // what did go out
     std::size_t transferred() const noexcept { return sent_; }
