@@ -93,7 +93,7 @@ TEST_CASE("the reactor runs other coroutines while a lookup waits", "[resolve]")
     CHECK(helpers_finished());
 }
 
-TEST_CASE("a cancelled lookup ends at once; the helper's late answer is dropped", "[resolve]") {
+TEST_CASE("a cancelled lookup ends at once, and the helper's late answer is dropped", "[resolve]") {
     slow_lookups slow(200);
     SECTION("with_timeout of 1 ms") {
         const auto start = std::chrono::steady_clock::now();
