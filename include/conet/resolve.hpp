@@ -31,10 +31,11 @@
 
 #include "address.hpp"
 #include "cancel.hpp"
+#include "detail/loop_core.hpp"
 #include "detail/posted_queue.hpp"
+#include "detail/ready_queue.hpp"
 #include "error.hpp"
 #include "reactor.hpp"
-#include "scheduling.hpp"
 #include "task.hpp"
 #include "tcp.hpp"
 
@@ -153,7 +154,8 @@ public:
             return false;
         }
         reactor* r = reactor::current();
-        if (!r) {
+        loop_ = loop_core::current();
+        if (!r || !loop_) {
             ec_ = error::no_reactor;
             return false;
         }
@@ -213,7 +215,8 @@ private:
         ec_ = request.ec;
         request_ = nullptr;
         request.release(); // the awaiter's reference
-        wake_.resume_later(handle_);
+        wake_.handle = handle_;
+        loop_->ready.push_back(wake_);
     }
 
     // Reactor thread, from the cancellation chain: stop waiting now, drop the answer.
@@ -221,7 +224,11 @@ private:
         if (!request_) return; // already answered, about to resume
         std::exchange(request_, nullptr)->abandon();
         ec_ = std::make_error_code(std::errc::operation_canceled);
-        wake_.resume_urgently(handle_);
+        // Urgently, like every cancelled wait (see cancel.hpp), and through the loop kept
+        // from await_suspend: a cancellation requested between two runs resumes at the next.
+        wake_.unlink();
+        wake_.handle = handle_;
+        loop_->urgent.push_back(wake_);
     }
 
     std::string host_;
@@ -229,7 +236,8 @@ private:
     resolve_family family_;
     resolve_request* request_ = nullptr;
     std::coroutine_handle<> handle_;
-    resumption wake_;
+    loop_core* loop_ = nullptr;
+    ready_node wake_; // queues the resumption; unlinks itself if the frame goes first
     std::error_code ec_;
     std::vector<endpoint> result_;
     std::optional<cancel_callback<canceller>> on_cancel_;
