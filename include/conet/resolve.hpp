@@ -8,6 +8,8 @@
 // back to the reactor with reactor::post, the reactor's one thread-safe entry; meanwhile the
 // reactor runs everything else. Cost: one thread created per lookup (tens of microseconds,
 // next to a lookup's milliseconds), no pool to keep alive, nothing running between lookups.
+// A lookup allocates (its task frame, the block it shares with the helper, the result):
+// lookups are not on the hot path that design invariant 2 keeps free of allocations.
 //
 // Cancelling a lookup (a task handle, with_timeout, when_any) ends the wait at once with
 // operation_canceled. The helper cannot be interrupted inside getaddrinfo: it finishes on its
