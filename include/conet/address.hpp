@@ -4,7 +4,7 @@
 // Parsing is strict and never undefined: malformed text throws std::system_error with
 // std::errc::invalid_argument and a message quoting the text; the try_parse forms return
 // std::nullopt instead. Wherever a port is taken as text, a service name ("http", "mysql")
-// is looked up in the services database (/etc/services: a local file, never the network).
+// is looked up in the services database (/etc/services, a local file, by default).
 // Name resolution here (resolve, host_name(address)) blocks the calling thread: do it before
 // starting the reactor, or use async_resolve (resolve.hpp), which never blocks it.
 //
@@ -218,7 +218,8 @@ private:
 namespace detail {
 
 /// The port of a service name in the services database ("http" is 80, "mysql" 3306) for
-/// `protocol` ("tcp" or "udp"), or std::nullopt if it has none. Never touches the network.
+/// `protocol` ("tcp" or "udp"), or std::nullopt if it has none. The database is a local file
+/// (/etc/services) wherever nsswitch.conf says "services: files", as it does by default.
 inline std::optional<std::uint16_t> lookup_service(std::string_view name,
                                                    const char* protocol) noexcept {
     // getservbyname_r wants NUL-terminated text; a longer name is no service's.
