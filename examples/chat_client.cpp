@@ -6,6 +6,8 @@
 //
 //   ./chat_client [HOST] [PORT]                   (defaults: 127.0.0.1 8888)
 //
+// HOST is a name ("localhost") or an address; PORT a number or a service name.
+//
 // It talks to chat_server, to the course's servers (section 7's and the homework's), and to
 // a person answering with `nc -l 8888`. Each line goes out with its "\n", so that a line
 // server sees a line (the course's servers print it as it comes). The answer is what one
@@ -25,18 +27,16 @@
 // Ways the conversation can end, as the process's exit status.
 enum exit_status { said_goodbye = 0, failed = 1, usage = 2 };
 
-conet::task<int> chat(const std::vector<conet::endpoint>& server, example::keyboard& keyboard) {
-    // socket() + connect(), as in the course: try each address the name resolved to.
-    conet::tcp_stream conn;
+conet::task<int> chat(std::string host, std::string port, example::keyboard& keyboard) {
+    // socket.gethostbyname() + socket() + connect(), as in the course: the name ("localhost",
+    // say) is looked up on a helper thread, so Ctrl-C is heard meanwhile; then each address it
+    // has is tried in turn until one accepts.
     std::error_code ec;
-    for (const auto& address : server) {
-        conn = co_await conet::tcp_stream::connect(address, ec);
-        if (!ec) break;
-    }
+    conet::tcp_stream conn = co_await conet::connect(host, port, conet::resolve_family::any, ec);
     if (ec == std::errc::operation_canceled) throw std::system_error(ec, "connect"); // Ctrl-C
     if (ec) {
-        std::cerr << "chat_client: cannot connect to " << server.front() << ": " << ec.message()
-                  << '\n';
+        std::cerr << "chat_client: cannot connect to " << host << ':' << port << ": "
+                  << ec.message() << '\n';
         co_return failed;
     }
 
@@ -69,9 +69,9 @@ conet::task<int> next_signal(conet::signal_set& signals) {
 
 // Chats until the conversation ends or SIGINT (Ctrl-C) or SIGTERM arrives; a signal cancels
 // the chat, which closes the connection as it unwinds.
-conet::task<int> chat_until_signal(const std::vector<conet::endpoint>& server,
-                                   example::keyboard& keyboard, conet::signal_set& signals) {
-    auto first = co_await conet::when_any(chat(server, keyboard), next_signal(signals));
+conet::task<int> chat_until_signal(std::string host, std::string port, example::keyboard& keyboard,
+                                   conet::signal_set& signals) {
+    auto first = co_await conet::when_any(chat(host, port, keyboard), next_signal(signals));
     co_return first.index() == 0 ? std::get<0>(first) : said_goodbye;
 }
 
@@ -89,10 +89,8 @@ int main(int argc, char** argv) {
     example::keyboard keyboard;                 // first: see keyboard.hpp
     conet::signal_set signals{SIGINT, SIGTERM}; // Ctrl-C becomes an event we can co_await
     try {
-        // Like socket.gethostbyname(): a name such as "localhost" becomes addresses.
-        const auto server = conet::resolve(host, port);
         conet::reactor reactor;
-        return reactor.run(chat_until_signal(server, keyboard, signals));
+        return reactor.run(chat_until_signal(host, std::to_string(port), keyboard, signals));
     } catch (const std::system_error& e) {
         std::cerr << "chat_client: " << e.what() << '\n';
         return failed;

@@ -76,9 +76,9 @@ conet::task<std::string> talk(conet::tcp_stream& conn, example::keyboard& operat
 conet::task<> serve(conet::tcp_listener& listener, example::keyboard& operator_input) {
     for (;;) {
         auto [conn, peer] = co_await listener.accept(); // waits for the next client
-        std::cout << "Connect from " << peer << std::endl;
+        std::cout << "Connect from " << peer.unmapped() << std::endl;
         const std::string reason = co_await talk(conn, operator_input);
-        std::cout << "Client " << peer << " left (" << reason << ")" << std::endl;
+        std::cout << "Client " << peer.unmapped() << " left (" << reason << ")" << std::endl;
     } // `conn` is closed here, at the end of each turn of the loop
 }
 

@@ -2,8 +2,8 @@
 //
 //     PROGRAM [PORT] [--host ADDRESS]
 //
-// PORT defaults to 8888, ADDRESS to 0.0.0.0 (every interface). A bad argument prints the
-// usage on stderr and exits with status 2.
+// PORT (a number or a service name) defaults to 8888, ADDRESS to 0.0.0.0 (every interface). A bad
+// argument prints the usage on stderr and exits with status 2.
 #pragma once
 
 #include <conet/address.hpp>
@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <string_view>
+#include <system_error>
 
 namespace example {
 
@@ -21,15 +22,20 @@ namespace example {
     std::exit(2);
 }
 
-/// Parses a port number (0 to 65535) or exits with the usage.
+/// Parses a port number (0 to 65535) or a service name ("http", from /etc/services, for
+/// `protocol`), or exits with the usage.
 inline std::uint16_t port_or_exit(std::string_view text, std::string_view program,
-                                  std::string_view usage) {
-    if (auto port = conet::endpoint::parse_port(text)) return *port;
-    usage_error(program, usage, "not a port number (0 to 65535): \"" + std::string(text) + '"');
+                                  std::string_view usage, std::string_view protocol = "tcp") {
+    std::error_code ec;
+    const std::uint16_t port = conet::service_port(text, protocol, ec);
+    if (!ec) return port;
+    usage_error(program, usage,
+                "not a port number (0 to 65535) or a service name: \"" + std::string(text) + '"');
 }
 
-/// The endpoint a server listens on, from `[PORT] [--host ADDRESS]`.
-inline conet::endpoint server_endpoint(int argc, char** argv) {
+/// The endpoint a server listens on, from `[PORT] [--host ADDRESS]`; PORT may be a service
+/// name of `protocol`.
+inline conet::endpoint server_endpoint(int argc, char** argv, std::string_view protocol = "tcp") {
     const std::string_view program = argc > 0 ? argv[0] : "server";
     const std::string_view usage = "[PORT] [--host ADDRESS]   (defaults: 8888, 0.0.0.0)";
     conet::ip_address host = conet::ip_address::any();
@@ -48,7 +54,7 @@ inline conet::endpoint server_endpoint(int argc, char** argv) {
             std::cout << "usage: " << program << ' ' << usage << '\n';
             std::exit(0);
         } else if (!have_port) {
-            port = port_or_exit(arg, program, usage);
+            port = port_or_exit(arg, program, usage, protocol);
             have_port = true;
         } else {
             usage_error(program, usage, "unexpected argument \"" + std::string(arg) + '"');

@@ -17,7 +17,8 @@ conet::task<> receive(conet::udp_socket& sock) {
     for (;;) {
         // recvfrom(): one whole datagram, and who sent it.
         auto [size, sender] = co_await sock.recv_from(buffer);
-        std::cout << sender << ": " << std::string_view(buffer.data(), size) << std::endl;
+        std::cout << sender.unmapped() << ": " << std::string_view(buffer.data(), size)
+                  << std::endl;
         // sendto(): the acknowledgement goes back to that sender. It may be lost: UDP does
         // not promise delivery, and the sender must cope.
         co_await sock.send_to("ack: received " + std::to_string(size) + " bytes", sender);
@@ -34,7 +35,7 @@ conet::task<> run_until_signal(conet::udp_socket& sock, conet::signal_set& signa
 }
 
 int main(int argc, char** argv) {
-    const conet::endpoint where = example::server_endpoint(argc, argv);
+    const conet::endpoint where = example::server_endpoint(argc, argv, "udp");
     conet::signal_set signals{SIGINT, SIGTERM};
     try {
         auto sock = conet::udp_socket::bind(where); // socket(AF_INET, SOCK_DGRAM) + bind()

@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
     if (positional.size() > 2) example::usage_error(program, usage, "too many arguments");
     const std::string host(positional.size() > 0 ? positional[0] : "127.0.0.1");
     const std::uint16_t port =
-        positional.size() > 1 ? example::port_or_exit(positional[1], program, usage) : 8888;
+        positional.size() > 1 ? example::port_or_exit(positional[1], program, usage, "udp") : 8888;
     const auto timeout = std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
 
     try {

@@ -121,9 +121,37 @@ void addresses() {
     // row: `resolve(host, port)`, `resolve("host:port")`
     std::vector<conet::endpoint> found = conet::resolve("localhost", 80);
     found = conet::resolve("localhost:80");
+    // row: `resolve(host, service, family)`, `resolve_family`
+    found = conet::resolve("localhost", "http", conet::resolve_family::v4);
+    // row: `service_port(name, protocol)`
+    const std::uint16_t mysql = conet::service_port("mysql", "tcp");
     // row: `host_name()`
     const std::string name = conet::host_name();
-    std::cout << found.size() << name;
+    // row: `host_name(address)`
+    const std::string local = conet::host_name(conet::ip_address::loopback());
+    // row: `ip_address::unmapped()`, `is_v4_mapped()`, `endpoint::unmapped()`
+    const bool mapped = a.is_v4_mapped();
+    a = a.unmapped();
+    e = e.unmapped();
+    // row: `to_network_order()`, `from_network_order(n)`, `to_host_order()`, `from_host_order(n)`
+    std::uint32_t s_addr = a.to_network_order();
+    a = conet::ip_address::from_network_order(s_addr);
+    s_addr = a.to_host_order();
+    a = conet::ip_address::from_host_order(s_addr);
+    // row: `host_to_network(n)`, `network_to_host(n)`
+    const std::uint16_t port = conet::network_to_host(conet::host_to_network(std::uint16_t{80}));
+    std::cout << found.size() << name << mysql << local << mapped << port;
+}
+
+conet::task<> names() {
+    // row: `async_resolve(host, service, family)`
+    std::vector<conet::endpoint> found = co_await conet::async_resolve("localhost", "http");
+    std::error_code ec;
+    found = co_await conet::with_timeout(
+        conet::async_resolve("localhost", "80", conet::resolve_family::any, ec), 1s);
+    // row: `connect(host, service, family)`
+    conet::tcp_stream conn = co_await conet::connect("localhost", "8888");
+    conn = co_await conet::connect("localhost", "http", conet::resolve_family::v6, ec);
 }
 
 conet::task<> tcp() {

@@ -2,8 +2,14 @@
 // malformed input, name resolution and the course's host helpers.
 #include <conet/address.hpp>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <bit>
+#include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include "catch.hpp"
 
@@ -109,7 +115,136 @@ TEST_CASE("resolve looks names up, and reports failures clearly", "[address]") {
     CHECK(conet::resolve("127.0.0.1", 80).front() == endpoint::parse("127.0.0.1:80"));
     CHECK_THROWS_WITH(conet::resolve("localhost"), Catch::Contains("expected HOST:PORT"));
     CHECK_THROWS_WITH(conet::resolve("localhost:99999"), Catch::Contains("invalid endpoint"));
-    // Failed lookups are not exercised here: they would send a DNS query off this machine.
+    // Names under "invalid" (RFC 6761) fail at once, without a DNS query off this machine.
+    CHECK_THROWS_WITH(conet::resolve("nothing.invalid", 80),
+                      "resolve nothing.invalid: Name or service not known");
+    CHECK_THROWS_WITH(conet::resolve("INVALID.", 80), Catch::Contains("resolve INVALID."));
+    std::error_code ec;
+    CHECK(conet::resolve("a.b.invalid", 80, ec).empty());
+    CHECK(ec == std::error_code(EAI_NONAME, conet::detail::resolve_category()));
+    // "invalidx" and "invalid.example" are ordinary names, not reserved ones.
+    CHECK_FALSE(conet::detail::is_invalid_name("invalidx"));
+    CHECK_FALSE(conet::detail::is_invalid_name("xinvalid"));
+    CHECK_FALSE(conet::detail::is_invalid_name("invalid.example"));
+    CHECK(conet::detail::is_invalid_name("x.Invalid"));
+}
+
+TEST_CASE("resolve takes service names and an address family", "[address]") {
+    const auto http = conet::resolve("localhost:http");
+    REQUIRE_FALSE(http.empty());
+    CHECK(http.front().port() == 80);
+    CHECK(conet::resolve("127.0.0.1", "ssh").front() == endpoint::parse("127.0.0.1:22"));
+    CHECK(conet::resolve("127.0.0.1", "8080").front() == endpoint::parse("127.0.0.1:8080"));
+    for (const auto& e : conet::resolve("localhost", 80, conet::resolve_family::v4))
+        CHECK(e.address().is_v4());
+    // ::1 as text is found only as IPv6; asking for IPv4 only finds nothing, an error.
+    CHECK(conet::resolve("::1", 80, conet::resolve_family::v6).front() ==
+          endpoint::parse("[::1]:80"));
+    std::error_code ec;
+    CHECK(conet::resolve("::1", 80, conet::resolve_family::v4, ec).empty());
+    CHECK(ec);
+    CHECK_THROWS_WITH(conet::resolve("localhost", "no-such-service"),
+                      "resolve localhost: service \"no-such-service\": Unknown service name");
+    CHECK_THROWS_WITH(conet::resolve("localhost:no-such-service"),
+                      Catch::Contains("Unknown service name"));
+    CHECK(conet::resolve("localhost", "no-such-service", conet::resolve_family::any, ec).empty());
+    CHECK(ec == std::error_code(EAI_SERVICE, conet::detail::resolve_category()));
+}
+
+TEST_CASE("service_port is the course's getservbyname", "[address]") {
+    CHECK(conet::service_port("mysql") == 3306);
+    CHECK(conet::service_port("http") == 80);
+    CHECK(conet::service_port("domain", "udp") == 53);
+    CHECK(conet::service_port("8888") == 8888);
+    CHECK_THROWS_WITH(conet::service_port("no-such-service"),
+                      "service \"no-such-service\": Unknown service name");
+    std::error_code ec;
+    CHECK(conet::service_port("", "tcp", ec) == 0);
+    CHECK(ec);
+    CHECK(conet::service_port(std::string(100, 'x'), "tcp", ec) == 0);
+    CHECK(ec);
+    CHECK(conet::service_port(std::string_view("http\0x", 6), "tcp", ec) == 0);
+    CHECK(ec);
+    CHECK(conet::service_port("99999", "tcp", ec) == 0); // not a port, and no service's name
+    CHECK(ec);
+}
+
+TEST_CASE("endpoint text takes a service name for the port", "[address]") {
+    CHECK(endpoint::parse("127.0.0.1:http") == endpoint::parse("127.0.0.1:80"));
+    CHECK(endpoint::parse("[::1]:https") == endpoint::parse("[::1]:443"));
+    CHECK_FALSE(endpoint::try_parse("127.0.0.1:no-such-service"));
+    CHECK_THROWS_WITH(endpoint::parse("127.0.0.1:no-such-service"),
+                      Catch::Contains("invalid endpoint \"127.0.0.1:no-such-service\""));
+    CHECK_FALSE(endpoint::try_parse("localhost:http")); // host names are resolve()'s job
+}
+
+TEST_CASE("host_name(address) is the course's gethostbyaddr", "[address]") {
+    CHECK(conet::host_name(ip_address::loopback()) == "localhost");
+    // An IPv4-mapped address is looked up as its IPv4 address.
+    CHECK(conet::host_name(ip_address::parse("::ffff:127.0.0.1")) == "localhost");
+    // The unspecified address names no host: an error at once, without asking a DNS server.
+    CHECK_THROWS_WITH(conet::host_name(ip_address::any()),
+                      "host_name 0.0.0.0: " +
+                          std::make_error_code(std::errc::invalid_argument).message());
+    std::error_code ec;
+    CHECK(conet::host_name(ip_address::any(conet::ip_family::v6), ec).empty());
+    CHECK(ec == std::errc::invalid_argument);
+}
+
+// True if /etc/hosts names `host`: then looking it up stays on this machine.
+static bool in_hosts_file(const std::string& host) {
+    std::ifstream hosts("/etc/hosts");
+    for (std::string word; hosts >> word;)
+        if (word == host) return true;
+    return false;
+}
+
+TEST_CASE("the machine's own name resolves", "[address]") {
+    const std::string self = conet::host_name();
+    if (!in_hosts_file(self)) {
+        WARN("not in /etc/hosts, so not looked up (a DNS query would leave the machine): " + self);
+        return;
+    }
+    const auto found = conet::resolve(self, 80);
+    CHECK_FALSE(found.empty());
+}
+
+TEST_CASE("IPv4 addresses convert to and from 32-bit numbers", "[address]") {
+    const auto a = ip_address::parse("192.168.1.2");
+    CHECK(a.to_host_order() == 0xc0a80102u);
+    CHECK(a.to_network_order() == htonl(0xc0a80102u));
+    CHECK(ip_address::from_host_order(0x7f000001u) == ip_address::loopback());
+    CHECK(ip_address::from_network_order(htonl(0xc0a80102u)) == a);
+    in_addr in{};
+    REQUIRE(::inet_aton("10.1.2.3", &in) == 1);
+    CHECK(ip_address::from_network_order(in.s_addr) == ip_address::parse("10.1.2.3"));
+    CHECK(ip_address::parse("10.1.2.3").to_network_order() == in.s_addr);
+    CHECK(ip_address::parse("::ffff:10.1.2.3").to_network_order() == in.s_addr);
+    CHECK_THROWS_WITH(ip_address::parse("::1").to_host_order(),
+                      Catch::Contains("::1 is not an IPv4 address"));
+    CHECK(conet::host_to_network(std::uint16_t{0x1234}) == htons(0x1234));
+    CHECK(conet::host_to_network(std::uint32_t{0x12345678}) == htonl(0x12345678));
+    CHECK(conet::network_to_host(htons(8888)) == 8888);
+    CHECK(conet::network_to_host(htonl(0xc0a80102u)) == 0xc0a80102u);
+    static_assert(conet::host_to_network(std::uint16_t{1}) == 0x0100 ||
+                  std::endian::native == std::endian::big);
+}
+
+TEST_CASE("IPv4-mapped addresses unmap, and count as what they map", "[address]") {
+    const auto mapped = ip_address::parse("::ffff:127.0.0.1");
+    CHECK(mapped.is_v4_mapped());
+    CHECK(mapped.unmapped() == ip_address::loopback());
+    CHECK(mapped.is_loopback());
+    CHECK(ip_address::parse("::ffff:0.0.0.0").is_unspecified());
+    CHECK_FALSE(ip_address::parse("::ffff:10.0.0.1").is_loopback());
+    CHECK_FALSE(ip_address::parse("::1").is_v4_mapped());
+    CHECK_FALSE(ip_address::parse("::127.0.0.1").is_v4_mapped()); // deprecated v4-compatible
+    CHECK_FALSE(ip_address::parse("::127.0.0.1").is_loopback());
+    CHECK_FALSE(ip_address::parse("127.0.0.1").is_v4_mapped());
+    CHECK(ip_address::parse("::1").unmapped() == ip_address::parse("::1"));
+    CHECK(ip_address::parse("10.0.0.1").unmapped() == ip_address::parse("10.0.0.1"));
+    CHECK(endpoint::parse("[::ffff:1.2.3.4]:7").unmapped().to_string() == "1.2.3.4:7");
+    CHECK(mapped != ip_address::loopback()); // equality stays exact: two different addresses
 }
 
 TEST_CASE("host_name is this machine's name", "[address]") {

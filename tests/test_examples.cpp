@@ -490,6 +490,49 @@ TEST_CASE("udp_receiver acknowledges each datagram and udp_sender waits a bounde
     CHECK(lonely.wait() == 0);
 }
 
+TEST_CASE("broadcast_sender's datagram reaches every broadcast_receiver on the port",
+          "[examples]") {
+    // Sent to loopback's broadcast address only: nothing leaves the machine.
+    child_process first(example("broadcast_receiver"), {"0"});
+    const auto port = std::to_string(listening_port(first.read_line()));
+    child_process second(example("broadcast_receiver"), {port});
+    CHECK(second.read_line() == "Listening on 0.0.0.0:" + port);
+    child_process sender(example("broadcast_sender"), {"127.255.255.255", port}, "hello all\n");
+    CHECK(sender.read_line() == "sent 9 bytes to 127.255.255.255:" + port);
+    CHECK(sender.wait() == 0);
+    for (child_process* receiver : {&first, &second}) {
+        const auto line = receiver->read_line();
+        REQUIRE(line.has_value());
+        CHECK(line->rfind("127.0.0.1:", 0) == 0);
+        CHECK(line->ends_with(": hello all"));
+        receiver->send_signal(SIGTERM);
+        CHECK(receiver->wait() == 0);
+    }
+}
+
+TEST_CASE("broadcast_sender refuses what is not an IPv4 address", "[examples]") {
+    check_usage_error("broadcast_sender", {"::1"});
+    check_usage_error("broadcast_sender", {"everyone"});
+    check_usage_error("broadcast_receiver", {"no-such-service"});
+}
+
+TEST_CASE("chat_client finds its server by name, and names a host that does not resolve",
+          "[examples]") {
+    conet::reactor r;
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const auto port = std::to_string(listener.local_endpoint().port());
+    child_process client(example("chat_client"), {"localhost", port}, "hello\n##\n");
+    auto heard = run_bounded(r, answer_every_line(listener));
+    CHECK(heard == std::vector<std::string>{"hello", "##"});
+    CHECK(client.read_line() == "server: reply to hello");
+    CHECK(client.wait() == 0);
+
+    child_process lost(example("chat_client"), {"nothing.invalid", port}, "");
+    CHECK(lost.read_stderr() == "chat_client: cannot connect to nothing.invalid:" + port +
+                                    ": Name or service not known\n");
+    CHECK(lost.wait() == 1);
+}
+
 TEST_CASE("echo_server echoes megabytes from many concurrent clients, byte for byte",
           "[examples]") {
     // One reactor, or three sharing the port (the kernel spreads the clients among them).

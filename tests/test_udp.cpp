@@ -145,3 +145,39 @@ TEST_CASE("UDP over IPv6 loopback", "[udp]") {
     };
     run_bounded(body());
 }
+
+TEST_CASE("broadcast needs SO_BROADCAST, and reaches every receiver on the port", "[udp]") {
+    // Only to loopback's own broadcast address, 127.255.255.255: nothing leaves the machine.
+    // The receivers bind 0.0.0.0, as a broadcast receiver must (a socket bound to 127.0.0.1
+    // is not given broadcasts), with SO_REUSEADDR so that two of them share one port.
+    auto body = []() -> conet::task<> {
+        auto first =
+            conet::udp_socket::bind({conet::ip_address::any(), 0}, {.reuse_address = true});
+        const std::uint16_t port = first.local_endpoint().port();
+        auto second =
+            conet::udp_socket::bind({conet::ip_address::any(), port}, {.reuse_address = true});
+        const conet::endpoint everyone{conet::ip_address::parse("127.255.255.255"), port};
+
+        auto sender = conet::udp_socket::open();
+        CHECK_FALSE(sender.get_option<conet::option::broadcast>().value);
+        std::error_code ec;
+        co_await sender.send_to("nobody hears this", everyone, ec);
+        CHECK(ec == std::errc::permission_denied); // EACCES: broadcasting was not asked for
+
+        sender.set_broadcast(true);
+        CHECK(sender.get_option<conet::option::broadcast>().value);
+        co_await sender.send_to("to all", everyone);
+        for (conet::udp_socket* receiver : {&first, &second}) {
+            char buf[64];
+            auto [size, from] =
+                co_await conet::with_timeout(receiver->recv_from(buf), std::chrono::seconds(2));
+            CHECK(std::string(buf, size) == "to all");
+            CHECK(from.address().is_loopback());
+        }
+        // Both got the one datagram, and nothing else came.
+        char buf[64];
+        co_await conet::with_timeout(first.recv_from(buf, ec), std::chrono::milliseconds(20));
+        CHECK(ec == std::errc::timed_out);
+    };
+    run_bounded(body());
+}

@@ -3,8 +3,10 @@
 //
 // Parsing is strict and never undefined: malformed text throws std::system_error with
 // std::errc::invalid_argument and a message quoting the text; the try_parse forms return
-// std::nullopt instead. Name resolution (resolve) blocks the calling thread: do it before
-// starting the reactor, or accept the pause.
+// std::nullopt instead. Wherever a port is taken as text, a service name ("http", "mysql")
+// is looked up in the services database (/etc/services, a local file, by default).
+// Name resolution here (resolve, host_name(address)) blocks the calling thread: do it before
+// starting the reactor, or use async_resolve (resolve.hpp), which never blocks it.
 //
 // (Over 300 lines: addresses, endpoints and their text forms, parsed and printed, are one
 // concept; lookup by name is the rest.)
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <climits>
 #include <compare>
@@ -56,6 +59,28 @@ constexpr bool parse_decimal(std::string_view text, T& value) noexcept {
 
 /// The IP version of an address.
 enum class ip_family { v4, v6 };
+
+/// Which addresses a name lookup may return: both families, or only one.
+enum class resolve_family { any, v4, v6 };
+
+/// A 16-bit value from host to network byte order (big-endian): the course's htons().
+constexpr std::uint16_t host_to_network(std::uint16_t v) noexcept {
+    if constexpr (std::endian::native == std::endian::big) return v;
+    return static_cast<std::uint16_t>((v << 8) | (v >> 8));
+}
+/// A 32-bit value from host to network byte order (big-endian): htonl().
+constexpr std::uint32_t host_to_network(std::uint32_t v) noexcept {
+    if constexpr (std::endian::native == std::endian::big) return v;
+    return (v << 24) | ((v << 8) & 0x00ff0000u) | ((v >> 8) & 0x0000ff00u) | (v >> 24);
+}
+/// From network to host byte order: ntohs(). (A swap is its own inverse.)
+constexpr std::uint16_t network_to_host(std::uint16_t v) noexcept {
+    return host_to_network(v);
+}
+/// From network to host byte order: ntohl().
+constexpr std::uint32_t network_to_host(std::uint32_t v) noexcept {
+    return host_to_network(v);
+}
 
 /// An IPv4 or IPv6 address (with an IPv6 scope id for link-local addresses).
 class ip_address {
@@ -127,6 +152,32 @@ public:
         return a;
     }
 
+    /// An IPv4 address from the 32-bit value of a `struct in_addr` (`s_addr`, network byte
+    /// order), as inet_aton() fills it in: the course's inet_ntoa() input.
+    static constexpr ip_address from_network_order(std::uint32_t s_addr) noexcept {
+        return from_host_order(network_to_host(s_addr));
+    }
+    /// An IPv4 address from its value in host byte order: 0x7f000001 is 127.0.0.1.
+    static constexpr ip_address from_host_order(std::uint32_t value) noexcept {
+        return v4({static_cast<std::uint8_t>(value >> 24), static_cast<std::uint8_t>(value >> 16),
+                   static_cast<std::uint8_t>(value >> 8), static_cast<std::uint8_t>(value)});
+    }
+
+    /// The IPv4 address as a `struct in_addr`'s `s_addr` (network byte order), what
+    /// inet_aton() yields. An IPv4-mapped IPv6 address gives its IPv4 address; any other
+    /// IPv6 address throws std::system_error (invalid_argument) naming it.
+    std::uint32_t to_network_order() const { return host_to_network(to_host_order()); }
+    /// The IPv4 address as a number in host byte order: 127.0.0.1 is 0x7f000001. Throws as
+    /// to_network_order() does.
+    std::uint32_t to_host_order() const {
+        const ip_address a = unmapped();
+        if (!a.is_v4())
+            detail::throw_error(std::make_error_code(std::errc::invalid_argument),
+                                "ip_address: " + to_string() + " is not an IPv4 address");
+        return std::uint32_t{a.bytes_[0]} << 24 | std::uint32_t{a.bytes_[1]} << 16 |
+               std::uint32_t{a.bytes_[2]} << 8 | std::uint32_t{a.bytes_[3]};
+    }
+
     ip_family family() const noexcept { return family_; }
     bool is_v4() const noexcept { return family_ == ip_family::v4; }
     bool is_v6() const noexcept { return family_ == ip_family::v6; }
@@ -137,11 +188,31 @@ public:
         return {bytes_.data(), is_v4() ? std::size_t{4} : std::size_t{16}};
     }
 
-    /// 127.0.0.0/8 or ::1.
-    bool is_loopback() const noexcept {
-        return is_v4() ? bytes_[0] == 127 : *this == loopback(ip_family::v6);
+    /// An IPv4 address in IPv6 clothes, ::ffff:a.b.c.d: what a dual-stack IPv6 socket (bound
+    /// to ::) reports for an IPv4 peer.
+    bool is_v4_mapped() const noexcept {
+        if (!is_v6()) return false;
+        for (std::size_t i = 0; i < 10; ++i)
+            if (bytes_[i] != 0) return false;
+        return bytes_[10] == 0xff && bytes_[11] == 0xff;
     }
-    bool is_unspecified() const noexcept { return *this == any(family_); }
+    /// The IPv4 address of an IPv4-mapped one (::ffff:127.0.0.1 gives 127.0.0.1); any other
+    /// address is returned as it is. Print a peer this way to show the address it has.
+    ip_address unmapped() const noexcept {
+        if (!is_v4_mapped()) return *this;
+        return v4({bytes_[12], bytes_[13], bytes_[14], bytes_[15]});
+    }
+
+    /// 127.0.0.0/8 or ::1, also when IPv4-mapped (::ffff:127.0.0.1 is this host too).
+    bool is_loopback() const noexcept {
+        const ip_address a = unmapped();
+        return a.is_v4() ? a.bytes_[0] == 127 : a == loopback(ip_family::v6);
+    }
+    /// 0.0.0.0, :: or ::ffff:0.0.0.0: no address in particular.
+    bool is_unspecified() const noexcept {
+        const ip_address a = unmapped();
+        return a == any(a.family_);
+    }
 
     /// "127.0.0.1", "::1", "fe80::1%2" (the course's inet_ntoa, for both families).
     std::string to_string() const {
@@ -161,6 +232,29 @@ private:
     std::uint32_t scope_id_ = 0;
 };
 
+namespace detail {
+
+/// The port of a service name in the services database ("http" is 80, "mysql" 3306) for
+/// `protocol` ("tcp" or "udp"), or std::nullopt if it has none. The database is a local file
+/// (/etc/services) wherever nsswitch.conf says "services: files", as it does by default.
+inline std::optional<std::uint16_t> lookup_service(std::string_view name,
+                                                   const char* protocol) noexcept {
+    // getservbyname_r wants NUL-terminated text; a longer name is no service's.
+    char text[64];
+    if (name.empty() || name.size() >= sizeof text || name.find('\0') != name.npos)
+        return std::nullopt;
+    std::memcpy(text, name.data(), name.size());
+    text[name.size()] = '\0';
+    servent entry{};
+    servent* found = nullptr;
+    char buf[1024];
+    if (::getservbyname_r(text, protocol, &entry, buf, sizeof buf, &found) != 0 || !found)
+        return std::nullopt;
+    return network_to_host(static_cast<std::uint16_t>(found->s_port));
+}
+
+} // namespace detail
+
 /// An IP address and a port: where a socket is bound, or whom it talks to.
 class endpoint {
 public:
@@ -169,24 +263,28 @@ public:
     constexpr endpoint(ip_address address, std::uint16_t port) noexcept
         : address_(address), port_(port) {}
 
-    /// Parses "127.0.0.1:8888", "[::1]:8888" or "0.0.0.0:0". Names are not looked up here:
-    /// use resolve() for "localhost:8888".
+    /// Parses "127.0.0.1:8888", "[::1]:8888", "0.0.0.0:0" or "127.0.0.1:http" (a TCP
+    /// service name, from the services database). Host names are not looked up here: use
+    /// resolve() for "localhost:8888".
     static endpoint parse(std::string_view text) {
         if (auto e = try_parse(text)) return *e;
         detail::throw_error(std::make_error_code(std::errc::invalid_argument),
                             "invalid endpoint \"" + std::string(text) +
-                                "\" (expected IPv4:PORT or [IPv6]:PORT)");
+                                "\" (expected IPv4:PORT or [IPv6]:PORT, PORT a number or a "
+                                "service name)");
     }
 
-    /// Like parse(), but returns std::nullopt for malformed text.
+    /// Like parse(), but returns std::nullopt for malformed text (or an unknown service).
     static std::optional<endpoint> try_parse(std::string_view text) noexcept {
         std::string_view host;
         std::string_view port;
         if (!split_host_port(text, host, port)) return std::nullopt;
         const bool bracketed = text.front() == '[';
         auto address = ip_address::try_parse(host);
+        if (!address) return std::nullopt;
         auto number = parse_port(port);
-        if (!address || !number) return std::nullopt;
+        if (!number) number = detail::lookup_service(port, "tcp");
+        if (!number) return std::nullopt;
         if (bracketed != address->is_v6()) return std::nullopt; // "[1.2.3.4]:1" or "::1:80"
         return endpoint{*address, *number};
     }
@@ -222,6 +320,10 @@ public:
     const ip_address& address() const noexcept { return address_; }
     std::uint16_t port() const noexcept { return port_; }
     ip_family family() const noexcept { return address_.family(); }
+
+    /// The same endpoint with its address unmapped (see ip_address::unmapped): a dual-stack
+    /// server's IPv4 peer [::ffff:127.0.0.1]:40312 prints as 127.0.0.1:40312.
+    endpoint unmapped() const noexcept { return {address_.unmapped(), port_}; }
 
     /// "127.0.0.1:8888" or "[::1]:8888".
     std::string to_string() const {
@@ -299,7 +401,12 @@ inline int to_af(ip_family f) noexcept {
 class resolve_category_impl final : public std::error_category {
 public:
     const char* name() const noexcept override { return "resolve"; }
-    std::string message(int value) const override { return ::gai_strerror(value); }
+    std::string message(int value) const override {
+        // conet looks service names up itself, so EAI_SERVICE always means "no such service"
+        // (getaddrinfo's own text speaks of socket types).
+        if (value == EAI_SERVICE) return "Unknown service name";
+        return ::gai_strerror(value);
+    }
 };
 
 inline const std::error_category& resolve_category() noexcept {
@@ -307,29 +414,59 @@ inline const std::error_category& resolve_category() noexcept {
     return instance;
 }
 
-} // namespace detail
+/// A getaddrinfo/getnameinfo result as an error_code.
+inline std::error_code gai_code(int rc, int saved_errno) noexcept {
+    return rc == EAI_SYSTEM ? errno_code(saved_errno) : std::error_code(rc, resolve_category());
+}
 
-/// Looks up `host` (a name such as "localhost", or a numeric address) and returns its
-/// endpoints with `port`, in the order the system prefers. Blocks the calling thread.
-/// On failure sets `ec` (category "resolve", or an errno) and returns an empty vector.
-inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
-                                     std::error_code& ec) {
+/// True for "invalid" and the names under it: RFC 6761 reserves them never to exist, and asks
+/// resolver libraries to say so at once. glibc asks the DNS server instead; conet does not.
+inline bool is_invalid_name(std::string_view host) noexcept {
+    if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+    constexpr std::string_view tld = "invalid";
+    if (host.size() < tld.size()) return false;
+    if (host.size() > tld.size() && host[host.size() - tld.size() - 1] != '.') return false;
+    for (std::size_t i = 0; i < tld.size(); ++i) {
+        char c = host[host.size() - tld.size() + i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (c != tld[i]) return false;
+    }
+    return true;
+}
+
+/// A port from text: a number, else a service name for `protocol`; EAI_SERVICE if neither.
+inline std::uint16_t port_from_text(std::string_view service, const char* protocol,
+                                    std::error_code& ec) noexcept {
     ec.clear();
-    const std::string name(host);
+    if (auto port = endpoint::parse_port(service)) return *port;
+    if (auto port = lookup_service(service, protocol)) return *port;
+    ec = std::error_code(EAI_SERVICE, resolve_category());
+    return 0;
+}
+
+/// getaddrinfo for `host` (blocking), each address once, with `port`.
+inline std::vector<endpoint> lookup_host(const std::string& host, std::uint16_t port,
+                                         resolve_family family, std::error_code& ec) {
+    ec.clear();
+    if (is_invalid_name(host)) {
+        ec = std::error_code(EAI_NONAME, resolve_category());
+        return {};
+    }
     addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
+    hints.ai_family = family == resolve_family::v4   ? AF_INET
+                      : family == resolve_family::v6 ? AF_INET6
+                                                     : AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM; // one entry per address rather than per socket type
     addrinfo* list = nullptr;
-    const int rc = ::getaddrinfo(name.c_str(), nullptr, &hints, &list);
+    const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
     if (rc != 0) {
-        ec = rc == EAI_SYSTEM ? detail::errno_code(errno)
-                              : std::error_code(rc, detail::resolve_category());
+        ec = gai_code(rc, errno);
         return {};
     }
     std::vector<endpoint> result;
     for (const addrinfo* ai = list; ai; ai = ai->ai_next) {
         if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-        detail::sockaddr_any sa;
+        sockaddr_any sa;
         std::memcpy(&sa.storage, ai->ai_addr, ai->ai_addrlen);
         sa.length = ai->ai_addrlen;
         endpoint e{sa.to_endpoint().address(), port};
@@ -342,27 +479,89 @@ inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
     return result;
 }
 
-/// Like resolve(host, port, ec), but throws std::system_error ("resolve HOST: reason").
-inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port) {
+/// What a failed lookup of `host` with `service` is called in an exception.
+inline std::string resolve_what(std::string_view host, std::string_view service,
+                                const std::error_code& ec) {
+    if (ec == std::error_code(EAI_SERVICE, resolve_category()))
+        return "resolve " + std::string(host) + ": service \"" + std::string(service) + '"';
+    return "resolve " + std::string(host);
+}
+
+} // namespace detail
+
+/// The port of a service: a number ("8080"), or a name looked up in the services database
+/// ("mysql" gives 3306, the course's getservbyname) for `protocol` ("tcp" or "udp"). An
+/// unknown name sets `ec` (category "resolve", "Unknown service name") and returns 0.
+inline std::uint16_t service_port(std::string_view service, std::string_view protocol,
+                                  std::error_code& ec) {
+    return detail::port_from_text(service, std::string(protocol).c_str(), ec);
+}
+
+/// Like service_port(service, protocol, ec), but throws std::system_error naming the service:
+/// `service "nope": Unknown service name`.
+inline std::uint16_t service_port(std::string_view service, std::string_view protocol = "tcp") {
     std::error_code ec;
-    auto result = resolve(host, port, ec);
+    const std::uint16_t port = service_port(service, protocol, ec);
+    if (ec) detail::throw_error(ec, "service \"" + std::string(service) + '"');
+    return port;
+}
+
+/// Looks up `host` (a name such as "localhost", or a numeric address) and returns its
+/// endpoints with `port`, in the order the system prefers, of `family` only if it is not
+/// `any`. Blocks the calling thread. On failure sets `ec` (category "resolve", or an errno)
+/// and returns an empty vector. Names under "invalid" (RFC 6761) fail at once, unasked.
+inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
+                                     resolve_family family, std::error_code& ec) {
+    return detail::lookup_host(std::string(host), port, family, ec);
+}
+/// resolve(host, port, family, ec) for both families.
+inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
+                                     std::error_code& ec) {
+    return resolve(host, port, resolve_family::any, ec);
+}
+
+/// Like resolve(host, port, family, ec), but throws std::system_error ("resolve HOST: reason").
+inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
+                                     resolve_family family = resolve_family::any) {
+    std::error_code ec;
+    auto result = resolve(host, port, family, ec);
     if (ec) detail::throw_error(ec, "resolve " + std::string(host));
     return result;
 }
 
-/// Resolves "HOST:PORT" text ("localhost:8888", "[::1]:80", "10.0.0.1:22"). Throws
-/// std::system_error: invalid_argument for text that is not HOST:PORT, or the lookup's error.
-inline std::vector<endpoint> resolve(std::string_view host_and_port) {
+/// Looks up `host` with a service: a port number as text or a service name ("http"); an
+/// unknown service sets `ec` to "Unknown service name" before any host lookup.
+inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                                     resolve_family family, std::error_code& ec) {
+    const std::uint16_t port = detail::port_from_text(service, "tcp", ec);
+    if (ec) return {};
+    return resolve(host, port, family, ec);
+}
+
+/// Like resolve(host, service, family, ec), but throws std::system_error: "resolve HOST:
+/// reason", or "resolve HOST: service "NAME": Unknown service name".
+inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                                     resolve_family family = resolve_family::any) {
+    std::error_code ec;
+    auto result = resolve(host, service, family, ec);
+    if (ec) detail::throw_error(ec, detail::resolve_what(host, service, ec));
+    return result;
+}
+
+/// Resolves "HOST:PORT" text ("localhost:8888", "[::1]:80", "10.0.0.1:22", "localhost:http").
+/// Throws std::system_error: invalid_argument for text that is not HOST:PORT, or the lookup's
+/// error (an unknown service included).
+inline std::vector<endpoint> resolve(std::string_view host_and_port,
+                                     resolve_family family = resolve_family::any) {
     std::string_view host;
-    std::string_view port_text;
-    std::optional<std::uint16_t> port;
-    if (endpoint::split_host_port(host_and_port, host, port_text))
-        port = endpoint::parse_port(port_text);
-    if (!port)
+    std::string_view service;
+    if (!endpoint::split_host_port(host_and_port, host, service) || service.empty() ||
+        (endpoint::parse_port(service) == std::nullopt &&
+         service.find_first_not_of("0123456789") == std::string_view::npos))
         detail::throw_error(std::make_error_code(std::errc::invalid_argument),
                             "invalid endpoint \"" + std::string(host_and_port) +
                                 "\" (expected HOST:PORT)");
-    return resolve(host, *port);
+    return resolve(host, service, family);
 }
 
 /// The name of this machine (the course's socket.gethostname()).
@@ -371,6 +570,36 @@ inline std::string host_name() {
     if (::gethostname(buf, sizeof buf - 1) < 0)
         detail::throw_error(detail::errno_code(errno), "gethostname");
     return buf;
+}
+
+/// The name of the host at `address` (the course's gethostbyaddr; getnameinfo underneath): a
+/// reverse lookup, which blocks like resolve(). An IPv4-mapped address is looked up as IPv4.
+/// No name sets `ec` (category "resolve"); the unspecified address (0.0.0.0, ::) names no host
+/// and gives invalid_argument at once, without asking anyone.
+inline std::string host_name(const ip_address& address, std::error_code& ec) {
+    ec.clear();
+    const ip_address a = address.unmapped();
+    if (a.is_unspecified()) {
+        ec = std::make_error_code(std::errc::invalid_argument);
+        return {};
+    }
+    const detail::sockaddr_any sa(endpoint{a, 0});
+    char name[NI_MAXHOST];
+    const int rc = ::getnameinfo(sa.get(), sa.length, name, sizeof name, nullptr, 0, NI_NAMEREQD);
+    if (rc != 0) {
+        ec = detail::gai_code(rc, errno);
+        return {};
+    }
+    return name;
+}
+
+/// Like host_name(address, ec), but throws std::system_error naming the address:
+/// "host_name 192.0.2.1: Name or service not known".
+inline std::string host_name(const ip_address& address) {
+    std::error_code ec;
+    std::string name = host_name(address, ec);
+    if (ec) detail::throw_error(ec, "host_name " + address.to_string());
+    return name;
 }
 
 } // namespace conet

@@ -1,7 +1,7 @@
 // conet/conet.hpp - everything conet offers, in one include.
 #pragma once
 
-#include "address.hpp"       // ip_address, endpoint, resolve, host_name
+#include "address.hpp"       // ip_address, endpoint, resolve, host_name, service_port
 #include "buffer.hpp"        // mutable_buffer, const_buffer
 #include "cancel.hpp"        // cancel_token, cancel_callback
 #include "error.hpp"         // conet::error, how failures are reported
@@ -9,6 +9,7 @@
 #include "line_reader.hpp"   // line_reader
 #include "reactor.hpp"       // reactor: run, spawn, stop, post, work_guard; yield
 #include "reactor_pool.hpp"  // reactor_pool: one reactor per core
+#include "resolve.hpp"       // async_resolve, connect(host, service)
 #include "scheduling.hpp"    // yield, resumption
 #include "signal.hpp"        // signal_set
 #include "socket_option.hpp" // set_option, get_option: conet::option::reuse_port, ...
