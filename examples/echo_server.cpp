@@ -11,7 +11,6 @@
 // threads. SIGINT or SIGTERM stops every reactor; the server then exits with status 0.
 #include <conet/conet.hpp>
 
-#include <array>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -25,15 +24,19 @@
 // argument into the coroutine's frame, which lives as long as the coroutine does. When the
 // server shuts down, its recv fails with operation_canceled and it returns, closing the
 // connection.
-conet::task<> echo(conet::tcp_stream conn) {
-    std::array<char, 16 * 1024> buffer;
+//
+// The receive buffer is borrowed from the reactor's pool only once data has arrived, and
+// given back when it has been sent: an idle client costs its small coroutine frame, not 16
+// KiB of buffer (with 10,000 idle clients, that is the difference between a few MiB and
+// 160 MiB).
+conet::task<> echo(conet::tcp_stream conn, conet::buffer_pool& buffers) {
     std::error_code ec;
     for (;;) {
-        const std::size_t n = co_await conn.recv(buffer, ec);
-        if (ec || n == 0) co_return; // the client left (or reset), or we shut down: close
-        co_await conn.send_all({buffer.data(), n}, ec);
+        auto data = co_await conn.recv(buffers, ec); // waits holding no buffer
+        if (ec || data.empty()) co_return; // the client left (or reset), or we shut down: close
+        co_await conn.send_all(data, ec);
         if (ec) co_return;
-    }
+    } // data's buffer goes back to the pool at the end of each turn of the loop
 }
 
 // One reactor's server: accepts clients on `listener` until the server stops, starting one
@@ -42,6 +45,7 @@ conet::task<> serve(conet::tcp_listener& listener) {
     // The clients' coroutines. If one of them failed, the group would report it on stderr
     // and the others, and the accept loop, would go on.
     conet::task_group clients;
+    conet::buffer_pool buffers(16 * 1024); // this reactor's receive buffers, lent per message
     for (;;) {
         std::error_code ec;
         auto [conn, peer] = co_await listener.accept(ec);
@@ -54,7 +58,7 @@ conet::task<> serve(conet::tcp_listener& listener) {
         }
         if (ec == std::errc::operation_canceled) break; // a signal: the server stops
         if (ec) throw std::system_error(ec, "accept");
-        clients.spawn(echo(std::move(conn))); // runs concurrently with this loop
+        clients.spawn(echo(std::move(conn), buffers)); // runs concurrently with this loop
     }
     // Shutting down: cancel every client's coroutine and wait until all have closed. This
     // task is being cancelled itself, so the wait is shielded from that (and bounded).

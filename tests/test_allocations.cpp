@@ -80,8 +80,19 @@ conet::task<> echo_lines(conet::tcp_stream& s) {
     }
 }
 
+// Answers with what arrives, in buffers borrowed from a pool only while they hold data.
+conet::task<> echo_pooled(conet::tcp_stream& s, conet::buffer_pool& pool) {
+    for (;;) {
+        co_await s.wait_readable();
+        auto data = co_await s.recv(pool);
+        if (data.empty()) co_return;
+        co_await s.send_all(data);
+    }
+}
+
 // Sends and checks the round trips; returns the allocations made after the warm-ups.
-conet::task<long> client_side(conet::tcp_stream& bytes, conet::tcp_stream& lines) {
+conet::task<long> client_side(conet::tcp_stream& bytes, conet::tcp_stream& lines,
+                              conet::tcp_stream& pooled) {
     char out[64];
     for (std::size_t i = 0; i < sizeof out; ++i)
         out[i] = pattern_byte(i);
@@ -94,6 +105,13 @@ conet::task<long> client_side(conet::tcp_stream& bytes, conet::tcp_stream& lines
         if (std::memcmp(in, out, sizeof in) != 0) throw std::runtime_error("corrupt echo");
     }
     long counted = allocation_count.load() - before;
+    for (int i = 0; i < warm_up + measured; ++i) {
+        if (i == warm_up) before = allocation_count.load();
+        co_await pooled.send_all(out);
+        co_await pooled.recv_exact(in);
+        if (std::memcmp(in, out, sizeof in) != 0) throw std::runtime_error("corrupt echo");
+    }
+    counted += allocation_count.load() - before;
 
     const char text[] = "a line of text\n";
     char back[sizeof text - 1];
@@ -111,10 +129,14 @@ TEST_CASE("steady-state operations allocate nothing", "[allocations]") {
     conet::reactor r;
     auto for_bytes = run_bounded(r, connected_pair());
     auto for_lines = run_bounded(r, connected_pair());
+    auto for_pooled = run_bounded(r, connected_pair());
+    conet::buffer_pool pool(4096);
     r.spawn(echo_bytes(for_bytes.server));
     r.spawn(echo_lines(for_lines.server));
+    r.spawn(echo_pooled(for_pooled.server, pool));
     const long allocations =
-        run_bounded(r, client_side(for_bytes.client, for_lines.client), std::chrono::seconds(30));
-    INFO("allocations during " << 2 * measured << " round trips: " << allocations);
+        run_bounded(r, client_side(for_bytes.client, for_lines.client, for_pooled.client),
+                    std::chrono::seconds(30));
+    INFO("allocations during " << 3 * measured << " round trips: " << allocations);
     CHECK(allocations == 0);
 }

@@ -3,6 +3,7 @@
 
 #include "address.hpp"       // ip_address, endpoint, resolve, host_name, service_port
 #include "buffer.hpp"        // mutable_buffer, const_buffer
+#include "buffer_pool.hpp"   // buffer_pool, pooled_buffer
 #include "cancel.hpp"        // cancel_token, cancel_callback
 #include "error.hpp"         // conet::error, how failures are reported
 #include "handoff.hpp"       // spawn_on, resume_on: work handed between reactors

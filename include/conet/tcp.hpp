@@ -22,6 +22,7 @@
 
 #include "address.hpp"
 #include "buffer.hpp"
+#include "buffer_pool.hpp"
 #include "detail/io_awaiter.hpp"
 #include "detail/socket_ops.hpp"
 #include "detail/stream_ops.hpp"
@@ -62,6 +63,14 @@ public:
     }
     detail::read_op recv(mutable_buffer buf, std::error_code& ec) noexcept {
         return {*this, buf, false, "recv", &ec};
+    }
+
+    /// Receives into a buffer borrowed from `pool` once data is there (an idle connection
+    /// holds none): `auto data = co_await conn.recv(pool);` yields the buffer with what
+    /// arrived, empty at end of stream; destroying it gives the buffer back to the pool.
+    detail::pooled_read_op recv(buffer_pool& pool) noexcept { return {*this, pool, nullptr}; }
+    detail::pooled_read_op recv(buffer_pool& pool, std::error_code& ec) noexcept {
+        return {*this, pool, &ec};
     }
 
     /// Sends some of `buf` (at least one byte); yields how many were sent.

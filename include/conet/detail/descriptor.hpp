@@ -97,6 +97,16 @@ public:
     void note_drained(direction d) noexcept {
         state_ &= ~(d == direction::read ? std::uint32_t{EPOLLIN} : std::uint32_t{EPOLLOUT});
     }
+    /// True if a wait for readiness in direction `d` can end at once: the loop has seen the
+    /// descriptor ready and no operation has drained it since. False before the descriptor
+    /// is registered: nothing is known then, and the registration reports the state.
+    bool known_ready(direction d) const noexcept { return loop_ && (state_ & ready_bits(d)); }
+    /// A wait for readiness reported it: on a descriptor whose reads and writes conet does
+    /// not see (the caller's own syscalls), the next wait is for the next edge.
+    void consume_readiness(direction d) noexcept {
+        if (!(state_ & stream_socket)) note_drained(d);
+    }
+
     /// Records what an epoll event reports ready: its bits, kept as they are.
     void note_events(std::uint32_t events) noexcept { state_ |= events; }
 

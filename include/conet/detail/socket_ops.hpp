@@ -18,6 +18,7 @@
 #include "../error.hpp"
 #include "../socket_option.hpp"
 #include "descriptor.hpp"
+#include "stream_ops.hpp"
 
 namespace conet::detail {
 
@@ -134,6 +135,20 @@ public:
     }
     endpoint local_endpoint(std::error_code& ec) const noexcept {
         return detail::local_endpoint(native_handle(), ec);
+    }
+
+    /// Waits until the socket is readable, transferring nothing (Asio's async_wait): for a
+    /// library that reads the socket itself, or to take a buffer only once data is there.
+    /// Ends at once if the reactor already saw it readable and no conet operation has
+    /// drained it since; after reading with your own calls until EAGAIN, wait again.
+    readiness_op<direction::read> wait_readable() noexcept { return {*this, nullptr}; }
+    readiness_op<direction::read> wait_readable(std::error_code& ec) noexcept {
+        return {*this, &ec};
+    }
+    /// Waits until the socket is writable (room in its send queue), transferring nothing.
+    readiness_op<direction::write> wait_writable() noexcept { return {*this, nullptr}; }
+    readiness_op<direction::write> wait_writable(std::error_code& ec) noexcept {
+        return {*this, &ec};
     }
 
     /// Sets a socket option: `s.set_option(conet::option::reuse_port{true})`. Throws

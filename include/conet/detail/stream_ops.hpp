@@ -7,10 +7,13 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <new>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "../buffer.hpp"
+#include "../buffer_pool.hpp"
 #include "../error.hpp"
 #include "../reactor.hpp"
 #include "io_awaiter.hpp"
@@ -119,6 +122,77 @@ private:
     const_buffer buf_;
     bool all_;
     std::size_t sent_ = 0;
+};
+
+/// Waits until the descriptor is readable (or writable) without transferring anything, as
+/// Asio's async_wait does: for a library that makes its own syscalls on the socket (libpq,
+/// curl, OpenSSL), or a server that takes a buffer only once there is data. Ends at once if
+/// the loop knows the direction ready (an edge came and nothing has drained it since).
+template <direction Dir>
+class readiness_op : public io_awaiter<readiness_op<Dir>, Dir> {
+public:
+    readiness_op(descriptor& d, std::error_code* out) noexcept
+        : io_awaiter<readiness_op<Dir>, Dir>(out), d_(&d) {}
+
+    bool must_wait() noexcept { return !d_->known_ready(Dir); }
+    bool try_once() noexcept {
+        d_->consume_readiness(Dir);
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    void result() const noexcept {}
+    void failed_result() const noexcept {}
+    std::string describe() const {
+        return Dir == direction::read ? "wait_readable" : "wait_writable";
+    }
+
+private:
+    descriptor* d_;
+};
+
+/// Receives into a buffer borrowed from a pool only once data is there: while it waits, the
+/// connection holds no buffer. Yields the buffer holding what arrived (empty at end of
+/// stream); destroying it gives the buffer back.
+class pooled_read_op : public io_awaiter<pooled_read_op, direction::read> {
+public:
+    pooled_read_op(descriptor& d, buffer_pool& pool, std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), pool_(&pool) {}
+
+    bool try_once() noexcept {
+        if (buf_.capacity() == 0) {
+            try {
+                buf_ = pool_->borrow();
+            } catch (const std::bad_alloc&) {
+                ec = std::make_error_code(std::errc::not_enough_memory);
+                return true;
+            }
+        }
+        const std::size_t wanted = buf_.capacity();
+        const auto n =
+            retry_on_eintr([&] { return ::read(d_->native_handle(), buf_.data(), wanted); });
+        if (n <= 0) {
+            buf_.release(); // nothing to hold: waiting, at end of stream, or failed
+            if (n == 0) return true;
+            if (!would_block(errno)) {
+                ec = errno_code(errno);
+                return true;
+            }
+            d_->note_drained(direction::read);
+            return false;
+        }
+        buf_.resize(static_cast<std::size_t>(n));
+        if (static_cast<std::size_t>(n) < wanted) d_->note_drained(direction::read);
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    pooled_buffer result() noexcept { return std::move(buf_); }
+    pooled_buffer failed_result() noexcept { return {}; }
+    std::string describe() const { return "recv"; }
+
+private:
+    descriptor* d_;
+    buffer_pool* pool_;
+    pooled_buffer buf_;
 };
 
 } // namespace conet::detail
