@@ -6,10 +6,12 @@
 #include <conet/conet.hpp>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <system_error>
@@ -352,4 +354,68 @@ TEST_CASE("a socket whose file comes back under the same number can wait", "[rea
         CHECK(!ec);
         CHECK(n == 2);
     }());
+}
+
+TEST_CASE("CONET_TRACE=1 shows each wait, the wake-up that ends it, timers and cancellations",
+          "[readiness][trace]") {
+    // stderr goes to a file while a reactor made with CONET_TRACE=1 runs.
+    char path[] = "/tmp/conet_trace_XXXXXX";
+    const int file = ::mkstemp(path);
+    REQUIRE(file >= 0);
+    const int saved_stderr = ::dup(2);
+    ::setenv("CONET_TRACE", "1", 1);
+    {
+        conet::reactor r;
+        ::unsetenv("CONET_TRACE"); // read once, when the reactor was made
+        ::dup2(file, 2);
+        watchdog dog(r);
+        r.run([]() -> conet::task<> {
+            auto [client, server] = co_await connected_pair();
+            auto reader = [&]() -> conet::task<> {
+                char buf[16];
+                co_await server.recv(buf);
+            };
+            auto sender = [&]() -> conet::task<> {
+                co_await conet::sleep_for(5ms);
+                co_await client.send_all(conet::const_buffer("x"));
+            };
+            co_await conet::when_all(reader(), sender());
+            auto waits_in_vain = [&]() -> conet::task<> {
+                char buf[16];
+                co_await server.recv(buf); // nothing comes: the timer wins, this is cancelled
+            };
+            co_await conet::when_any(waits_in_vain(), conet::detail::sleep_task(5ms));
+        }());
+        ::dup2(saved_stderr, 2);
+    }
+    ::close(saved_stderr);
+    std::string text(1 << 16, '\0');
+    const auto n = ::pread(file, text.data(), text.size(), 0);
+    ::close(file);
+    ::unlink(path);
+    REQUIRE(n > 0);
+    text.resize(static_cast<std::size_t>(n));
+    INFO(text);
+    CHECK(text.find("conet: recv waits: fd ") != std::string::npos);
+    CHECK(text.find("conet: sleep: the coroutine suspends") != std::string::npos);
+    CHECK(text.find("conet: timer expired") != std::string::npos);
+    CHECK(text.find(" is readable: its coroutine resumes") != std::string::npos);
+    CHECK(text.find("conet: epoll_wait returns") != std::string::npos);
+    CHECK(text.find("conet: cancelled: the wait on fd ") != std::string::npos);
+    // A reactor made without the variable prints nothing.
+    char second_path[] = "/tmp/conet_trace_XXXXXX";
+    const int second = ::mkstemp(second_path);
+    REQUIRE(second >= 0);
+    const int saved = ::dup(2);
+    {
+        conet::reactor quiet;
+        ::dup2(second, 2);
+        quiet.run([]() -> conet::task<> { co_await conet::sleep_for(1ms); }());
+        ::dup2(saved, 2);
+    }
+    ::close(saved);
+    char any[1];
+    CHECK(::pread(second, any, 1, 0) == 0);
+    ::close(second);
+    ::unlink(second_path);
 }

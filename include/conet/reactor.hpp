@@ -39,6 +39,7 @@
 #include "detail/loop_core.hpp"
 #include "detail/posted_queue.hpp"
 #include "detail/ready_queue.hpp"
+#include "detail/trace.hpp"
 #include "detail/waiter.hpp"
 #include "error.hpp"
 #include "scheduling.hpp" // yield(), resumption: brought by reactor.hpp as they always were
@@ -106,6 +107,7 @@ public:
             detail::throw_error(ec, "epoll_ctl(eventfd)");
         }
         tasks_.bind(core_);
+        core_.trace = detail::trace_requested();
     }
 
     reactor(const reactor&) = delete;
@@ -320,15 +322,35 @@ private:
         if (stop_requested_.load(std::memory_order_relaxed) || run_finished()) return;
         int n;
         do {
+            const int timeout = wait_timeout_ms();
+            if (core_.trace && timeout != 0) [[unlikely]]
+                trace_sleep(timeout);
             n = detail::counted(::epoll_wait(core_.epoll_fd, events_.data(),
-                                             static_cast<int>(events_.size()), wait_timeout_ms()));
+                                             static_cast<int>(events_.size()), timeout));
             ++detail::counters.epoll_waits;
         } while (n < 0 && errno == EINTR); // a signal: just poll again
+        if (core_.trace && n > 0) [[unlikely]]
+            detail::trace("epoll_wait returns %d event%s", n, n == 1 ? "" : "s");
         if (n < 0) detail::throw_error(detail::errno_code(errno), "epoll_wait");
         event_count_ = static_cast<std::size_t>(n);
         next_event_ = 0;
         dispatch_events();
         expire_timers();
+    }
+
+    static void trace_event(std::size_t fd, std::uint32_t events) noexcept {
+        detail::trace("fd %zu reports%s%s%s%s", fd, (events & EPOLLIN) ? " readable" : "",
+                      (events & EPOLLOUT) ? " writable" : "",
+                      (events & EPOLLRDHUP) ? " peer-closed" : "",
+                      (events & (EPOLLHUP | EPOLLERR)) ? " hang-up/error" : "");
+    }
+
+    static void trace_sleep(int timeout_ms) noexcept {
+        if (timeout_ms < 0)
+            detail::trace("nothing to run: epoll_wait sleeps until a descriptor is ready");
+        else
+            detail::trace("nothing to run: epoll_wait sleeps (%d ms at most: the next timer)",
+                          timeout_ms);
     }
 
     void run_deferred() {
@@ -386,6 +408,12 @@ private:
             detail::waiter& w = *d.w;
             w.finish_wait();
             if (d.is_error) w.ec = std::make_error_code(std::errc::timed_out);
+            if (core_.trace) [[unlikely]] {
+                if (d.is_error)
+                    detail::trace("timeout on fd %d: its coroutine resumes (timed out)", w.fd);
+                else
+                    detail::trace("timer expired: the sleeping coroutine resumes");
+            }
             core_.ready.push_back(w);
         }
     }
@@ -415,6 +443,8 @@ private:
             }
             // Remembered even when nobody waits: the next operation then tries at once.
             s->owner->note_events(events);
+            if (core_.trace) [[unlikely]]
+                trace_event(fd, events);
             if ((events & read_bits) && s->reader) {
                 ev.events =
                     (events & write_bits) ? std::uint32_t{EPOLLOUT} : 0u; // what is left to do
@@ -433,6 +463,9 @@ private:
     void resume_ready(detail::waiter& w) {
         if (!w.attempt(w)) return;
         ++detail::counters.completed_after_wait;
+        if (core_.trace) [[unlikely]]
+            detail::trace("fd %d is %s: its coroutine resumes", w.fd,
+                          w.dir == detail::direction::read ? "readable" : "writable");
         // The common end of a wait, inline: it leaves its slot, and nothing else is pending
         // (a timeout, a deferred try: finish_wait undoes those).
         if (!w.deferred && !w.timer) [[likely]] {

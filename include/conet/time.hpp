@@ -69,6 +69,8 @@ public:
         timer = &deadline_;
         ec = arm(until_); // a passed deadline fires at the end of this turn
         if (ec) return false;
+        if (loop->trace) [[unlikely]]
+            trace("sleep: the coroutine suspends until its timer expires");
         watch_cancellation();
         return true;
     }

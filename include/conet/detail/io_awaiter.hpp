@@ -12,6 +12,7 @@
 #include "../error.hpp"
 #include "descriptor.hpp"
 #include "loop_core.hpp"
+#include "trace.hpp"
 #include "waiter.hpp"
 
 namespace conet::detail {
@@ -79,6 +80,8 @@ public:
             finish_wait();
             return false; // could not wait: resume at once and report why
         }
+        if (loop->trace) [[unlikely]]
+            trace_wait();
         watch_cancellation();
         return true;
     }
@@ -111,6 +114,14 @@ private:
         loop->retry.push_back(*this);
         watch_cancellation();
         return true;
+    }
+
+    void trace_wait() noexcept {
+        try {
+            trace("%s waits: fd %d is not %s yet, so the coroutine suspends",
+                  self().describe().c_str(), fd, Dir == direction::read ? "readable" : "writable");
+        } catch (...) { // no memory for the name: no trace line
+        }
     }
 
     [[noreturn]] void throw_failure() {

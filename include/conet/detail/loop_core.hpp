@@ -85,6 +85,7 @@ struct loop_core {
     task_group* groups = nullptr; // every task group bound to this loop (intrusive list)
     std::size_t live_tasks = 0;   // tasks of those groups not finished yet
     std::uint32_t budget = default_budget;
+    bool trace = false; // CONET_TRACE=1: print what the loop does (detail/trace.hpp)
 
     /// The loop running on this thread, or nullptr.
     static loop_core*& current() noexcept {

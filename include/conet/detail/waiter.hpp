@@ -13,6 +13,7 @@
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
 #include "timer_heap.hpp"
+#include "trace.hpp"
 
 namespace conet::detail {
 
@@ -148,8 +149,15 @@ public:
     }
 
 private:
-    static void cancelled(cancel_watcher& w) noexcept {
-        static_cast<waiter&>(w).abort(std::make_error_code(std::errc::operation_canceled));
+    static void cancelled(cancel_watcher& watcher) noexcept {
+        auto& w = static_cast<waiter&>(watcher);
+        if (w.loop && w.loop->trace) [[unlikely]] {
+            if (w.in_slot)
+                trace("cancelled: the wait on fd %d ends (operation_canceled)", w.fd);
+            else
+                trace("cancelled: a wait ends (operation_canceled)");
+        }
+        w.abort(std::make_error_code(std::errc::operation_canceled));
     }
 };
 
