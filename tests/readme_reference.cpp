@@ -61,6 +61,9 @@ void loop() {
     guard.reset();
     // row: `reactor::set_budget(n)`
     r.set_budget(64);
+    // row: `reactor::stats()`
+    const conet::reactor_stats stats = r.stats();
+    (void)stats.syscalls;
     // row: `reactor::current()`
     const conet::reactor* current = conet::reactor::current();
     // row: `reactor_pool{n, policy}`, `run(make_task)`, `stop()`, `stop_on(signals)`
@@ -175,6 +178,13 @@ conet::task<> tcp() {
     std::size_t n = co_await conn.recv(buf);
     // row: `tcp_stream::recv_exact(buf)`
     n = co_await conn.recv_exact(buf);
+    // row: `tcp_stream::recv(pool)`, `buffer_pool`, `pooled_buffer`
+    conet::buffer_pool pool(4096);
+    conet::pooled_buffer data = co_await conn.recv(pool);
+    n = data.size();
+    // row: `wait_readable()`, `wait_writable()`
+    co_await conn.wait_readable();
+    co_await conn.wait_writable();
     // row: `tcp_stream::send(buf)`, `send_all(buf)`
     n = co_await client.send(buf);
     n = co_await client.send_all(std::string("text"));

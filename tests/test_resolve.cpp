@@ -218,3 +218,31 @@ TEST_CASE("connect by name names the host and every address it tried", "[resolve
     CHECK_FALSE(conn.is_open());
     CHECK(helpers_finished());
 }
+
+namespace {
+conet::task<> lookup_localhost(bool& finished) {
+    co_await conet::async_resolve("localhost", "80");
+    finished = true;
+}
+conet::task<> await_lvalue(conet::task<>& t) {
+    co_await t;
+}
+} // namespace
+
+TEST_CASE("a lookup whose frame outlives its reactor never posts to the destroyed reactor",
+          "[resolve]") {
+    slow_lookups slow(200); // the helper is still looking up when the reactor goes
+    bool finished = false;
+    conet::task<> inner = lookup_localhost(finished); // owned here, not by the reactor
+    {
+        conet::reactor r;
+        std::thread stopper([&] {
+            std::this_thread::sleep_for(20ms);
+            r.stop();
+        });
+        CHECK_THROWS(r.run(await_lvalue(inner))); // stopped: its task destroyed, inner not
+        stopper.join();
+    } // the reactor goes while the helper runs (ASan: it must not post into it)
+    CHECK(helpers_finished());
+    CHECK(!finished); // never resumed
+}

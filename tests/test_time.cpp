@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <random>
 #include <string>
@@ -277,4 +278,34 @@ TEST_CASE("destroying the reactor with timers pending frees everything", "[time]
         CHECK(destroyed == 0);
     }
     CHECK(destroyed == 100);
+}
+
+TEST_CASE("a NaN duration sleeps no time, without undefined behaviour", "[time]") {
+    const auto d = conet::detail::bounded_duration(std::chrono::duration<double>(std::nan("")));
+    CHECK(d.count() == 0);
+}
+
+namespace {
+conet::task<> long_sleep() {
+    co_await conet::sleep_for(std::chrono::hours(1));
+}
+conet::task<> await_it(conet::task<>& t) {
+    co_await t;
+}
+} // namespace
+
+TEST_CASE("a sleeping task that outlives the task that awaited it can be destroyed", "[time]") {
+    conet::task<> inner = long_sleep(); // owned here
+    {
+        conet::reactor r;
+        std::thread stopper([&] {
+            std::this_thread::sleep_for(20ms);
+            r.stop();
+        });
+        CHECK_THROWS(r.run(await_it(inner))); // the awaiting frame (and its chain) goes
+        stopper.join();
+    }
+    // inner's sleep still names the destroyed chain: destroying it must not touch it (ASan).
+    inner = conet::task<>();
+    CHECK(!inner.valid());
 }

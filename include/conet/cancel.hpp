@@ -66,6 +66,9 @@ private:
 struct cancel_watcher {
     using function = void (*)(cancel_watcher&) noexcept;
     function on_cancel;
+    // The chain it belongs to: the chain clears it if it goes first (the frame that owned the
+    // chain destroyed while a task it awaited, owned elsewhere, still waits).
+    cancel_state* chain = nullptr;
 };
 
 /// The cancellation state of one chain: a flag, and the callbacks to run when it is set.
@@ -75,6 +78,7 @@ public:
     cancel_state(const cancel_state&) = delete;
     cancel_state& operator=(const cancel_state&) = delete;
     ~cancel_state() {
+        if (watched_) watched_->chain = nullptr;
         while (first_)
             remove(*first_);
     }

@@ -114,7 +114,13 @@ public:
     reactor& operator=(const reactor&) = delete;
 
     ~reactor() {
-        // What was posted and never run is disposed of first: a node may live in a frame
+        // Lookups still running are abandoned first: their helper threads must not post here
+        // once this is gone (the frames awaiting them may outlive the reactor).
+        while (detail::ready_node* n = core_.hooks.pop_front()) {
+            auto& hook = static_cast<detail::loop_hook&>(*n);
+            hook.on_loop_destroyed(hook);
+        }
+        // What was posted and never run is disposed of next: a node may live in a frame
         // destroyed below (a task on its way here from another reactor).
         posted_.dispose_all();
         // Destroy every task bound to us; their frames close their sockets, cancel their
@@ -338,14 +344,28 @@ private:
         expire_timers();
     }
 
-    static void trace_event(std::size_t fd, std::uint32_t events) noexcept {
+    // The trace's lines, out of line and cold: off, they must not weigh on the loop's code.
+    [[gnu::noinline, gnu::cold]] static void trace_event(std::size_t fd,
+                                                         std::uint32_t events) noexcept {
         detail::trace("fd %zu reports%s%s%s%s", fd, (events & EPOLLIN) ? " readable" : "",
                       (events & EPOLLOUT) ? " writable" : "",
                       (events & EPOLLRDHUP) ? " peer-closed" : "",
                       (events & (EPOLLHUP | EPOLLERR)) ? " hang-up/error" : "");
     }
 
-    static void trace_sleep(int timeout_ms) noexcept {
+    [[gnu::noinline, gnu::cold]] static void trace_resume(const detail::waiter& w) noexcept {
+        detail::trace("fd %d is %s: its coroutine resumes", w.fd,
+                      w.dir == detail::direction::read ? "readable" : "writable");
+    }
+
+    [[gnu::noinline, gnu::cold]] static void trace_expiry(const detail::deadline& d) noexcept {
+        if (d.is_error)
+            detail::trace("timeout on fd %d: its coroutine resumes (timed out)", d.w->fd);
+        else
+            detail::trace("timer expired: the sleeping coroutine resumes");
+    }
+
+    [[gnu::noinline, gnu::cold]] static void trace_sleep(int timeout_ms) noexcept {
         if (timeout_ms < 0)
             detail::trace("nothing to run: epoll_wait sleeps until a descriptor is ready");
         else
@@ -408,12 +428,8 @@ private:
             detail::waiter& w = *d.w;
             w.finish_wait();
             if (d.is_error) w.ec = std::make_error_code(std::errc::timed_out);
-            if (core_.trace) [[unlikely]] {
-                if (d.is_error)
-                    detail::trace("timeout on fd %d: its coroutine resumes (timed out)", w.fd);
-                else
-                    detail::trace("timer expired: the sleeping coroutine resumes");
-            }
+            if (core_.trace) [[unlikely]]
+                trace_expiry(d);
             core_.ready.push_back(w);
         }
     }
@@ -464,8 +480,7 @@ private:
         if (!w.attempt(w)) return;
         ++detail::counters.completed_after_wait;
         if (core_.trace) [[unlikely]]
-            detail::trace("fd %d is %s: its coroutine resumes", w.fd,
-                          w.dir == detail::direction::read ? "readable" : "writable");
+            trace_resume(w);
         // The common end of a wait, inline: it leaves its slot, and nothing else is pending
         // (a timeout, a deferred try: finish_wait undoes those).
         if (!w.deferred && !w.timer) [[likely]] {

@@ -172,6 +172,7 @@ public:
         request->waiting = this;
         request_ = request;
         on_cancel_.emplace(token, canceller{this});
+        loop_->hooks.push_back(hook_); // the reactor may go first: see loop_gone
         return true;
     }
 
@@ -213,6 +214,7 @@ private:
 
     // Reactor thread, from the posted node: the helper's answer.
     void complete(resolve_request& request) noexcept {
+        hook_.unlink();
         result_ = std::move(request.result);
         ec_ = request.ec;
         request_ = nullptr;
@@ -224,6 +226,7 @@ private:
     // Reactor thread, from the cancellation chain: stop waiting now, drop the answer.
     void cancelled() noexcept {
         if (!request_) return; // already answered, about to resume
+        hook_.unlink();
         std::exchange(request_, nullptr)->abandon();
         ec_ = std::make_error_code(std::errc::operation_canceled);
         // Urgently, like every cancelled wait (see cancel.hpp), and through the loop kept
@@ -243,6 +246,17 @@ private:
     std::error_code ec_;
     std::vector<endpoint> result_;
     std::optional<cancel_callback<canceller>> on_cancel_;
+
+    // The reactor is being destroyed while this frame (owned elsewhere) still waits: let the
+    // helper drop its answer, and never touch the loop again.
+    struct loop_gone_hook : loop_hook {
+        resolve_awaiter* self;
+    };
+    static void loop_gone(loop_hook& h) noexcept {
+        auto& self = *static_cast<loop_gone_hook&>(h).self;
+        if (self.request_) std::exchange(self.request_, nullptr)->abandon();
+    }
+    loop_gone_hook hook_{{{}, &resolve_awaiter::loop_gone}, this};
 };
 
 inline void resolve_request::on_posted(posted_node& n, bool run) {

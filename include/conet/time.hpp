@@ -120,7 +120,7 @@ private:
 template <class Rep, class Period>
 std::chrono::nanoseconds bounded_duration(std::chrono::duration<Rep, Period> d) noexcept {
     constexpr std::chrono::hours century(24 * 365 * 100);
-    if (d <= d.zero()) return std::chrono::nanoseconds(0);
+    if (!(d > d.zero())) return std::chrono::nanoseconds(0); // NaN too: it compares false
     if (d >= century) return century;
     return std::chrono::ceil<std::chrono::nanoseconds>(d);
 }

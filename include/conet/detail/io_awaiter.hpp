@@ -116,7 +116,7 @@ private:
         return true;
     }
 
-    void trace_wait() noexcept {
+    [[gnu::noinline, gnu::cold]] void trace_wait() noexcept {
         try {
             trace("%s waits: fd %d is not %s yet, so the coroutine suspends",
                   self().describe().c_str(), fd, Dir == direction::read ? "readable" : "writable");

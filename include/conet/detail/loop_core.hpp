@@ -56,6 +56,13 @@ template <class R>
     return r;
 }
 
+/// Something outside the loop that must let go of it before it is destroyed (a lookup whose
+/// helper thread would post to it). Intrusive: a hook that goes away unlinks itself.
+struct loop_hook : ready_node {
+    using function = void (*)(loop_hook&) noexcept;
+    function on_loop_destroyed = nullptr;
+};
+
 /// Work the loop runs on its own thread at the start of its next turn, once the resumption in
 /// progress has returned (resume_on leaves its reactor this way). Intrusive, like the ready
 /// queue: a node that goes away unlinks itself.
@@ -80,6 +87,7 @@ struct loop_core {
     // when_any for another branch and discard what this one already received.
     ready_queue urgent;
     ready_queue deferred;         // deferred_actions, run at the start of the next turn
+    ready_queue hooks;            // loop_hooks, told when the loop is destroyed
     timer_heap timers;            // deadlines of sleeps and timeouts
     descriptor_table descriptors; // who waits on which descriptor
     task_group* groups = nullptr; // every task group bound to this loop (intrusive list)

@@ -58,7 +58,7 @@ public:
     // Copies what configures an operation that has not started (with_timeout takes one by
     // value), none of the registrations.
     waiter(const waiter& other) noexcept
-        : ready_node(other), cancel_watcher(other), attempt(other.attempt), chain(other.chain) {}
+        : ready_node(other), cancel_watcher(other), attempt(other.attempt) {}
     waiter& operator=(const waiter&) = delete;
     // Usually nothing is left to undo (the wait ended normally): one test, and the ready
     // link unlinks itself after a test of its own.
@@ -74,9 +74,8 @@ public:
 
     // The loop holding this waiter's registrations, while it has any.
     loop_core* loop = nullptr;
-    // The cancellation chain of the awaiting task (set by its promise's await_transform;
-    // null in a coroutine that is not a conet::task).
-    cancel_state* chain = nullptr;
+    // (cancel_watcher::chain: the cancellation chain of the awaiting task, set by its
+    // promise's await_transform; null in a coroutine that is not a conet::task.)
     // The deadline that bounds this wait (a sleep's, or with_timeout's), if any.
     deadline* timer = nullptr;
     int fd = -1;
@@ -137,6 +136,9 @@ public:
     void abort(std::error_code reason) noexcept {
         if (!in_slot && !deferred && !timer_armed()) return;
         finish_wait();
+        // Nothing watches a wait that has ended: if its frame is destroyed before it resumes,
+        // the chain must not be left pointing at it.
+        unwatch_cancellation();
         ec = reason;
         loop->urgent.push_back(*this);
     }
