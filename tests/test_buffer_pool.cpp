@@ -15,6 +15,9 @@
 #include "support.hpp"
 
 using namespace conet_test;
+
+// (The connected pairs are unpacked by reference, not with a structured binding: Clang 14
+// cannot capture a binding in a lambda.)
 using namespace std::chrono_literals;
 
 TEST_CASE("a buffer pool lends, takes back and keeps at most max_free", "[pool_buffers]") {
@@ -46,7 +49,9 @@ TEST_CASE("recv(pool) holds no buffer while it waits, and one while data is held
     watchdog dog(r);
     r.run([]() -> conet::task<> {
         conet::buffer_pool pool(64);
-        auto [client, server] = co_await connected_pair();
+        auto pair = co_await connected_pair();
+        auto& client = pair.client;
+        auto& server = pair.server;
         std::string got;
         auto reader = [&]() -> conet::task<> {
             auto data = co_await server.recv(pool);
@@ -82,7 +87,9 @@ TEST_CASE("wait_readable ends when data comes, and at once when it is there", "[
     conet::reactor r;
     watchdog dog(r);
     r.run([]() -> conet::task<> {
-        auto [client, server] = co_await connected_pair();
+        auto pair = co_await connected_pair();
+        auto& client = pair.client;
+        auto& server = pair.server;
         std::error_code ec;
         co_await conet::with_timeout(server.wait_readable(ec), 20ms); // nothing sent yet
         CHECK(ec == std::errc::timed_out);
@@ -107,7 +114,9 @@ TEST_CASE("wait_readable on a socket read by other code waits for the next edge"
     conet::reactor r;
     watchdog dog(r);
     r.run([]() -> conet::task<> {
-        auto [client, server] = co_await connected_pair();
+        auto pair = co_await connected_pair();
+        auto& client = pair.client;
+        auto& server = pair.server;
         // A library's socket: conet waits, the library reads with its own calls.
         const int fd = ::dup(server.native_handle());
         conet::tcp_stream library_socket(fd);
@@ -140,7 +149,9 @@ TEST_CASE("wait_writable waits for room in a full send queue", "[pool_buffers]")
     conet::reactor r;
     watchdog dog(r, 20s);
     r.run([]() -> conet::task<> {
-        auto [client, server] = co_await connected_pair();
+        auto pair = co_await connected_pair();
+        auto& client = pair.client;
+        auto& server = pair.server;
         std::vector<char> chunk(1 << 16);
         std::error_code ec;
         std::size_t queued = 0;
