@@ -3,18 +3,21 @@
 // back until it closes its side. Nothing is logged per message: this is also the server the
 // benchmarks drive.
 //
-//   ./echo_server [PORT] [--host ADDRESS] [--threads N]   (defaults: 8888, 0.0.0.0, 1)
+//   ./echo_server [PORT] [--host ADDRESS] [--threads N] [--stats]
+//                                                  (defaults: 8888, 0.0.0.0, 1)
 //
 // With --threads N it runs N reactors, one per thread, each accepting on its own listener:
 // the N listeners share the port (SO_REUSEPORT) and the kernel spreads the clients among
 // them. A client stays on the reactor that accepted it, so nothing is shared between
-// threads. SIGINT or SIGTERM stops every reactor; the server then exits with status 0.
+// threads. SIGINT or SIGTERM stops every reactor; the server then exits with status 0 (with
+// --stats, after printing each reactor's counters: what bench/run reads).
 #include <conet/conet.hpp>
 
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -41,7 +44,7 @@ conet::task<> echo(conet::tcp_stream conn, conet::buffer_pool& buffers) {
 
 // One reactor's server: accepts clients on `listener` until the server stops, starting one
 // echo coroutine for each; then cancels them and waits until all have closed.
-conet::task<> serve(conet::tcp_listener& listener) {
+conet::task<> serve(conet::tcp_listener& listener, std::size_t index, bool print_stats) {
     // The clients' coroutines. If one of them failed, the group would report it on stderr
     // and the others, and the accept loop, would go on.
     conet::task_group clients;
@@ -64,6 +67,27 @@ conet::task<> serve(conet::tcp_listener& listener) {
     // task is being cancelled itself, so the wait is shielded from that (and bounded).
     clients.cancel();
     co_await conet::shield(conet::with_timeout(clients.join(), std::chrono::seconds(5)));
+    if (print_stats) { // one line, so that the reactors' lines do not interleave
+        const conet::reactor_stats s = conet::reactor::current()->stats();
+        std::cout << ("stats: reactor " + std::to_string(index) + " completed_at_once " +
+                      std::to_string(s.completed_at_once) + " completed_after_wait " +
+                      std::to_string(s.completed_after_wait) + " epoll_waits " +
+                      std::to_string(s.epoll_waits) + " syscalls " + std::to_string(s.syscalls) +
+                      "\n")
+                  << std::flush;
+    }
+}
+
+// True if `flag` is among the arguments, which it is then taken out of.
+bool take_flag(int& argc, char** argv, std::string_view flag) {
+    for (int i = 1; i < argc; ++i) {
+        if (std::string_view(argv[i]) != flag) continue;
+        for (int j = i; j + 1 <= argc; ++j)
+            argv[j] = argv[j + 1];
+        --argc;
+        return true;
+    }
+    return false;
 }
 
 // --threads N, taken out of the arguments; the rest is the usual [PORT] [--host ADDRESS].
@@ -75,7 +99,7 @@ std::size_t take_threads(int& argc, char** argv) {
         char* end = nullptr;
         const long n = std::strtol(text, &end, 10);
         if (*text == '\0' || *end != '\0' || n < 1 || n > 1024)
-            example::usage_error(argv[0], "[PORT] [--host ADDRESS] [--threads N]",
+            example::usage_error(argv[0], "[PORT] [--host ADDRESS] [--threads N] [--stats]",
                                  "--threads needs a number from 1 to 1024");
         threads = static_cast<std::size_t>(n);
         for (int j = i; j + 2 <= argc; ++j) // remove the two arguments
@@ -87,6 +111,7 @@ std::size_t take_threads(int& argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+    const bool print_stats = take_flag(argc, argv, "--stats");
     const std::size_t threads = take_threads(argc, argv);
     conet::endpoint where = example::server_endpoint(argc, argv);
     try {
@@ -101,7 +126,7 @@ int main(int argc, char** argv) {
 
         conet::reactor_pool reactors(threads); // reactor 0 runs on this thread
         reactors.stop_on({SIGINT, SIGTERM});   // a signal stops them all
-        reactors.run([&](std::size_t i) { return serve(listeners[i]); });
+        reactors.run([&](std::size_t i) { return serve(listeners[i], i, print_stats); });
     } catch (const std::system_error& e) {
         std::cerr << "echo_server: " << e.what() << '\n';
         return 1;

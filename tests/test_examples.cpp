@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <optional>
 #include <random>
 #include <string>
@@ -592,6 +593,33 @@ TEST_CASE("echo_server echoes megabytes from many concurrent clients, byte for b
     CHECK(run_bounded(all(), 30s) == clients);
     server.send_signal(SIGINT);
     CHECK(server.wait() == 0);
+}
+
+TEST_CASE("echo_server --stats prints its reactor's counters when it stops", "[examples]") {
+    child_process server(example("echo_server"), {"0", "--host", "127.0.0.1", "--stats"});
+    const auto where = loopback(listening_port(server.read_line()));
+    run_bounded([](conet::endpoint to) -> conet::task<> {
+        auto conn = co_await conet::tcp_stream::connect(to);
+        char reply[16];
+        for (int i = 0; i < 10; ++i) {
+            co_await conn.send_all(conet::const_buffer("ping"));
+            co_await conn.recv_exact({reply, 4});
+        }
+    }(where));
+    server.send_signal(SIGTERM);
+    const std::string line = server.read_line().value_or("");
+    CHECK(server.wait() == 0);
+    INFO(line);
+    // "stats: reactor 0 completed_at_once A completed_after_wait W epoll_waits E syscalls S"
+    long at_once = -1, after_wait = -1, epoll_waits = -1, syscalls = -1;
+    REQUIRE(std::sscanf(line.c_str(),
+                        "stats: reactor 0 completed_at_once %ld completed_after_wait %ld "
+                        "epoll_waits %ld syscalls %ld",
+                        &at_once, &after_wait, &epoll_waits, &syscalls) == 4);
+    CHECK(after_wait >= 10); // each ping's recv waited for it (and the accept for the client)
+    CHECK(at_once >= 10);    // each echo's send went out at once
+    CHECK(epoll_waits > 0);
+    CHECK(syscalls > at_once + after_wait);
 }
 
 TEST_CASE("echo_server out of descriptors keeps its clients waiting and serves them later",
