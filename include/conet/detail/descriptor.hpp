@@ -88,7 +88,9 @@ public:
     }
 
     /// True if an operation in direction `d` should wait for the next edge without trying:
-    /// a stream socket registered with a loop, last seen drained in that direction.
+    /// a tracked stream socket last seen drained in that direction. (Unregistered, it may be
+    /// drained too, after a short read: its wait then registers it, and the registration
+    /// reports what is ready.)
     bool must_wait(direction d) const noexcept {
         return (state_ & (stream_socket | ready_bits(d))) == stream_socket;
     }
