@@ -5,6 +5,10 @@
 //       N connections, each sending an S-byte message and waiting for the whole echo before
 //       sending the next (ping-pong), for T seconds. Every echoed byte is checked. Prints
 //       "round_trips=R seconds=T rt_per_s=X errors=E" and exits non-zero on any error.
+//   loadgen ... --think-us U
+//       the same, but after each batch of echoes the generator waits U microseconds before
+//       sending the next messages: a server slowed down by valgrind then still finds its
+//       sockets empty after each message, as it does at full speed (see bench/run).
 //   loadgen HOST:PORT --hold N
 //       opens N idle connections, prints "holding N", and keeps them until its standard
 //       input closes (for measuring the server's memory per idle connection).
@@ -32,6 +36,7 @@ struct options {
     std::size_t size = 64;
     double seconds = 5;
     int hold = 0;
+    long think_us = 0;
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -43,7 +48,7 @@ options parse(int argc, char** argv) {
     options o;
     if (argc < 2) {
         std::fprintf(stderr, "usage: loadgen HOST:PORT [--connections N] [--size S] "
-                             "[--seconds T] | [--hold N]\n");
+                             "[--seconds T] [--think-us U] | [--hold N]\n");
         std::exit(2);
     }
     const std::string target = argv[1];
@@ -66,6 +71,8 @@ options parse(int argc, char** argv) {
             o.seconds = std::atof(value);
         else if (flag == "--hold")
             o.hold = std::atoi(value);
+        else if (flag == "--think-us")
+            o.think_us = std::atol(value);
         else {
             std::fprintf(stderr, "loadgen: unknown option %s\n", flag.c_str());
             std::exit(2);
@@ -135,6 +142,7 @@ int main(int argc, char** argv) {
     std::vector<char> in(o.size);
     std::vector<epoll_event> events(1024);
     long long errors = 0;
+    std::vector<connection*> thinking; // round trip done, next message after the pause
     const auto start = std::chrono::steady_clock::now();
     const auto end = start + std::chrono::duration<double>(o.seconds);
     auto progress = [&](connection& c) {
@@ -169,6 +177,10 @@ int main(int argc, char** argv) {
             for (std::size_t i = 0; i < o.size; ++i)
                 c.out[i] = expected(c.message, i);
             if (std::chrono::steady_clock::now() >= end) return;
+            if (o.think_us > 0) {
+                thinking.push_back(&c);
+                return;
+            }
         }
     };
     for (auto& c : conns)
@@ -177,6 +189,13 @@ int main(int argc, char** argv) {
         const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
         for (int i = 0; i < n; ++i)
             progress(conns[events[static_cast<std::size_t>(i)].data.u64]);
+        if (!thinking.empty()) {
+            ::usleep(static_cast<useconds_t>(o.think_us));
+            std::vector<connection*> resume;
+            resume.swap(thinking);
+            for (connection* c : resume)
+                progress(*c);
+        }
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -21,6 +21,9 @@
 namespace conet {
 
 class buffer_pool;
+namespace detail {
+class pooled_read_op;
+}
 
 /// A buffer lent by a buffer_pool, with how much of it holds data. Move-only; gives the
 /// buffer back to its pool when destroyed. A contiguous range of its data, so it can be
@@ -89,32 +92,44 @@ public:
 
     /// A buffer of block_size() bytes (data size 0). Throws std::bad_alloc.
     pooled_buffer borrow() {
-        if (free_block* b = free_) {
-            free_ = b->next;
-            --free_count_;
-            ++lent_;
-            return {this, reinterpret_cast<char*>(b)};
-        }
-        auto* block = static_cast<char*>(::operator new(block_size_));
-        ++lent_;
-        return {this, block};
+        pooled_buffer b;
+        lend(b);
+        return b;
     }
 
     std::size_t block_size() const noexcept { return block_size_; }
     /// How many free buffers the pool holds now.
     std::size_t free_count() const noexcept { return free_count_; }
     /// How many of its buffers are lent out now.
-    std::size_t lent_count() const noexcept { return lent_; }
+    std::size_t lent_count() const noexcept { return allocated_ - free_count_; }
 
 private:
     friend class pooled_buffer;
+    friend class detail::pooled_read_op;
     struct free_block {
         free_block* next;
     };
 
+    // What borrow() does, into `b` (which holds no buffer) where it stands: a receive fills
+    // its own pooled_buffer, with no move.
+    void lend(pooled_buffer& b) {
+        char* block;
+        if (free_block* f = free_) {
+            free_ = f->next;
+            --free_count_;
+            block = reinterpret_cast<char*>(f);
+        } else {
+            block = static_cast<char*>(::operator new(block_size_));
+            ++allocated_;
+        }
+        b.pool_ = this;
+        b.block_ = block;
+        b.size_ = 0;
+    }
+
     void give_back(char* block) noexcept {
-        --lent_;
         if (free_count_ >= max_free_) {
+            --allocated_;
             ::operator delete(static_cast<void*>(block));
             return;
         }
@@ -127,7 +142,7 @@ private:
     std::size_t max_free_;
     free_block* free_ = nullptr;
     std::size_t free_count_ = 0;
-    std::size_t lent_ = 0;
+    std::size_t allocated_ = 0; // lent + free: the lent count costs nothing to keep
 };
 
 inline std::size_t pooled_buffer::capacity() const noexcept {

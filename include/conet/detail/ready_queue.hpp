@@ -15,7 +15,7 @@ public:
     // Copying an awaiter copies none of its links: the copy is not queued anywhere.
     ready_node(const ready_node&) noexcept {}
     ready_node& operator=(const ready_node&) noexcept { return *this; }
-    ~ready_node() { unlink(); }
+    [[gnu::always_inline]] ~ready_node() { unlink(); }
 
     bool linked() const noexcept { return next_ != nullptr; }
 

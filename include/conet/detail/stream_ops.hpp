@@ -159,15 +159,17 @@ public:
         : io_awaiter(out), d_(&d), pool_(&pool) {}
 
     bool try_once() noexcept {
-        if (buf_.capacity() == 0) {
+        // A buffer is taken only now, when the socket may hold data, and given back at once
+        // when it does not: a connection that waits holds none.
+        if (!buf_.data()) {
             try {
-                buf_ = pool_->borrow();
+                pool_->lend(buf_);
             } catch (const std::bad_alloc&) {
                 ec = std::make_error_code(std::errc::not_enough_memory);
                 return true;
             }
         }
-        const std::size_t wanted = buf_.capacity();
+        const std::size_t wanted = pool_->block_size();
         const auto n =
             retry_on_eintr([&] { return ::read(d_->native_handle(), buf_.data(), wanted); });
         if (n <= 0) {
