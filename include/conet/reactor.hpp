@@ -396,7 +396,7 @@ private:
             auto& w = static_cast<detail::waiter&>(*n);
             if (!w.attempt(w)) continue;
             ++detail::counters.completed_after_wait;
-            w.finish_wait();
+            w.end_wait();
             resume(w.handle);
         }
     }
@@ -426,7 +426,7 @@ private:
             if (e->deadline() > now) break;
             auto& d = static_cast<detail::deadline&>(*e);
             detail::waiter& w = *d.w;
-            w.finish_wait();
+            w.end_wait();
             if (d.is_error) w.ec = std::make_error_code(std::errc::timed_out);
             if (core_.trace) [[unlikely]]
                 trace_expiry(d);
@@ -486,8 +486,9 @@ private:
         if (!w.deferred && !w.timer) [[likely]] {
             core_.descriptors[w.fd].waiting(w.dir) = nullptr;
             w.in_slot = false;
+            w.unwatch_cancellation();
         } else {
-            w.finish_wait();
+            w.end_wait();
         }
         resume(w.handle);
     }

@@ -76,7 +76,6 @@ public:
     }
 
     void await_resume() {
-        unwatch_cancellation();
         if (out_)
             *out_ = ec;
         else if (ec)

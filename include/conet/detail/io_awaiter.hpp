@@ -94,7 +94,6 @@ public:
     bool must_wait() noexcept { return self().target().must_wait(Dir); }
 
     auto await_resume() {
-        unwatch_cancellation();
         if (ec) {
             if (!out_) throw_failure();
             *out_ = ec;

@@ -60,13 +60,12 @@ public:
     waiter(const waiter& other) noexcept
         : ready_node(other), cancel_watcher(other), attempt(other.attempt) {}
     waiter& operator=(const waiter&) = delete;
-    // Usually nothing is left to undo (the wait ended normally): one test, and the ready
-    // link unlinks itself after a test of its own.
+    // Usually nothing is left to undo (the wait ended normally, or there was none): one
+    // test of the three flags, which share a byte, and the ready link unlinks itself after a
+    // test of its own.
     [[gnu::always_inline]] ~waiter() {
-        if ((in_slot | deferred) || timer) [[unlikely]] { // a timeout, or destroyed waiting
-            finish_wait();
-            unwatch_cancellation();
-        }
+        if (in_slot | deferred | timing) [[unlikely]]
+            destroyed_waiting();
     }
 
     attempt_fn attempt; // null for a pure timer
@@ -80,8 +79,9 @@ public:
     deadline* timer = nullptr;
     int fd = -1;
     direction dir = direction::read;
-    bool in_slot = false;  // registered in loop->descriptors for (fd, dir)
-    bool deferred = false; // queued on loop->retry: its try waits for the next turn
+    bool in_slot : 1 = false;  // registered in loop->descriptors for (fd, dir)
+    bool deferred : 1 = false; // queued on loop->retry: its try waits for the next turn
+    bool timing : 1 = false;   // `timer` is on the loop's heap
 
     /// True if the awaiting chain is cancelled: the operation must not start.
     bool cancel_requested() const noexcept { return chain && chain->requested(); }
@@ -90,7 +90,9 @@ public:
     void watch_cancellation() noexcept {
         if (chain) chain->watch(*this);
     }
-    /// The wait is over: cancelling the chain no longer concerns it.
+    /// The wait is over: cancelling the chain no longer concerns it. Called where a wait
+    /// ends (the loop's resumptions, abort, a destroyed waiter), not in await_resume, so that
+    /// an operation that never waited pays nothing for it.
     void unwatch_cancellation() noexcept {
         if (chain) chain->unwatch(*this);
     }
@@ -108,6 +110,7 @@ public:
             return std::make_error_code(std::errc::not_enough_memory);
         }
         loop = l;
+        timing = true;
         return {};
     }
 
@@ -115,8 +118,8 @@ public:
     bool timer_armed() const noexcept { return timer && timer->armed(); }
 
     /// The wait is over (the descriptor was ready, or the deadline passed): leaves the
-    /// descriptor's slot, the timer heap and the retry queue. The chain keeps watching it
-    /// until the coroutine resumes (await_resume ends that).
+    /// descriptor's slot, the timer heap and the retry queue. The chain still watches it:
+    /// whoever resumes it ends that (unwatch_cancellation).
     void finish_wait() noexcept {
         if (in_slot) {
             waiter*& entry = loop->descriptors[fd].waiting(dir);
@@ -124,10 +127,17 @@ public:
             in_slot = false;
         }
         if (timer_armed()) loop->timers.remove(*timer);
+        timing = false;
         if (deferred) {
             deferred = false;
             unlink();
         }
+    }
+
+    /// finish_wait, and the chain stops watching: the wait is over for good.
+    void end_wait() noexcept {
+        finish_wait();
+        unwatch_cancellation();
     }
 
     /// Ends the wait now with `reason` and queues the coroutine to resume as soon as the
@@ -145,12 +155,19 @@ public:
 
     /// Forgets the loop (it is being destroyed): never touch it again.
     void detach_from_loop() noexcept {
+        // Its frame outlives the loop and may be destroyed after its chain: the chain must
+        // not be left pointing at it.
+        unwatch_cancellation();
         in_slot = false;
         deferred = false;
+        timing = false; // the heap was cleared
         loop = nullptr;
     }
 
 private:
+    // Out of line and cold, so that every operation's destructor stays a test.
+    [[gnu::noinline, gnu::cold]] void destroyed_waiting() noexcept { end_wait(); }
+
     static void cancelled(cancel_watcher& watcher) noexcept {
         auto& w = static_cast<waiter&>(watcher);
         if (w.loop && w.loop->trace) [[unlikely]] {
