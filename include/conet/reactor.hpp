@@ -464,19 +464,21 @@ private:
             if ((events & read_bits) && s->reader) {
                 ev.events =
                     (events & write_bits) ? std::uint32_t{EPOLLOUT} : 0u; // what is left to do
-                resume_ready(*s->reader);
+                resume_ready(s->reader);
                 // Found again: resuming the reader may have closed the socket, or grown the
                 // table the slot lives in.
                 s = (events & write_bits) ? core_.descriptors.find(fd, generation) : nullptr;
             }
             ++next_event_;
-            if (s && (events & write_bits) && s->writer) resume_ready(*s->writer);
+            if (s && (events & write_bits) && s->writer) resume_ready(s->writer);
         }
     }
 
-    // Resumes `w`, whose descriptor an event reported ready, if its try finishes it (else it
-    // met EAGAIN again: a spurious wake-up, and it goes on waiting).
-    void resume_ready(detail::waiter& w) {
+    // Resumes the waiter in `entry` (a descriptor's slot), which an event reported ready, if
+    // its try finishes it (else it met EAGAIN again: a spurious wake-up, and it goes on
+    // waiting). A try never registers a descriptor, so `entry` is still where it was.
+    void resume_ready(detail::waiter*& entry) {
+        detail::waiter& w = *entry;
         if (!w.attempt(w)) return;
         ++detail::counters.completed_after_wait;
         if (core_.trace) [[unlikely]]
@@ -484,7 +486,7 @@ private:
         // The common end of a wait, inline: it leaves its slot, and nothing else is pending
         // (a timeout, a deferred try: finish_wait undoes those).
         if (!w.deferred && !w.timer) [[likely]] {
-            core_.descriptors[w.fd].waiting(w.dir) = nullptr;
+            entry = nullptr;
             w.in_slot = false;
             w.unwatch_cancellation();
         } else {

@@ -112,21 +112,24 @@ public:
     /// Records what an epoll event reports ready: its bits, kept as they are.
     void note_events(std::uint32_t events) noexcept { state_ |= events; }
 
-    /// Registers `w` to be resumed when the descriptor is ready in direction `d`.
-    /// Inline: an operation on a registered descriptor takes this path every time it waits.
-    [[gnu::always_inline]] std::error_code wait(direction d, waiter& w) noexcept {
+    /// Registers `w` to be resumed when the descriptor is ready in direction `d`. Returns
+    /// false if it cannot, with the reason in `w.ec`. Inline: an operation on a registered
+    /// descriptor takes this path every time it waits (and success leaves w.ec alone).
+    [[gnu::always_inline]] bool wait(direction d, waiter& w) noexcept {
         loop_core* l = loop_;
         if (l != loop_core::current() || !l) [[unlikely]]
             return register_and_wait(d, w);
         waiter*& entry = l->descriptors[fd_].waiting(d);
-        if (entry) [[unlikely]]
-            return error::already_waiting;
+        if (entry) [[unlikely]] {
+            w.ec = error::already_waiting;
+            return false;
+        }
         entry = &w;
         w.loop = l;
         w.fd = fd_;
         w.dir = d;
         w.in_slot = true;
-        return no_error();
+        return true;
     }
 
     /// Unregisters the descriptor from the reactor it has waited on, so that another reactor
@@ -184,13 +187,19 @@ private:
     }
 
     // wait() when the descriptor is not registered with the running loop (yet).
-    [[gnu::noinline]] std::error_code register_and_wait(direction d, waiter& w) noexcept {
+    [[gnu::noinline]] bool register_and_wait(direction d, waiter& w) noexcept {
         loop_core* current = loop_core::current();
-        if (!current) return error::no_reactor;
-        if (fd_ < 0) return errno_code(EBADF);
-        if (loop_) return error::wrong_reactor;
-        if (auto ec = add_to(*current)) return ec;
-        return wait(d, w);
+        if (!current)
+            w.ec = error::no_reactor;
+        else if (fd_ < 0)
+            w.ec = errno_code(EBADF);
+        else if (loop_)
+            w.ec = error::wrong_reactor;
+        else if (auto ec = add_to(*current))
+            w.ec = ec;
+        else
+            return wait(d, w);
+        return false;
     }
 
     std::error_code add_to(loop_core& l) noexcept {

@@ -77,11 +77,9 @@ public:
             if (defer()) return true;
             if (self().try_once()) return false; // no reactor: no turn to give
         }
-        ec = self().target().wait(Dir, *this);
-        if (!ec && timer) ec = arm_timeout(*this);
-        if (ec) {
+        if (!self().target().wait(Dir, *this) || (timer && (ec = arm_timeout(*this)))) {
             finish_wait();
-            return false; // could not wait: resume at once and report why
+            return false; // could not wait: resume at once and report why (ec)
         }
         if (loop->trace) [[unlikely]]
             trace_wait();
@@ -111,7 +109,10 @@ private:
     bool defer() noexcept {
         loop_core* l = loop_core::current();
         if (!l) return false;
-        if (self().target().wait(Dir, *this)) loop = l; // not registered: just the retry
+        if (!self().target().wait(Dir, *this)) { // not registered: just the retry, which
+            loop = l;                            // tries to register again (and reports)
+            ec = no_error();
+        }
         deferred = true;
         loop->retry.push_back(*this);
         watch_cancellation();
@@ -142,10 +143,8 @@ private:
         if (self.deferred) {
             self.deferred = false;
             self.unlink();
-            if (!self.in_slot) { // deferred without a slot: register now, or report why not
-                self.ec = self.target().wait(Dir, self);
-                if (self.ec) return true;
-            }
+            // Deferred without a slot: register now, or report why not (in ec).
+            if (!self.in_slot && !self.target().wait(Dir, self)) return true;
             if (self.timer) {
                 self.ec = arm_timeout(self);
                 if (self.ec) return true;
