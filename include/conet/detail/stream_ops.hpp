@@ -157,6 +157,7 @@ class pooled_read_op : public io_awaiter<pooled_read_op, direction::read> {
 public:
     pooled_read_op(descriptor& d, buffer_pool& pool, std::error_code* out) noexcept
         : io_awaiter(out), d_(&d), pool_(&pool) {}
+    [[gnu::always_inline]] ~pooled_read_op() {} // (its buffer was moved out, or never lent)
 
     bool try_once() noexcept {
         // A buffer is taken only now, when the socket may hold data, and given back at once
