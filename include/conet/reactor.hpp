@@ -131,10 +131,16 @@ public:
         // of a stopped run(), a listener declared before the reactor): forget it, never
         // resume it, never close its descriptor.
         core_.ready.clear();
-        core_.retry.clear();
         core_.urgent.clear();
         core_.deferred.clear();
-        core_.timers.clear();
+        // Waits without a slot (sleeps, tries the budget deferred) forget us as well, so
+        // that nothing, not even a late cancellation of their chain, reaches the dead loop.
+        while (detail::ready_node* n = core_.retry.pop_front())
+            static_cast<detail::waiter&>(*n).detach_from_loop();
+        while (detail::timer_entry* e = core_.timers.top()) {
+            core_.timers.remove(*e);
+            static_cast<detail::deadline&>(*e).w->detach_from_loop();
+        }
         for (std::size_t fd = 0; fd < core_.descriptors.size(); ++fd) {
             auto& s = core_.descriptors[static_cast<int>(fd)];
             if (s.reader) s.reader->detach_from_loop();
