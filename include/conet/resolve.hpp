@@ -267,8 +267,11 @@ inline void resolve_request::on_posted(posted_node& n, bool run) {
 }
 
 /// The lookup as a task, which owns the awaiter (so with_timeout and when_any can take it).
-inline task<std::vector<endpoint>> async_resolve_task(std::string host, std::string service,
-                                                      resolve_family family, std::error_code* out) {
+/// (This and the coroutines below are templates only so that a program that never calls them
+/// does not compile them: a header-only library's includers pay for every inline coroutine.)
+template <class = void>
+task<std::vector<endpoint>> async_resolve_task(std::string host, std::string service,
+                                               resolve_family family, std::error_code* out) {
     resolve_awaiter lookup(host, service, family);
     std::vector<endpoint> found = co_await lookup;
     if (out)
@@ -285,21 +288,24 @@ inline task<std::vector<endpoint>> async_resolve_task(std::string host, std::str
 /// std::system_error like resolve ("resolve HOST: reason"); operation_canceled if its task is
 /// cancelled meanwhile, at once (the helper's late answer is dropped). `service` is a port
 /// number as text ("8888") or a service name ("http").
-inline task<std::vector<endpoint>> async_resolve(std::string host, std::string service,
-                                                 resolve_family family = resolve_family::any) {
+template <class = void>
+task<std::vector<endpoint>> async_resolve(std::string host, std::string service,
+                                          resolve_family family = resolve_family::any) {
     return detail::async_resolve_task(std::move(host), std::move(service), family, nullptr);
 }
 
 /// Non-throwing form: on failure (cancellation included) sets `ec`, yields no endpoints.
-inline task<std::vector<endpoint>> async_resolve(std::string host, std::string service,
-                                                 resolve_family family, std::error_code& ec) {
+template <class = void>
+task<std::vector<endpoint>> async_resolve(std::string host, std::string service,
+                                          resolve_family family, std::error_code& ec) {
     return detail::async_resolve_task(std::move(host), std::move(service), family, &ec);
 }
 
 namespace detail {
 
-inline task<tcp_stream> connect_by_name(std::string host, std::string service,
-                                        resolve_family family, std::error_code* out) {
+template <class = void>
+task<tcp_stream> connect_by_name(std::string host, std::string service, resolve_family family,
+                                 std::error_code* out) {
     std::error_code ec;
     const auto addresses = co_await async_resolve(host, service, family, ec);
     if (!ec && addresses.empty()) ec = std::error_code(EAI_NONAME, resolve_category());
@@ -332,15 +338,17 @@ inline task<tcp_stream> connect_by_name(std::string host, std::string service,
 /// lookup's error ("resolve HOST: ..."), or the last address's with every attempt listed
 /// ("connect localhost:8888 (tried 127.0.0.1:8888: Connection refused; ...): Connection
 /// refused"). `service` is a port number as text or a service name.
-inline task<tcp_stream> connect(std::string host, std::string service,
-                                resolve_family family = resolve_family::any) {
+template <class = void>
+task<tcp_stream> connect(std::string host, std::string service,
+                         resolve_family family = resolve_family::any) {
     return detail::connect_by_name(std::move(host), std::move(service), family, nullptr);
 }
 
 /// Non-throwing form: on failure sets `ec` (the lookup's error, or the last address's) and
 /// yields a closed stream.
-inline task<tcp_stream> connect(std::string host, std::string service, resolve_family family,
-                                std::error_code& ec) {
+template <class = void>
+task<tcp_stream> connect(std::string host, std::string service, resolve_family family,
+                         std::error_code& ec) {
     return detail::connect_by_name(std::move(host), std::move(service), family, &ec);
 }
 
