@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -35,6 +34,7 @@
 #include <utility>
 
 #include "cancel.hpp"
+#include "detail/atomic.hpp"
 #include "detail/descriptor.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/posted_queue.hpp"
@@ -167,7 +167,7 @@ public:
         h.promise().start_node_.handle = h;
         core_.ready.push_back(h.promise().start_node_);
         while (!h.done()) {
-            if (stop_requested_.exchange(false, std::memory_order_acquire))
+            if (stop_requested_.exchange(false, detail::memory_order_acquire))
                 detail::throw_error(std::make_error_code(std::errc::operation_canceled),
                                     "reactor::run: stopped before the task finished");
             run_once();
@@ -180,7 +180,7 @@ public:
     void run() {
         running_scope scope(*this);
         while (!out_of_work()) {
-            if (stop_requested_.exchange(false, std::memory_order_acquire)) return;
+            if (stop_requested_.exchange(false, detail::memory_order_acquire)) return;
             run_once();
         }
     }
@@ -200,7 +200,7 @@ public:
     /// A stop request made while no run() is in progress is dropped when the next starts:
     /// each run() begins with no stop pending.
     void stop() noexcept {
-        stop_requested_.store(true, std::memory_order_release);
+        stop_requested_.store(true, detail::memory_order_release);
         wake();
     }
 
@@ -216,7 +216,7 @@ public:
 
     /// Posts a node the caller provides (no allocation); it must stay alive until run.
     void post(detail::posted_node& node) noexcept {
-        outstanding_.fetch_add(1, std::memory_order_relaxed);
+        outstanding_.fetch_add(1, detail::memory_order_relaxed);
         if (posted_.push(node)) wake();
     }
 
@@ -244,17 +244,17 @@ private:
             if (previous_ == &r) throw std::logic_error("conet::reactor::run: already running");
             if (previous_)
                 throw std::logic_error("conet::reactor::run: another reactor runs on this thread");
-            if (r.running_.exchange(true, std::memory_order_acq_rel))
+            if (r.running_.exchange(true, detail::memory_order_acq_rel))
                 throw std::logic_error("conet::reactor::run: already running on another thread");
             current_ref() = &r;
             detail::loop_core::current() = &r.core_;
             detail::counters = r.stats_; // counted thread-locally while it runs
             r.main_ = main;
-            r.stop_requested_.store(false, std::memory_order_relaxed); // no stale stop
+            r.stop_requested_.store(false, detail::memory_order_relaxed); // no stale stop
         }
         ~running_scope() {
             reactor_.stats_ = detail::counters;
-            reactor_.running_.store(false, std::memory_order_release);
+            reactor_.running_.store(false, detail::memory_order_release);
             current_ref() = previous_;
             detail::loop_core::current() = nullptr;
             detail::budget_left = budget_;
@@ -285,7 +285,7 @@ private:
     bool out_of_work() const noexcept {
         return core_.live_tasks == 0 && core_.ready.empty() && core_.retry.empty() &&
                core_.urgent.empty() && core_.deferred.empty() && next_event_ == event_count_ &&
-               outstanding_.load(std::memory_order_acquire) == 0;
+               outstanding_.load(detail::memory_order_acquire) == 0;
     }
 
     // True once the current run has nothing left to wait for.
@@ -298,7 +298,7 @@ private:
     }
 
     void finish_work() noexcept {
-        if (outstanding_.fetch_sub(1, std::memory_order_acq_rel) == 1) wake();
+        if (outstanding_.fetch_sub(1, detail::memory_order_acq_rel) == 1) wake();
     }
 
     void resume(std::coroutine_handle<> h) {
@@ -331,7 +331,7 @@ private:
         marker_guard retry_guard{retry_end_};
         run_ready();
         if (retries) run_retries();
-        if (stop_requested_.load(std::memory_order_relaxed) || run_finished()) return;
+        if (stop_requested_.load(detail::memory_order_relaxed) || run_finished()) return;
         int n;
         do {
             const int timeout = wait_timeout_ms();
@@ -512,7 +512,7 @@ private:
             }
         } guard{*this};
         while (detail::posted_node* n = posted_.pop()) {
-            outstanding_.fetch_sub(1, std::memory_order_acq_rel);
+            outstanding_.fetch_sub(1, detail::memory_order_acq_rel);
             // A posted function may resume a coroutine (a value handed over from another
             // thread): with a budget, and followed by the waits it cancelled, as resume() does.
             detail::budget_left = core_.budget;
@@ -525,9 +525,9 @@ private:
     int wake_fd_ = -1;
     task_group tasks_;
     std::coroutine_handle<> main_; // the task the current run() drives, if any
-    std::atomic<bool> stop_requested_{false};
-    std::atomic<bool> running_{false};        // a run() is in progress (on whichever thread)
-    std::atomic<std::size_t> outstanding_{0}; // posted functions not run yet + work guards
+    detail::atomic<bool> stop_requested_{false};
+    detail::atomic<bool> running_{false};        // a run() is in progress (on whichever thread)
+    detail::atomic<std::size_t> outstanding_{0}; // posted functions not run yet + work guards
     detail::posted_queue posted_;
     detail::ready_node turn_end_;  // marks where the current turn's ready batch ends
     detail::ready_node retry_end_; // and where the tries deferred before it end

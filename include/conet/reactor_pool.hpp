@@ -11,7 +11,6 @@
 // connections over the reactors' SO_REUSEPORT listeners.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -21,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/atomic.hpp"
 #include "detail/owner.hpp"
 #include "detail/thread.hpp"
 #include "reactor.hpp"
@@ -85,23 +85,23 @@ public:
     /// pool's tasks run.
     template <class F>
     void run(F make_task) {
-        if (running_.exchange(true, std::memory_order_acq_rel))
+        if (running_.exchange(true, detail::memory_order_acq_rel))
             throw std::logic_error("conet::reactor_pool::run: the pool is already running");
         struct not_running {
-            std::atomic<bool>& flag;
-            ~not_running() { flag.store(false, std::memory_order_release); }
+            detail::atomic<bool>& flag;
+            ~not_running() { flag.store(false, detail::memory_order_release); }
         } guard{running_};
         // Stop requests of an earlier run are stale from here on; one made from now on (even
         // while the tasks are being made) stops this run. (The flag first: a stop between
         // the two stores still leaves it set.)
-        stop_requested_.store(false, std::memory_order_release);
-        run_id_.fetch_add(1, std::memory_order_acq_rel);
+        stop_requested_.store(false, detail::memory_order_release);
+        run_id_.fetch_add(1, detail::memory_order_acq_rel);
         using task_type = decltype(make_task(std::size_t{0}));
         std::vector<task_type> tasks;
         tasks.reserve(size());
         for (std::size_t i = 0; i < size(); ++i)
             tasks.push_back(make_task(i));
-        tasks_running_.store(size(), std::memory_order_release);
+        tasks_running_.store(size(), detail::memory_order_release);
         for (std::size_t i = 0; i < size(); ++i) {
             shards_[i].finished = shards_[i].released = false;
             shards_[i].waiting = {};
@@ -144,7 +144,7 @@ public:
     /// operation_canceled, so that they unwind and end), and so ends run(). Safe from any
     /// thread. A stop requested while no run() is in progress is dropped when the next starts.
     void stop() noexcept {
-        stop_requested_.store(true, std::memory_order_release);
+        stop_requested_.store(true, detail::memory_order_release);
         on_every_reactor([this](std::size_t i) {
             cancel_shard(i);
             release_shard(i);
@@ -207,7 +207,7 @@ private:
         group.set_failure_handler([this](std::exception_ptr e) { report(e); });
         group.spawn(std::move(work));
         state.group = &group;
-        if (stop_requested_.load(std::memory_order_acquire)) cancel_shard(i);
+        if (stop_requested_.load(detail::memory_order_acquire)) cancel_shard(i);
         task_group watchers;
         if (signals) watchers.spawn(stop_on_signal(*signals));
 
@@ -229,18 +229,18 @@ private:
     // Reactor i's task has ended: the last one to end releases every reactor.
     void task_finished(std::size_t i) noexcept {
         if (std::exchange(shards_[i].finished, true)) return;
-        if (tasks_running_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+        if (tasks_running_.fetch_sub(1, detail::memory_order_acq_rel) == 1)
             on_every_reactor([this](std::size_t r) { release_shard(r); });
     }
 
     // Posts `fn(i)` to every reactor i, for this run only.
     template <class F>
     void on_every_reactor(F fn) noexcept {
-        const std::uint64_t id = run_id_.load(std::memory_order_acquire);
+        const std::uint64_t id = run_id_.load(detail::memory_order_acquire);
         for (std::size_t i = 0; i < size(); ++i) {
             try {
                 reactors_[i]->post([this, i, id, fn] {
-                    if (id == run_id_.load(std::memory_order_acquire)) fn(i);
+                    if (id == run_id_.load(detail::memory_order_acquire)) fn(i);
                 });
             } catch (...) {
                 reactors_[i]->stop(); // no memory for a graceful message: the abrupt stop
@@ -300,11 +300,11 @@ private:
     failure_policy policy_;
     std::vector<detail::owner<reactor>> reactors_;
     detail::owner<shard_state[]> shards_; // [i]: touched on reactor i's thread only
-    std::atomic<std::size_t> tasks_running_{0};
+    detail::atomic<std::size_t> tasks_running_{0};
     std::vector<int> signals_;
-    std::atomic<bool> running_{false};
-    std::atomic<std::uint64_t> run_id_{0};
-    std::atomic<bool> stop_requested_{false};
+    detail::atomic<bool> running_{false};
+    detail::atomic<std::uint64_t> run_id_{0};
+    detail::atomic<bool> stop_requested_{false};
     detail::mutex failure_mutex_;
     failure_handler handler_;
     std::exception_ptr first_failure_;

@@ -22,7 +22,6 @@
 #include <signal.h>
 #include <time.h>
 
-#include <atomic>
 #include <coroutine>
 #include <cstdint>
 #include <optional>
@@ -33,6 +32,7 @@
 
 #include "address.hpp"
 #include "cancel.hpp"
+#include "detail/atomic.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/posted_queue.hpp"
 #include "detail/ready_queue.hpp"
@@ -47,11 +47,11 @@ namespace detail {
 
 /// Helper threads of async_resolve still running (finished or not, their results wanted or
 /// not). Tests wait for it to reach zero, so that no helper outlives the test that started it.
-inline std::atomic<int> resolve_helpers_running{0};
+inline atomic<int> resolve_helpers_running{0};
 
 /// For tests only: milliseconds each helper waits before it calls getaddrinfo, so that a test
 /// can cancel a lookup while it runs. Zero in any real program.
-inline std::atomic<int> resolve_test_delay_ms{0};
+inline atomic<int> resolve_test_delay_ms{0};
 
 class resolve_awaiter;
 
@@ -80,17 +80,17 @@ public:
     std::error_code ec;
 
     reactor* target;
-    std::atomic<int> phase{running};
-    std::atomic<int> refs{3};
+    atomic<int> phase{running};
+    atomic<int> refs{3};
     resolve_awaiter* waiting = nullptr; // reactor thread only: whom to hand the result to
 
     void release() noexcept {
-        if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+        if (refs.fetch_sub(1, memory_order_acq_rel) == 1) delete this;
     }
 
     /// Waits (briefly: the helper is between two stores around one post()) until `posted`.
     void wait_posted() const noexcept {
-        while (phase.load(std::memory_order_acquire) != posted)
+        while (phase.load(memory_order_acquire) != posted)
             ::sched_yield();
     }
 
@@ -99,7 +99,7 @@ public:
     void abandon() noexcept {
         waiting = nullptr;
         int expected = running;
-        if (!phase.compare_exchange_strong(expected, abandoned, std::memory_order_acq_rel))
+        if (!phase.compare_exchange_strong(expected, abandoned, memory_order_acq_rel))
             wait_posted(); // the result is on its way: the posted node drops it
         release();
     }
@@ -107,7 +107,7 @@ public:
     /// The helper thread's whole life.
     static void* helper(void* arg) noexcept {
         auto* self = static_cast<resolve_request*>(arg);
-        if (const int ms = resolve_test_delay_ms.load(std::memory_order_relaxed)) {
+        if (const int ms = resolve_test_delay_ms.load(memory_order_relaxed)) {
             const timespec pause{ms / 1000, (ms % 1000) * 1000000L};
             ::nanosleep(&pause, nullptr);
         }
@@ -118,14 +118,14 @@ public:
             self->ec = std::make_error_code(std::errc::not_enough_memory);
         }
         int expected = running;
-        if (self->phase.compare_exchange_strong(expected, posting, std::memory_order_acq_rel)) {
+        if (self->phase.compare_exchange_strong(expected, posting, memory_order_acq_rel)) {
             self->target->post(*self); // the node's reference goes with it
-            self->phase.store(posted, std::memory_order_release);
+            self->phase.store(posted, memory_order_release);
         } else {
             self->release(); // abandoned: nobody will run the node
         }
         self->release();
-        resolve_helpers_running.fetch_sub(1, std::memory_order_release);
+        resolve_helpers_running.fetch_sub(1, memory_order_release);
         return nullptr;
     }
 
@@ -164,7 +164,7 @@ public:
         handle_ = h;
         auto* request = new resolve_request(std::move(host_), std::move(service_), family_, *r);
         if (const std::error_code failed = start(*request)) {
-            request->refs.store(1, std::memory_order_relaxed); // no helper, no node: ours only
+            request->refs.store(1, memory_order_relaxed); // no helper, no node: ours only
             request->release();
             ec_ = failed;
             return false;
@@ -202,13 +202,13 @@ private:
         pthread_attr_t attr;
         ::pthread_attr_init(&attr);
         ::pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        resolve_helpers_running.fetch_add(1, std::memory_order_relaxed);
+        resolve_helpers_running.fetch_add(1, memory_order_relaxed);
         pthread_t thread;
         const int rc = ::pthread_create(&thread, &attr, &resolve_request::helper, &request);
         ::pthread_attr_destroy(&attr);
         ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
         if (rc == 0) return {};
-        resolve_helpers_running.fetch_sub(1, std::memory_order_relaxed);
+        resolve_helpers_running.fetch_sub(1, memory_order_relaxed);
         return errno_code(rc);
     }
 
@@ -267,8 +267,11 @@ inline void resolve_request::on_posted(posted_node& n, bool run) {
 }
 
 /// The lookup as a task, which owns the awaiter (so with_timeout and when_any can take it).
-inline task<std::vector<endpoint>> async_resolve_task(std::string host, std::string service,
-                                                      resolve_family family, std::error_code* out) {
+/// (This and the coroutines below are templates only so that a program that never calls them
+/// does not compile them: a header-only library's includers pay for every inline coroutine.)
+template <class = void>
+task<std::vector<endpoint>> async_resolve_task(std::string host, std::string service,
+                                               resolve_family family, std::error_code* out) {
     resolve_awaiter lookup(host, service, family);
     std::vector<endpoint> found = co_await lookup;
     if (out)
@@ -285,21 +288,24 @@ inline task<std::vector<endpoint>> async_resolve_task(std::string host, std::str
 /// std::system_error like resolve ("resolve HOST: reason"); operation_canceled if its task is
 /// cancelled meanwhile, at once (the helper's late answer is dropped). `service` is a port
 /// number as text ("8888") or a service name ("http").
-inline task<std::vector<endpoint>> async_resolve(std::string host, std::string service,
-                                                 resolve_family family = resolve_family::any) {
+template <class = void>
+task<std::vector<endpoint>> async_resolve(std::string host, std::string service,
+                                          resolve_family family = resolve_family::any) {
     return detail::async_resolve_task(std::move(host), std::move(service), family, nullptr);
 }
 
 /// Non-throwing form: on failure (cancellation included) sets `ec`, yields no endpoints.
-inline task<std::vector<endpoint>> async_resolve(std::string host, std::string service,
-                                                 resolve_family family, std::error_code& ec) {
+template <class = void>
+task<std::vector<endpoint>> async_resolve(std::string host, std::string service,
+                                          resolve_family family, std::error_code& ec) {
     return detail::async_resolve_task(std::move(host), std::move(service), family, &ec);
 }
 
 namespace detail {
 
-inline task<tcp_stream> connect_by_name(std::string host, std::string service,
-                                        resolve_family family, std::error_code* out) {
+template <class = void>
+task<tcp_stream> connect_by_name(std::string host, std::string service, resolve_family family,
+                                 std::error_code* out) {
     std::error_code ec;
     const auto addresses = co_await async_resolve(host, service, family, ec);
     if (!ec && addresses.empty()) ec = std::error_code(EAI_NONAME, resolve_category());
@@ -332,15 +338,17 @@ inline task<tcp_stream> connect_by_name(std::string host, std::string service,
 /// lookup's error ("resolve HOST: ..."), or the last address's with every attempt listed
 /// ("connect localhost:8888 (tried 127.0.0.1:8888: Connection refused; ...): Connection
 /// refused"). `service` is a port number as text or a service name.
-inline task<tcp_stream> connect(std::string host, std::string service,
-                                resolve_family family = resolve_family::any) {
+template <class = void>
+task<tcp_stream> connect(std::string host, std::string service,
+                         resolve_family family = resolve_family::any) {
     return detail::connect_by_name(std::move(host), std::move(service), family, nullptr);
 }
 
 /// Non-throwing form: on failure sets `ec` (the lookup's error, or the last address's) and
 /// yields a closed stream.
-inline task<tcp_stream> connect(std::string host, std::string service, resolve_family family,
-                                std::error_code& ec) {
+template <class = void>
+task<tcp_stream> connect(std::string host, std::string service, resolve_family family,
+                         std::error_code& ec) {
     return detail::connect_by_name(std::move(host), std::move(service), family, &ec);
 }
 

@@ -29,8 +29,8 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
-#include <iostream>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
@@ -58,10 +58,9 @@ inline void print_failure(const std::exception_ptr& e) noexcept {
     try {
         std::rethrow_exception(e);
     } catch (const std::exception& error) {
-        std::cerr << "conet: a task failed: " << error.what() << std::endl;
+        std::fprintf(stderr, "conet: a task failed: %s\n", error.what());
     } catch (...) {
-        std::cerr << "conet: a task failed with an exception that is not a std::exception"
-                  << std::endl;
+        std::fputs("conet: a task failed with an exception that is not a std::exception\n", stderr);
     }
 }
 

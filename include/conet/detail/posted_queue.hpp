@@ -1,9 +1,10 @@
 // conet/detail/posted_queue.hpp - functions handed to a reactor from any thread.
 #pragma once
 
-#include <atomic>
 #include <type_traits>
 #include <utility>
+
+#include "atomic.hpp"
 
 namespace conet::detail {
 
@@ -63,18 +64,17 @@ public:
     /// Appends `n`, from any thread; true if nothing was posted since the reactor last took
     /// what was (the reactor then needs a wake-up).
     bool push(posted_node& n) noexcept {
-        posted_node* top = top_.load(std::memory_order_relaxed);
+        posted_node* top = top_.load(memory_order_relaxed);
         do {
             n.next_ = top;
-        } while (!top_.compare_exchange_weak(top, &n, std::memory_order_release,
-                                             std::memory_order_relaxed));
+        } while (!top_.compare_exchange_weak(top, &n, memory_order_release, memory_order_relaxed));
         return top == nullptr;
     }
 
     /// Reactor thread: moves everything posted so far behind what is still pending, in the
     /// order it was posted.
     void collect() noexcept {
-        posted_node* stack = top_.exchange(nullptr, std::memory_order_acquire);
+        posted_node* stack = top_.exchange(nullptr, memory_order_acquire);
         posted_node* in_order = nullptr;
         posted_node* last = stack;
         while (stack) {
@@ -109,7 +109,7 @@ public:
     }
 
 private:
-    std::atomic<posted_node*> top_{nullptr};
+    atomic<posted_node*> top_{nullptr};
     posted_node* pending_ = nullptr;
     posted_node** pending_tail_ = &pending_;
 };
