@@ -83,6 +83,27 @@ TEST_CASE("recv(pool) holds no buffer while it waits, and one while data is held
     }());
 }
 
+TEST_CASE("with_timeout bounds recv(pool), and a timed-out receive holds no buffer",
+          "[pool_buffers]") {
+    conet::reactor r;
+    watchdog dog(r);
+    r.run([]() -> conet::task<> {
+        conet::buffer_pool pool(64);
+        auto pair = co_await connected_pair();
+        auto& client = pair.client;
+        auto& server = pair.server;
+        std::error_code ec;
+        auto none = co_await conet::with_timeout(server.recv(pool, ec), 20ms); // nothing sent
+        CHECK(ec == std::errc::timed_out);
+        CHECK(none.empty());
+        CHECK(pool.lent_count() == 0);
+        co_await client.send_all(conet::const_buffer("ping"));
+        auto data = co_await conet::with_timeout(server.recv(pool), 2s); // the throwing form
+        CHECK(std::string(data.begin(), data.end()) == "ping");
+        CHECK(pool.lent_count() == 1);
+    }());
+}
+
 TEST_CASE("wait_readable ends when data comes, and at once when it is there", "[pool_buffers]") {
     conet::reactor r;
     watchdog dog(r);

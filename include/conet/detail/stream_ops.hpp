@@ -157,6 +157,8 @@ class pooled_read_op : public io_awaiter<pooled_read_op, direction::read> {
 public:
     pooled_read_op(descriptor& d, buffer_pool& pool, std::error_code* out) noexcept
         : io_awaiter(out), d_(&d), pool_(&pool) {}
+    // Moved by with_timeout before it starts (the destructor below would hide the move).
+    pooled_read_op(pooled_read_op&&) noexcept = default;
     [[gnu::always_inline]] ~pooled_read_op() {} // (its buffer was moved out, or never lent)
 
     bool try_once() noexcept {
