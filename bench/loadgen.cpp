@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
     std::vector<epoll_event> events(1024);
     long long errors = 0;
     std::vector<connection*> thinking; // round trip done, next message after the pause
+    std::vector<connection*> waking;   // those whose pause is over (kept: no allocation)
     const auto start = std::chrono::steady_clock::now();
     const auto end = start + std::chrono::duration<double>(o.seconds);
     auto progress = [&](connection& c) {
@@ -191,10 +192,10 @@ int main(int argc, char** argv) {
             progress(conns[events[static_cast<std::size_t>(i)].data.u64]);
         if (!thinking.empty()) {
             ::usleep(static_cast<useconds_t>(o.think_us));
-            std::vector<connection*> resume;
-            resume.swap(thinking);
-            for (connection* c : resume)
+            waking.swap(thinking); // progress() may add to thinking again
+            for (connection* c : waking)
                 progress(*c);
+            waking.clear();
         }
     }
     const double seconds =

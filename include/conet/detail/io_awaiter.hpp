@@ -46,9 +46,6 @@ template <class Derived, direction Dir>
 class io_awaiter : public waiter {
 public:
     explicit io_awaiter(std::error_code* out) noexcept : waiter(&attempt_thunk), out_(out) {}
-    // Inline: the common end is a test or two (nothing to undo), and GCC would otherwise
-    // call it out of line at every co_await.
-    [[gnu::always_inline]] ~io_awaiter() {}
 
     void set_chain(cancel_state* c) noexcept { chain = c; }
 
