@@ -498,9 +498,9 @@ private:
             trace_resume(w);
         // The common end of a wait, inline: it leaves its slot, and nothing else is pending
         // (a timeout, a deferred try: finish_wait undoes those).
-        if (!w.deferred && !w.timer) [[likely]] {
+        if (!w.holds(detail::waiter::deferred) && !w.timer) [[likely]] {
             entry = nullptr;
-            w.in_slot = false;
+            w.release(detail::waiter::in_slot);
             w.unwatch_cancellation();
         } else {
             w.end_wait();

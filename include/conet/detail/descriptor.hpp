@@ -128,7 +128,7 @@ public:
         w.loop = l;
         w.fd = fd_;
         w.dir = d;
-        w.in_slot = true;
+        w.hold(waiter::in_slot);
         return true;
     }
 

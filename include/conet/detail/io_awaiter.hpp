@@ -58,7 +58,7 @@ public:
         // without trying, which would only meet EAGAIN (docs/design.md, "Readiness").
         if (self().must_wait()) return false;
         if (!take_budget()) {
-            deferred = true; // await_suspend queues the try for the next turn
+            hold(deferred); // await_suspend queues the try for the next turn
             return false;
         }
         if (!self().try_once()) return false;
@@ -69,8 +69,8 @@ public:
     bool await_suspend(std::coroutine_handle<> h) noexcept {
         handle = h;
         if (ec) return give_turn(*this, h); // cancelled, with the budget spent
-        if (deferred) {
-            deferred = false;
+        if (holds(deferred)) {
+            release(deferred);
             if (defer()) return true;
             if (self().try_once()) return false; // no reactor: no turn to give
         }
@@ -110,7 +110,7 @@ private:
             loop = l;                            // tries to register again (and reports)
             ec = no_error();
         }
-        deferred = true;
+        hold(deferred);
         loop->retry.push_back(*this);
         watch_cancellation();
         return true;
@@ -137,11 +137,11 @@ private:
     static bool attempt_thunk(waiter& w) noexcept {
         auto& self = static_cast<Derived&>(static_cast<io_awaiter&>(w));
         if (self.try_once()) return true;
-        if (self.deferred) {
-            self.deferred = false;
+        if (self.holds(deferred)) {
+            self.release(deferred);
             self.unlink();
             // Deferred without a slot: register now, or report why not (in ec).
-            if (!self.in_slot && !self.target().wait(Dir, self)) return true;
+            if (!self.holds(in_slot) && !self.target().wait(Dir, self)) return true;
             if (self.timer) {
                 self.ec = arm_timeout(self);
                 if (self.ec) return true;

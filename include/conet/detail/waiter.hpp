@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <coroutine>
+#include <cstdint>
 #include <new>
 #include <system_error>
 
@@ -61,10 +62,9 @@ public:
         : ready_node(other), cancel_watcher(other), attempt(other.attempt) {}
     waiter& operator=(const waiter&) = delete;
     // Usually nothing is left to undo (the wait ended normally, or there was none): one
-    // test of the three flags, which share a byte, and the ready link unlinks itself after a
-    // test of its own.
+    // test of the pending byte, and the ready link unlinks itself after a test of its own.
     [[gnu::always_inline]] ~waiter() {
-        if (in_slot | deferred | timing) [[unlikely]]
+        if (pending) [[unlikely]]
             destroyed_waiting();
     }
 
@@ -79,9 +79,19 @@ public:
     deadline* timer = nullptr;
     int fd = -1;
     direction dir = direction::read;
-    bool in_slot : 1 = false;  // registered in loop->descriptors for (fd, dir)
-    bool deferred : 1 = false; // queued on loop->retry: its try waits for the next turn
-    bool timing : 1 = false;   // `timer` is on the loop's heap
+    // What the wait holds, one bit each. A plain byte, not bit-fields: "is anything left to
+    // undo?" is then one test (GCC tests bool bit-fields one by one).
+    std::uint8_t pending = 0;
+    // registered in loop->descriptors for (fd, dir)
+    static constexpr std::uint8_t in_slot = 1;
+    // queued on loop->retry: its try waits for the next turn
+    static constexpr std::uint8_t deferred = 2;
+    // `timer` is on the loop's heap
+    static constexpr std::uint8_t timing = 4;
+
+    bool holds(std::uint8_t what) const noexcept { return pending & what; }
+    void hold(std::uint8_t what) noexcept { pending |= what; }
+    void release(std::uint8_t what) noexcept { pending &= static_cast<std::uint8_t>(~what); }
 
     /// True if the awaiting chain is cancelled: the operation must not start.
     bool cancel_requested() const noexcept { return chain && chain->requested(); }
@@ -110,7 +120,7 @@ public:
             return std::make_error_code(std::errc::not_enough_memory);
         }
         loop = l;
-        timing = true;
+        hold(timing);
         return {};
     }
 
@@ -121,17 +131,13 @@ public:
     /// descriptor's slot, the timer heap and the retry queue. The chain still watches it:
     /// whoever resumes it ends that (unwatch_cancellation).
     void finish_wait() noexcept {
-        if (in_slot) {
+        if (holds(in_slot)) {
             waiter*& entry = loop->descriptors[fd].waiting(dir);
             if (entry == this) entry = nullptr;
-            in_slot = false;
         }
         if (timer_armed()) loop->timers.remove(*timer);
-        timing = false;
-        if (deferred) {
-            deferred = false;
-            unlink();
-        }
+        if (holds(deferred)) unlink();
+        pending = 0;
     }
 
     /// finish_wait, and the chain stops watching: the wait is over for good.
@@ -144,7 +150,7 @@ public:
     /// running coroutine suspends (loop_core::urgent). Does nothing if it is not waiting (it
     /// finished and is already queued to resume).
     void abort(std::error_code reason) noexcept {
-        if (!in_slot && !deferred && !timer_armed()) return;
+        if (!holds(in_slot | deferred) && !timer_armed()) return;
         finish_wait();
         // Nothing watches a wait that has ended: if its frame is destroyed before it resumes,
         // the chain must not be left pointing at it.
@@ -158,9 +164,7 @@ public:
         // Its frame outlives the loop and may be destroyed after its chain: the chain must
         // not be left pointing at it.
         unwatch_cancellation();
-        in_slot = false;
-        deferred = false;
-        timing = false; // the heap was cleared
+        pending = 0; // the slots, the retry queue and the heap are gone
         loop = nullptr;
     }
 
@@ -171,7 +175,7 @@ private:
     static void cancelled(cancel_watcher& watcher) noexcept {
         auto& w = static_cast<waiter&>(watcher);
         if (w.loop && w.loop->trace) [[unlikely]] {
-            if (w.in_slot)
+            if (w.holds(in_slot))
                 trace("cancelled: the wait on fd %d ends (operation_canceled)", w.fd);
             else
                 trace("cancelled: a wait ends (operation_canceled)");
