@@ -166,12 +166,7 @@ public:
         auto h = t.handle();
         h.promise().start_node_.handle = h;
         core_.ready.push_back(h.promise().start_node_);
-        while (!h.done()) {
-            if (stop_taken())
-                detail::throw_error(std::make_error_code(std::errc::operation_canceled),
-                                    "reactor::run: stopped before the task finished");
-            run_once();
-        }
+        run_until_done(h);
         return h.promise().take();
     }
 
@@ -277,6 +272,16 @@ private:
 
     bool running_here() const noexcept { return current_ref() == this; }
 
+    // run(t)'s loop, not a template: one copy of the loop for every task type.
+    void run_until_done(std::coroutine_handle<> main) {
+        while (!main.done()) {
+            if (stop_taken())
+                detail::throw_error(std::make_error_code(std::errc::operation_canceled),
+                                    "reactor::run: stopped before the task finished");
+            run_once();
+        }
+    }
+
     static reactor*& current_ref() noexcept {
         thread_local reactor* current = nullptr;
         return current;
@@ -324,12 +329,13 @@ private:
         }
     }
 
-    void run_once() {
+    // Inline in both run()s: at one connection, each round trip is a whole turn.
+    [[gnu::always_inline]] void run_once() {
         // Tested here, not in the calls: most turns have none of these to do.
         if (!core_.urgent.empty()) [[unlikely]]
             resume_urgent(); // cancellations made while no run was in progress
         if (next_event_ < event_count_) [[unlikely]]
-            dispatch_events(); // what an exception left of the previous batch
+            dispatch_rest(); // what an exception left of the previous batch
         if (!core_.deferred.empty()) [[unlikely]]
             run_deferred();
         // The tries deferred before this turn; those deferred while it runs wait for the next.
@@ -447,10 +453,14 @@ private:
         }
     }
 
+    // What an exception left of the previous batch: rare, so out of line.
+    [[gnu::noinline]] void dispatch_rest() { dispatch_events(); }
+
     // Handles the fetched events from next_event_ on. Progress is recorded before each
     // resumption, so that if user code throws, the rest of the batch (edge-triggered: never
-    // reported again) is handled by the next turn instead of being lost.
-    void dispatch_events() {
+    // reported again) is handled by the next turn instead of being lost. Inline in run_once,
+    // like the resumptions it makes: every turn that polls runs it.
+    [[gnu::always_inline]] void dispatch_events() {
         constexpr std::uint32_t read_bits = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
         constexpr std::uint32_t write_bits = EPOLLOUT | EPOLLHUP | EPOLLERR;
         while (next_event_ < event_count_) {
@@ -474,23 +484,31 @@ private:
             s->owner->note_events(events);
             if (core_.trace) [[unlikely]]
                 trace_event(fd, events);
+            // A writer that starts waiting while the reader runs is not this event's: it
+            // waits because it found no room (or was told so), after this event was fetched,
+            // and the room it waits for makes a new edge.
+            const bool for_writer = (events & write_bits) && s->writer;
             if ((events & read_bits) && s->reader) {
-                ev.events =
-                    (events & write_bits) ? std::uint32_t{EPOLLOUT} : 0u; // what is left to do
+                if (!for_writer) {
+                    ++next_event_; // the event is done with before the reader resumes
+                    resume_ready(s->reader);
+                    continue;
+                }
+                ev.events = EPOLLOUT; // what is left to do, should the resumption throw
                 resume_ready(s->reader);
                 // Found again: resuming the reader may have closed the socket, or grown the
                 // table the slot lives in.
-                s = (events & write_bits) ? core_.descriptors.find(fd, generation) : nullptr;
+                s = core_.descriptors.find(fd, generation);
             }
             ++next_event_;
-            if (s && (events & write_bits) && s->writer) resume_ready(s->writer);
+            if (s && for_writer && s->writer) resume_ready(s->writer);
         }
     }
 
     // Resumes the waiter in `entry` (a descriptor's slot), which an event reported ready, if
     // its try finishes it (else it met EAGAIN again: a spurious wake-up, and it goes on
     // waiting). A try never registers a descriptor, so `entry` is still where it was.
-    void resume_ready(detail::waiter*& entry) {
+    [[gnu::always_inline]] void resume_ready(detail::waiter*& entry) {
         detail::waiter& w = *entry;
         if (!w.attempt(w)) return;
         ++detail::counters.completed_after_wait;
