@@ -21,4 +21,5 @@
 #include "time.hpp"          // sleep_for, sleep_until, with_timeout
 #include "udp.hpp"           // udp_socket
 #include "version.hpp"       // CONET_VERSION_*
+#include "watched_fd.hpp"    // watched_fd: readiness of a descriptor another library owns
 #include "when.hpp"          // when_all, when_any
