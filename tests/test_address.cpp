@@ -163,6 +163,14 @@ TEST_CASE("service_port is the course's getservbyname", "[address]") {
     CHECK(ec);
     CHECK(conet::service_port(std::string(100, 'x'), "tcp", ec) == 0);
     CHECK(ec);
+    // A number that is no port is said to be one, not looked up as a name.
+    CHECK(conet::service_port("99999", "tcp", ec) == 0);
+    CHECK(ec == conet::error::port_out_of_range);
+    CHECK_THROWS_WITH(conet::service_port("65536"),
+                      "service \"65536\": Port number out of range (0 to 65535)");
+    CHECK_THROWS_WITH(
+        conet::resolve("localhost", "123456"),
+        "resolve localhost: service \"123456\": Port number out of range (0 to 65535)");
     CHECK(conet::service_port(std::string_view("http\0x", 6), "tcp", ec) == 0);
     CHECK(ec);
     CHECK(conet::service_port("99999", "tcp", ec) == 0); // not a port, and no service's name

@@ -439,6 +439,11 @@ inline std::uint16_t port_from_text(std::string_view service, const char* protoc
                                     std::error_code& ec) noexcept {
     ec.clear();
     if (auto port = endpoint::parse_port(service)) return *port;
+    // All digits, but no port: a number too big, not a name to look up ("Unknown service").
+    if (!service.empty() && service.find_first_not_of("0123456789") == service.npos) {
+        ec = error::port_out_of_range;
+        return 0;
+    }
     if (auto port = lookup_service(service, protocol)) return *port;
     ec = std::error_code(EAI_SERVICE, resolve_category());
     return 0;
@@ -482,7 +487,7 @@ inline std::vector<endpoint> lookup_host(const std::string& host, std::uint16_t 
 /// What a failed lookup of `host` with `service` is called in an exception.
 inline std::string resolve_what(std::string_view host, std::string_view service,
                                 const std::error_code& ec) {
-    if (ec == std::error_code(EAI_SERVICE, resolve_category()))
+    if (ec == std::error_code(EAI_SERVICE, resolve_category()) || ec == error::port_out_of_range)
         return "resolve " + std::string(host) + ": service \"" + std::string(service) + '"';
     return "resolve " + std::string(host);
 }

@@ -38,6 +38,7 @@ enum class error {
     wrong_reactor,      ///< a socket was used on a thread other than its reactor's
     datagram_truncated, ///< a datagram was larger than the buffer given to receive it
     closed, ///< the socket (or task group) was closed by another task while the operation waited
+    port_out_of_range, ///< a service given as a number is not a port (0 to 65535)
 };
 
 namespace detail {
@@ -62,6 +63,8 @@ public:
             return "Datagram larger than the receive buffer";
         case error::closed:
             return "Closed (by another task) while the operation was waiting";
+        case error::port_out_of_range:
+            return "Port number out of range (0 to 65535)";
         }
         return "Unknown conet error";
     }
