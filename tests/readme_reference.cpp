@@ -185,6 +185,10 @@ conet::task<> tcp() {
     // row: `wait_readable()`, `wait_writable()`
     co_await conn.wait_readable();
     co_await conn.wait_writable();
+    // row: `watched_fd{fd}`, `wait_readable()`, `wait_writable()`
+    conet::watched_fd watched{conn.native_handle()}; // as if another library owned it
+    co_await watched.wait_writable();
+    co_await watched.wait_readable();
     // row: `tcp_stream::send(buf)`, `send_all(buf)`
     n = co_await client.send(buf);
     n = co_await client.send_all(std::string("text"));
