@@ -176,6 +176,13 @@ TEST_CASE("watching a bad descriptor is a clear error", "[watched_fd]") {
     conet::watched_fd w(gone, ec);
     CHECK(ec == std::errc::bad_file_descriptor);
     CHECK_FALSE(w.is_open());
+    auto wait_on_nothing = [](conet::watched_fd& w) -> conet::task<std::error_code> {
+        std::error_code failed;
+        co_await w.wait_readable(failed);
+        co_return failed;
+    };
+    conet::watched_fd nothing;
+    CHECK(run_bounded(wait_on_nothing(nothing)) == std::errc::bad_file_descriptor);
     try {
         conet::watched_fd thrown(gone);
         FAIL("no exception");

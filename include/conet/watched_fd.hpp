@@ -78,6 +78,8 @@ private:
 /// on the reactor it first waited on (leave_reactor() before using it on another).
 class watched_fd : private detail::descriptor {
 public:
+    /// Watches nothing (a wait fails with EBADF) until another watched_fd is moved in.
+    watched_fd() noexcept = default;
     /// Watches `fd`, which stays the caller's. Throws std::system_error if `fd` is not an
     /// open descriptor (EBADF) or no descriptor is left to duplicate it (EMFILE).
     explicit watched_fd(int fd) {
