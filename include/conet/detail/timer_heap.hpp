@@ -1,10 +1,10 @@
 // conet/detail/timer_heap.hpp - the reactor's deadlines: a binary min-heap of intrusive entries.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <utility>
 
+#include "chrono.hpp"
 #include "growable_array.hpp"
 
 namespace conet::detail {
