@@ -26,9 +26,9 @@
 #include <compare>
 #include <cstdint>
 #include <cstring>
+#include <iosfwd>
 #include <limits>
 #include <optional>
-#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -340,10 +340,16 @@ private:
     std::uint16_t port_ = 0;
 };
 
-inline std::ostream& operator<<(std::ostream& os, const ip_address& a) {
+// Templates on the stream (any std::ostream, std::ofstream, ...), so that this header needs
+// only <iosfwd>: <ostream> is a large part of what <chrono> would otherwise spare.
+template <class Traits>
+std::basic_ostream<char, Traits>& operator<<(std::basic_ostream<char, Traits>& os,
+                                             const ip_address& a) {
     return os << a.to_string();
 }
-inline std::ostream& operator<<(std::ostream& os, const endpoint& e) {
+template <class Traits>
+std::basic_ostream<char, Traits>& operator<<(std::basic_ostream<char, Traits>& os,
+                                             const endpoint& e) {
     return os << e.to_string();
 }
 

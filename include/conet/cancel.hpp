@@ -28,7 +28,6 @@
 #pragma once
 
 #include <coroutine>
-#include <optional>
 #include <type_traits>
 #include <utility>
 

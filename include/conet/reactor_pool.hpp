@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <exception>
 #include <initializer_list>
-#include <optional>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -47,23 +46,31 @@ public:
         : policy_(policy) {
         if (count == 0) count = detail::hardware_concurrency();
         if (count == 0) count = 1; // the number of hardware threads is not known
-        reactors_.reserve(count);
+        reactors_ = detail::owner<detail::owner<reactor>[]>(new detail::owner<reactor>[count]);
         for (std::size_t i = 0; i < count; ++i)
-            reactors_.push_back(detail::owner<reactor>(new reactor()));
+            reactors_[i] = detail::owner<reactor>(new reactor());
+        count_ = count;
         shards_ = detail::owner<shard_state[]>(new shard_state[count]());
     }
     reactor_pool(const reactor_pool&) = delete;
     reactor_pool& operator=(const reactor_pool&) = delete;
 
     /// How many reactors (and threads, while running) the pool has.
-    std::size_t size() const noexcept { return reactors_.size(); }
+    std::size_t size() const noexcept { return count_; }
     /// Reactor `i` (0 runs on the thread that calls run()). From another thread, use it only
     /// to post(), spawn_on() or resume_on() it.
     reactor& operator[](std::size_t i) noexcept { return *reactors_[i]; }
 
     /// Makes the next run() stop the pool (as stop() does) when one of `signals` arrives. The
     /// signals are blocked for every thread of the pool and received by reactor 0.
-    void stop_on(std::initializer_list<int> signals) { signals_.assign(signals); }
+    void stop_on(std::initializer_list<int> signals) {
+        detail::owner<int[]> copy(new int[signals.size()]);
+        std::size_t n = 0;
+        for (const int s : signals)
+            copy[n++] = s;
+        signals_ = std::move(copy);
+        signal_count_ = n;
+    }
 
     /// Replaces the failure handler (the default prints the failure on stderr). It runs on
     /// the thread of the failing task's reactor, never two at once.
@@ -116,25 +123,32 @@ public:
             first_failure_ = nullptr;
         }
         // Before any thread starts, so that they all inherit the blocked mask.
-        std::optional<signal_set> signals;
-        if (!signals_.empty()) signals.emplace(std::span<const int>(signals_));
+        // (Not a std::optional: this part does not depend on F, so std::optional<signal_set>
+        // would be compiled wherever the header is included, and it costs more than the pool.)
+        detail::owner<signal_set> signals;
+        if (signal_count_ != 0)
+            signals = detail::owner<signal_set>(
+                new signal_set(std::span<const int>(signals_.get(), signal_count_)));
 
-        std::vector<detail::thread> threads;
-        threads.reserve(size() - 1);
+        // (Not a std::vector: this part does not depend on F, so it would be compiled
+        // wherever the header is included.)
+        detail::owner<detail::thread[]> threads(new detail::thread[size() - 1]);
+        std::size_t started = 0;
         try {
-            for (std::size_t i = 1; i < size(); ++i)
-                threads.emplace_back([this, i, t = std::move(tasks[i])]() mutable {
-                    drive(i, std::move(t), nullptr);
-                });
+            for (; started + 1 < size(); ++started)
+                threads[started] = detail::thread(
+                    [this, i = started + 1, t = std::move(tasks[started + 1])]() mutable {
+                        drive(i, std::move(t), nullptr);
+                    });
         } catch (...) { // no thread for one of them: stop those started, then report
             stop();
-            for (auto& t : threads)
-                t.join();
+            for (std::size_t i = 0; i < started; ++i)
+                threads[i].join();
             throw;
         }
-        drive(0, std::move(tasks[0]), signals ? &*signals : nullptr);
-        for (auto& t : threads)
-            t.join();
+        drive(0, std::move(tasks[0]), signals.get());
+        for (std::size_t i = 0; i < started; ++i)
+            threads[i].join();
 
         detail::lock_guard lock(failure_mutex_);
         if (auto e = std::exchange(first_failure_, nullptr)) std::rethrow_exception(e);
@@ -145,9 +159,9 @@ public:
     /// thread. A stop requested while no run() is in progress is dropped when the next starts.
     void stop() noexcept {
         stop_requested_.store(true, detail::memory_order_release);
-        on_every_reactor([this](std::size_t i) {
-            cancel_shard(i);
-            release_shard(i);
+        on_every_reactor([](reactor_pool& pool, std::size_t i) noexcept {
+            pool.cancel_shard(i);
+            pool.release_shard(i);
         });
     }
 
@@ -230,21 +244,43 @@ private:
     void task_finished(std::size_t i) noexcept {
         if (std::exchange(shards_[i].finished, true)) return;
         if (tasks_running_.fetch_sub(1, detail::memory_order_acq_rel) == 1)
-            on_every_reactor([this](std::size_t r) { release_shard(r); });
+            on_every_reactor(
+                [](reactor_pool& pool, std::size_t r) noexcept { pool.release_shard(r); });
     }
 
-    // Posts `fn(i)` to every reactor i, for this run only.
-    template <class F>
-    void on_every_reactor(F fn) noexcept {
+    using shard_function = void (*)(reactor_pool&, std::size_t) noexcept;
+
+    // `fn(pool, i)` on reactor i, dropped if a later run has begun by then. A node of its own
+    // rather than a posted lambda: every post<F> instantiates a posted_function, and these
+    // are compiled wherever conet.hpp is included.
+    class shard_message final : public detail::posted_node {
+    public:
+        shard_message(reactor_pool& pool, std::size_t i, std::uint64_t run,
+                      shard_function fn) noexcept
+            : posted_node(&shard_message::call), pool_(pool), i_(i), run_(run), fn_(fn) {}
+
+    private:
+        static void call(posted_node& n, bool run) noexcept {
+            auto* m = static_cast<shard_message*>(&n);
+            if (run && m->run_ == m->pool_.run_id_.load(detail::memory_order_acquire))
+                m->fn_(m->pool_, m->i_);
+            delete m;
+        }
+        reactor_pool& pool_;
+        std::size_t i_;
+        std::uint64_t run_;
+        shard_function fn_;
+    };
+
+    // Posts `fn(*this, i)` to every reactor i, for this run only.
+    void on_every_reactor(shard_function fn) noexcept {
         const std::uint64_t id = run_id_.load(detail::memory_order_acquire);
         for (std::size_t i = 0; i < size(); ++i) {
-            try {
-                reactors_[i]->post([this, i, id, fn] {
-                    if (id == run_id_.load(detail::memory_order_acquire)) fn(i);
-                });
-            } catch (...) {
+            shard_message* m = new (std::nothrow) shard_message(*this, i, id, fn);
+            if (m)
+                reactors_[i]->post(*m);
+            else
                 reactors_[i]->stop(); // no memory for a graceful message: the abrupt stop
-            }
         }
     }
 
@@ -255,6 +291,7 @@ private:
         if (state.waiting) state.wake.resume_later(std::exchange(state.waiting, {}));
     }
 
+    template <class = void> // compiled only where a pool runs
     task<> stop_on_signal(signal_set& signals) {
         std::error_code ec;
         co_await signals.wait(ec);
@@ -298,10 +335,12 @@ private:
     }
 
     failure_policy policy_;
-    std::vector<detail::owner<reactor>> reactors_;
+    detail::owner<detail::owner<reactor>[]> reactors_;
+    std::size_t count_ = 0;
     detail::owner<shard_state[]> shards_; // [i]: touched on reactor i's thread only
     detail::atomic<std::size_t> tasks_running_{0};
-    std::vector<int> signals_;
+    detail::owner<int[]> signals_;
+    std::size_t signal_count_ = 0;
     detail::atomic<bool> running_{false};
     detail::atomic<std::uint64_t> run_id_{0};
     detail::atomic<bool> stop_requested_{false};

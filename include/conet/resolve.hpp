@@ -24,9 +24,9 @@
 
 #include <coroutine>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -142,7 +142,7 @@ public:
     resolve_awaiter(const resolve_awaiter&) = delete;
     resolve_awaiter& operator=(const resolve_awaiter&) = delete;
     ~resolve_awaiter() {
-        on_cancel_.reset();
+        on_cancel_.unregister();
         if (request_) request_->abandon(); // destroyed while it waits (its frame went)
     }
 
@@ -171,14 +171,14 @@ public:
         }
         request->waiting = this;
         request_ = request;
-        on_cancel_.emplace(token, canceller{this});
+        if constexpr (std::is_base_of_v<promise_base, Promise>) h.promise().chain().add(on_cancel_);
         loop_->hooks.push_back(hook_); // the reactor may go first: see loop_gone
         return true;
     }
 
     /// The endpoints found; error() says whether the lookup failed.
     std::vector<endpoint> await_resume() noexcept {
-        on_cancel_.reset();
+        on_cancel_.unregister();
         return std::move(result_);
     }
 
@@ -187,9 +187,16 @@ public:
 private:
     friend class resolve_request;
 
-    struct canceller {
+    // Ends the wait when the awaiting chain is cancelled. (A node of its own, not a
+    // std::optional<cancel_callback>: that optional would be compiled wherever this header is
+    // included, at a cost larger than the awaiter's.)
+    struct cancel_link : cancel_node {
+        explicit cancel_link(resolve_awaiter* s) noexcept
+            : cancel_node(&cancel_link::fire), self(s) {}
+        static void fire(cancel_node& n) noexcept {
+            static_cast<cancel_link&>(n).self->cancelled();
+        }
         resolve_awaiter* self;
-        void operator()() const noexcept { self->cancelled(); }
     };
 
     // Starts the helper with every signal blocked, so that it never takes a signal the
@@ -245,7 +252,7 @@ private:
     ready_node wake_; // queues the resumption; unlinks itself if the frame goes first
     std::error_code ec_;
     std::vector<endpoint> result_;
-    std::optional<cancel_callback<canceller>> on_cancel_;
+    cancel_link on_cancel_{this};
 
     // The reactor is being destroyed while this frame (owned elsewhere) still waits: let the
     // helper drop its answer, and never touch the loop again.

@@ -11,13 +11,13 @@
 // that would cost a system call per timer armed.
 #pragma once
 
-#include <chrono>
 #include <concepts>
 #include <coroutine>
 #include <system_error>
 #include <type_traits>
 #include <utility>
 
+#include "detail/chrono.hpp"
 #include "detail/io_awaiter.hpp"
 #include "detail/waiter.hpp"
 #include "error.hpp"

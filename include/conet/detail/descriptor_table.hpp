@@ -4,9 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <new>
-#include <system_error>
-#include <vector>
+
+#include "growable_array.hpp"
 
 namespace conet::detail {
 
@@ -17,7 +16,7 @@ class descriptor;
 enum class direction : std::uint8_t { read, write };
 
 /// One slot per descriptor number, indexed by the number itself (descriptors are small
-/// integers, so this is a flat vector with O(1) lookup). `generation` changes whenever the
+/// integers, so this is a flat array with O(1) lookup). `generation` changes whenever the
 /// number is registered again or released, so that an epoll event fetched before a close is
 /// recognised as stale and dropped.
 class descriptor_table {
@@ -34,11 +33,7 @@ public:
     /// The slot of `fd`, growing the table if needed; nullptr if memory ran out.
     slot* grow_to(int fd) noexcept {
         const auto index = static_cast<std::size_t>(fd);
-        try {
-            if (index >= slots_.size()) slots_.resize(index + 1);
-        } catch (const std::bad_alloc&) {
-            return nullptr;
-        }
+        if (!slots_.grow_to(index + 1)) return nullptr;
         return &slots_[index];
     }
 
@@ -54,7 +49,7 @@ public:
     std::size_t size() const noexcept { return slots_.size(); }
 
 private:
-    std::vector<slot> slots_;
+    growable_array<slot> slots_;
 };
 
 } // namespace conet::detail

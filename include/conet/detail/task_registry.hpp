@@ -4,7 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+
+#include "growable_array.hpp"
 
 namespace conet::detail {
 
@@ -61,7 +62,7 @@ private:
         std::uint32_t generation = 0;
         std::uint32_t next_free = 0;
     };
-    std::vector<entry> entries_;
+    growable_array<entry> entries_;
     std::uint32_t free_ = none;
     std::size_t refs_ = 1;
 };

@@ -35,11 +35,18 @@ public:
         }
         joinable_ = true;
     }
+    /// No thread (as std::thread's default): something to assign a thread to later.
+    thread() noexcept = default;
     thread(const thread&) = delete;
     thread& operator=(const thread&) = delete;
     thread(thread&& other) noexcept
         : id_(other.id_), joinable_(std::exchange(other.joinable_, false)) {}
-    thread& operator=(thread&&) = delete;
+    thread& operator=(thread&& other) noexcept {
+        if (joinable_) std::terminate(); // as std::thread: join first
+        id_ = other.id_;
+        joinable_ = std::exchange(other.joinable_, false);
+        return *this;
+    }
     ~thread() {
         if (joinable_) std::terminate(); // as std::thread: join first
     }

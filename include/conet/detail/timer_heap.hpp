@@ -1,10 +1,11 @@
 // conet/detail/timer_heap.hpp - the reactor's deadlines: a binary min-heap of intrusive entries.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <utility>
-#include <vector>
+
+#include "chrono.hpp"
+#include "growable_array.hpp"
 
 namespace conet::detail {
 
@@ -24,7 +25,7 @@ private:
 };
 
 /// A binary min-heap of timer entries ordered by deadline. Each entry stores its own index,
-/// so removing one costs O(log n) with no search; nothing is allocated once the vector has
+/// so removing one costs O(log n) with no search; nothing is allocated once the array has
 /// grown to the largest number of deadlines pending at once.
 class timer_heap {
 public:
@@ -92,7 +93,7 @@ private:
         }
     }
 
-    std::vector<timer_entry*> entries_;
+    growable_array<timer_entry*> entries_;
 };
 
 } // namespace conet::detail
