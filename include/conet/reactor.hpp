@@ -23,7 +23,6 @@
 
 #include <array>
 #include <cerrno>
-#include <chrono>
 #include <climits>
 #include <coroutine>
 #include <cstddef>
@@ -35,6 +34,7 @@
 
 #include "cancel.hpp"
 #include "detail/atomic.hpp"
+#include "detail/chrono.hpp"
 #include "detail/descriptor.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/posted_queue.hpp"

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cerrno>
-#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <string>
@@ -10,6 +9,7 @@
 #include <type_traits>
 
 #include "../error.hpp"
+#include "chrono.hpp"
 #include "descriptor.hpp"
 #include "loop_core.hpp"
 #include "trace.hpp"

@@ -2,7 +2,6 @@
 // frame, and how a wait is set up, ended and undone on the loop.
 #pragma once
 
-#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <new>
@@ -10,6 +9,7 @@
 
 #include "../cancel.hpp"
 #include "../error.hpp"
+#include "chrono.hpp"
 #include "descriptor_table.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
