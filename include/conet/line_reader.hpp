@@ -78,20 +78,27 @@ public:
                          std::size_t max_line_length = default_max_line_length)
         : stream_(&stream), max_line_(max_line_length) {}
 
+    // (Each read_line is a template only so that the operation is compiled where it is
+    // awaited, not in every file that includes conet.hpp.)
+
     /// Yields the next line without its terminator, or std::nullopt at end of stream.
+    template <class = void>
     detail::read_line_op<std::optional<std::string>> read_line() noexcept {
         return {*this, nullptr, nullptr};
     }
     /// Non-throwing form: std::nullopt with `ec` set on failure.
+    template <class = void>
     detail::read_line_op<std::optional<std::string>> read_line(std::error_code& ec) noexcept {
         return {*this, nullptr, &ec};
     }
 
     /// Reads the next line into `line` (reusing its capacity: no allocation once warm);
     /// yields false at end of stream.
+    template <class = void>
     detail::read_line_op<bool> read_line(std::string& line) noexcept {
         return {*this, &line, nullptr};
     }
+    template <class = void>
     detail::read_line_op<bool> read_line(std::string& line, std::error_code& ec) noexcept {
         return {*this, &line, &ec};
     }

@@ -110,18 +110,25 @@ public:
     /// Unregisters from the reactor it has waited on, so that another reactor can use it.
     using descriptor::leave_reactor;
 
+    // (The waits are templates only so that they are compiled where they are awaited, not in
+    // every file that includes conet.hpp.)
+
     /// Waits until the descriptor is readable (or at end of file, hung up, in error): ends at
     /// once if it is readable now.
+    template <class = void>
     detail::level_wait_op<detail::direction::read> wait_readable() noexcept {
         return {*this, nullptr};
     }
+    template <class = void>
     detail::level_wait_op<detail::direction::read> wait_readable(std::error_code& ec) noexcept {
         return {*this, &ec};
     }
     /// Waits until the descriptor is writable: ends at once if it is writable now.
+    template <class = void>
     detail::level_wait_op<detail::direction::write> wait_writable() noexcept {
         return {*this, nullptr};
     }
+    template <class = void>
     detail::level_wait_op<detail::direction::write> wait_writable(std::error_code& ec) noexcept {
         return {*this, &ec};
     }
