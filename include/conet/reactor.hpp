@@ -272,7 +272,7 @@ private:
 
     bool running_here() const noexcept { return current_ref() == this; }
 
-    // run(t)'s loop, not a template: one copy of the loop for every task type.
+    // run(t)'s loop, not a template: one copy of the loop serves every task type.
     void run_until_done(std::coroutine_handle<> main) {
         while (!main.done()) {
             if (stop_taken())
