@@ -4,12 +4,18 @@
 #include <conet/watched_fd.hpp>
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -281,4 +287,107 @@ TEST_CASE("a watched_fd outlives the reactor it waited on, and waits on the next
     char c = 0;
     CHECK(::read(p.read_end, &c, 1) == 1);
     CHECK(c == 'z');
+}
+
+TEST_CASE("a library that replaced its descriptor: the next wait says so", "[watched_fd]") {
+    // A client library that reconnects closes its socket and opens another, which usually
+    // gets the same number. conet's duplicate still refers to the old file: waiting on it
+    // would miss the new one's data for ever.
+    pipe_ends old_file;
+    pipe_ends new_file;
+    const int number = ::dup(old_file.read_end); // the library's descriptor
+    REQUIRE(number >= 0);
+    auto body = [](int number, pipe_ends& old_file, pipe_ends& new_file) -> conet::task<> {
+        conet::watched_fd watched{number};
+        REQUIRE(::write(old_file.write_end, "a", 1) == 1);
+        co_await watched.wait_readable();
+        char c;
+        REQUIRE(::read(number, &c, 1) == 1);
+
+        // The reconnection: the same number now names the new pipe, which has data.
+        REQUIRE(::dup2(new_file.read_end, number) == number);
+        REQUIRE(::write(new_file.write_end, "b", 1) == 1);
+        std::error_code ec;
+        co_await conet::with_timeout(watched.wait_readable(ec), 500ms);
+        CHECK(ec == conet::error::descriptor_replaced);
+        CHECK(ec.message().find("watch") != std::string::npos);
+
+        watched = conet::watched_fd{number}; // what the caller does about it
+        co_await conet::with_timeout(watched.wait_readable(ec), 500ms);
+        CHECK_FALSE(ec);
+        CHECK(::read(number, &c, 1) == 1);
+        CHECK(c == 'b');
+    };
+    run_bounded(body(number, old_file, new_file));
+    ::close(number);
+}
+
+TEST_CASE("a library that closed its descriptor: the next wait says so", "[watched_fd]") {
+    pipe_ends p;
+    auto body = [](pipe_ends& p) -> conet::task<std::error_code> {
+        const int number = ::dup(p.read_end);
+        REQUIRE(number >= 0);
+        conet::watched_fd watched{number};
+        ::close(number); // and nothing took the number since
+        std::error_code ec;
+        co_await conet::with_timeout(watched.wait_readable(ec), 500ms);
+        co_return ec;
+    };
+    CHECK(run_bounded(body(p)) == conet::error::descriptor_replaced);
+}
+
+TEST_CASE("conet's duplicate never takes standard input, output or error", "[watched_fd]") {
+    // Else, with standard input closed (a daemon), the duplicate would become descriptor 0,
+    // and whatever the program then reads from "standard input" would come from the library's
+    // connection.
+    pipe_ends p;
+    const int saved = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
+    REQUIRE(saved >= 0);
+    ::close(0);
+    bool zero_free = false;
+    {
+        conet::watched_fd watched{p.read_end};
+        zero_free = ::fcntl(0, F_GETFD) == -1;
+    }
+    REQUIRE(::dup2(saved, 0) == 0);
+    ::close(saved);
+    CHECK(zero_free);
+}
+
+TEST_CASE("where kcmp is refused, the files are told apart by their inodes", "[watched_fd]") {
+    // Container profiles often refuse kcmp (EPERM): check the fallback in a child process
+    // that refuses it to itself.
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        sock_filter rules[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_kcmp, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        sock_fprog program{static_cast<unsigned short>(std::size(rules)), rules};
+        if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+            ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0)
+            ::_exit(10);
+        const pid_t self = ::getpid();
+        if (::syscall(SYS_kcmp, self, self, KCMP_FILE, 0, 0) != -1 || errno != EPERM)
+            ::_exit(11); // the filter did not take
+        int a[2];
+        int b[2];
+        if (::pipe(a) != 0 || ::pipe(b) != 0) ::_exit(12);
+        const int copy = ::dup(a[0]);
+        int failures = 0;
+        failures += !conet::detail::same_open_file(copy, a[0]);
+        failures += conet::detail::same_open_file(b[0], a[0]);
+        ::dup2(b[0], copy); // replaced
+        failures += conet::detail::same_open_file(copy, a[0]);
+        ::close(copy); // closed
+        failures += conet::detail::same_open_file(copy, a[0]);
+        ::_exit(failures);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }

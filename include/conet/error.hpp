@@ -38,7 +38,8 @@ enum class error {
     wrong_reactor,      ///< a socket was used on a thread other than its reactor's
     datagram_truncated, ///< a datagram was larger than the buffer given to receive it
     closed, ///< the socket (or task group) was closed by another task while the operation waited
-    port_out_of_range, ///< a service given as a number is not a port (0 to 65535)
+    port_out_of_range,   ///< a service given as a number is not a port (0 to 65535)
+    descriptor_replaced, ///< a watched_fd's descriptor was closed, or now names another file
 };
 
 namespace detail {
@@ -53,18 +54,23 @@ public:
         case error::end_of_stream:
             return "Unexpected end of stream";
         case error::already_waiting:
-            return "Another coroutine is already waiting on this socket in the same direction";
+            return "Another coroutine is already waiting on this socket (or watched descriptor) in "
+                   "the same direction";
         case error::no_reactor:
             return "No conet::reactor is running on this thread";
         case error::wrong_reactor:
-            return "Socket belongs to a reactor that is not running on this thread (hand it "
-                   "over with leave_reactor() on its own reactor first)";
+            return "Socket (or watched descriptor) belongs to a reactor that is not running on "
+                   "this "
+                   "thread (hand it over with leave_reactor() on its own reactor first)";
         case error::datagram_truncated:
             return "Datagram larger than the receive buffer";
         case error::closed:
             return "Closed (by another task) while the operation was waiting";
         case error::port_out_of_range:
             return "Port number out of range (0 to 65535)";
+        case error::descriptor_replaced:
+            return "The watched descriptor was closed, or now names another file (its library "
+                   "reconnected?): watch the new one with a new watched_fd";
         }
         return "Unknown conet error";
     }

@@ -8,13 +8,19 @@
 //     }
 //
 // The library keeps making its own calls on its descriptor, and its descriptor stays its
-// own: conet watches a duplicate (closed, and taken off the epoll set, when the watched_fd
-// goes), so the library may close its descriptor whenever it likes.
+// own: conet watches a duplicate, closed (and taken off the epoll set) when the watched_fd
+// goes. That duplicate keeps the file open, so close the watched_fd when the library closes
+// its descriptor (curl's CURL_POLL_REMOVE, before PQfinish or PQreset): until then the peer
+// sees no end of the connection.
 #pragma once
 
+#include <asm/unistd.h> // __NR_kcmp
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -27,22 +33,46 @@
 namespace conet {
 namespace detail {
 
+// True if `theirs` still names the open file that `ours` duplicates. kcmp compares the open
+// file descriptions themselves; where it is missing or refused (ENOSYS, or EPERM under a
+// container's seccomp profile), the files' device and inode are compared instead, which
+// tells sockets and pipes apart but not two anonymous-inode files (eventfds, timerfds).
+inline bool same_open_file(int theirs, int ours) noexcept {
+    const pid_t self = ::getpid();
+    const long r = ::syscall(__NR_kcmp, self, self, KCMP_FILE, theirs, ours);
+    if (r >= 0) return r == 0;
+    if (errno == EBADF) return false; // closed
+    struct stat a {};
+    struct stat b {};
+    if (::fstat(theirs, &a) != 0 || ::fstat(ours, &b) != 0) return false;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /// Waits until a watched descriptor is readable (or writable) *now*: level-triggered, unlike
 /// a socket's wait_readable. A library that reads its descriptor itself may leave data
 /// queued (libpq reads at most its buffer), and no new edge would come for it; so the first
 /// try asks the kernel with poll() instead of trusting what the loop saw. If that says "not
 /// yet", the operation waits for the next edge, which ends it without another poll.
+///
+/// The first try also checks that the library's descriptor still names the file conet
+/// watches: a library that reconnects closes its socket and opens another under the same
+/// number, and the duplicate would keep watching the old one for ever.
 template <direction Dir>
 class level_wait_op : public io_awaiter<level_wait_op<Dir>, Dir> {
 public:
-    level_wait_op(descriptor& d, std::error_code* out) noexcept
-        : io_awaiter<level_wait_op<Dir>, Dir>(out), d_(&d) {}
+    level_wait_op(descriptor& d, int theirs, std::error_code* out) noexcept
+        : io_awaiter<level_wait_op<Dir>, Dir>(out), d_(&d), theirs_(theirs) {}
 
     bool must_wait() noexcept { return false; } // the try is the poll
     bool try_once() noexcept {
         if (polled_) return true; // an edge in this direction woke it
         polled_ = true;
-        pollfd p{d_->native_handle(), Dir == direction::read ? short{POLLIN} : short{POLLOUT}, 0};
+        const int ours = d_->native_handle();
+        if (ours >= 0 && !same_open_file(theirs_, ours)) {
+            this->ec = make_error_code(error::descriptor_replaced);
+            return true;
+        }
+        pollfd p{ours, Dir == direction::read ? short{POLLIN} : short{POLLOUT}, 0};
         const int n = retry_on_eintr([&] { return ::poll(&p, 1, 0); });
         if (n < 0) {
             this->ec = errno_code(errno);
@@ -60,6 +90,7 @@ public:
 
 private:
     descriptor* d_;
+    int theirs_; // the library's number for the file
     bool polled_ = false;
 };
 
@@ -76,6 +107,12 @@ private:
 /// One operation per direction at a time (a second fails with conet::error::already_waiting).
 /// Waits are cancellable and take with_timeout like any conet operation; a watched_fd stays
 /// on the reactor it first waited on (leave_reactor() before using it on another).
+///
+/// A wait that begins after the library closed its descriptor, or reused the number for
+/// another file (a reconnection), fails with conet::error::descriptor_replaced: make a new
+/// watched_fd for the new descriptor. A wait already in progress is not told; close() ends it.
+/// As with sockets, do not move a watched_fd while a wait on it is in progress (keep many in
+/// a std::list or behind std::unique_ptr, not in a std::vector that may grow meanwhile).
 class watched_fd : private detail::descriptor {
 public:
     /// Watches nothing (a wait fails with EBADF) until another watched_fd is moved in.
@@ -92,12 +129,15 @@ public:
         ec.clear();
         // A duplicate: its number is conet's to register and to close, and the epoll
         // registration follows it, not the caller's number.
-        const int own = fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        // Never 0, 1 or 2: with those closed (a daemon), the program's standard streams would
+        // become the library's connection.
+        const int own = fd < 0 ? -1 : ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (own < 0) {
             ec = detail::errno_code(fd < 0 ? EBADF : errno);
             return;
         }
         static_cast<descriptor&>(*this) = descriptor(own);
+        theirs_ = fd;
     }
     watched_fd(watched_fd&&) noexcept = default;
     watched_fd& operator=(watched_fd&&) noexcept = default;
@@ -117,21 +157,24 @@ public:
     /// once if it is readable now.
     template <class = void>
     detail::level_wait_op<detail::direction::read> wait_readable() noexcept {
-        return {*this, nullptr};
+        return {*this, theirs_, nullptr};
     }
     template <class = void>
     detail::level_wait_op<detail::direction::read> wait_readable(std::error_code& ec) noexcept {
-        return {*this, &ec};
+        return {*this, theirs_, &ec};
     }
     /// Waits until the descriptor is writable: ends at once if it is writable now.
     template <class = void>
     detail::level_wait_op<detail::direction::write> wait_writable() noexcept {
-        return {*this, nullptr};
+        return {*this, theirs_, nullptr};
     }
     template <class = void>
     detail::level_wait_op<detail::direction::write> wait_writable(std::error_code& ec) noexcept {
-        return {*this, &ec};
+        return {*this, theirs_, &ec};
     }
+
+private:
+    int theirs_ = -1; // the library's number for the file, checked at each wait
 };
 
 } // namespace conet
