@@ -490,9 +490,13 @@ inline std::vector<endpoint> lookup_host(const std::string& host, std::uint16_t 
     return result;
 }
 
+// (resolve_what and the lookups below are templates only so that they are compiled where they
+// are called, not in every file that includes conet.hpp.)
+
 /// What a failed lookup of `host` with `service` is called in an exception.
-inline std::string resolve_what(std::string_view host, std::string_view service,
-                                const std::error_code& ec) {
+template <class = void>
+std::string resolve_what(std::string_view host, std::string_view service,
+                         const std::error_code& ec) {
     if (ec == std::error_code(EAI_SERVICE, resolve_category()) || ec == error::port_out_of_range)
         return "resolve " + std::string(host) + ": service \"" + std::string(service) + '"';
     return "resolve " + std::string(host);
@@ -503,14 +507,16 @@ inline std::string resolve_what(std::string_view host, std::string_view service,
 /// The port of a service: a number ("8080"), or a name looked up in the services database
 /// ("mysql" gives 3306, the course's getservbyname) for `protocol` ("tcp" or "udp"). An
 /// unknown name sets `ec` (category "resolve", "Unknown service name") and returns 0.
-inline std::uint16_t service_port(std::string_view service, std::string_view protocol,
-                                  std::error_code& ec) {
+template <class = void>
+std::uint16_t service_port(std::string_view service, std::string_view protocol,
+                           std::error_code& ec) {
     return detail::port_from_text(service, std::string(protocol).c_str(), ec);
 }
 
 /// Like service_port(service, protocol, ec), but throws std::system_error naming the service:
 /// `service "nope": Unknown service name`.
-inline std::uint16_t service_port(std::string_view service, std::string_view protocol = "tcp") {
+template <class = void>
+std::uint16_t service_port(std::string_view service, std::string_view protocol = "tcp") {
     std::error_code ec;
     const std::uint16_t port = service_port(service, protocol, ec);
     if (ec) detail::throw_error(ec, "service \"" + std::string(service) + '"');
@@ -521,19 +527,21 @@ inline std::uint16_t service_port(std::string_view service, std::string_view pro
 /// endpoints with `port`, in the order the system prefers, of `family` only if it is not
 /// `any`. Blocks the calling thread. On failure sets `ec` (category "resolve", or an errno)
 /// and returns an empty vector. Names under "invalid" (RFC 6761) fail at once, unasked.
-inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
-                                     resolve_family family, std::error_code& ec) {
+template <class = void>
+std::vector<endpoint> resolve(std::string_view host, std::uint16_t port, resolve_family family,
+                              std::error_code& ec) {
     return detail::lookup_host(std::string(host), port, family, ec);
 }
 /// resolve(host, port, family, ec) for both families.
-inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
-                                     std::error_code& ec) {
+template <class = void>
+std::vector<endpoint> resolve(std::string_view host, std::uint16_t port, std::error_code& ec) {
     return resolve(host, port, resolve_family::any, ec);
 }
 
 /// Like resolve(host, port, family, ec), but throws std::system_error ("resolve HOST: reason").
-inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
-                                     resolve_family family = resolve_family::any) {
+template <class = void>
+std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
+                              resolve_family family = resolve_family::any) {
     std::error_code ec;
     auto result = resolve(host, port, family, ec);
     if (ec) detail::throw_error(ec, "resolve " + std::string(host));
@@ -542,8 +550,9 @@ inline std::vector<endpoint> resolve(std::string_view host, std::uint16_t port,
 
 /// Looks up `host` with a service: a port number as text or a service name ("http"); an
 /// unknown service sets `ec` to "Unknown service name" before any host lookup.
-inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
-                                     resolve_family family, std::error_code& ec) {
+template <class = void>
+std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                              resolve_family family, std::error_code& ec) {
     const std::uint16_t port = detail::port_from_text(service, "tcp", ec);
     if (ec) return {};
     return resolve(host, port, family, ec);
@@ -551,8 +560,9 @@ inline std::vector<endpoint> resolve(std::string_view host, std::string_view ser
 
 /// Like resolve(host, service, family, ec), but throws std::system_error: "resolve HOST:
 /// reason", or "resolve HOST: service "NAME": Unknown service name".
-inline std::vector<endpoint> resolve(std::string_view host, std::string_view service,
-                                     resolve_family family = resolve_family::any) {
+template <class = void>
+std::vector<endpoint> resolve(std::string_view host, std::string_view service,
+                              resolve_family family = resolve_family::any) {
     std::error_code ec;
     auto result = resolve(host, service, family, ec);
     if (ec) detail::throw_error(ec, detail::resolve_what(host, service, ec));
@@ -562,8 +572,9 @@ inline std::vector<endpoint> resolve(std::string_view host, std::string_view ser
 /// Resolves "HOST:PORT" text ("localhost:8888", "[::1]:80", "10.0.0.1:22", "localhost:http").
 /// Throws std::system_error: invalid_argument for text that is not HOST:PORT, or the lookup's
 /// error (an unknown service included).
-inline std::vector<endpoint> resolve(std::string_view host_and_port,
-                                     resolve_family family = resolve_family::any) {
+template <class = void>
+std::vector<endpoint> resolve(std::string_view host_and_port,
+                              resolve_family family = resolve_family::any) {
     std::string_view host;
     std::string_view service;
     if (!endpoint::split_host_port(host_and_port, host, service) || service.empty() ||
@@ -576,7 +587,8 @@ inline std::vector<endpoint> resolve(std::string_view host_and_port,
 }
 
 /// The name of this machine (the course's socket.gethostname()).
-inline std::string host_name() {
+template <class = void>
+std::string host_name() {
     char buf[HOST_NAME_MAX + 1] = {};
     if (::gethostname(buf, sizeof buf - 1) < 0)
         detail::throw_error(detail::errno_code(errno), "gethostname");
@@ -587,7 +599,8 @@ inline std::string host_name() {
 /// reverse lookup, which blocks like resolve(). An IPv4-mapped address is looked up as IPv4.
 /// No name sets `ec` (category "resolve"); the unspecified address (0.0.0.0, ::) names no host
 /// and gives invalid_argument at once, without asking anyone.
-inline std::string host_name(const ip_address& address, std::error_code& ec) {
+template <class = void>
+std::string host_name(const ip_address& address, std::error_code& ec) {
     ec.clear();
     const ip_address a = address.unmapped();
     if (a.is_unspecified()) {
@@ -606,7 +619,8 @@ inline std::string host_name(const ip_address& address, std::error_code& ec) {
 
 /// Like host_name(address, ec), but throws std::system_error naming the address:
 /// "host_name 192.0.2.1: Name or service not known".
-inline std::string host_name(const ip_address& address) {
+template <class = void>
+std::string host_name(const ip_address& address) {
     std::error_code ec;
     std::string name = host_name(address, ec);
     if (ec) detail::throw_error(ec, "host_name " + address.to_string());
