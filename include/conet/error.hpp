@@ -47,7 +47,12 @@ namespace detail {
 class error_category_impl final : public std::error_category {
 public:
     const char* name() const noexcept override { return "conet"; }
-    std::string message(int value) const override {
+    // One std::string made in one place: the texts are plain pointers, so that every file
+    // that uses the category does not compile a string construction per case.
+    std::string message(int value) const override { return text(value); }
+
+private:
+    static const char* text(int value) noexcept {
         switch (static_cast<error>(value)) {
         case error::line_too_long:
             return "Line longer than the reader's limit";
@@ -60,8 +65,7 @@ public:
             return "No conet::reactor is running on this thread";
         case error::wrong_reactor:
             return "Socket (or watched descriptor) belongs to a reactor that is not running on "
-                   "this "
-                   "thread (hand it over with leave_reactor() on its own reactor first)";
+                   "this thread (hand it over with leave_reactor() on its own reactor first)";
         case error::datagram_truncated:
             return "Datagram larger than the receive buffer";
         case error::closed:
