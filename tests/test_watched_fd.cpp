@@ -7,6 +7,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -18,6 +19,7 @@
 #include <cstddef>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "catch.hpp"
@@ -378,7 +380,9 @@ TEST_CASE("where kcmp is refused, the files are told apart by their inodes", "[w
         if (::pipe(a) != 0 || ::pipe(b) != 0) ::_exit(12);
         const int copy = ::dup(a[0]);
         int failures = 0;
+        errno = 4242;
         failures += !conet::detail::same_open_file(copy, a[0]);
+        failures += errno != 4242; // the refused kcmp's EPERM does not leak out
         failures += conet::detail::same_open_file(b[0], a[0]);
         ::dup2(b[0], copy); // replaced
         failures += conet::detail::same_open_file(copy, a[0]);
@@ -390,4 +394,33 @@ TEST_CASE("where kcmp is refused, the files are told apart by their inodes", "[w
     REQUIRE(::waitpid(child, &status, 0) == child);
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("a thread with a descriptor table of its own watches its own descriptors",
+          "[watched_fd]") {
+    // After unshare(CLONE_FILES) the thread's numbers are not the process's: the check must
+    // look in the calling thread's table (a sandboxed worker, or a main thread that exited).
+    std::error_code outcome = conet::error::closed; // overwritten by the wait
+    bool unshared = false;
+    std::thread worker([&] {
+        unshared = ::unshare(CLONE_FILES) == 0;
+        if (!unshared) return;
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return;
+        auto body = [](int read_end, int write_end, std::error_code& out) -> conet::task<> {
+            conet::watched_fd watched{read_end};
+            if (::write(write_end, "x", 1) != 1) co_return;
+            co_await conet::with_timeout(watched.wait_readable(out), 2s);
+        };
+        try {
+            run_bounded(body(fds[0], fds[1], outcome));
+        } catch (const std::exception&) { // (Catch2's assertions are for the main thread)
+            outcome = std::make_error_code(std::errc::timed_out);
+        }
+        ::close(fds[0]);
+        ::close(fds[1]);
+    });
+    worker.join();
+    REQUIRE(unshared);
+    CHECK_FALSE(outcome);
 }

@@ -34,18 +34,24 @@ namespace conet {
 namespace detail {
 
 // True if `theirs` still names the open file that `ours` duplicates. kcmp compares the open
-// file descriptions themselves; where it is missing or refused (ENOSYS, or EPERM under a
-// container's seccomp profile), the files' device and inode are compared instead, which
-// tells sockets and pipes apart but not two anonymous-inode files (eventfds, timerfds).
+// file descriptions themselves, in the calling thread's descriptor table (which is not the
+// process's after unshare(CLONE_FILES), hence the thread id). Where it fails (ENOSYS, or
+// EPERM under a container's seccomp profile), the files' device and inode are compared
+// instead, which tells sockets and pipes apart but not two anonymous-inode files (eventfds,
+// timerfds); fstat also tells whether `theirs` was closed. errno is left as it was.
 inline bool same_open_file(int theirs, int ours) noexcept {
-    const pid_t self = ::getpid();
+    const int saved_errno = errno;
+    const long self = ::syscall(__NR_gettid);
     const long r = ::syscall(__NR_kcmp, self, self, KCMP_FILE, theirs, ours);
-    if (r >= 0) return r == 0;
-    if (errno == EBADF) return false; // closed
-    struct stat a {};
-    struct stat b {};
-    if (::fstat(theirs, &a) != 0 || ::fstat(ours, &b) != 0) return false;
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    bool same = r == 0;
+    if (r < 0) {
+        struct stat a {};
+        struct stat b {};
+        same = ::fstat(theirs, &a) == 0 && ::fstat(ours, &b) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+    }
+    errno = saved_errno;
+    return same;
 }
 
 /// Waits until a watched descriptor is readable (or writable) *now*: level-triggered, unlike
