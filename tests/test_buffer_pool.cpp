@@ -166,6 +166,47 @@ TEST_CASE("wait_readable on a socket read by other code waits for the next edge"
     }());
 }
 
+TEST_CASE("wait_readable and wait_writable after the caller's own reads and sends wait for "
+          "the next edge",
+          "[pool_buffers]") {
+    conet::reactor r;
+    watchdog dog(r);
+    r.run([]() -> conet::task<> {
+        auto pair = co_await connected_pair();
+        auto& client = pair.client;
+        auto& server = pair.server;
+        const int fd = server.native_handle();
+        std::error_code ec;
+        co_await client.send_all(conet::const_buffer("hello"));
+        co_await conet::with_timeout(server.wait_readable(ec), 2s); // the loop sees the edge
+        REQUIRE(!ec);
+        int returned_at_once = 0;
+        for (int i = 0; i < 3; ++i) {
+            char buf[64];
+            while (::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) { // our own reads, to EAGAIN
+            }
+            co_await conet::with_timeout(server.wait_readable(ec), 30ms); // nothing came
+            if (!ec) ++returned_at_once;
+        }
+        CHECK(returned_at_once == 0);
+        co_await client.send_all(conet::const_buffer("more"));
+        co_await conet::with_timeout(server.wait_readable(ec), 2s); // the next edge ends it
+        CHECK(!ec);
+
+        co_await conet::with_timeout(server.wait_writable(ec), 2s); // room: the loop knows
+        REQUIRE(!ec);
+        std::vector<char> chunk(1 << 16);
+        returned_at_once = 0;
+        for (int i = 0; i < 3; ++i) {
+            while (::send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
+            } // our own sends, until the queue is full
+            co_await conet::with_timeout(server.wait_writable(ec), 30ms); // nobody reads
+            if (!ec) ++returned_at_once;
+        }
+        CHECK(returned_at_once == 0);
+    }());
+}
+
 TEST_CASE("wait_writable waits for room in a full send queue", "[pool_buffers]") {
     conet::reactor r;
     watchdog dog(r, 20s);

@@ -1,8 +1,12 @@
 // Tests for conet/udp.hpp over loopback: send_to/recv_from, waiting receivers, truncation,
 // and connected sockets.
+#include <conet/time.hpp>
 #include <conet/udp.hpp>
+#include <conet/when.hpp>
 
+#include <chrono>
 #include <string>
+#include <system_error>
 
 #include "catch.hpp"
 #include "support.hpp"
@@ -84,6 +88,36 @@ TEST_CASE("connected UDP sockets send and recv, and see refusals", "[udp]") {
         std::error_code ec;
         co_await c.recv(buf, ec);
         CHECK(ec == std::errc::connection_refused);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("after a refusal is reported, a connected UDP socket waits for data again", "[udp]") {
+    using namespace std::chrono_literals;
+    auto body = []() -> conet::task<> {
+        const refused_port dead(refused_port::protocol::udp);
+        auto c = conet::udp_socket::open();
+        c.connect(dead.endpoint());
+        // The receive waits (registered with the reactor) when the ICMP error comes back.
+        std::error_code recv_ec;
+        char buf[8];
+        auto receive = [&]() -> conet::task<> {
+            co_await conet::with_timeout(c.recv(buf, recv_ec), 2s);
+        };
+        auto send_later = [&]() -> conet::task<> {
+            co_await conet::sleep_for(10ms);
+            co_await c.send("anyone?");
+        };
+        co_await conet::when_all(receive(), send_later());
+        CHECK(recv_ec == std::errc::connection_refused);
+        // The error was read: nothing is pending, so a wait for data waits.
+        std::error_code ec;
+        int returned_at_once = 0;
+        for (int i = 0; i < 3; ++i) {
+            co_await conet::with_timeout(c.wait_readable(ec), 30ms);
+            if (!ec) ++returned_at_once;
+        }
+        CHECK(returned_at_once == 0);
     };
     run_bounded(body());
 }

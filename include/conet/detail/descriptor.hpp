@@ -2,6 +2,7 @@
 // every conet socket.
 #pragma once
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -108,6 +109,17 @@ public:
     void consume_readiness(direction d) noexcept {
         if (!(state_ & stream_socket)) note_drained(d);
     }
+
+    /// Asks the kernel whether the descriptor is ready in direction `d` now, without waiting
+    /// (poll). A failure of poll itself counts as ready: the caller's next syscall tells.
+    bool ready_now(direction d) const noexcept {
+        const auto events = d == direction::read ? POLLIN | POLLPRI | POLLRDHUP : POLLOUT;
+        pollfd p{fd_, static_cast<short>(events), 0};
+        return counted(::poll(&p, 1, 0)) != 0;
+    }
+    /// The kernel says the descriptor is not ready in direction `d` (see ready_now): what the
+    /// loop recorded for it is stale, so the next wait is for the next edge.
+    void forget_readiness(direction d) noexcept { state_ &= ~ready_bits(d); }
 
     /// Records what an epoll event reports ready: its bits, kept as they are.
     void note_events(std::uint32_t events) noexcept { state_ |= events; }

@@ -127,7 +127,7 @@ private:
 /// Waits until the descriptor is readable (or writable) without transferring anything, as
 /// Asio's async_wait does: for a library that makes its own syscalls on the socket (libpq,
 /// curl, OpenSSL), or a server that takes a buffer only once there is data. Ends at once if
-/// the loop knows the direction ready (an edge came and nothing has drained it since).
+/// the descriptor is ready (the loop saw an edge, and the kernel says it still is).
 template <direction Dir>
 class readiness_op : public io_awaiter<readiness_op<Dir>, Dir> {
 public:
@@ -136,6 +136,15 @@ public:
 
     bool must_wait() noexcept { return !d_->known_ready(Dir); }
     bool try_once() noexcept {
+        // Woken by an edge, it is ready. Otherwise what the loop recorded may be stale: the
+        // caller's own reads and sends, which conet does not see, may have drained the
+        // direction since, or read a datagram socket's error. Then the kernel is asked
+        // (poll, transferring nothing), so that such a wait waits instead of spinning.
+        const bool woken_by_edge = this->holds(waiter::in_slot) && !this->holds(waiter::deferred);
+        if (!woken_by_edge && !d_->ready_now(Dir)) {
+            d_->forget_readiness(Dir);
+            return false;
+        }
         d_->consume_readiness(Dir);
         return true;
     }
