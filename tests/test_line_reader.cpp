@@ -2,6 +2,7 @@
 // line without newline, the length limit, and both result forms.
 #include <conet/line_reader.hpp>
 #include <conet/tcp.hpp>
+#include <conet/time.hpp>
 
 #include <sys/socket.h>
 
@@ -129,6 +130,42 @@ TEST_CASE("a line at the limit passes, a longer one is line_too_long", "[line_re
         CHECK(ec == conet::error::line_too_long);
     };
     run_bounded(exact());
+}
+
+TEST_CASE("after line_too_long every read fails the same way, never with the line's tail",
+          "[line_reader]") {
+    auto body = []() -> conet::task<> {
+        auto [writer, reader] = co_await connected_pair();
+        co_await writer.send_all(conet::const_buffer("AAAAAAAAAAQUIT\nnext\n"));
+        writer.shutdown();
+        conet::line_reader lines(reader, 8);
+        for (int i = 0; i < 3; ++i) {
+            std::error_code ec;
+            const auto line = co_await lines.read_line(ec);
+            CHECK_FALSE(line.has_value());
+            CHECK(ec == conet::error::line_too_long);
+        }
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("a connection reset mid-line fails every later read: the half line is never a line",
+          "[line_reader]") {
+    auto body = []() -> conet::task<> {
+        auto [writer, reader] = co_await connected_pair();
+        co_await writer.send_all(conet::const_buffer("GET /adm"));
+        conet::line_reader lines(reader);
+        std::error_code ec;
+        auto line = co_await conet::with_timeout(lines.read_line(ec), 50ms); // half a line
+        CHECK(ec == std::errc::timed_out);
+        reset(writer);
+        for (int i = 0; i < 3; ++i) {
+            line = co_await lines.read_line(ec);
+            CHECK_FALSE(line.has_value());
+            CHECK(ec == std::errc::connection_reset);
+        }
+    };
+    run_bounded(body());
 }
 
 TEST_CASE("read_line into a caller's string reuses it", "[line_reader]") {

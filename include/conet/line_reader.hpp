@@ -8,8 +8,10 @@
 // A line ends at '\n'; a '\r' before it is dropped too, so CRLF peers work. The last line may
 // lack its '\n': it is returned at end of stream. A line longer than the reader's limit
 // (64 KiB by default) fails with conet::error::line_too_long instead of growing the buffer
-// without bound; the reader is then unusable and the connection should be closed. A limit of
-// SIZE_MAX means no limit. Each byte is scanned for the '\n' once, as it arrives, so a long
+// without bound; the connection should then be closed. A limit of SIZE_MAX means no limit.
+// A failed read (a reset, say) and line_too_long are kept: every later read_line fails with
+// the same error, so that neither the tail of a line too long nor the half line a reset cut
+// off is ever returned as a line. Each byte is scanned for the '\n' once, as it arrives, so a long
 // line costs no more than a short one per byte, however small the reads that bring it.
 #pragma once
 
@@ -67,8 +69,9 @@ private:
 
 } // namespace detail
 
-/// A buffered reader that splits a byte stream into lines. It reads from any conet
-/// descriptor (a tcp_stream, for instance) which must outlive it.
+/// A buffered reader that splits a byte stream into lines. It reads from a conet stream (a
+/// tcp_stream, standard_input), which must outlive it; not from a udp_socket, whose read
+/// takes one datagram and would cut one longer than the buffer's free space.
 class line_reader {
 public:
     /// The default longest line accepted, terminator excluded.
@@ -146,8 +149,12 @@ private:
         return scan::line;
     }
 
-    // Forgets what is buffered (after a line too long: nothing sane can follow).
-    void discard() noexcept { begin_ = end_ = scanned_ = 0; }
+    // Forgets what is buffered and fails every later read with `ec` (after a line too long or
+    // a failed read: nothing sane can follow).
+    void fail(std::error_code ec) noexcept {
+        begin_ = end_ = scanned_ = 0;
+        failed_ = ec;
+    }
 
     // Reads once into the buffer's free space: >0 bytes, 0 at end of stream, -1 with errno.
     long fill() {
@@ -181,6 +188,7 @@ private:
     std::size_t end_ = 0;     // one past the last received byte
     std::size_t scanned_ = 0; // bytes from begin_ known to hold no '\n'
     bool at_eof_ = false;
+    std::error_code failed_; // what every read_line reports once one has failed
 };
 
 namespace detail {
@@ -188,6 +196,10 @@ namespace detail {
 template <class Result>
 bool read_line_op<Result>::try_once() noexcept {
     std::string& out = into_ ? *into_ : line_;
+    if (reader_->failed_) {
+        this->ec = reader_->failed_;
+        return true;
+    }
     for (;;) {
         line_reader::scan s;
         try {
@@ -203,8 +215,8 @@ bool read_line_op<Result>::try_once() noexcept {
         case line_reader::scan::eof_empty:
             return true;
         case line_reader::scan::too_long:
-            reader_->discard();
             this->ec = error::line_too_long;
+            reader_->fail(this->ec);
             return true;
         case line_reader::scan::need_more:
             break;
@@ -222,6 +234,7 @@ bool read_line_op<Result>::try_once() noexcept {
         if (n < 0) {
             if (would_block(errno)) return false;
             this->ec = errno_code(errno);
+            reader_->fail(this->ec);
             return true;
         }
     }
@@ -234,7 +247,7 @@ descriptor& read_line_op<Result>::target() noexcept {
 
 template <class Result>
 bool read_line_op<Result>::must_wait() noexcept {
-    return reader_->begin_ == reader_->end_ && !reader_->at_eof_ &&
+    return reader_->begin_ == reader_->end_ && !reader_->at_eof_ && !reader_->failed_ &&
            reader_->stream_->must_wait(direction::read);
 }
 
