@@ -103,6 +103,23 @@ TEST_CASE("ports are checked: numbers from 0 to 65535 only", "[address]") {
     CHECK_FALSE(endpoint::parse_port("+1"));
     CHECK_FALSE(endpoint::parse_port(""));
     CHECK_FALSE(endpoint::parse_port("99999999999999999999"));
+    // Leading zeros are the same number, however many ("080" was 80, "000080" out of range).
+    CHECK(endpoint::parse_port("080") == 80);
+    CHECK(endpoint::parse_port("000080") == 80);
+    CHECK(endpoint::parse_port("0000000") == 0);
+    CHECK_FALSE(endpoint::parse_port("0000065536"));
+    CHECK(conet::service_port("000080") == 80);
+}
+
+TEST_CASE("a host name with a NUL in it is no name: never cut at the NUL", "[address]") {
+    using namespace std::string_literals;
+    std::error_code ec;
+    // getaddrinfo would see "localhost" and succeed.
+    CHECK(conet::resolve("localhost\0.attacker.example"s, 80, ec).empty());
+    CHECK(ec == std::error_code(EAI_NONAME, conet::detail::resolve_category()));
+    CHECK_THROWS_AS(conet::resolve("localhost\0junk:80"s), std::system_error);
+    CHECK(conet::resolve("x.invalid\0"s, 80, ec).empty());
+    CHECK(ec == std::error_code(EAI_NONAME, conet::detail::resolve_category()));
 }
 
 TEST_CASE("resolve looks names up, and reports failures clearly", "[address]") {

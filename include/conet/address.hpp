@@ -291,6 +291,10 @@ public:
 
     /// Parses a decimal port number, 0 to 65535, with nothing else around it.
     static std::optional<std::uint16_t> parse_port(std::string_view text) noexcept {
+        // Leading zeros change nothing ("000080" is 80), so they do not count against the
+        // five digits a port can have.
+        while (text.size() > 1 && text.front() == '0')
+            text.remove_prefix(1);
         if (text.empty() || text.size() > 5) return std::nullopt;
         unsigned value = 0;
         if (!detail::parse_decimal(text, value) || value > 65535) return std::nullopt;
@@ -459,7 +463,8 @@ inline std::uint16_t port_from_text(std::string_view service, const char* protoc
 inline std::vector<endpoint> lookup_host(const std::string& host, std::uint16_t port,
                                          resolve_family family, std::error_code& ec) {
     ec.clear();
-    if (is_invalid_name(host)) {
+    // A NUL is in no name: getaddrinfo, reading a C string, would look up what precedes it.
+    if (is_invalid_name(host) || host.find('\0') != host.npos) {
         ec = std::error_code(EAI_NONAME, resolve_category());
         return {};
     }
