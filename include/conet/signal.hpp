@@ -5,8 +5,15 @@
 //
 // A signal_set blocks its signals for the calling thread (threads started afterwards inherit
 // that) and receives them through a signalfd, so no handler runs at an awkward moment.
-// Destroying it restores the thread's previous signal mask. Create it before starting other
-// threads: a thread that does not block the signals would receive them the ordinary way.
+// Create it before starting other threads: a thread that does not block the signals would
+// receive them the ordinary way.
+//
+// Destroying it, on the thread that created it, unblocks only those of its signals that no
+// other live signal_set of that thread still blocks and that the thread had not blocked
+// before conet did (first consuming any of them still pending); the rest of the mask is left
+// as it is, so sets may be destroyed in any order. Destroyed on another thread, it closes its
+// signalfd and changes no mask (a thread's mask can only be changed by that thread): its
+// signals stay blocked on the creating thread.
 #pragma once
 
 #include <pthread.h>
@@ -20,6 +27,7 @@
 #include <string>
 #include <system_error>
 
+#include "detail/atomic.hpp"
 #include "detail/io_awaiter.hpp"
 #include "error.hpp"
 #include "reactor.hpp"
@@ -27,6 +35,25 @@
 namespace conet {
 
 namespace detail {
+
+// What the live signal_sets of one thread have done to its signal mask (the mask is per
+// thread, so is this).
+struct thread_signals {
+    // Per signal number: how many live signal_sets of this thread block it, and whether the
+    // thread had it blocked already before the first of them did (then it stays blocked).
+    unsigned users[NSIG] = {};
+    bool blocked_before[NSIG] = {};
+    // Tells this thread from every other, even one that has ended (a new thread may get an
+    // ended one's pthread_t, and its thread_local objects at the same addresses).
+    unsigned long long id = last_id.fetch_add(1, memory_order_relaxed) + 1;
+
+    static inline atomic<unsigned long long> last_id{0};
+};
+
+inline thread_signals& this_thread_signals() noexcept {
+    thread_local thread_signals signals;
+    return signals;
+}
 
 /// Reads one signalfd_siginfo: yields the signal number.
 class signal_wait_op : public io_awaiter<signal_wait_op, direction::read> {
@@ -66,38 +93,58 @@ public:
         : signal_set(std::span<const int>(signals.begin(), signals.size())) {}
     /// The same, for a list of signals known at run time.
     explicit signal_set(std::span<const int> signals) {
-        sigset_t set;
-        sigemptyset(&set);
+        sigemptyset(&signals_);
         for (int s : signals)
-            if (sigaddset(&set, s) < 0)
+            if (sigaddset(&signals_, s) < 0)
                 detail::throw_error(detail::errno_code(errno),
                                     "signal_set: signal " + std::to_string(s));
-        if (const int err = ::pthread_sigmask(SIG_BLOCK, &set, &previous_mask_))
+        sigset_t before;
+        if (const int err = ::pthread_sigmask(SIG_BLOCK, &signals_, &before))
             detail::throw_error(detail::errno_code(err), "pthread_sigmask");
-        const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        const int fd = ::signalfd(-1, &signals_, SFD_NONBLOCK | SFD_CLOEXEC);
         if (fd < 0) {
             const auto ec = detail::errno_code(errno);
-            ::pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
+            ::pthread_sigmask(SIG_SETMASK, &before, nullptr); // nothing else changed it since
             detail::throw_error(ec, "signalfd");
         }
         static_cast<descriptor&>(*this) = descriptor(fd);
+        detail::thread_signals& thread = detail::this_thread_signals();
+        thread_ = thread.id;
+        for (int s = 1; s < NSIG; ++s)
+            if (sigismember(&signals_, s) == 1 && thread.users[s]++ == 0)
+                thread.blocked_before[s] = sigismember(&before, s) == 1;
     }
 
     signal_set(const signal_set&) = delete;
     signal_set& operator=(const signal_set&) = delete;
 
-    /// Closes the signalfd and restores the signal mask the thread had before. Signals that
-    /// arrived and were not waited for are consumed first: unblocked while pending, they
-    /// would be delivered the ordinary way (a second Ctrl-C during a graceful shutdown would
-    /// kill the process).
+    /// Closes the signalfd and unblocks the signals that nothing else on this thread keeps
+    /// blocked (see the top of the file). Those of them that arrived and were not waited for
+    /// are consumed first: unblocked while pending, they would be delivered the ordinary way
+    /// (a second Ctrl-C during a graceful shutdown would kill the process). A signal another
+    /// set still blocks is left pending for it.
     ~signal_set() {
-        if (is_open()) {
-            signalfd_siginfo info;
-            while (::read(native_handle(), &info, sizeof info) == sizeof info) {
-            }
-        }
         close();
-        ::pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
+        detail::thread_signals& thread = detail::this_thread_signals();
+        if (thread_ != thread.id) return; // not the creator's thread: its mask is out of reach
+        sigset_t release;
+        sigemptyset(&release);
+        bool any = false;
+        for (int s = 1; s < NSIG; ++s)
+            if (sigismember(&signals_, s) == 1 && --thread.users[s] == 0 &&
+                !thread.blocked_before[s]) {
+                sigaddset(&release, s);
+                any = true;
+            }
+        if (!any) return;
+        // sigtimedwait, not a read of the signalfd: that would take any of the set's signals,
+        // also one another set still waits for.
+        const int saved_errno = errno;
+        const timespec now{};
+        while (::sigtimedwait(&release, nullptr, &now) > 0 || errno == EINTR) {
+        }
+        ::pthread_sigmask(SIG_UNBLOCK, &release, nullptr);
+        errno = saved_errno;
     }
 
     /// Waits for one of the signals and yields its number (SIGINT, SIGTERM, ...).
@@ -105,7 +152,8 @@ public:
     detail::signal_wait_op wait(std::error_code& ec) noexcept { return {*this, &ec}; }
 
 private:
-    sigset_t previous_mask_{};
+    sigset_t signals_{};
+    unsigned long long thread_ = 0; // the creating thread's thread_signals::id
 };
 
 } // namespace conet
