@@ -53,7 +53,11 @@ inline atomic<int> resolve_helpers_running{0};
 /// can cancel a lookup while it runs. Zero in any real program.
 inline atomic<int> resolve_test_delay_ms{0};
 
-class resolve_awaiter;
+template <class Tag>
+class resolve_awaiter_t;
+
+// (The request and the awaiter are templates only so that a file that never looks a name up
+// does not compile them; Tag is always void: resolve_request_t<>, resolve_awaiter_t<>.)
 
 /// What a lookup's helper thread and its awaiting coroutine share. Three references: the
 /// awaiter's, the helper's and the posted node's (the reactor's, once posted), so that none of
@@ -64,12 +68,13 @@ class resolve_awaiter;
 /// `running` to `abandoned`, and if it finds `posting` instead, waits until `posted`, so
 /// that the reactor cannot be destroyed while the helper is inside post(). The posted node
 /// waits for `posted` too before it looks at anything, for the same reason.
-class resolve_request final : public posted_node {
+template <class Tag = void>
+class resolve_request_t final : public posted_node {
 public:
     enum phase_value : int { running, posting, posted, abandoned };
 
-    resolve_request(std::string h, std::string s, resolve_family f, reactor& r)
-        : posted_node(&resolve_request::on_posted), host(std::move(h)), service(std::move(s)),
+    resolve_request_t(std::string h, std::string s, resolve_family f, reactor& r)
+        : posted_node(&resolve_request_t::on_posted), host(std::move(h)), service(std::move(s)),
           family(f), target(&r) {}
 
     // Set by the helper before it posts, read on the reactor's thread after.
@@ -82,7 +87,7 @@ public:
     reactor* target;
     atomic<int> phase{running};
     atomic<int> refs{3};
-    resolve_awaiter* waiting = nullptr; // reactor thread only: whom to hand the result to
+    resolve_awaiter_t<Tag>* waiting = nullptr; // reactor thread only: whom to hand it to
 
     void release() noexcept {
         if (refs.fetch_sub(1, memory_order_acq_rel) == 1) delete this;
@@ -106,7 +111,7 @@ public:
 
     /// The helper thread's whole life.
     static void* helper(void* arg) noexcept {
-        auto* self = static_cast<resolve_request*>(arg);
+        auto* self = static_cast<resolve_request_t*>(arg);
         if (const int ms = resolve_test_delay_ms.load(memory_order_relaxed)) {
             const timespec pause{ms / 1000, (ms % 1000) * 1000000L};
             ::nanosleep(&pause, nullptr);
@@ -130,18 +135,21 @@ public:
     }
 
 private:
-    ~resolve_request() = default;
-    inline static void on_posted(posted_node& n, bool run);
+    ~resolve_request_t() = default;
+    static void on_posted(posted_node& n, bool run);
 };
 
 /// Awaits one lookup on a helper thread; see the top of this file.
-class resolve_awaiter {
+template <class Tag = void>
+class resolve_awaiter_t {
+    using resolve_request = resolve_request_t<Tag>;
+
 public:
-    resolve_awaiter(std::string host, std::string service, resolve_family family) noexcept
+    resolve_awaiter_t(std::string host, std::string service, resolve_family family) noexcept
         : host_(std::move(host)), service_(std::move(service)), family_(family) {}
-    resolve_awaiter(const resolve_awaiter&) = delete;
-    resolve_awaiter& operator=(const resolve_awaiter&) = delete;
-    ~resolve_awaiter() {
+    resolve_awaiter_t(const resolve_awaiter_t&) = delete;
+    resolve_awaiter_t& operator=(const resolve_awaiter_t&) = delete;
+    ~resolve_awaiter_t() {
         on_cancel_.unregister();
         if (request_) request_->abandon(); // destroyed while it waits (its frame went)
     }
@@ -185,18 +193,18 @@ public:
     const std::error_code& error() const noexcept { return ec_; }
 
 private:
-    friend class resolve_request;
+    friend resolve_request;
 
     // Ends the wait when the awaiting chain is cancelled. (A node of its own, not a
     // std::optional<cancel_callback>: that optional would be compiled wherever this header is
     // included, at a cost larger than the awaiter's.)
     struct cancel_link : cancel_node {
-        explicit cancel_link(resolve_awaiter* s) noexcept
+        explicit cancel_link(resolve_awaiter_t* s) noexcept
             : cancel_node(&cancel_link::fire), self(s) {}
         static void fire(cancel_node& n) noexcept {
             static_cast<cancel_link&>(n).self->cancelled();
         }
-        resolve_awaiter* self;
+        resolve_awaiter_t* self;
     };
 
     // Starts the helper with every signal blocked, so that it never takes a signal the
@@ -257,17 +265,18 @@ private:
     // The reactor is being destroyed while this frame (owned elsewhere) still waits: let the
     // helper drop its answer, and never touch the loop again.
     struct loop_gone_hook : loop_hook {
-        resolve_awaiter* self;
+        resolve_awaiter_t* self;
     };
     static void loop_gone(loop_hook& h) noexcept {
         auto& self = *static_cast<loop_gone_hook&>(h).self;
         if (self.request_) std::exchange(self.request_, nullptr)->abandon();
     }
-    loop_gone_hook hook_{{{}, &resolve_awaiter::loop_gone}, this};
+    loop_gone_hook hook_{{{}, &resolve_awaiter_t::loop_gone}, this};
 };
 
-inline void resolve_request::on_posted(posted_node& n, bool run) {
-    auto& self = static_cast<resolve_request&>(n);
+template <class Tag>
+void resolve_request_t<Tag>::on_posted(posted_node& n, bool run) {
+    auto& self = static_cast<resolve_request_t&>(n);
     self.wait_posted(); // the helper may still be inside post(): let it leave the reactor
     if (run && self.waiting) self.waiting->complete(self);
     self.release(); // the node's reference
@@ -276,10 +285,10 @@ inline void resolve_request::on_posted(posted_node& n, bool run) {
 /// The lookup as a task, which owns the awaiter (so with_timeout and when_any can take it).
 /// (This and the coroutines below are templates only so that a program that never calls them
 /// does not compile them: a header-only library's includers pay for every inline coroutine.)
-template <class = void>
+template <class Tag = void>
 task<std::vector<endpoint>> async_resolve_task(std::string host, std::string service,
                                                resolve_family family, std::error_code* out) {
-    resolve_awaiter lookup(host, service, family);
+    resolve_awaiter_t<Tag> lookup(host, service, family);
     std::vector<endpoint> found = co_await lookup;
     if (out)
         *out = lookup.error();
