@@ -2,6 +2,7 @@
 // byte for byte, end of stream, refused connections, resets, and concurrent waiters.
 #include <conet/line_reader.hpp>
 #include <conet/tcp.hpp>
+#include <conet/time.hpp>
 
 #include <sys/socket.h>
 
@@ -46,6 +47,23 @@ TEST_CASE("accept, connect and echo over loopback", "[tcp]") {
         CHECK(seen_peer == client.local_endpoint());
     };
     run_bounded(test());
+}
+
+TEST_CASE("a listener's wait_readable ends at once while connections are pending", "[tcp]") {
+    auto body = []() -> conet::task<> {
+        auto listener = conet::tcp_listener::bind(any_loopback_port());
+        auto first = co_await conet::tcp_stream::connect(listener.local_endpoint());
+        auto second = co_await conet::tcp_stream::connect(listener.local_endpoint());
+        std::error_code ec;
+        co_await conet::with_timeout(listener.wait_readable(ec), 2s);
+        REQUIRE(!ec);
+        co_await listener.accept(); // the second connection is still pending
+        co_await conet::with_timeout(listener.wait_readable(ec), 500ms);
+        CHECK(!ec); // not timed_out: it needs no new edge
+        co_await conet::with_timeout(listener.accept(ec), 2s);
+        CHECK(!ec);
+    };
+    run_bounded(body());
 }
 
 TEST_CASE("IPv6 loopback echo", "[tcp]") {

@@ -122,6 +122,31 @@ TEST_CASE("after a refusal is reported, a connected UDP socket waits for data ag
     run_bounded(body());
 }
 
+TEST_CASE("wait_readable ends at once while datagrams are queued, wait_writable each time",
+          "[udp]") {
+    using namespace std::chrono_literals;
+    auto body = []() -> conet::task<> {
+        auto receiver = conet::udp_socket::bind(any_loopback_port());
+        auto sender = conet::udp_socket::bind(any_loopback_port());
+        co_await sender.send_to("one", receiver.local_endpoint());
+        co_await sender.send_to("two", receiver.local_endpoint());
+        std::error_code ec;
+        char buf[8];
+        co_await conet::with_timeout(receiver.wait_readable(ec), 2s);
+        REQUIRE(!ec);
+        co_await receiver.recv_from(buf); // "one": "two" is still queued
+        co_await conet::with_timeout(receiver.wait_readable(ec), 500ms);
+        CHECK(!ec); // not timed_out: the queued datagram needs no new edge
+        const auto [size, from] = co_await receiver.recv_from(buf);
+        CHECK(std::string(buf, size) == "two");
+        for (int i = 0; i < 3; ++i) { // a UDP socket always has room
+            co_await conet::with_timeout(sender.wait_writable(ec), 500ms);
+            CHECK(!ec);
+        }
+    };
+    run_bounded(body());
+}
+
 TEST_CASE("an empty buffer receives one datagram, which fits only if it is empty", "[udp]") {
     // UDP has no end of stream: a size of 0 is an empty datagram, so an empty buffer is
     // allowed and waits for the next datagram like any other.

@@ -122,7 +122,9 @@ public:
     /// blocked (see the top of the file). Those of them that arrived and were not waited for
     /// are consumed first: unblocked while pending, they would be delivered the ordinary way
     /// (a second Ctrl-C during a graceful shutdown would kill the process). A signal another
-    /// set still blocks is left pending for it.
+    /// set of this thread still blocks is left pending for it. (One sent to the whole process
+    /// while this set goes may still be taken from a set of the same signal on another
+    /// thread: the consuming cannot tell whom it was for.)
     ~signal_set() {
         close();
         detail::thread_signals& thread = detail::this_thread_signals();

@@ -104,11 +104,6 @@ public:
     /// descriptor ready and no operation has drained it since. False before the descriptor
     /// is registered: nothing is known then, and the registration reports the state.
     bool known_ready(direction d) const noexcept { return loop_ && (state_ & ready_bits(d)); }
-    /// A wait for readiness reported it: on a descriptor whose reads and writes conet does
-    /// not see (the caller's own syscalls), the next wait is for the next edge.
-    void consume_readiness(direction d) noexcept {
-        if (!(state_ & stream_socket)) note_drained(d);
-    }
 
     /// Asks the kernel whether the descriptor is ready in direction `d` now, without waiting
     /// (poll). A failure of poll itself counts as ready: the caller's next syscall tells.

@@ -139,8 +139,8 @@ public:
 
     /// Waits until the socket is readable, transferring nothing (Asio's async_wait): for a
     /// library that reads the socket itself, or to take a buffer only once data is there.
-    /// Ends at once if the reactor already saw it readable and no conet operation has
-    /// drained it since; after reading with your own calls until EAGAIN, wait again.
+    /// Ends at once if it is readable now (the reactor saw it readable, and the kernel says
+    /// it still is); after reading with your own calls until EAGAIN, wait again.
     readiness_op<direction::read> wait_readable() noexcept { return {*this, nullptr}; }
     readiness_op<direction::read> wait_readable(std::error_code& ec) noexcept {
         return {*this, &ec};

@@ -139,13 +139,14 @@ public:
         // Woken by an edge, it is ready. Otherwise what the loop recorded may be stale: the
         // caller's own reads and sends, which conet does not see, may have drained the
         // direction since, or read a datagram socket's error. Then the kernel is asked
-        // (poll, transferring nothing), so that such a wait waits instead of spinning.
+        // (poll, transferring nothing), so that such a wait waits instead of spinning. The
+        // record is left as it is when the kernel says ready: a second datagram or connection
+        // may still be queued, and no edge would come for it.
         const bool woken_by_edge = this->holds(waiter::in_slot) && !this->holds(waiter::deferred);
         if (!woken_by_edge && !d_->ready_now(Dir)) {
             d_->forget_readiness(Dir);
             return false;
         }
-        d_->consume_readiness(Dir);
         return true;
     }
     descriptor& target() noexcept { return *d_; }
