@@ -11,8 +11,8 @@
 // without bound; the connection should then be closed. A limit of SIZE_MAX means no limit.
 // A failed read (a reset, say) and line_too_long are kept: every later read_line fails with
 // the same error, so that neither the tail of a line too long nor the half line a reset cut
-// off is ever returned as a line. Each byte is scanned for the '\n' once, as it arrives, so a long
-// line costs no more than a short one per byte, however small the reads that bring it.
+// off is ever returned as a line. Each byte is scanned for the '\n' once, as it arrives, so a
+// long line costs no more than a short one per byte, however small the reads that bring it.
 #pragma once
 
 #include <unistd.h>
