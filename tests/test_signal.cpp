@@ -43,6 +43,11 @@ TEST_CASE("a signal wait can be bounded and leaves the signal mask as it was", "
     ::pthread_sigmask(SIG_SETMASK, nullptr, &after);
     CHECK(sigismember(&after, SIGUSR1) == sigismember(&before, SIGUSR1));
     CHECK_THROWS_AS(conet::signal_set({12345}), std::system_error);
+    // SIGKILL and SIGSTOP cannot be blocked or caught: a set of them could never fire.
+    CHECK_THROWS_WITH(conet::signal_set({SIGUSR1, SIGKILL}),
+                      "signal_set: signal 9 cannot be caught (SIGKILL and SIGSTOP never are): "
+                      "Invalid argument");
+    CHECK_THROWS_AS(conet::signal_set({SIGSTOP}), std::system_error);
 }
 
 namespace {

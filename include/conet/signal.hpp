@@ -88,16 +88,22 @@ private:
 class signal_set : public detail::descriptor {
 public:
     /// Blocks `signals` for this thread and opens a signalfd for them. Throws
-    /// std::system_error (invalid_argument for a signal number that does not exist).
+    /// std::system_error (invalid_argument for a signal number that does not exist, and for
+    /// SIGKILL and SIGSTOP, which no program can block or catch).
     explicit signal_set(std::initializer_list<int> signals)
         : signal_set(std::span<const int>(signals.begin(), signals.size())) {}
     /// The same, for a list of signals known at run time.
     explicit signal_set(std::span<const int> signals) {
         sigemptyset(&signals_);
-        for (int s : signals)
+        for (int s : signals) {
+            if (s == SIGKILL || s == SIGSTOP) // the kernel would ignore them silently
+                detail::throw_error(std::make_error_code(std::errc::invalid_argument),
+                                    "signal_set: signal " + std::to_string(s) +
+                                        " cannot be caught (SIGKILL and SIGSTOP never are)");
             if (sigaddset(&signals_, s) < 0)
                 detail::throw_error(detail::errno_code(errno),
                                     "signal_set: signal " + std::to_string(s));
+        }
         sigset_t before;
         if (const int err = ::pthread_sigmask(SIG_BLOCK, &signals_, &before))
             detail::throw_error(detail::errno_code(err), "pthread_sigmask");
