@@ -10,8 +10,10 @@
 //                              wait), the budget (invariant 9, with the deferred try), the
 //                              reactor_stats counters, the trace switch, the slot's
 //                              generation (stale events), the second-waiter check, an
-//                              error_code result, and a receive buffer borrowed from a pool
-//                              only once data is there
+//                              error_code result, a receive buffer borrowed from a pool
+//                              only once data is there, and the loop's try before it resumes
+//                              a waiter (an operation's result is final, where the bare
+//                              echo's receive may come back as "try again")
 //
 // Both track readiness as conet does (docs/design.md, "Readiness"): a short read drains the
 // socket, so the next receive waits for the edge without trying. They make conet's system
