@@ -4,9 +4,14 @@
 #include <conet/tcp.hpp>
 #include <conet/time.hpp>
 
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "catch.hpp"
@@ -395,4 +400,86 @@ TEST_CASE("binding a port in use fails with a clear message", "[tcp]") {
     auto second = conet::tcp_listener::bind(where, ec);
     CHECK(ec == std::errc::address_in_use);
     CHECK_FALSE(second.is_open());
+}
+
+namespace {
+// A connected TCP socket made without conet, blocking (as one inherited from another program
+// would be), and the listener's end of it.
+struct blocking_pair {
+    int fd = -1;
+    conet::tcp_stream server;
+};
+
+conet::task<blocking_pair> blocking_connection() {
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const auto where = listener.local_endpoint();
+    blocking_pair out;
+    out.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); // no SOCK_NONBLOCK
+    REQUIRE(out.fd >= 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(where.port());
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(out.fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
+    auto [conn, peer] = co_await listener.accept();
+    out.server = std::move(conn);
+    co_return out;
+}
+
+bool non_blocking(int fd) {
+    const int flags = ::fcntl(fd, F_GETFL);
+    return flags >= 0 && (flags & O_NONBLOCK) != 0;
+}
+} // namespace
+
+TEST_CASE("a blocking descriptor given to tcp_stream is made non-blocking", "[tcp]") {
+    // A blocking socket would freeze the reactor in its first recv: no timer would fire.
+    auto test = [](bool through_adopt) -> conet::task<> {
+        auto pair = co_await blocking_connection();
+        REQUIRE_FALSE(non_blocking(pair.fd));
+        conet::tcp_stream adopted =
+            through_adopt ? conet::tcp_stream::adopt(pair.fd) : conet::tcp_stream(pair.fd);
+        REQUIRE(non_blocking(adopted.native_handle())); // checked first: else the recv hangs
+        CHECK((::fcntl(adopted.native_handle(), F_GETFD) & FD_CLOEXEC) != 0);
+        char buf[16];
+        std::error_code ec;
+        co_await conet::with_timeout(adopted.recv(buf, ec), std::chrono::milliseconds(20));
+        CHECK(ec == std::errc::timed_out);
+        co_await pair.server.send_all(conet::const_buffer("hi"));
+        const std::size_t n = co_await adopted.recv(buf);
+        CHECK(std::string(buf, n) == "hi");
+    };
+    SECTION("tcp_stream::adopt") {
+        run_bounded(test(true));
+    }
+    SECTION("the constructor") {
+        run_bounded(test(false));
+    }
+}
+
+TEST_CASE("tcp_stream::adopt refuses what is not a connected TCP socket", "[tcp]") {
+    std::error_code ec;
+    const int datagram = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    auto a = conet::tcp_stream::adopt(datagram, ec);
+    CHECK(ec == std::errc::wrong_protocol_type);
+    CHECK_FALSE(a.is_open());
+    int pipe_ends[2];
+    REQUIRE(::pipe2(pipe_ends, O_CLOEXEC) == 0);
+    auto b = conet::tcp_stream::adopt(pipe_ends[0], ec);
+    CHECK(ec == std::errc::not_a_socket);
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    auto c = conet::tcp_stream::adopt(listener.native_handle(), ec); // listens: not a stream
+    CHECK(ec == std::errc::invalid_argument);
+    CHECK_FALSE(c.is_open());
+    CHECK_THROWS_WITH(conet::tcp_stream::adopt(datagram),
+                      Catch::Matchers::StartsWith("tcp_stream::adopt: "));
+    // The constructor checks too (it also takes a Unix stream socket).
+    CHECK_THROWS_AS(conet::tcp_stream(pipe_ends[0]), std::system_error);
+    CHECK_THROWS_AS(conet::tcp_stream(datagram), std::system_error);
+    // A refused descriptor stays open and belongs to the caller.
+    CHECK(::fcntl(datagram, F_GETFD) >= 0);
+    CHECK(::fcntl(pipe_ends[0], F_GETFD) >= 0);
+    ::close(datagram);
+    ::close(pipe_ends[0]);
+    ::close(pipe_ends[1]);
 }

@@ -9,6 +9,7 @@
 // second concurrent reader (or writer) fails with conet::error::already_waiting.
 #pragma once
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -37,6 +38,31 @@ class tcp_listener;
 namespace detail {
 class connect_op;
 class accept_op;
+
+// Checks that `fd` is a connected (not listening) stream socket, of an IP family if
+// `ip_only`, and makes it non-blocking and close-on-exec. Changes nothing if it is refused.
+inline std::error_code prepare_adopted_stream(int fd, bool ip_only) noexcept {
+    int type = 0;
+    socklen_t length = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) < 0) return errno_code(errno);
+    if (type != SOCK_STREAM) return std::make_error_code(std::errc::wrong_protocol_type);
+    int listening = 0;
+    length = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) < 0)
+        return errno_code(errno);
+    if (listening) return std::make_error_code(std::errc::invalid_argument); // a listener's
+    if (ip_only) return prepare_adopted(fd, SOCK_STREAM, false);
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return errno_code(errno);
+    return {};
+}
+
+inline int checked_stream(int fd) {
+    if (auto ec = prepare_adopted_stream(fd, false)) throw_error(ec, "tcp_stream");
+    return fd;
+}
 } // namespace detail
 
 /// Which direction(s) shutdown() ends.
@@ -47,9 +73,25 @@ class tcp_stream : public detail::socket_base {
 public:
     /// A closed stream (the result of a failed non-throwing connect, for instance).
     tcp_stream() noexcept = default;
-    /// Adopts a connected, non-blocking socket descriptor. (It may be any stream socket, a
-    /// Unix one say, so its short reads prove nothing: each operation tries first.)
-    explicit tcp_stream(int fd) noexcept : socket_base(fd) {}
+    /// Takes ownership of a descriptor that is already a connected TCP socket (one inherited
+    /// from another program, say) and makes it non-blocking and close-on-exec, as
+    /// tcp_listener::adopt and udp_socket::adopt do. Throws std::system_error
+    /// (wrong_protocol_type for a socket that is not a stream one, invalid_argument for a
+    /// listening one, address_family_not_supported for one that is not IP); on failure the
+    /// descriptor is left open, unchanged and not owned.
+    static tcp_stream adopt(int fd) {
+        std::error_code ec;
+        auto stream = adopt(fd, ec);
+        if (ec) detail::throw_error(ec, "tcp_stream::adopt");
+        return stream;
+    }
+    static tcp_stream adopt(int fd, std::error_code& ec) noexcept {
+        ec = detail::prepare_adopted_stream(fd, true);
+        return ec ? tcp_stream() : tcp_stream(fd, adopted{});
+    }
+    /// As adopt(fd), but it takes any connected stream socket, a Unix one too (so its short
+    /// reads prove nothing: each operation tries first). Throws std::system_error.
+    explicit tcp_stream(int fd) : socket_base(detail::checked_stream(fd)) {}
 
     /// Connects to `to` (`co_await tcp_stream::connect(ep)`): yields the connected stream.
     static detail::connect_op connect(const endpoint& to);
@@ -126,6 +168,8 @@ private:
     // A TCP socket conet made itself (connect, accept): see descriptor's traits.
     struct made_here {};
     tcp_stream(int fd, made_here) noexcept : socket_base(fd, stream_socket | conet_made) {}
+    struct adopted {}; // checked by adopt
+    tcp_stream(int fd, adopted) noexcept : socket_base(fd) {}
 };
 
 /// What accept() yields: the connected stream and who is on the other end.
