@@ -8,8 +8,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstddef>
+#include <cstdio>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "child_process.hpp"
 #include "support.hpp"
 
 using namespace conet_test;
@@ -536,4 +539,172 @@ TEST_CASE("resume_on in a task awaited by another moves the whole chain", "[pool
     CHECK(finished.load() == chains);
     CHECK(moved.load() == long{chains} * hops);
     CHECK(misplaced.load() == 0);
+}
+
+TEST_CASE("one reactor of the pool stopped with its own stop() stops the whole pool", "[pool]") {
+    // reactor::stop() is public: called on a reactor of a pool, it ends that reactor's loop.
+    // The pool cannot run on without it (work handed to it would never run): the whole pool
+    // stops, as with pool.stop(), and run() returns. Before, the others waited for ever.
+    auto sleeper = [](std::size_t i, std::size_t ends_early, std::atomic<int>& up,
+                      std::atomic<int>& cancelled) -> conet::task<> {
+        up.fetch_add(1);
+        if (i == ends_early) co_return;
+        std::error_code ec;
+        co_await conet::sleep_for(1h, ec);
+        if (ec == std::errc::operation_canceled) cancelled.fetch_add(1);
+    };
+    auto check = [&](std::size_t stopped, std::size_t ends_early, int expect_cancelled) {
+        conet::reactor_pool pool(3);
+        std::atomic<int> up{0}, cancelled{0};
+        running_pool running(pool,
+                             [&](std::size_t i) { return sleeper(i, ends_early, up, cancelled); });
+        REQUIRE(eventually([&] { return up.load() == 3; }));
+        pool[stopped].stop();
+        REQUIRE(eventually([&] { return running.finished(); }, 10s)); // else: hangs below
+        running.join();
+        CHECK(running.failure() == nullptr);
+        CHECK(cancelled.load() == expect_cancelled);
+    };
+    SECTION("reactor 0 (the thread that called run())") {
+        check(0, 99, 3);
+    }
+    SECTION("reactor 2") {
+        check(2, 99, 3);
+    }
+    SECTION("a reactor whose own task has ended (waiting for the others)") {
+        check(1, 1, 2);
+    }
+}
+
+TEST_CASE("reactor_pool::run on a thread that already runs a reactor fails once", "[pool]") {
+    conet::reactor_pool pool(2, conet::failure_policy::report);
+    std::atomic<int> reported{0};
+    pool.set_failure_handler([&reported](std::exception_ptr) { reported.fetch_add(1); });
+    std::atomic<int> ran{0};
+    auto make = [&ran](std::size_t) -> conet::task<> {
+        return [](std::atomic<int>& r) -> conet::task<> {
+            r.fetch_add(1);
+            co_return;
+        }(ran);
+    };
+    auto inside_a_reactor = [&]() -> conet::task<std::string> {
+        try {
+            pool.run(make);
+        } catch (const std::logic_error& e) {
+            co_return e.what();
+        }
+        co_return "no error";
+    };
+    // Before, the pool's first thread retried the refused loop for ever (a hang).
+    CHECK(run_bounded(inside_a_reactor()) ==
+          "conet::reactor_pool::run: a reactor already runs on this thread");
+    CHECK(reported.load() == 0);
+    CHECK(ran.load() == 0); // refused before any task was made
+    // Nothing of the refused run is left: the pool runs normally afterwards.
+    running_pool running(pool, make);
+    REQUIRE(eventually([&] { return running.finished(); }));
+    running.join();
+    CHECK(running.failure() == nullptr);
+    CHECK(ran.load() == 2);
+    CHECK(reported.load() == 0);
+}
+
+namespace {
+
+// Runs the hidden test case `name` of this test program in a child process (a fresh process:
+// a scenario that may kill it, and with only the threads it makes itself).
+int exit_status_of_hidden_test(const std::string& name, std::string& output) {
+    char self[4096];
+    const auto length = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (length <= 0) return -2;
+    self[length] = '\0';
+    conet_test::child_process child(self, {name});
+    const auto status = child.wait(20s);
+    while (auto line = child.read_line(100ms))
+        output += *line + '\n';
+    return status.value_or(-1);
+}
+
+} // namespace
+
+TEST_CASE("stop_on works in a process where a thread was started before the pool", "[pool]") {
+    // The thread does not block SIGTERM; before, the signal sent to it killed the process.
+    std::string output;
+    const int status = exit_status_of_hidden_test("pool stop_on with an extra thread", output);
+    INFO(output);
+    CHECK(status == 0); // 128 + 15: killed by SIGTERM; -1: did not end within 20 s
+    CHECK(output.find("stopped by the signal: 2 tasks cancelled") != std::string::npos);
+}
+
+TEST_CASE("pool stop_on with an extra thread", "[.][pool_child]") {
+    // Run by the test above in a child process.
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread extra([&] { // made first, with the signal mask the process started with
+        std::unique_lock lock(mutex);
+        cv.wait_for(lock, 20s, [&] { return done; });
+    });
+    const pthread_t extra_id = extra.native_handle();
+    std::atomic<int> up{0}, cancelled{0};
+    {
+        conet::reactor_pool pool(2);
+        pool.stop_on({SIGTERM});
+        pool.run([&](std::size_t i) -> conet::task<> {
+            return [](std::size_t index, pthread_t to, std::atomic<int>& u,
+                      std::atomic<int>& c) -> conet::task<> {
+                u.fetch_add(1);
+                if (index == 0) {
+                    while (u.load() < 2)
+                        co_await conet::sleep_for(1ms);
+                    ::pthread_kill(to, SIGTERM); // to the thread that does not block it
+                }
+                std::error_code ec;
+                co_await conet::sleep_for(1h, ec);
+                if (ec == std::errc::operation_canceled) c.fetch_add(1);
+            }(i, extra_id, up, cancelled);
+        });
+    }
+    {
+        std::lock_guard lock(mutex);
+        done = true;
+    }
+    cv.notify_one();
+    extra.join();
+    std::printf("stopped by the signal: %d tasks cancelled\n", cancelled.load());
+    std::fflush(stdout);
+    CHECK(cancelled.load() == 2);
+}
+
+TEST_CASE("stop_on: signals checked at once, one pool per signal, dispositions restored",
+          "[pool]") {
+    conet::reactor_pool pool(1);
+    CHECK_THROWS_AS(pool.stop_on({SIGKILL}), std::system_error); // can never be caught
+    CHECK_THROWS_AS(pool.stop_on({SIGUSR1, 12345}), std::system_error);
+    struct sigaction before {};
+    REQUIRE(::sigaction(SIGUSR2, nullptr, &before) == 0);
+    pool.stop_on({SIGUSR2});
+    bool replaced = false;
+    std::error_code second;
+    pool.run([&](std::size_t) -> conet::task<> {
+        // While the pool runs, its handler takes SIGUSR2; another pool cannot take it too.
+        struct sigaction during {};
+        ::sigaction(SIGUSR2, nullptr, &during);
+        replaced = during.sa_handler != before.sa_handler;
+        std::thread([&second] {
+            conet::reactor_pool other(1);
+            other.stop_on({SIGUSR2});
+            try {
+                other.run([](std::size_t) -> conet::task<> { co_return; });
+            } catch (const std::system_error& e) {
+                second = e.code();
+            }
+        }).join();
+        co_return;
+    });
+    CHECK(replaced);
+    CHECK(second == std::errc::device_or_resource_busy);
+    struct sigaction after {};
+    REQUIRE(::sigaction(SIGUSR2, nullptr, &after) == 0);
+    CHECK(after.sa_handler == before.sa_handler);
 }

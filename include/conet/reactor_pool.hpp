@@ -9,13 +9,24 @@
 // reactors only as a posted node (spawn_on, resume_on, reactor::post). There is no work
 // stealing: a connection stays on the reactor that serves it, and the kernel spreads new
 // connections over the reactors' SO_REUSEPORT listeners.
+//
+// A pool runs whole or not at all: whatever ends one reactor's part of a run ends the run.
+// pool.stop(), a signal given to stop_on, and also reactor::stop() called on one of the
+// pool's reactors, stop the whole pool gracefully (every task is cancelled and unwinds; run()
+// returns). A failure ends it by the failure policy (cancel_all: stop, and run() rethrows).
+// Stopping needs no memory (each reactor has its messages allocated with the pool), so a pool
+// out of memory still stops.
 #pragma once
+
+#include <signal.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <initializer_list>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -46,11 +57,16 @@ public:
         : policy_(policy) {
         if (count == 0) count = detail::hardware_concurrency();
         if (count == 0) count = 1; // the number of hardware threads is not known
+        messages_ = detail::owner<shard_messages[]>(new shard_messages[count]);
         reactors_ = detail::owner<detail::owner<reactor>[]>(new detail::owner<reactor>[count]);
         for (std::size_t i = 0; i < count; ++i)
             reactors_[i] = detail::owner<reactor>(new reactor());
         count_ = count;
         shards_ = detail::owner<shard_state[]>(new shard_state[count]());
+        for (std::size_t i = 0; i < count; ++i) {
+            messages_[i].stop.set(*this, i, &reactor_pool::stop_message);
+            messages_[i].release.set(*this, i, &reactor_pool::release_message);
+        }
     }
     reactor_pool(const reactor_pool&) = delete;
     reactor_pool& operator=(const reactor_pool&) = delete;
@@ -58,16 +74,29 @@ public:
     /// How many reactors (and threads, while running) the pool has.
     std::size_t size() const noexcept { return count_; }
     /// Reactor `i` (0 runs on the thread that calls run()). From another thread, use it only
-    /// to post(), spawn_on() or resume_on() it.
+    /// to post(), spawn_on() or resume_on() it. Its stop() stops the whole pool (see above).
     reactor& operator[](std::size_t i) noexcept { return *reactors_[i]; }
 
-    /// Makes the next run() stop the pool (as stop() does) when one of `signals` arrives. The
-    /// signals are blocked for every thread of the pool and received by reactor 0.
+    /// Makes the next run() stop the pool (as stop() does) when one of `signals` arrives.
+    /// While run() runs, a process-wide handler takes them (their previous dispositions are
+    /// restored when it returns) and tells reactor 0: no thread's signal mask is changed, so
+    /// it works whatever threads the process has, one started before the pool included. A
+    /// thread that blocks one of them (one with a signal_set of it) leaves it to the others.
+    /// Only one running pool may stop on a given signal (the second's run() fails with
+    /// std::errc::device_or_resource_busy). Throws std::system_error (invalid_argument) for a
+    /// signal number that does not exist, and for SIGKILL and SIGSTOP.
     void stop_on(std::initializer_list<int> signals) {
         detail::owner<int[]> copy(new int[signals.size()]);
         std::size_t n = 0;
-        for (const int s : signals)
+        for (const int s : signals) {
+            sigset_t check;
+            sigemptyset(&check);
+            if (s == SIGKILL || s == SIGSTOP || sigaddset(&check, s) < 0)
+                detail::throw_error(std::make_error_code(std::errc::invalid_argument),
+                                    "reactor_pool::stop_on: signal " + std::to_string(s) +
+                                        " cannot be caught");
             copy[n++] = s;
+        }
         signals_ = std::move(copy);
         signal_count_ = n;
     }
@@ -90,8 +119,14 @@ public:
     /// the reactor it goes to has finished (every reactor's task has ended, or the pool
     /// stopped) is destroyed with the pool, without being resumed. Hand work over while the
     /// pool's tasks run.
+    ///
+    /// Called on a thread that runs a reactor (from a task), it throws std::logic_error at
+    /// once: the calling thread is to run reactor 0.
     template <class F>
     void run(F make_task) {
+        if (reactor::current())
+            throw std::logic_error(
+                "conet::reactor_pool::run: a reactor already runs on this thread");
         if (running_.exchange(true, detail::memory_order_acq_rel))
             throw std::logic_error("conet::reactor_pool::run: the pool is already running");
         struct not_running {
@@ -99,18 +134,17 @@ public:
             ~not_running() { flag.store(false, detail::memory_order_release); }
         } guard{running_};
         // Stop requests of an earlier run are stale from here on; one made from now on (even
-        // while the tasks are being made) stops this run. (The flag first: a stop between
-        // the two stores still leaves it set.)
-        stop_requested_.store(false, detail::memory_order_release);
-        run_id_.fetch_add(1, detail::memory_order_acq_rel);
+        // while the tasks are being made) stops this run. (A stop message of an earlier run
+        // still queued reads this flag when it runs: it does nothing, or this run's stop.)
+        stop_requested_.store(false, detail::memory_order_seq_cst);
         using task_type = decltype(make_task(std::size_t{0}));
         std::vector<task_type> tasks;
         tasks.reserve(size());
         for (std::size_t i = 0; i < size(); ++i)
             tasks.push_back(make_task(i));
-        tasks_running_.store(size(), detail::memory_order_release);
+        tasks_running_.store(size(), detail::memory_order_seq_cst);
         for (std::size_t i = 0; i < size(); ++i) {
-            shards_[i].finished = shards_[i].released = false;
+            shards_[i].finished = shards_[i].released = shards_[i].done = false;
             shards_[i].waiting = {};
             // What spawn_on and resume_on bring to a reactor fails by the pool's policy too.
             auto by_policy = [this](std::exception_ptr e) { failed(std::move(e)); };
@@ -122,13 +156,13 @@ public:
             detail::lock_guard lock(failure_mutex_);
             first_failure_ = nullptr;
         }
-        // Before any thread starts, so that they all inherit the blocked mask.
-        // (Not a std::optional: this part does not depend on F, so std::optional<signal_set>
-        // would be compiled wherever the header is included, and it costs more than the pool.)
-        detail::owner<signal_set> signals;
+        // Before any thread starts: a signal that arrives from now on stops this run.
+        // (Not a std::optional: this part does not depend on F, so std::optional<signal_relay>
+        // would be compiled wherever the header is included.)
+        detail::owner<detail::signal_relay> signals;
         if (signal_count_ != 0)
-            signals = detail::owner<signal_set>(
-                new signal_set(std::span<const int>(signals_.get(), signal_count_)));
+            signals = detail::owner<detail::signal_relay>(
+                new detail::signal_relay(std::span<const int>(signals_.get(), signal_count_)));
 
         // (Not a std::vector: this part does not depend on F, so it would be compiled
         // wherever the header is included.)
@@ -158,11 +192,9 @@ public:
     /// operation_canceled, so that they unwind and end), and so ends run(). Safe from any
     /// thread. A stop requested while no run() is in progress is dropped when the next starts.
     void stop() noexcept {
-        stop_requested_.store(true, detail::memory_order_release);
-        on_every_reactor([](reactor_pool& pool, std::size_t i) noexcept {
-            pool.cancel_shard(i);
-            pool.release_shard(i);
-        });
+        stop_requested_.store(true, detail::memory_order_seq_cst);
+        for (std::size_t i = 0; i < size(); ++i)
+            messages_[i].stop.post_to(*reactors_[i]);
     }
 
 private:
@@ -171,6 +203,7 @@ private:
         task_group* group = nullptr;     // the program's task on this reactor, while it runs
         bool finished = false;           // that task has ended (and was counted)
         bool released = false;           // every reactor's task has ended, or the pool stopped
+        bool done = false;               // the shard has ended (or could not be made)
         std::coroutine_handle<> waiting; // the shard, waiting to be released
         resumption wake;
         task_group host; // holds the shard itself (see drive)
@@ -189,39 +222,57 @@ private:
     // pool's, not the task of a run(task): an exception escaping the loop (a posted function
     // that throws) is a failure by the policy, and the loop runs again, the shard and every
     // other task still there.
+    //
+    // The loop may also return before the shard has ended: when reactor::stop() was called on
+    // this reactor (a public call). The pool cannot go on without one of its reactors (what
+    // others hand it would never run), so that stops the pool, and the loop runs again while
+    // the tasks unwind, as after stop().
     template <class T>
-    void drive(std::size_t i, task<T> work, signal_set* signals) noexcept {
+    void drive(std::size_t i, task<T> work, detail::signal_relay* signals) noexcept {
         reactor& r = *reactors_[i];
         try {
             r.post([this, i, signals, t = std::move(work)]() mutable {
-                shards_[i].host.spawn(shard(i, std::move(t), signals));
+                try {
+                    shards_[i].host.spawn(shard(i, std::move(t), signals));
+                } catch (...) { // no memory for the shard's frame
+                    cannot_take_part(i, std::current_exception());
+                }
             });
-        } catch (...) { // no memory for the node: this reactor cannot take part
-            fail(std::current_exception());
-            task_finished(i);
+        } catch (...) { // no memory for the node
+            cannot_take_part(i, std::current_exception());
             return;
         }
         for (;;) {
             try {
-                r.run(); // until the shard, and all it waits for, has ended
-                return;
+                r.run(); // until the shard, and all it waits for, has ended, or r.stop()
             } catch (...) {
                 failed(std::current_exception());
+                continue;
             }
+            if (shards_[i].done) return;
+            stop();
         }
+    }
+
+    // Reactor i has no memory to take part in the run: a failure that stops the pool,
+    // whatever the policy (the program's task for it will never run).
+    void cannot_take_part(std::size_t i, std::exception_ptr e) noexcept {
+        fail(std::move(e));
+        shards_[i].done = true;
+        task_finished(i);
     }
 
     // Reactor i's part of a run: the program's task in a group with the pool's policy; then,
     // until every reactor's task has ended, whatever other reactors hand this one; then what
     // spawn_on and resume_on left in the reactor's own group.
     template <class T>
-    task<> shard(std::size_t i, task<T> work, signal_set* signals) {
+    task<> shard(std::size_t i, task<T> work, detail::signal_relay* signals) {
         shard_state& state = shards_[i];
         task_group group(policy_);
         group.set_failure_handler([this](std::exception_ptr e) { report(e); });
         group.spawn(std::move(work));
         state.group = &group;
-        if (stop_requested_.load(detail::memory_order_acquire)) cancel_shard(i);
+        if (stop_requested_.load(detail::memory_order_seq_cst)) cancel_shard(i);
         task_group watchers;
         if (signals) watchers.spawn(stop_on_signal(*signals));
 
@@ -238,50 +289,60 @@ private:
         co_await reactor::current()->tasks().join();
         watchers.cancel();
         co_await watchers.join();
+        state.done = true;
     }
 
     // Reactor i's task has ended: the last one to end releases every reactor.
     void task_finished(std::size_t i) noexcept {
         if (std::exchange(shards_[i].finished, true)) return;
-        if (tasks_running_.fetch_sub(1, detail::memory_order_acq_rel) == 1)
-            on_every_reactor(
-                [](reactor_pool& pool, std::size_t r) noexcept { pool.release_shard(r); });
+        if (tasks_running_.fetch_sub(1, detail::memory_order_seq_cst) == 1)
+            for (std::size_t r = 0; r < size(); ++r)
+                messages_[r].release.post_to(*reactors_[r]);
     }
 
     using shard_function = void (*)(reactor_pool&, std::size_t) noexcept;
 
-    // `fn(pool, i)` on reactor i, dropped if a later run has begun by then. A node of its own
-    // rather than a posted lambda: every post<F> instantiates a posted_function, and these
-    // are compiled wherever conet.hpp is included.
+    // A message to reactor i, allocated with the pool: stopping and releasing need no memory.
+    // It carries no data of its own: run, it does what the pool's state asks for then (a
+    // stop requested, every task ended), so one node in the queue serves any number of
+    // requests, and one left from an earlier run does what this run asks, or nothing.
     class shard_message final : public detail::posted_node {
     public:
-        shard_message(reactor_pool& pool, std::size_t i, std::uint64_t run,
-                      shard_function fn) noexcept
-            : posted_node(&shard_message::call), pool_(pool), i_(i), run_(run), fn_(fn) {}
+        shard_message() noexcept : posted_node(&shard_message::call) {}
+        void set(reactor_pool& pool, std::size_t i, shard_function fn) noexcept {
+            pool_ = &pool;
+            i_ = i;
+            fn_ = fn;
+        }
+        // Posts it unless it is already on its way (then that one will see the new state:
+        // the state is written before this exchange, and read after the node's own store).
+        void post_to(reactor& r) noexcept {
+            if (!posted_.exchange(true, detail::memory_order_seq_cst)) r.post(*this);
+        }
 
     private:
         static void call(posted_node& n, bool run) noexcept {
-            auto* m = static_cast<shard_message*>(&n);
-            if (run && m->run_ == m->pool_.run_id_.load(detail::memory_order_acquire))
-                m->fn_(m->pool_, m->i_);
-            delete m;
+            auto& m = static_cast<shard_message&>(n);
+            m.posted_.store(false, detail::memory_order_seq_cst);
+            if (run) m.fn_(*m.pool_, m.i_);
         }
-        reactor_pool& pool_;
-        std::size_t i_;
-        std::uint64_t run_;
-        shard_function fn_;
+        reactor_pool* pool_ = nullptr;
+        std::size_t i_ = 0;
+        shard_function fn_ = nullptr;
+        detail::atomic<bool> posted_{false};
+    };
+    struct shard_messages {
+        shard_message stop, release;
     };
 
-    // Posts `fn(*this, i)` to every reactor i, for this run only.
-    void on_every_reactor(shard_function fn) noexcept {
-        const std::uint64_t id = run_id_.load(detail::memory_order_acquire);
-        for (std::size_t i = 0; i < size(); ++i) {
-            shard_message* m = new (std::nothrow) shard_message(*this, i, id, fn);
-            if (m)
-                reactors_[i]->post(*m);
-            else
-                reactors_[i]->stop(); // no memory for a graceful message: the abrupt stop
-        }
+    // On reactor i's thread, from its messages.
+    static void stop_message(reactor_pool& pool, std::size_t i) noexcept {
+        if (!pool.stop_requested_.load(detail::memory_order_seq_cst)) return;
+        pool.cancel_shard(i);
+        pool.release_shard(i);
+    }
+    static void release_message(reactor_pool& pool, std::size_t i) noexcept {
+        if (pool.tasks_running_.load(detail::memory_order_seq_cst) == 0) pool.release_shard(i);
     }
 
     // On reactor i's thread.
@@ -292,7 +353,7 @@ private:
     }
 
     template <class = void> // compiled only where a pool runs
-    task<> stop_on_signal(signal_set& signals) {
+    task<> stop_on_signal(detail::signal_relay& signals) {
         std::error_code ec;
         co_await signals.wait(ec);
         if (!ec) stop();
@@ -335,6 +396,8 @@ private:
     }
 
     failure_policy policy_;
+    // Before the reactors: destroyed after them, as their queues may still hold these.
+    detail::owner<shard_messages[]> messages_;
     detail::owner<detail::owner<reactor>[]> reactors_;
     std::size_t count_ = 0;
     detail::owner<shard_state[]> shards_; // [i]: touched on reactor i's thread only
@@ -342,7 +405,6 @@ private:
     detail::owner<int[]> signals_;
     std::size_t signal_count_ = 0;
     detail::atomic<bool> running_{false};
-    detail::atomic<std::uint64_t> run_id_{0};
     detail::atomic<bool> stop_requested_{false};
     detail::mutex failure_mutex_;
     failure_handler handler_;

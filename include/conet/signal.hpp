@@ -17,11 +17,14 @@
 #pragma once
 
 #include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -80,6 +83,125 @@ public:
 private:
     descriptor* d_;
     int signal_ = 0;
+};
+
+/// Reads an eventfd: yields its count (how many times it was written since the last read).
+class eventfd_wait_op : public io_awaiter<eventfd_wait_op, direction::read> {
+public:
+    eventfd_wait_op(descriptor& d, std::error_code* out) noexcept : io_awaiter(out), d_(&d) {}
+
+    bool try_once() noexcept {
+        std::uint64_t count = 0;
+        const auto n =
+            retry_on_eintr([&] { return ::read(d_->native_handle(), &count, sizeof count); });
+        if (n < 0) {
+            if (would_block(errno)) return false;
+            ec = errno_code(errno);
+            return true;
+        }
+        count_ = count;
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    std::uint64_t result() const noexcept { return count_; }
+    std::uint64_t failed_result() const noexcept { return 0; }
+    std::string describe() const { return "wait for a relayed signal"; }
+
+private:
+    descriptor* d_;
+    std::uint64_t count_ = 0;
+};
+
+/// Relays signals to a reactor through a process-wide handler (as Asio's signal_set does),
+/// for reactor_pool::stop_on. Unlike a signal_set it changes no thread's signal mask, so it
+/// works whatever threads exist: the kernel runs the handler on any thread that does not
+/// block the signal (one of the program's, started before the pool, included), and the
+/// handler only writes to an eventfd, which is async-signal-safe; a reactor waits on it.
+///
+/// While it lives it replaces the signals' dispositions (with SA_RESTART); its destructor
+/// restores them, then waits for a handler still running on another thread before closing
+/// the eventfd, so that a late handler never writes to a reused descriptor number. A signal
+/// is relayed to one relay at a time: a second for the same signal fails with
+/// std::errc::device_or_resource_busy.
+class signal_relay : public descriptor {
+public:
+    explicit signal_relay(std::span<const int> signals) {
+        sigemptyset(&signals_);
+        for (const int s : signals)
+            if (s == SIGKILL || s == SIGSTOP || sigaddset(&signals_, s) < 0)
+                throw_error(std::make_error_code(std::errc::invalid_argument),
+                            "signal_relay: signal " + std::to_string(s));
+        const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0) throw_error(errno_code(errno), "eventfd");
+        static_cast<descriptor&>(*this) = descriptor(fd);
+        for (int s = 1; s < NSIG; ++s) {
+            if (sigismember(&signals_, s) != 1) continue;
+            int none = 0;
+            if (!target(s).compare_exchange_strong(none, fd + 1)) {
+                release(s); // those claimed so far
+                throw_error(std::make_error_code(std::errc::device_or_resource_busy),
+                            "signal_relay: signal " + std::to_string(s) +
+                                " is already relayed (another running pool stops on it)");
+            }
+            struct sigaction action {};
+            action.sa_handler = &signal_relay::handle;
+            sigemptyset(&action.sa_mask);
+            action.sa_flags = SA_RESTART;
+            if (::sigaction(s, &action, &previous_[s]) < 0) {
+                const auto ec = errno_code(errno);
+                target(s).store(0);
+                release(s);
+                throw_error(ec, "sigaction");
+            }
+        }
+        claimed_ = NSIG;
+    }
+    signal_relay(const signal_relay&) = delete;
+    signal_relay& operator=(const signal_relay&) = delete;
+    ~signal_relay() { release(claimed_); }
+
+    /// Waits until one of the signals has arrived (since the relay was made, or the last wait).
+    eventfd_wait_op wait(std::error_code& ec) noexcept { return {*this, &ec}; }
+
+private:
+    // Restores the dispositions of the signals below `end` and forgets their target; then
+    // waits out a handler that read the target before it was forgotten.
+    void release(int end) noexcept {
+        for (int s = 1; s < end; ++s) {
+            if (sigismember(&signals_, s) != 1) continue;
+            ::sigaction(s, &previous_[s], nullptr);
+            target(s).store(0);
+        }
+        while (handlers_running().load() != 0)
+            ::sched_yield();
+    }
+
+    static void handle(int s) noexcept {
+        const int saved_errno = errno;
+        handlers_running().fetch_add(1);
+        const int fd = target(s).load() - 1;
+        if (fd >= 0) {
+            const std::uint64_t one = 1;
+            [[maybe_unused]] const auto n = ::write(fd, &one, sizeof one);
+        }
+        handlers_running().fetch_sub(1);
+        errno = saved_errno;
+    }
+
+    // Per signal number: the eventfd of the relay that holds it, plus one (0: none). Zero
+    // is constant-initialized: no guard variable for the handler to meet.
+    static atomic<int>& target(int s) noexcept {
+        static atomic<int> targets[NSIG];
+        return targets[s];
+    }
+    static atomic<int>& handlers_running() noexcept {
+        static atomic<int> count{0};
+        return count;
+    }
+
+    sigset_t signals_{};
+    struct sigaction previous_[NSIG] = {};
+    int claimed_ = 0; // signals below it are claimed (all of them once constructed)
 };
 
 } // namespace detail
