@@ -7,11 +7,13 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
@@ -301,11 +303,14 @@ TEST_CASE("a cancelled lookup ends at once, and the helper's late answer is drop
 }
 
 TEST_CASE("many lookups at once, some cancelled, some answered", "[resolve]") {
-    test_resolver slow(20ms);
+    // The resolver answers nothing until the 8 timeouts have been counted: a cancelled
+    // lookup that waited for its answer would never time out.
+    test_resolver held(5s);
     struct outcome {
         int answered = 0;
         int timed_out = 0;
         int other_failures = 0;
+        int answered_before_release = -1;
     };
     auto some = []() -> conet::task<outcome> {
         conet::task_group group;
@@ -332,10 +337,15 @@ TEST_CASE("many lookups at once, some cancelled, some answered", "[resolve]") {
             group.spawn(one(out.answered));
             group.spawn(cancelled());
         }
+        while (out.timed_out + out.other_failures < 8) // bounded by the watchdog
+            co_await conet::sleep_for(1ms);
+        out.answered_before_release = out.answered;
+        test_resolver::release();
         co_await group.join();
         co_return out;
     };
     const outcome out = run_bounded(some());
+    CHECK(out.answered_before_release == 0);
     CHECK(out.answered == 8);
     CHECK(out.timed_out == 8);
     CHECK(out.other_failures == 0);
@@ -561,6 +571,58 @@ TEST_CASE("set_lookup_threads takes a positive number", "[resolve]") {
     pool_size size(3);
     CHECK(conet::lookup_threads() == 3);
 }
+
+// ThreadSanitizer does not support a child of a multi-threaded fork() that starts threads.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RESOLVE_TEST_TSAN
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define RESOLVE_TEST_TSAN
+#endif
+#ifndef RESOLVE_TEST_TSAN
+TEST_CASE("after fork(), the child's lookups run on helpers of its own", "[resolve]") {
+    test_resolver hung(3s);
+    conet::reactor r;
+    std::error_code busy = conet::error::closed;
+    auto a = r.spawn(look_up("busy.test", busy));
+    run_until(r, [] { return test_resolver::calls().size() == 1; });
+    REQUIRE(pool().threads >= 1); // a helper, busy: the child has no copy of it
+    const pid_t pid = ::fork();
+    if (pid == 0) {   // the child: only _exit, never back into the test runner
+        int code = 3; // 3: an exception (the watchdog stopped a lookup that never ended)
+        try {
+            test_resolver::release();
+            std::error_code ec = conet::error::closed;
+            std::vector<endpoint> found;
+            auto fresh = [](std::vector<endpoint>& out, std::error_code& e) -> conet::task<> {
+                out = co_await conet::async_resolve("7.test", "1", conet::resolve_family::any, e);
+            };
+            run_bounded(r, fresh(found, ec), 5s);
+            const bool fresh_ok = !ec && found.size() == 1 && found.front().port() == 7;
+            run_until(r, [&] { return a.done(); }); // the parent's running lookup, done again
+            code = !fresh_ok ? 1 : busy ? 2 : 0; // 1: no fresh lookup; 2: the parent's not redone
+        } catch (...) {
+        }
+        ::_exit(code);
+    }
+    REQUIRE(pid > 0);
+    int status = -1;
+    const auto until = std::chrono::steady_clock::now() + 10s;
+    while (::waitpid(pid, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(1ms);
+    if (status == -1) { // still running: stop it, and fail below
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0); // see the child's codes above
+    test_resolver::release();
+    run_until(r, [&] { return a.done(); });
+    CHECK_FALSE(busy);
+}
+#endif
 
 // Run by the next test in a process of its own: a lookup hangs in the resolver while the
 // process exits.
