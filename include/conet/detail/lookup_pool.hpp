@@ -2,9 +2,9 @@
 // blocking name lookups (getaddrinfo) for async_resolve, with a queue in front of them.
 //
 // Rules (docs/design.md):
-// - At most `max` helper threads exist (4 unless set_lookup_threads says otherwise). A thread
-//   is started when a lookup is queued and no idle thread can take it; one idle for
-//   lookup_idle_seconds ends. Helpers start with every signal blocked.
+// - At most `max` helper threads exist (4 unless set_lookup_threads says otherwise; above a
+//   lowered maximum until they finish their lookup). One starts when a lookup is queued and no
+//   idle one can take it, ends after lookup_idle_seconds idle, and blocks every signal.
 // - A lookup cancelled while queued leaves the queue under the lock: no thread ever sees it.
 //   One cancelled while running is marked abandoned; its thread finishes the call, drops the
 //   result and takes the next lookup.
