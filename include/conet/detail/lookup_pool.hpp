@@ -86,9 +86,9 @@ struct lookup_pool_state {
     std::size_t threads = 0; // helper threads alive
     std::size_t idle = 0;    // of them, waiting for work
     std::size_t max = default_lookup_threads;
-    bool fork_handlers = false;
 };
 inline constinit lookup_pool_state lookup_pool_data{};
+inline constinit pthread_once_t lookup_pool_fork_once = PTHREAD_ONCE_INIT;
 
 /// What the pool holds right now (for tests and curious callers).
 struct lookup_pool_counts {
@@ -102,6 +102,10 @@ struct lookup_pool {
     /// Queues `job` and makes sure a thread will take it. Returns 0, or pthread_create's error
     /// when no helper thread exists and none can be made (the job is then not queued).
     static int submit(lookup_job& job) noexcept {
+        // Before the lock: fork() holds glibc's lock of handlers while it runs before_fork.
+        ::pthread_once(&lookup_pool_fork_once, [] {
+            ::pthread_atfork(&before_fork, &after_fork_parent, &after_fork_child);
+        });
         auto& p = lookup_pool_data;
         locked lock;
         job.state_ = lookup_job::state::queued;
@@ -188,10 +192,6 @@ private:
     // one ever waits for it, exit() included.
     static int start_thread() noexcept {
         auto& p = lookup_pool_data;
-        if (!p.fork_handlers) {
-            ::pthread_atfork(&before_fork, &after_fork_parent, &after_fork_child);
-            p.fork_handlers = true;
-        }
         sigset_t all;
         sigset_t previous;
         ::sigfillset(&all);
