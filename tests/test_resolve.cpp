@@ -50,6 +50,17 @@ bool helpers_finished(std::chrono::milliseconds limit = 10s) {
     }
 }
 
+// Waits (bounded) until `holds()`.
+template <class F>
+bool eventually(F holds, std::chrono::milliseconds limit = 5s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!holds()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
 // The threads of this process, as the kernel counts them.
 std::size_t threads_alive() {
     std::size_t n = 0;
@@ -533,7 +544,8 @@ TEST_CASE("a lookup cancelled while running leaves its thread to the next lookup
     REQUIRE(calls.size() == 2);
     CHECK(calls[1].host == "4321.test");
     CHECK(::pthread_equal(calls[0].thread, calls[1].thread)); // the same helper
-    CHECK(pool().threads <= 1);
+    // Helpers left above the lowered maximum end once woken; none was added.
+    CHECK(eventually([] { return pool().threads <= 1; }));
 }
 
 TEST_CASE("lookups from two reactors on two threads come back to their own reactor", "[resolve]") {
