@@ -4,26 +4,25 @@
 //     auto conn = co_await conet::connect("localhost", "8888");
 //
 // getaddrinfo has no non-blocking form (it may read files, ask a DNS server and wait for
-// its answer), so async_resolve runs it on a helper thread of its own and hands the result
-// back to the reactor with reactor::post, the reactor's one thread-safe entry; meanwhile the
-// reactor runs everything else. Cost: one thread created per lookup (tens of microseconds,
-// next to a lookup's milliseconds), no pool to keep alive, nothing running between lookups.
-// A lookup allocates (its task frame, the block it shares with the helper, the result):
-// lookups are not on the hot path that design invariant 2 keeps free of allocations.
+// its answer), so async_resolve runs it on one of a few helper threads shared by the whole
+// process (detail/lookup_pool.hpp; set_lookup_threads sets how many) and hands the result
+// back to the awaiting reactor with reactor::post, the reactor's one thread-safe entry;
+// meanwhile the reactor runs everything else. Lookups beyond the helpers wait in a queue, so
+// a resolver that hangs holds a handful of threads, never one per lookup. A lookup allocates
+// (its task frame, the job it shares with the pool, the result): lookups are not on the hot
+// path that design invariant 2 keeps free of allocations.
 //
 // Cancelling a lookup (a task handle, with_timeout, when_any) ends the wait at once with
-// operation_canceled. The helper cannot be interrupted inside getaddrinfo: it finishes on its
-// own later and its result is dropped. It shares only a reference-counted block with the
-// awaiting coroutine, so it never touches a frame, a reactor or a socket that has gone.
+// operation_canceled. A lookup still queued leaves the queue; one running cannot be
+// interrupted inside getaddrinfo: its helper finishes on its own later, drops the result and
+// takes the next lookup. The job is all the helper touches: never a frame, and a reactor only
+// through post() while the lookup is still wanted.
 #pragma once
 
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <time.h>
-
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -33,6 +32,7 @@
 #include "address.hpp"
 #include "cancel.hpp"
 #include "detail/atomic.hpp"
+#include "detail/lookup_pool.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/posted_queue.hpp"
 #include "detail/ready_queue.hpp"
@@ -45,13 +45,12 @@ namespace conet {
 
 namespace detail {
 
-/// Helper threads of async_resolve still running (finished or not, their results wanted or
-/// not). Tests wait for it to reach zero, so that no helper outlives the test that started it.
-inline atomic<int> resolve_helpers_running{0};
-
-/// For tests only: milliseconds each helper waits before it calls getaddrinfo, so that a test
-/// can cancel a lookup while it runs. Zero in any real program.
-inline atomic<int> resolve_test_delay_ms{0};
+/// For tests only: called by the helper thread in place of the lookup. It may wait (a slow
+/// resolver) and return false to let the real lookup go on, or return true with its own
+/// answer in `found` and `ec` (a fake resolver). Null in any real program.
+using resolve_hook = bool (*)(const std::string& host, std::vector<endpoint>& found,
+                              std::error_code& ec);
+inline atomic<resolve_hook> resolve_test_hook{nullptr};
 
 template <class Tag>
 class resolve_awaiter_t;
@@ -59,25 +58,18 @@ class resolve_awaiter_t;
 // (The request and the awaiter are templates only so that a file that never looks a name up
 // does not compile them; Tag is always void: resolve_request_t<>, resolve_awaiter_t<>.)
 
-/// What a lookup's helper thread and its awaiting coroutine share. Three references: the
-/// awaiter's, the helper's and the posted node's (the reactor's, once posted), so that none of
-/// them frees the block while another may still use it.
-///
-/// `phase` decides who may touch the reactor. The helper posts only if it moves `running` to
-/// `posting` first; the awaiter, when it gives up (cancelled, or its frame destroyed), moves
-/// `running` to `abandoned`, and if it finds `posting` instead, waits until `posted`, so
-/// that the reactor cannot be destroyed while the helper is inside post(). The posted node
-/// waits for `posted` too before it looks at anything, for the same reason.
+/// One lookup: what its helper thread and its awaiting coroutine share. The pool decides who
+/// owns it (see lookup_pool::withdraw): the awaiter frees it if it leaves the queue unrun,
+/// the helper if it was abandoned while running, the posted node once delivered.
 template <class Tag = void>
-class resolve_request_t final : public posted_node {
+class resolve_request_t final : public lookup_job {
 public:
-    enum phase_value : int { running, posting, posted, abandoned };
-
     resolve_request_t(std::string h, std::string s, resolve_family f, reactor& r)
-        : posted_node(&resolve_request_t::on_posted), host(std::move(h)), service(std::move(s)),
-          family(f), target(&r) {}
+        : lookup_job(&resolve_request_t::on_posted, &resolve_request_t::work,
+                     &resolve_request_t::deliver),
+          host(std::move(h)), service(std::move(s)), family(f), target(&r) {}
 
-    // Set by the helper before it posts, read on the reactor's thread after.
+    // Written by the helper before it delivers, read on the reactor's thread after.
     std::string host;
     std::string service;
     resolve_family family;
@@ -85,61 +77,44 @@ public:
     std::error_code ec;
 
     reactor* target;
-    atomic<int> phase{running};
-    atomic<int> refs{3};
     resolve_awaiter_t<Tag>* waiting = nullptr; // reactor thread only: whom to hand it to
 
-    void release() noexcept {
-        if (refs.fetch_sub(1, memory_order_acq_rel) == 1) delete this;
-    }
-
-    /// Waits (briefly: the helper is between two stores around one post()) until `posted`.
-    void wait_posted() const noexcept {
-        while (phase.load(memory_order_acquire) != posted)
-            ::sched_yield();
-    }
-
-    /// Reactor thread: the awaiter no longer wants the result. After it returns, the helper
-    /// no longer touches the reactor.
+    /// Reactor thread: the awaiter no longer wants the result. After it returns, no helper
+    /// touches the reactor for this lookup.
     void abandon() noexcept {
         waiting = nullptr;
-        int expected = running;
-        if (!phase.compare_exchange_strong(expected, abandoned, memory_order_acq_rel))
-            wait_posted(); // the result is on its way: the posted node drops it
-        release();
+        if (lookup_pool<>::withdraw(*this) == lookup_pool<>::withdrawn::removed) delete this;
     }
 
-    /// The helper thread's whole life.
-    static void* helper(void* arg) noexcept {
-        auto* self = static_cast<resolve_request_t*>(arg);
-        if (const int ms = resolve_test_delay_ms.load(memory_order_relaxed)) {
-            const timespec pause{ms / 1000, (ms % 1000) * 1000000L};
-            ::nanosleep(&pause, nullptr);
-        }
-        try {
-            const std::uint16_t port = port_from_text(self->service, "tcp", self->ec);
-            if (!self->ec) self->result = lookup_host(self->host, port, self->family, self->ec);
-        } catch (const std::bad_alloc&) {
-            self->ec = std::make_error_code(std::errc::not_enough_memory);
-        }
-        int expected = running;
-        if (self->phase.compare_exchange_strong(expected, posting, memory_order_acq_rel)) {
-            self->target->post(*self); // the node's reference goes with it
-            self->phase.store(posted, memory_order_release);
-        } else {
-            self->release(); // abandoned: nobody will run the node
-        }
-        self->release();
-        resolve_helpers_running.fetch_sub(1, memory_order_release);
-        return nullptr;
-    }
+    /// Frees a request that was never queued.
+    void discard() noexcept { delete this; }
 
 private:
     ~resolve_request_t() = default;
+
+    // Helper thread, without the pool's lock.
+    static void work(lookup_job& job) noexcept {
+        auto& self = static_cast<resolve_request_t&>(job);
+        try {
+            if (const resolve_hook hook = resolve_test_hook.load(memory_order_acquire))
+                if (hook(self.host, self.result, self.ec)) return;
+            const std::uint16_t port = port_from_text(self.service, "tcp", self.ec);
+            if (!self.ec) self.result = lookup_host(self.host, port, self.family, self.ec);
+        } catch (const std::bad_alloc&) {
+            self.ec = std::make_error_code(std::errc::not_enough_memory);
+        }
+    }
+
+    // Helper thread, with the pool's lock held.
+    static void deliver(lookup_job& job) noexcept {
+        auto& self = static_cast<resolve_request_t&>(job);
+        self.target->post(self);
+    }
+
     static void on_posted(posted_node& n, bool run);
 };
 
-/// Awaits one lookup on a helper thread; see the top of this file.
+/// Awaits one lookup on the pool's helper threads; see the top of this file.
 template <class Tag = void>
 class resolve_awaiter_t {
     using resolve_request = resolve_request_t<Tag>;
@@ -171,13 +146,12 @@ public:
         }
         handle_ = h;
         auto* request = new resolve_request(std::move(host_), std::move(service_), family_, *r);
-        if (const std::error_code failed = start(*request)) {
-            request->refs.store(1, memory_order_relaxed); // no helper, no node: ours only
-            request->release();
-            ec_ = failed;
+        request->waiting = this;
+        if (const int rc = lookup_pool<>::submit(*request); rc != 0) {
+            request->discard(); // not queued: no helper has it
+            ec_ = errno_code(rc);
             return false;
         }
-        request->waiting = this;
         request_ = request;
         if constexpr (std::is_base_of_v<promise_base, Promise>) h.promise().chain().add(on_cancel_);
         loop_->hooks.push_back(hook_); // the reactor may go first: see loop_gone
@@ -207,33 +181,12 @@ private:
         resolve_awaiter_t* self;
     };
 
-    // Starts the helper with every signal blocked, so that it never takes a signal the
-    // program waits for with a signal_set (a thread inherits its creator's mask).
-    static std::error_code start(resolve_request& request) noexcept {
-        sigset_t all;
-        sigset_t previous;
-        ::sigfillset(&all);
-        ::pthread_sigmask(SIG_SETMASK, &all, &previous);
-        pthread_attr_t attr;
-        ::pthread_attr_init(&attr);
-        ::pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        resolve_helpers_running.fetch_add(1, memory_order_relaxed);
-        pthread_t thread;
-        const int rc = ::pthread_create(&thread, &attr, &resolve_request::helper, &request);
-        ::pthread_attr_destroy(&attr);
-        ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-        if (rc == 0) return {};
-        resolve_helpers_running.fetch_sub(1, memory_order_relaxed);
-        return errno_code(rc);
-    }
-
     // Reactor thread, from the posted node: the helper's answer.
     void complete(resolve_request& request) noexcept {
         hook_.unlink();
         result_ = std::move(request.result);
         ec_ = request.ec;
         request_ = nullptr;
-        request.release(); // the awaiter's reference
         wake_.handle = handle_;
         loop_->ready.push_back(wake_);
     }
@@ -277,9 +230,9 @@ private:
 template <class Tag>
 void resolve_request_t<Tag>::on_posted(posted_node& n, bool run) {
     auto& self = static_cast<resolve_request_t&>(n);
-    self.wait_posted(); // the helper may still be inside post(): let it leave the reactor
+    lookup_pool<>::wait_for_delivery(); // the helper may still be inside post()
     if (run && self.waiting) self.waiting->complete(self);
-    self.release(); // the node's reference
+    delete &self;
 }
 
 /// The lookup as a task, which owns the awaiter (so with_timeout and when_any can take it).
@@ -298,6 +251,22 @@ task<std::vector<endpoint>> async_resolve_task(std::string host, std::string ser
 }
 
 } // namespace detail
+
+/// Sets the most helper threads async_resolve uses at once, for the whole process (default 4;
+/// each lookup beyond them waits in a queue). Best called before the first lookup, but any
+/// time works: a raised maximum starts threads for queued lookups at once, a lowered one is
+/// reached as helpers finish the lookup they run. Throws std::invalid_argument for 0.
+template <class = void>
+void set_lookup_threads(std::size_t n) {
+    if (n == 0) throw std::invalid_argument("conet::set_lookup_threads: at least 1 thread");
+    detail::lookup_pool<>::set_max(n);
+}
+
+/// The most helper threads async_resolve uses at once (see set_lookup_threads).
+template <class = void>
+std::size_t lookup_threads() noexcept {
+    return detail::lookup_pool<>::counts().max;
+}
 
 /// Looks `host` up like resolve(host, service, family), on a helper thread, without blocking
 /// the reactor: `auto found = co_await conet::async_resolve("localhost", "http");`. Throws
