@@ -54,7 +54,8 @@ inline atomic<int> resolve_helpers_running{0};
 inline atomic<int> resolve_test_delay_ms{0};
 
 template <class Tag>
-class resolve_awaiter_t;
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] resolve_awaiter_t;
 
 // (The request and the awaiter are templates only so that a file that never looks a name up
 // does not compile them; Tag is always void: resolve_request_t<>, resolve_awaiter_t<>.)

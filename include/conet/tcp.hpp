@@ -35,8 +35,8 @@ class tcp_stream;
 class tcp_listener;
 
 namespace detail {
-class connect_op;
-class accept_op;
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] connect_op;
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] accept_op;
 } // namespace detail
 
 /// Which direction(s) shutdown() ends.
