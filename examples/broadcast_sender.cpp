@@ -7,9 +7,10 @@
 //
 // It sends until its standard input ends; Ctrl-C or SIGTERM stops it too (exit status 0).
 // ADDRESS is a broadcast address: 255.255.255.255 for the local network, 192.168.1.255 for
-// the network 192.168.1.0/24 of the course's notes, 127.255.255.255 for loopback only. A
-// socket may send to one only once SO_BROADCAST is set; without it, sendto fails with
-// "Permission denied" (EACCES), so that no program broadcasts by mistake.
+// the network 192.168.1.0/24 of the course's notes, 127.255.255.255 for loopback only (or a
+// name, for its IPv4 address). A socket may send to one only once SO_BROADCAST is set;
+// without it, sendto fails with "Permission denied" (EACCES), so that no program broadcasts
+// by mistake.
 #include <conet/conet.hpp>
 
 #include <csignal>
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
     const std::string_view usage = "[ADDRESS] [PORT]   (defaults: 255.255.255.255 9999)";
     if (argc > 3) example::usage_error(program, usage, "too many arguments");
     const std::string_view text = argc > 1 ? argv[1] : "255.255.255.255";
-    const auto address = example::host_or_exit(text, program, usage); // a name too
+    const auto address = example::host_or_exit(text, program, usage, conet::resolve_family::v4);
     if (!address.is_v4()) // IPv6 has no broadcast: it has multicast instead
         example::usage_error(program, usage,
                              "not an IPv4 broadcast address: \"" + std::string(text) + '"');

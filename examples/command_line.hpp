@@ -37,13 +37,14 @@ inline std::uint16_t port_or_exit(std::string_view text, std::string_view progra
 /// The usage line of a server that takes only server_endpoint's arguments.
 inline constexpr std::string_view server_usage = "[PORT] [--host HOST]   (defaults: 8888, 0.0.0.0)";
 
-/// The address of `text`, an IP address or a host name (looked up: the first address the
-/// system prefers, so "localhost" may be ::1), or exits with the usage.
+/// The address of `text`, an IP address or a host name (looked up: the first address of
+/// `family` the system prefers, so "localhost" may be ::1), or exits with the usage.
 inline conet::ip_address host_or_exit(std::string_view text, std::string_view program,
-                                      std::string_view usage) {
+                                      std::string_view usage,
+                                      conet::resolve_family family = conet::resolve_family::any) {
     if (auto address = conet::ip_address::try_parse(text)) return *address;
     std::error_code ec;
-    const auto found = conet::resolve(text, 0, ec);
+    const auto found = conet::resolve(text, 0, family, ec);
     if (ec || found.empty())
         usage_error(program, usage,
                     "cannot resolve host \"" + std::string(text) + "\": " + ec.message());

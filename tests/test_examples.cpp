@@ -543,7 +543,7 @@ TEST_CASE("broadcast_sender's datagram reaches every broadcast_receiver on the p
 
 TEST_CASE("broadcast_sender refuses what is not an IPv4 address", "[examples]") {
     check_usage_error("broadcast_sender", {"::1"});
-    check_usage_error("broadcast_sender", {"everyone"});
+    check_usage_error("broadcast_sender", {"everyone.invalid"});
     check_usage_error("broadcast_receiver", {"no-such-service"});
 }
 
@@ -696,7 +696,7 @@ TEST_CASE("echo_server out of descriptors keeps its clients waiting and serves t
 
 TEST_CASE("bad arguments print the usage and exit with status 2", "[examples]") {
     check_usage_error("chat_server", {"70000"});
-    check_usage_error("chat_server", {"--host", "not-an-address"});
+    check_usage_error("chat_server", {"--host", "not-an-address.invalid"});
     check_usage_error("chat_server", {"8888", "extra"});
     check_usage_error("echo_server", {"-1"});
     check_usage_error("echo_server", {"--threads", "0"});
@@ -755,6 +755,17 @@ TEST_CASE("servers take a host name for --host: localhost", "[examples]") {
         CHECK(listening_endpoint(server.read_line()).address().is_loopback());
         server.send_signal(SIGINT);
         CHECK(server.wait() == 0);
+    }
+    {
+        // broadcast_sender looks a name up for its IPv4 address.
+        child_process receiver(example("broadcast_receiver"), {"0"});
+        const auto port = std::to_string(listening_port(receiver.read_line()));
+        child_process sender(example("broadcast_sender"), {"localhost", port}, "hi\n");
+        CHECK(sender.read_line() == "sent 2 bytes to 127.0.0.1:" + port);
+        CHECK(sender.wait() == 0);
+        CHECK(receiver.read_line().value_or("").ends_with(": hi"));
+        receiver.send_signal(SIGINT);
+        CHECK(receiver.wait() == 0);
     }
     check_usage_error("chat_server", {"--host", "nothing.invalid"});
     check_usage_error("broadcast_sender", {"nothing.invalid"});
