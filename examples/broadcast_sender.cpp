@@ -5,12 +5,15 @@
 //
 //   ./broadcast_sender [ADDRESS] [PORT]          (defaults: 255.255.255.255 9999)
 //
+// It sends until its standard input ends; Ctrl-C or SIGTERM stops it too (exit status 0).
 // ADDRESS is a broadcast address: 255.255.255.255 for the local network, 192.168.1.255 for
-// the network 192.168.1.0/24 of the course's notes, 127.255.255.255 for loopback only. A
-// socket may send to one only once SO_BROADCAST is set; without it, sendto fails with
-// "Permission denied" (EACCES), so that no program broadcasts by mistake.
+// the network 192.168.1.0/24 of the course's notes, 127.255.255.255 for loopback only (or a
+// name, for its IPv4 address). A socket may send to one only once SO_BROADCAST is set;
+// without it, sendto fails with "Permission denied" (EACCES), so that no program broadcasts
+// by mistake.
 #include <conet/conet.hpp>
 
+#include <csignal>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -29,20 +32,26 @@ conet::task<> broadcast_lines(conet::endpoint destination) {
     }
 }
 
+conet::task<int> next_signal(conet::signal_set& signals) {
+    co_return co_await signals.wait();
+}
+
 int main(int argc, char** argv) {
     const std::string_view program = argv[0];
     const std::string_view usage = "[ADDRESS] [PORT]   (defaults: 255.255.255.255 9999)";
     if (argc > 3) example::usage_error(program, usage, "too many arguments");
     const std::string_view text = argc > 1 ? argv[1] : "255.255.255.255";
-    const auto address = conet::ip_address::try_parse(text);
-    if (!address || !address->is_v4()) // IPv6 has no broadcast: it has multicast instead
+    const auto address = example::host_or_exit(text, program, usage, conet::resolve_family::v4);
+    if (!address.is_v4()) // IPv6 has no broadcast: it has multicast instead
         example::usage_error(program, usage,
                              "not an IPv4 broadcast address: \"" + std::string(text) + '"');
     const std::uint16_t port =
         argc > 2 ? example::port_or_exit(argv[2], program, usage, "udp") : 9999;
+    conet::signal_set signals{SIGINT, SIGTERM}; // Ctrl-C: a clean exit, status 0
     try {
         conet::reactor reactor;
-        reactor.run(broadcast_lines({*address, port}));
+        // Sends until the input ends or a signal comes: the first to finish cancels the other.
+        reactor.run(conet::when_any(broadcast_lines({address, port}), next_signal(signals)));
     } catch (const std::system_error& e) {
         std::cerr << "broadcast_sender: " << e.what() << '\n';
         return 1;

@@ -6,7 +6,7 @@
 // the client sends "##" (or goes away), the server closes that connection and goes back to
 // accept() the next client, who meanwhile waited in the listen queue.
 //
-//   ./chat_server [PORT] [--host ADDRESS]         (defaults: 8888, 0.0.0.0)
+//   ./chat_server [PORT] [--host HOST]            (defaults: 8888, 0.0.0.0)
 //   then, in another terminal:   ./chat_client 127.0.0.1 8888
 //   or the course's own client, or:   nc 127.0.0.1 8888
 //

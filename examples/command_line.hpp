@@ -1,9 +1,10 @@
 // command_line.hpp - the argument handling the example servers share, kept out of their way:
 //
-//     PROGRAM [PORT] [--host ADDRESS]
+//     PROGRAM [PORT] [--host HOST]
 //
-// PORT (a number or a service name) defaults to 8888, ADDRESS to 0.0.0.0 (every interface). A bad
-// argument prints the usage on stderr and exits with status 2.
+// PORT (a number or a service name) defaults to 8888, HOST (an address, or a name such as
+// "localhost") to 0.0.0.0 (every interface). A bad argument prints the usage on stderr and exits
+// with status 2.
 #pragma once
 
 #include <conet/address.hpp>
@@ -33,23 +34,36 @@ inline std::uint16_t port_or_exit(std::string_view text, std::string_view progra
                 "not a port number (0 to 65535) or a service name: \"" + std::string(text) + '"');
 }
 
-/// The endpoint a server listens on, from `[PORT] [--host ADDRESS]`; PORT may be a service
-/// name of `protocol`.
-inline conet::endpoint server_endpoint(int argc, char** argv, std::string_view protocol = "tcp") {
+/// The usage line of a server that takes only server_endpoint's arguments.
+inline constexpr std::string_view server_usage = "[PORT] [--host HOST]   (defaults: 8888, 0.0.0.0)";
+
+/// The address of `text`, an IP address or a host name (looked up: the first address of
+/// `family` the system prefers, so "localhost" may be ::1), or exits with the usage.
+inline conet::ip_address host_or_exit(std::string_view text, std::string_view program,
+                                      std::string_view usage,
+                                      conet::resolve_family family = conet::resolve_family::any) {
+    if (auto address = conet::ip_address::try_parse(text)) return *address;
+    std::error_code ec;
+    const auto found = conet::resolve(text, 0, family, ec);
+    if (ec || found.empty())
+        usage_error(program, usage,
+                    "cannot resolve host \"" + std::string(text) + "\": " + ec.message());
+    return found.front().address();
+}
+
+/// The endpoint a server listens on, from `[PORT] [--host HOST]`; PORT may be a service
+/// name of `protocol`. `usage` is what a bad argument prints.
+inline conet::endpoint server_endpoint(int argc, char** argv, std::string_view protocol = "tcp",
+                                       std::string_view usage = server_usage) {
     const std::string_view program = argc > 0 ? argv[0] : "server";
-    const std::string_view usage = "[PORT] [--host ADDRESS]   (defaults: 8888, 0.0.0.0)";
     conet::ip_address host = conet::ip_address::any();
     std::uint16_t port = 8888;
     bool have_port = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--host") {
-            if (i + 1 == argc) usage_error(program, usage, "--host needs an address");
-            const std::string_view text = argv[++i];
-            auto address = conet::ip_address::try_parse(text);
-            if (!address)
-                usage_error(program, usage, "not an IP address: \"" + std::string(text) + '"');
-            host = *address;
+            if (i + 1 == argc) usage_error(program, usage, "--host needs a name or an address");
+            host = host_or_exit(argv[++i], program, usage);
         } else if (arg == "-h" || arg == "--help") {
             std::cout << "usage: " << program << ' ' << usage << '\n';
             std::exit(0);

@@ -3,7 +3,7 @@
 // back until it closes its side. Nothing is logged per message: this is also the server the
 // benchmarks drive.
 //
-//   ./echo_server [PORT] [--host ADDRESS] [--threads N] [--stats]
+//   ./echo_server [PORT] [--host HOST] [--threads N] [--stats]
 //                                                  (defaults: 8888, 0.0.0.0, 1)
 //
 // With --threads N it runs N reactors, one per thread, each accepting on its own listener:
@@ -19,6 +19,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "command_line.hpp"
@@ -49,18 +50,24 @@ conet::task<> serve(conet::tcp_listener& listener, std::size_t index, bool print
     // and the others, and the accept loop, would go on.
     conet::task_group clients;
     conet::buffer_pool buffers(16 * 1024); // this reactor's receive buffers, lent per message
+    bool out_of_descriptors = false;
     for (;;) {
         std::error_code ec;
         auto [conn, peer] = co_await listener.accept(ec);
         if (ec == std::errc::too_many_files_open ||
             ec == std::errc::too_many_files_open_in_system) {
-            // Out of descriptors: the client waits in the queue until some are freed.
+            // Out of descriptors: the client waits in the queue until some are freed. Said
+            // once each time it happens, with how many clients are being served meanwhile.
+            if (!std::exchange(out_of_descriptors, true))
+                std::cerr << "echo_server: out of descriptors with " << clients.size()
+                          << " clients; new ones wait" << std::endl;
             co_await conet::sleep_for(std::chrono::milliseconds(50), ec);
             if (ec) break; // operation_canceled: the server stops
             continue;
         }
         if (ec == std::errc::operation_canceled) break; // a signal: the server stops
         if (ec) throw std::system_error(ec, "accept");
+        out_of_descriptors = false;
         clients.spawn(echo(std::move(conn), buffers)); // runs concurrently with this loop
     }
     // Shutting down: cancel every client's coroutine and wait until all have closed. This
@@ -90,7 +97,10 @@ bool take_flag(int& argc, char** argv, std::string_view flag) {
     return false;
 }
 
-// --threads N, taken out of the arguments; the rest is the usual [PORT] [--host ADDRESS].
+constexpr std::string_view usage =
+    "[PORT] [--host HOST] [--threads N] [--stats]   (defaults: 8888, 0.0.0.0, 1)";
+
+// --threads N, taken out of the arguments; the rest is the usual [PORT] [--host HOST].
 std::size_t take_threads(int& argc, char** argv) {
     std::size_t threads = 1;
     for (int i = 1; i < argc; ++i) {
@@ -99,8 +109,7 @@ std::size_t take_threads(int& argc, char** argv) {
         char* end = nullptr;
         const long n = std::strtol(text, &end, 10);
         if (*text == '\0' || *end != '\0' || n < 1 || n > 1024)
-            example::usage_error(argv[0], "[PORT] [--host ADDRESS] [--threads N] [--stats]",
-                                 "--threads needs a number from 1 to 1024");
+            example::usage_error(argv[0], usage, "--threads needs a number from 1 to 1024");
         threads = static_cast<std::size_t>(n);
         for (int j = i; j + 2 <= argc; ++j) // remove the two arguments
             argv[j] = argv[j + 2];
@@ -113,7 +122,7 @@ std::size_t take_threads(int& argc, char** argv) {
 int main(int argc, char** argv) {
     const bool print_stats = take_flag(argc, argv, "--stats");
     const std::size_t threads = take_threads(argc, argv);
-    conet::endpoint where = example::server_endpoint(argc, argv);
+    conet::endpoint where = example::server_endpoint(argc, argv, "tcp", usage);
     try {
         // One listener per reactor, all on one port. The first one picks the port (when 0
         // was asked for); the others bind the port it got.

@@ -1,7 +1,7 @@
 // udp_receiver - the course's UDP server: no connection, no accept; datagrams simply arrive,
 // each with its sender's address, and the answer goes back to that address.
 //
-//   ./udp_receiver [PORT] [--host ADDRESS]        (defaults: 8888, 0.0.0.0)
+//   ./udp_receiver [PORT] [--host HOST]           (defaults: 8888, 0.0.0.0)
 //   then:   ./udp_sender 127.0.0.1 8888
 #include <conet/conet.hpp>
 

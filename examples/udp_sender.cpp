@@ -1,7 +1,8 @@
 // udp_sender - the course's UDP client: each line of standard input goes out as one datagram,
 // then the sender waits a little for the receiver's acknowledgement. UDP promises nothing: the
 // datagram or the answer may be lost, or nobody may be listening at all, so the wait has a
-// time limit and the program says when nothing came back.
+// time limit and the program says when nothing came back. It sends until its standard input
+// ends; Ctrl-C or SIGTERM stops it too (exit status 0). HOST may be a name ("localhost").
 //
 //   ./udp_sender [HOST] [PORT] [--timeout SECONDS]   (defaults: 127.0.0.1 8888, 1 s)
 #include <conet/conet.hpp>
@@ -9,6 +10,7 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <csignal>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -41,6 +43,10 @@ conet::task<> send_lines(conet::endpoint receiver, std::chrono::milliseconds tim
     }
 }
 
+conet::task<int> next_signal(conet::signal_set& signals) {
+    co_return co_await signals.wait();
+}
+
 int main(int argc, char** argv) {
     const std::string_view program = argv[0];
     const std::string_view usage =
@@ -68,10 +74,12 @@ int main(int argc, char** argv) {
         positional.size() > 1 ? example::port_or_exit(positional[1], program, usage, "udp") : 8888;
     const auto timeout = std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
 
+    conet::signal_set signals{SIGINT, SIGTERM}; // Ctrl-C: a clean exit, status 0
     try {
         const auto receiver = conet::resolve(host, port).front();
         conet::reactor reactor;
-        reactor.run(send_lines(receiver, timeout));
+        // Sends until the input ends or a signal comes: the first to finish cancels the other.
+        reactor.run(conet::when_any(send_lines(receiver, timeout), next_signal(signals)));
     } catch (const std::system_error& e) {
         std::cerr << "udp_sender: " << e.what() << '\n';
         return 1;

@@ -3,7 +3,8 @@
 // the file's leading // comment lines and the blank lines after them). And every table
 // preceded by a line "<!-- rows compiled: PATH -->" must match the "// row: CELL" lines of
 // PATH, which the build compiles: each row's first cell has such a line, and each such line
-// is still the first cell of a row.
+// is still the first cell of a row. "<!-- rows compiled: PATH#TAG -->" does the same with
+// "// TAG: CELL" lines, so that one file can keep two tables honest.
 //
 //   doc_snippets ROOT DOC.md [DOC.md ...]
 #include <fstream>
@@ -48,11 +49,11 @@ std::set<std::string> table_rows(const std::string& doc, std::size_t from) {
     return rows;
 }
 
-// The cells named by "// row: CELL" lines in `source`.
-std::set<std::string> row_lines(const std::string& source) {
+// The cells named by "// TAG: CELL" lines in `source`.
+std::set<std::string> row_lines(const std::string& source, const std::string& tag_name) {
     std::set<std::string> rows;
     std::istringstream in(source);
-    const std::string tag = "// row: ";
+    const std::string tag = "// " + tag_name + ": ";
     for (std::string line; std::getline(in, line);) {
         const std::size_t at = line.find_first_not_of(' ');
         if (at != std::string::npos && line.compare(at, tag.size(), tag) == 0)
@@ -63,21 +64,21 @@ std::set<std::string> row_lines(const std::string& source) {
 
 // Compares the table after `at` with the row lines of `path`; returns the mismatches.
 int check_rows(const std::string& doc_name, const std::string& doc, std::size_t at,
-               const std::string& path, const std::string& source) {
+               const std::string& path, const std::string& tag, const std::string& source) {
     const auto rows = table_rows(doc, at);
-    const auto lines = row_lines(source);
+    const auto lines = row_lines(source, tag);
     int failed = rows.empty() ? 1 : 0;
     if (rows.empty()) std::cerr << doc_name << ": no table after the marker for " << path << '\n';
     for (const auto& row : rows)
         if (!lines.count(row)) {
-            std::cerr << doc_name << ": the row " << row << " has no \"// row: " << row
+            std::cerr << doc_name << ": the row " << row << " has no \"// " << tag << ": " << row
                       << "\" line in " << path << " that shows it compiles\n";
             ++failed;
         }
     for (const auto& line : lines)
         if (!rows.count(line)) {
-            std::cerr << path << ": \"// row: " << line << "\" is not a row of the table in "
-                      << doc_name << '\n';
+            std::cerr << path << ": \"// " << tag << ": " << line
+                      << "\" is not a row of the table in " << doc_name << '\n';
             ++failed;
         }
     return failed;
@@ -122,10 +123,15 @@ int main(int argc, char** argv) {
         for (std::size_t at = doc.find(rows_marker); at != std::string::npos;
              at = doc.find(rows_marker, at + 1)) {
             const std::size_t name_end = doc.find(" -->", at);
-            const std::string path =
+            std::string path =
                 doc.substr(at + rows_marker.size(), name_end - at - rows_marker.size());
+            std::string tag = "row";
+            if (const std::size_t hash = path.find('#'); hash != std::string::npos) {
+                tag = path.substr(hash + 1);
+                path.erase(hash);
+            }
             ++checked;
-            if (check_rows(argv[i], doc, name_end, path, read_file(root + "/" + path)) != 0)
+            if (check_rows(argv[i], doc, name_end, path, tag, read_file(root + "/" + path)) != 0)
                 ++failed;
         }
     }

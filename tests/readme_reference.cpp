@@ -2,7 +2,9 @@
 // built, never run): a row naming a call that conet does not have breaks the build. Each
 // block starts with a "// row: " line holding the row's first cell as the README writes it;
 // doc_snippets checks that every row of the table has its line here and every line here is
-// still a row of the table, so neither side can drift alone.
+// still a row of the table, so neither side can drift alone. The second table, what each
+// awaited call yields, has "// yields: " lines: static_asserts that `co_await` on the call
+// yields exactly the type the README names, in both forms.
 #include <conet/conet.hpp>
 
 #include <unistd.h>
@@ -17,6 +19,9 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 namespace readme_reference {
@@ -290,6 +295,110 @@ void values() {
     // row: `CONET_VERSION_STRING`
     const char* version = CONET_VERSION_STRING;
     std::cout << into.size() << from.size() << ours << moved << version;
+}
+
+// What `co_await` on an awaitable of type A yields: a task's value, or the awaiter's
+// await_resume() (every conet awaitable but task is an awaiter).
+template <class A>
+struct awaited {
+    using type = decltype(std::declval<A&>().await_resume());
+};
+template <class T>
+struct awaited<conet::task<T>> {
+    using type = T;
+};
+template <class A>
+using awaited_t = typename awaited<std::remove_cvref_t<A>>::type;
+
+// The expression, awaited, yields exactly T (nothing is run: decltype only).
+#define YIELDS(T, ...) static_assert(std::is_same_v<awaited_t<decltype(__VA_ARGS__)>, T>)
+
+void yields(conet::tcp_listener& listener, conet::tcp_stream& conn, conet::udp_socket& udp,
+            conet::line_reader& lines, conet::standard_input& input, conet::buffer_pool& pool,
+            conet::signal_set& signals, conet::task_group& group, conet::reactor& other) {
+    char buf[16];
+    std::string line;
+    std::error_code ec;
+    const conet::endpoint to;
+    // yields: `listener.accept()`
+    YIELDS(conet::accepted, listener.accept());
+    YIELDS(conet::accepted, listener.accept(ec));
+    // yields: `tcp_stream::connect(endpoint)`
+    YIELDS(conet::tcp_stream, conet::tcp_stream::connect(to));
+    YIELDS(conet::tcp_stream, conet::tcp_stream::connect(to, ec));
+    // yields: `connect(host, service)`
+    YIELDS(conet::tcp_stream, conet::connect("localhost", "http"));
+    YIELDS(conet::tcp_stream, conet::connect("localhost", "http", conet::resolve_family::any, ec));
+    // yields: `conn.recv(buf)`, `input.read_some(buf)`
+    YIELDS(std::size_t, conn.recv(buf));
+    YIELDS(std::size_t, conn.recv(buf, ec));
+    YIELDS(std::size_t, input.read_some(buf));
+    YIELDS(std::size_t, input.read_some(buf, ec));
+    // yields: `conn.recv_exact(buf)`
+    YIELDS(std::size_t, conn.recv_exact(buf));
+    YIELDS(std::size_t, conn.recv_exact(buf, ec));
+    // yields: `conn.recv(pool)`
+    YIELDS(conet::pooled_buffer, conn.recv(pool));
+    YIELDS(conet::pooled_buffer, conn.recv(pool, ec));
+    // yields: `conn.send(buf)`, `conn.send_all(buf)`
+    YIELDS(std::size_t, conn.send(buf));
+    YIELDS(std::size_t, conn.send(buf, ec));
+    YIELDS(std::size_t, conn.send_all(buf));
+    YIELDS(std::size_t, conn.send_all(buf, ec));
+    // yields: `wait_readable()`, `wait_writable()`
+    YIELDS(void, conn.wait_readable());
+    YIELDS(void, conn.wait_writable(ec));
+    YIELDS(void, udp.wait_readable(ec));
+    // yields: `udp.send_to(buf, to)`, `udp.send(buf)`
+    YIELDS(std::size_t, udp.send_to(buf, to));
+    YIELDS(std::size_t, udp.send_to(buf, to, ec));
+    YIELDS(std::size_t, udp.send(buf));
+    YIELDS(std::size_t, udp.send(buf, ec));
+    // yields: `udp.recv_from(buf)`
+    YIELDS(conet::datagram, udp.recv_from(buf));
+    YIELDS(conet::datagram, udp.recv_from(buf, ec));
+    // yields: `udp.recv(buf)`
+    YIELDS(std::size_t, udp.recv(buf));
+    YIELDS(std::size_t, udp.recv(buf, ec));
+    // yields: `lines.read_line()`
+    YIELDS(std::optional<std::string>, lines.read_line());
+    YIELDS(std::optional<std::string>, lines.read_line(ec));
+    // yields: `lines.read_line(line)`
+    YIELDS(bool, lines.read_line(line));
+    YIELDS(bool, lines.read_line(line, ec));
+    // yields: `sleep_for(d)`, `sleep_until(t)`
+    YIELDS(void, conet::sleep_for(1s));
+    YIELDS(void, conet::sleep_for(1s, ec));
+    YIELDS(void, conet::sleep_until(conet::steady_clock::now()));
+    YIELDS(void, conet::sleep_until(conet::steady_clock::now(), ec));
+    // yields: `with_timeout(operation, d)`
+    YIELDS(std::size_t, conet::with_timeout(conn.recv(buf), 1s));
+    YIELDS(std::size_t, conet::with_timeout(conn.send_all(buf, ec), 1s));
+    YIELDS(std::optional<std::string>, conet::with_timeout(lines.read_line(ec), 1s));
+    // yields: `with_timeout(task, d)`
+    YIELDS(int, conet::with_timeout(value(), 1s));
+    YIELDS(void, conet::with_timeout(group.join(), 1s));
+    // yields: `when_all(a, b, ...)`
+    using all_yield = std::tuple<int, std::monostate>;
+    YIELDS(all_yield, conet::when_all(value(), nothing()));
+    // yields: `when_any(a, b, ...)`
+    using any_yields = std::variant<int, std::monostate>;
+    YIELDS(any_yields, conet::when_any(value(), nothing()));
+    // yields: `group.join()`
+    YIELDS(void, group.join());
+    // yields: `async_resolve(host, service)`
+    YIELDS(std::vector<conet::endpoint>, conet::async_resolve("localhost", "http"));
+    YIELDS(std::vector<conet::endpoint>,
+           conet::async_resolve("localhost", "http", conet::resolve_family::any, ec));
+    // yields: `signals.wait()`
+    YIELDS(int, signals.wait());
+    YIELDS(int, signals.wait(ec));
+    // yields: `yield()`, `resume_on(reactor)`
+    YIELDS(void, conet::yield());
+    YIELDS(void, conet::resume_on(other));
+    // yields: `shield(task)`, `current_cancel_token()`
+    YIELDS(int, conet::shield(value()));
+    YIELDS(conet::cancel_token, conet::current_cancel_token());
 }
 
 } // namespace readme_reference

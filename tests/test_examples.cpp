@@ -89,6 +89,31 @@ conet::task<std::vector<std::string>> answer_every_line(conet::tcp_listener& lis
     co_return heard;
 }
 
+// Starts `program` with its standard error joined to its standard output, so that a test can
+// wait for a line it writes on either, in order (read_stderr reads only until the end).
+child_process with_stderr_joined(const std::string& program, const std::vector<std::string>& args,
+                                 std::optional<std::string> stdin_text = std::nullopt) {
+    std::vector<std::string> sh_args{"-c", "exec \"$0\" \"$@\" 2>&1", program};
+    sh_args.insert(sh_args.end(), args.begin(), args.end());
+    return child_process("/bin/sh", sh_args, std::move(stdin_text));
+}
+
+// The endpoint in a "Listening on ADDR:PORT" line: what to connect to.
+conet::endpoint listening_endpoint(const std::optional<std::string>& line) {
+    listening_port(line); // throws unless it is such a line
+    return conet::endpoint::parse(line->substr(std::string_view("Listening on ").size()));
+}
+
+// A listener whose accept queue is full: a connect to it is never answered (the kernel drops
+// its SYNs), as with a host that does not answer, on loopback.
+struct unanswering_listener {
+    conet::tcp_listener listener = conet::tcp_listener::bind(any_loopback_port(), 0);
+    conet::tcp_stream queued; // backlog 0: this one connection fills the queue
+
+    unanswering_listener() { queued = run_bounded(connect_to(listener.local_endpoint())); }
+    std::string port() const { return std::to_string(listener.local_endpoint().port()); }
+};
+
 // A usage error: non-zero exit, "usage:" on stderr, no crash or stack trace.
 void check_usage_error(const std::string& program, const std::vector<std::string>& args) {
     INFO(program << " with bad arguments");
@@ -419,12 +444,16 @@ TEST_CASE("chat_client ends cleanly on SIGINT or SIGTERM while it waits", "[exam
             conet::reactor r;
             auto listener = conet::tcp_listener::bind(any_loopback_port());
             const auto port = std::to_string(listener.local_endpoint().port());
-            child_process client(example("chat_client"), {"127.0.0.1", port});
+            // Its standard error joined to its output: "Connected to" says it is in the chat
+            // (the kernel completes a connection before the client has seen it).
+            child_process client = with_stderr_joined(example("chat_client"), {"127.0.0.1", port});
             auto [conn, peer] =
                 run_bounded(r, [](conet::tcp_listener& l) -> conet::task<conet::accepted> {
                     co_return co_await l.accept();
                 }(listener));
             conet::line_reader lines{conn};
+            CHECK(client.read_line() == "Connecting to 127.0.0.1:" + port + " ...");
+            CHECK(client.read_line() == "Connected to 127.0.0.1:" + port);
             if (asked) {
                 client.write_stdin("question\n");
                 CHECK(run_bounded(r, next_line(lines)) == "question");
@@ -432,7 +461,7 @@ TEST_CASE("chat_client ends cleanly on SIGINT or SIGTERM while it waits", "[exam
             client.send_signal(signal);
             CHECK(client.wait() == 0);
             CHECK(run_bounded(r, next_line(lines)) == std::nullopt); // the connection was closed
-            CHECK(client.read_stderr() == "");
+            CHECK(client.read_line() == std::nullopt);               // and it said nothing more
         }
     }
 }
@@ -460,7 +489,8 @@ TEST_CASE("chat_client against a refused port: one clear line and a failure stat
     // writing would raise SIGPIPE in the test runner.
     child_process client(example("chat_client"), {"127.0.0.1", std::to_string(port)}, "");
     const std::string err = client.read_stderr();
-    CHECK(err == "chat_client: cannot connect to 127.0.0.1:" + std::to_string(port) +
+    CHECK(err == "Connecting to 127.0.0.1:" + std::to_string(port) +
+                     " ...\nchat_client: cannot connect to 127.0.0.1:" + std::to_string(port) +
                      ": Connection refused\n");
     CHECK(client.wait() == 1);
 }
@@ -513,7 +543,7 @@ TEST_CASE("broadcast_sender's datagram reaches every broadcast_receiver on the p
 
 TEST_CASE("broadcast_sender refuses what is not an IPv4 address", "[examples]") {
     check_usage_error("broadcast_sender", {"::1"});
-    check_usage_error("broadcast_sender", {"everyone"});
+    check_usage_error("broadcast_sender", {"everyone.invalid"});
     check_usage_error("broadcast_receiver", {"no-such-service"});
 }
 
@@ -529,7 +559,8 @@ TEST_CASE("chat_client finds its server by name, and names a host that does not 
     CHECK(client.wait() == 0);
 
     child_process lost(example("chat_client"), {"nothing.invalid", port}, "");
-    CHECK(lost.read_stderr() == "chat_client: cannot connect to nothing.invalid:" + port +
+    CHECK(lost.read_stderr() == "Connecting to nothing.invalid:" + port +
+                                    " ...\nchat_client: cannot connect to nothing.invalid:" + port +
                                     ": Name or service not known\n");
     CHECK(lost.wait() == 1);
 }
@@ -576,15 +607,13 @@ TEST_CASE("echo_server echoes megabytes from many concurrent clients, byte for b
     };
     auto all = [&]() -> conet::task<int> {
         std::vector<bool> ok(clients);
-        int remaining = clients;
+        conet::task_group group;
         for (int i = 0; i < clients; ++i)
-            conet::reactor::current()->spawn([](conet::task<bool> t, std::vector<bool>& out,
-                                                int index, int& left) -> conet::task<> {
-                out[static_cast<std::size_t>(index)] = co_await std::move(t);
-                --left;
-            }(one_client(where, static_cast<unsigned>(i)), ok, i, remaining));
-        while (remaining > 0)
-            co_await conet::sleep_for(5ms);
+            group.spawn(
+                [](conet::task<bool> t, std::vector<bool>& out, int index) -> conet::task<> {
+                    out[static_cast<std::size_t>(index)] = co_await std::move(t);
+                }(one_client(where, static_cast<unsigned>(i)), ok, i));
+        co_await group.join(); // every client has finished
         int good = 0;
         for (bool b : ok)
             good += b;
@@ -626,60 +655,48 @@ TEST_CASE("echo_server out of descriptors keeps its clients waiting and serves t
           "[examples]") {
     // prlimit lowers the server's descriptor limit to 16: it can hold only a few connections
     // besides its own descriptors, and accept() fails with EMFILE for the rest.
-    child_process server("/usr/bin/prlimit",
-                         {"--nofile=16:16", example("echo_server"), "0", "--host", "127.0.0.1"});
+    // Its standard error joins its output: the line it writes when accept() fails is the
+    // event the test waits for, and says how many clients it was serving at that moment.
+    child_process server = with_stderr_joined(
+        "/usr/bin/prlimit", {"--nofile=16:16", example("echo_server"), "0", "--host", "127.0.0.1"});
     const auto where = loopback(listening_port(server.read_line()));
-    struct outcome {
-        int clients = 12;
-        int served_at_once = 0;
-        int served_later = 0;
-        bool server_alive = false;
+    constexpr int clients = 12;
+    conet::reactor r;
+    std::vector<conet::tcp_stream> conns;
+    for (int i = 0; i < clients; ++i) // the listen backlog completes every connect
+        conns.push_back(run_bounded(r, connect_to(where)));
+    const auto shortage = server.read_line();
+    const std::string prefix = "echo_server: out of descriptors with ";
+    REQUIRE(shortage.value_or("").rfind(prefix, 0) == 0);
+    CHECK(shortage->ends_with(" clients; new ones wait"));
+    const auto served_at_once =
+        static_cast<std::size_t>(std::stoi(shortage->substr(prefix.size())));
+    CHECK(served_at_once >= 1);
+    CHECK(served_at_once < clients); // some do have to wait: the limit was reached
+    auto echoed = [](conet::tcp_stream& c) -> conet::task<bool> {
+        co_await c.send_all("ping\n");
+        std::array<char, 5> answer{};
+        std::error_code ec;
+        co_await conet::with_timeout(c.recv_exact(answer, ec), 5s);
+        co_return !ec && std::string_view(answer.data(), answer.size()) == "ping\n";
     };
-    auto test = [](conet::endpoint to) -> conet::task<outcome> {
-        outcome result;
-        std::vector<conet::tcp_stream> conns;
-        for (int i = 0; i < result.clients; ++i) // the listen backlog completes every connect
-            conns.push_back(co_await conet::tcp_stream::connect(to));
-        for (auto& c : conns)
-            co_await c.send_all("ping\n");
-        auto echoed = [](conet::tcp_stream& c,
-                         std::chrono::milliseconds limit) -> conet::task<bool> {
-            std::array<char, 5> answer{};
-            std::error_code ec;
-            co_await conet::with_timeout(c.recv_exact(answer, ec), limit);
-            co_return !ec && std::string_view(answer.data(), answer.size()) == "ping\n";
-        };
-        // The server accepts in order: the first few are served, the rest wait in the backlog.
-        std::size_t first_waiting = conns.size();
-        for (std::size_t i = 0; i < conns.size(); ++i) {
-            if (!co_await echoed(conns[i], 200ms)) {
-                first_waiting = i;
-                break;
-            }
-            ++result.served_at_once;
-        }
-        // Hanging up frees the server's descriptors: the waiting clients get their turn.
-        for (std::size_t i = 0; i < first_waiting; ++i)
-            conns[i].close();
-        for (std::size_t i = first_waiting; i < conns.size(); ++i)
-            result.served_later += co_await echoed(conns[i], 5s);
-        auto fresh = co_await conet::tcp_stream::connect(to);
-        co_await fresh.send_all("ping\n");
-        result.server_alive = co_await echoed(fresh, 5s);
-        co_return result;
-    };
-    const outcome o = run_bounded(test(where), 20s);
-    CHECK(o.served_at_once >= 1);
-    CHECK(o.served_at_once < o.clients); // some did have to wait: the limit was reached
-    CHECK(o.served_at_once + o.served_later == o.clients);
-    CHECK(o.server_alive);
+    // The server accepts in order: the first ones are served now.
+    for (std::size_t i = 0; i < served_at_once; ++i)
+        CHECK(run_bounded(r, echoed(conns[i])));
+    // Hanging up frees the server's descriptors: the waiting clients get their turn.
+    for (std::size_t i = 0; i < served_at_once; ++i)
+        conns[i].close();
+    for (std::size_t i = served_at_once; i < conns.size(); ++i)
+        CHECK(run_bounded(r, echoed(conns[i])));
+    auto fresh = run_bounded(r, connect_to(where));
+    CHECK(run_bounded(r, echoed(fresh))); // and the server is still alive
     server.send_signal(SIGINT);
     CHECK(server.wait() == 0);
 }
 
 TEST_CASE("bad arguments print the usage and exit with status 2", "[examples]") {
     check_usage_error("chat_server", {"70000"});
-    check_usage_error("chat_server", {"--host", "not-an-address"});
+    check_usage_error("chat_server", {"--host", "not-an-address.invalid"});
     check_usage_error("chat_server", {"8888", "extra"});
     check_usage_error("echo_server", {"-1"});
     check_usage_error("echo_server", {"--threads", "0"});
@@ -696,4 +713,151 @@ TEST_CASE("a server whose port is taken says so and fails", "[examples]") {
     CHECK(server.read_stderr() ==
           "chat_server: bind 127.0.0.1:" + port + ": Address already in use\n");
     CHECK(server.wait() == 1);
+}
+
+TEST_CASE("servers take a host name for --host: localhost", "[examples]") {
+    conet::reactor r;
+    {
+        child_process server(example("chat_server"), {"0", "--host", "localhost"}, "hi\n");
+        const auto where = listening_endpoint(server.read_line());
+        CHECK(where.address().is_loopback());
+        auto conn = run_bounded(r, connect_to(where));
+        conet::line_reader lines{conn};
+        run_bounded(r, send_text(conn, "hello\n"));
+        CHECK(run_bounded(r, next_line(lines)) == "hi");
+        server.send_signal(SIGTERM);
+        CHECK(server.wait() == 0);
+    }
+    {
+        child_process server(example("echo_server"), {"0", "--host", "localhost"});
+        const auto where = listening_endpoint(server.read_line());
+        CHECK(where.address().is_loopback());
+        auto conn = run_bounded(r, connect_to(where));
+        run_bounded(r, send_text(conn, "ping"));
+        CHECK(run_bounded(r, receive_bytes(conn, 4)) == "ping");
+        server.send_signal(SIGINT);
+        CHECK(server.wait() == 0);
+    }
+    {
+        child_process receiver(example("udp_receiver"), {"0", "--host", "localhost"});
+        const auto where = listening_endpoint(receiver.read_line());
+        CHECK(where.address().is_loopback());
+        // udp_sender by name too, to the address the receiver chose.
+        child_process sender(example("udp_sender"),
+                             {where.address().to_string(), std::to_string(where.port())}, "ping\n");
+        CHECK(sender.read_line().value_or("").ends_with(": ack: received 4 bytes"));
+        CHECK(sender.wait() == 0);
+        receiver.send_signal(SIGINT);
+        CHECK(receiver.wait() == 0);
+    }
+    {
+        child_process server(example("line_echo"), {"localhost:0"});
+        CHECK(listening_endpoint(server.read_line()).address().is_loopback());
+        server.send_signal(SIGINT);
+        CHECK(server.wait() == 0);
+    }
+    {
+        // broadcast_sender looks a name up for its IPv4 address.
+        child_process receiver(example("broadcast_receiver"), {"0"});
+        const auto port = std::to_string(listening_port(receiver.read_line()));
+        child_process sender(example("broadcast_sender"), {"localhost", port}, "hi\n");
+        CHECK(sender.read_line() == "sent 2 bytes to 127.0.0.1:" + port);
+        CHECK(sender.wait() == 0);
+        CHECK(receiver.read_line().value_or("").ends_with(": hi"));
+        receiver.send_signal(SIGINT);
+        CHECK(receiver.wait() == 0);
+    }
+    check_usage_error("chat_server", {"--host", "nothing.invalid"});
+    check_usage_error("broadcast_sender", {"nothing.invalid"});
+}
+
+TEST_CASE("udp_sender, broadcast_sender and line_echo exit with status 0 on SIGINT and SIGTERM",
+          "[examples]") {
+    for (int signal : {SIGINT, SIGTERM}) {
+        INFO("signal " << signal);
+        // Each is in its loop, waiting (for input, or for a client), when the signal comes:
+        // the line it printed says it got there.
+        child_process receiver(example("udp_receiver"), {"0", "--host", "127.0.0.1"});
+        const auto port = std::to_string(listening_port(receiver.read_line()));
+        child_process sender(example("udp_sender"), {"127.0.0.1", port});
+        sender.write_stdin("ping\n");
+        CHECK(sender.read_line() == "reply from 127.0.0.1:" + port + ": ack: received 4 bytes");
+        sender.send_signal(signal);
+        CHECK(sender.wait() == 0);
+        CHECK(sender.read_stderr() == "");
+        receiver.send_signal(signal);
+        CHECK(receiver.wait() == 0);
+
+        child_process broadcaster(example("broadcast_sender"), {"127.255.255.255", port});
+        broadcaster.write_stdin("hello\n");
+        CHECK(broadcaster.read_line() == "sent 5 bytes to 127.255.255.255:" + port);
+        broadcaster.send_signal(signal);
+        CHECK(broadcaster.wait() == 0);
+        CHECK(broadcaster.read_stderr() == "");
+
+        child_process echo(example("line_echo"), {"127.0.0.1:0"});
+        listening_port(echo.read_line());
+        echo.send_signal(signal);
+        CHECK(echo.wait() == 0);
+        CHECK(echo.read_stderr() == "");
+    }
+}
+
+TEST_CASE("line_echo, the README's first program, does what its page shows", "[examples]") {
+    child_process server(example("line_echo"), {"127.0.0.1:0"});
+    const auto where = listening_endpoint(server.read_line());
+    CHECK(where.address() == conet::ip_address::loopback());
+    conet::reactor r;
+    // Client A: every line comes back; "##" ends it and the server closes the connection.
+    auto a = run_bounded(r, connect_to(where));
+    conet::line_reader a_lines{a};
+    CHECK(server.read_line() == "Connect from " + a.local_endpoint().to_string());
+    run_bounded(r, send_text(a, "hello\nsecond line\n"));
+    CHECK(run_bounded(r, next_line(a_lines)) == "hello");
+    CHECK(run_bounded(r, next_line(a_lines)) == "second line");
+    // Client B waits in the listen queue while A is served: nothing is echoed to it yet.
+    auto b = run_bounded(r, connect_to(where));
+    conet::line_reader b_lines{b};
+    run_bounded(r, send_text(b, "waiting\n"));
+    run_bounded(r, send_text(a, "##\nnot echoed\n"));
+    CHECK(run_bounded(r, next_line(a_lines)) == std::nullopt);
+    // Then the loop goes back to accept: B's line, sent while it waited, comes back.
+    CHECK(server.read_line() == "Connect from " + b.local_endpoint().to_string());
+    CHECK(run_bounded(r, next_line(b_lines)) == "waiting");
+    b.close(); // leaving without "##" ends it too
+    auto c = run_bounded(r, connect_to(where));
+    CHECK(server.read_line() == "Connect from " + c.local_endpoint().to_string());
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+    CHECK(server.read_stderr() == "");
+}
+
+TEST_CASE("chat_client says where it connects, and gives up on a host that never answers",
+          "[examples]") {
+    const unanswering_listener silent;
+    const std::string port = silent.port();
+    const std::string connecting = "Connecting to 127.0.0.1:" + port + " ...";
+
+    // Its standard input at an end before it ever connected: it still says why it stops.
+    const auto start = std::chrono::steady_clock::now();
+    child_process client(example("chat_client"), {"127.0.0.1", port, "--connect-timeout", "1"}, "");
+    CHECK(client.read_stderr() == connecting + "\nchat_client: no connection to 127.0.0.1:" + port +
+                                      " within 1 s, giving up (--connect-timeout SECONDS)\n");
+    CHECK(client.wait() == 1);
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took >= 1s);
+    CHECK(took < 5s);
+
+    // A signal while it connects: a clean exit that says it never connected.
+    for (int signal : {SIGINT, SIGTERM}) {
+        INFO("signal " << signal);
+        child_process waiting = with_stderr_joined(example("chat_client"), {"127.0.0.1", port});
+        CHECK(waiting.read_line() == connecting); // it is connecting now
+        waiting.send_signal(signal);
+        CHECK(waiting.wait() == 0);
+        CHECK(waiting.read_line() ==
+              "chat_client: stopped before it could connect to 127.0.0.1:" + port);
+    }
+    check_usage_error("chat_client", {"127.0.0.1", port, "--connect-timeout", "0"});
+    check_usage_error("chat_client", {"127.0.0.1", port, "--connect-timeout"});
 }

@@ -57,6 +57,8 @@ namespace detail {
 /// first time), which goes on touching the frame until the whole resumption has returned.
 /// At the next turn nothing of the chain runs any more: it leaves its group (or, cancelled
 /// meanwhile, stays and resumes with operation_canceled) and goes to `target`.
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] resume_on_awaiter;
 class resume_on_awaiter : private posted_node, private deferred_action {
 public:
     explicit resume_on_awaiter(reactor& target) noexcept

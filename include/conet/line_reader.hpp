@@ -38,6 +38,8 @@ namespace detail {
 
 /// One read_line(): scans what is buffered, reads more only when no full line is there.
 template <class Result>
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] read_line_op;
+template <class Result>
 class read_line_op : public io_awaiter<read_line_op<Result>, direction::read> {
     using base = io_awaiter<read_line_op<Result>, direction::read>;
 

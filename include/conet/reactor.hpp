@@ -170,6 +170,13 @@ public:
         return h.promise().take();
     }
 
+    /// Runs what when_all() or when_any() returns as run(task) runs a task, and returns the
+    /// tuple or variant it yields: `r.run(conet::when_any(a(), b()))`.
+    template <bool Any, class... Ts>
+    auto run(detail::join<Any, Ts...> j) {
+        return run(awaiting(std::move(j)));
+    }
+
     /// Runs until no task, ready coroutine, posted function or work guard is left, or until
     /// stop() is called.
     void run() {
@@ -228,6 +235,12 @@ public:
     reactor_stats stats() const noexcept { return running_here() ? detail::counters : stats_; }
 
 private:
+    // A task that awaits `a` and yields its result: how run() drives an awaitable.
+    template <class Awaitable>
+    static auto awaiting(Awaitable a) -> task<decltype(std::declval<Awaitable&>().await_resume())> {
+        co_return co_await std::move(a);
+    }
+
     static constexpr std::uint64_t wake_token = ~std::uint64_t{0};
 
     // Makes `r` the thread's current reactor for the duration of a run, with `main` the task

@@ -53,7 +53,8 @@ using resolve_hook = bool (*)(const std::string& host, std::vector<endpoint>& fo
 inline atomic<resolve_hook> resolve_test_hook{nullptr};
 
 template <class Tag>
-class resolve_awaiter_t;
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] resolve_awaiter_t;
 
 // (The request and the awaiter are templates only so that a file that never looks a name up
 // does not compile them; Tag is always void: resolve_request_t<>, resolve_awaiter_t<>.)

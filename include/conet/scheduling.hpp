@@ -16,6 +16,7 @@ namespace detail {
 
 /// What conet::yield() returns. Cancelled while it waits for its turn, it moves to the
 /// urgent queue, so that it unwinds at once like any other cancelled wait.
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] yield_awaiter;
 class yield_awaiter : public ready_node, public cancel_node {
 public:
     explicit yield_awaiter(std::error_code* out) noexcept

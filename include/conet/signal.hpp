@@ -59,6 +59,7 @@ inline thread_signals& this_thread_signals() noexcept {
 }
 
 /// Reads one signalfd_siginfo: yields the signal number.
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] signal_wait_op;
 class signal_wait_op : public io_awaiter<signal_wait_op, direction::read> {
 public:
     signal_wait_op(descriptor& d, std::error_code* out) noexcept : io_awaiter(out), d_(&d) {}

@@ -30,7 +30,7 @@
 namespace conet {
 
 template <class T = void>
-class task;
+class [[nodiscard("conet: a task does nothing until it is co_awaited, run or spawned")]] task;
 class task_group;
 class reactor;
 
@@ -233,7 +233,7 @@ inline void throw_refusal(refusal r) {
 /// exception the task threw. Tasks are move-only; destroying an unfinished task destroys its
 /// frame. Awaiting an empty (moved-from) task throws std::invalid_argument.
 template <class T>
-class [[nodiscard]] task {
+class task {
 public:
     using promise_type = detail::promise<T>;
     using handle_type = std::coroutine_handle<promise_type>;
@@ -271,6 +271,7 @@ private:
     template <class U>
     friend auto shield(task<U>&& t) noexcept;
 
+    struct [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] awaiter;
     struct awaiter {
         handle_type h;
         bool shielded;
@@ -340,6 +341,7 @@ auto shield(task<T>&& t) noexcept {
 /// The cancellation token of the task that awaits it: `auto token = co_await
 /// conet::current_cancel_token();` (empty outside a conet::task).
 inline auto current_cancel_token() noexcept {
+    struct [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] awaiter;
     struct awaiter {
         detail::cancel_state* chain = nullptr;
         void set_chain(detail::cancel_state* c) noexcept { chain = c; }

@@ -250,6 +250,8 @@ private:
     // Its bases are reachable from task_group only (the class itself is private). Once woken
     // (or abandoned, or cancelled) it never touches the group again: the group may be gone
     // by the time it resumes.
+    class [[nodiscard(
+        "conet: co_await this operation; until awaited it does nothing")]] join_awaiter;
     class join_awaiter : public detail::ready_node, public detail::cancel_node {
     public:
         explicit join_awaiter(task_group& g) noexcept

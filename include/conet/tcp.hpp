@@ -36,8 +36,8 @@ class tcp_stream;
 class tcp_listener;
 
 namespace detail {
-class connect_op;
-class accept_op;
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] connect_op;
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] accept_op;
 
 // Checks that `fd` is a connected (not listening) stream socket, of an IP family if
 // `ip_only`, and makes it non-blocking and close-on-exec. Changes nothing if it is refused.

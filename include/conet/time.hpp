@@ -42,6 +42,7 @@ struct deadline_holder {
     deadline deadline_;
 };
 
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] sleep_op;
 class sleep_op : private deadline_holder, public waiter {
 public:
     sleep_op(steady_clock::time_point until, std::error_code* out) noexcept
@@ -89,6 +90,9 @@ private:
 
 /// A socket operation bounded by with_timeout: the operation and, beside it, its deadline,
 /// which it arms when it has to wait (operations without a timeout carry none).
+template <class Op>
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] timed_operation;
 template <class Op>
 class timed_operation {
 public:

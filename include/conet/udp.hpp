@@ -36,6 +36,7 @@ namespace detail {
 
 /// Receives one datagram; MSG_TRUNC makes the kernel report its real length, so a datagram
 /// too big for the buffer is detected instead of silently cut.
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] recv_from_op;
 class recv_from_op : public io_awaiter<recv_from_op, direction::read> {
 public:
     recv_from_op(descriptor& d, mutable_buffer buf, bool want_sender, std::error_code* out) noexcept
@@ -74,6 +75,7 @@ private:
     datagram received_;
 };
 
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_to_op;
 class send_to_op : public io_awaiter<send_to_op, direction::write> {
 public:
     send_to_op(descriptor& d, const_buffer buf, const endpoint& to, std::error_code* out) noexcept
@@ -106,6 +108,7 @@ private:
 };
 
 /// Adapts recv_from_op to yield only the size, for connected recv().
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] udp_recv_op;
 class udp_recv_op : public recv_from_op {
 public:
     using recv_from_op::recv_from_op;

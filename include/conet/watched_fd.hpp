@@ -64,6 +64,8 @@ inline bool same_open_file(int theirs, int ours) noexcept {
 /// watches: a library that reconnects closes its socket and opens another under the same
 /// number, and the duplicate would keep watching the old one for ever.
 template <direction Dir>
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] level_wait_op;
+template <direction Dir>
 class level_wait_op : public io_awaiter<level_wait_op<Dir>, Dir> {
 public:
     level_wait_op(descriptor& d, int theirs, std::error_code* out) noexcept

@@ -38,6 +38,8 @@ using branch_value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 /// `Any`: the first branch to finish wins and the others are cancelled. Otherwise the first
 /// branch to fail cancels the others and its exception is rethrown.
 template <bool Any, class... Ts>
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] join;
+template <bool Any, class... Ts>
 class join final : public root_owner {
     static_assert(sizeof...(Ts) > 0, "when_all/when_any need at least one task");
     static_assert((!std::is_reference_v<Ts> && ...),

@@ -27,6 +27,7 @@ namespace conet::detail {
 /// An empty buffer is decided before any syscall: reading "some" bytes into it fails with
 /// std::errc::invalid_argument, because its 0 would pass for the end of the stream; filling
 /// it exactly is already done, so it succeeds with 0 at once and leaves the stream as it is.
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] read_op;
 class read_op : public io_awaiter<read_op, direction::read> {
 public:
     read_op(descriptor& d, mutable_buffer buf, bool exact, const char* name,
@@ -82,6 +83,7 @@ private:
 
 /// Sends some bytes (`all` false) or every byte through partial writes (`all` true).
 /// MSG_NOSIGNAL: a peer that went away is an EPIPE error, never a SIGPIPE.
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_op;
 class send_op : public io_awaiter<send_op, direction::write> {
 public:
     send_op(descriptor& d, const_buffer buf, bool all, std::error_code* out) noexcept
@@ -129,6 +131,8 @@ private:
 /// curl, OpenSSL), or a server that takes a buffer only once there is data. Ends at once if
 /// the descriptor is ready (the loop saw an edge, and the kernel says it still is).
 template <direction Dir>
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] readiness_op;
+template <direction Dir>
 class readiness_op : public io_awaiter<readiness_op<Dir>, Dir> {
 public:
     readiness_op(descriptor& d, std::error_code* out) noexcept
@@ -163,6 +167,7 @@ private:
 /// Receives into a buffer borrowed from a pool only once data is there: while it waits, the
 /// connection holds no buffer. Yields the buffer holding what arrived (empty at end of
 /// stream); destroying it gives the buffer back.
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] pooled_read_op;
 class pooled_read_op : public io_awaiter<pooled_read_op, direction::read> {
 public:
     pooled_read_op(descriptor& d, buffer_pool& pool, std::error_code* out) noexcept
