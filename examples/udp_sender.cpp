@@ -8,10 +8,12 @@
 #include <conet/conet.hpp>
 
 #include <array>
-#include <charconv>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +49,38 @@ conet::task<int> next_signal(conet::signal_set& signals) {
     co_return co_await signals.wait();
 }
 
+// A decimal number of seconds ("2", "0.5", ".25", "1e-3"), or std::nullopt for anything else
+// (a sign, spaces, hexadecimal, "inf", a number out of double's range). Not std::from_chars:
+// libc++ 16 has no floating-point one. The text is checked here, then std::strtod reads it,
+// in the "C" locale (this program never sets another), so the point is always '.'.
+std::optional<double> parse_seconds(const char* text) {
+    const char* p = text;
+    const auto digits = [&p] {
+        const char* first = p;
+        while (*p >= '0' && *p <= '9')
+            ++p;
+        return p != first;
+    };
+    const bool whole = digits();
+    bool fraction = false;
+    if (*p == '.') {
+        ++p;
+        fraction = digits();
+    }
+    if (!whole && !fraction) return std::nullopt;
+    if (*p == 'e' || *p == 'E') {
+        ++p;
+        if (*p == '+' || *p == '-') ++p;
+        if (!digits()) return std::nullopt;
+    }
+    if (*p != '\0') return std::nullopt;
+    errno = 0;
+    char* end = nullptr;
+    const double value = std::strtod(text, &end);
+    if (end != p || errno == ERANGE) return std::nullopt; // 1e999, or 1e-999 read as 0
+    return value;
+}
+
 int main(int argc, char** argv) {
     const std::string_view program = argv[0];
     const std::string_view usage =
@@ -57,13 +91,11 @@ int main(int argc, char** argv) {
         const std::string_view arg = argv[i];
         if (arg == "--timeout") {
             if (i + 1 == argc) example::usage_error(program, usage, "--timeout needs a value");
-            const std::string_view text = argv[++i];
-            auto [end, err] =
-                std::from_chars(text.data(), text.data() + text.size(), timeout_seconds);
-            if (err != std::errc{} || end != text.data() + text.size() || !(timeout_seconds > 0) ||
-                timeout_seconds > 3600)
+            const auto seconds = parse_seconds(argv[++i]);
+            if (!seconds || !(*seconds > 0) || *seconds > 3600)
                 example::usage_error(program, usage,
                                      "--timeout wants seconds, more than 0 and at most 3600");
+            timeout_seconds = *seconds;
         } else {
             positional.push_back(arg);
         }

@@ -5,11 +5,14 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 
+#include <algorithm>
 #include <bit>
+#include <compare>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "catch.hpp"
 
@@ -94,6 +97,44 @@ TEST_CASE("addresses convert between text and bytes like inet_aton/inet_ntoa", "
     CHECK(ip_address::any(conet::ip_family::v6).to_string() == "::");
     CHECK(ip_address::parse("fe80::1%3").scope_id() == 3);
     CHECK(ip_address::parse("10.0.0.1") < ip_address::parse("10.0.0.2"));
+}
+
+TEST_CASE("addresses and endpoints order by family, bytes, scope, then port", "[address]") {
+    const auto a = [](const char* text) { return ip_address::parse(text); };
+    const auto e = [](const char* text) { return endpoint::parse(text); };
+    // Every IPv4 address before every IPv6 one, even the largest before the smallest.
+    CHECK(a("255.255.255.255") < a("::"));
+    CHECK(a("0.0.0.0") < a("::ffff:0.0.0.0"));
+    // The bytes in network order, the first that differs decides: not the last, not a sum.
+    CHECK(a("9.255.255.255") < a("10.0.0.0"));
+    CHECK(a("10.0.1.0") > a("10.0.0.255"));
+    CHECK(a("2001:db8::1") < a("2001:db9::"));
+    CHECK(a("::ffff:255.255.255.255") > a("::1"));
+    // The scope id only between equal bytes.
+    CHECK(a("fe80::1%1") < a("fe80::1%2"));
+    CHECK(a("fe80::1%9") < a("fe80::2%1"));
+    CHECK((a("fe80::1%3") <=> a("fe80::1%3")) == std::strong_ordering::equal);
+    CHECK((a("fe80::1%3") <=> a("fe80::1%4")) == std::strong_ordering::less);
+    CHECK((a("fe80::1") <=> a("fe80::1%1")) == std::strong_ordering::less);
+    // An endpoint orders by its address, then by its port.
+    CHECK(e("10.0.0.1:65535") < e("10.0.0.2:1"));
+    CHECK(e("10.0.0.1:80") < e("10.0.0.1:443"));
+    CHECK(e("255.255.255.255:9") < e("[::]:0"));
+    CHECK((e("[::1]:80") <=> e("[::1]:80")) == std::strong_ordering::equal);
+    CHECK((e("[::1]:81") <=> e("[::1]:80")) == std::strong_ordering::greater);
+    // A total order, usable as a std::set key or to sort.
+    std::vector<endpoint> sorted{e("[fe80::1%2]:1"), e("[::1]:2"),      e("10.0.0.1:2"),
+                                 e("[fe80::1%1]:9"), e("10.0.0.1:1"),   e("1.2.3.4:5"),
+                                 e("[::1]:1"),       e("[fe80::1%1]:9")};
+    std::sort(sorted.begin(), sorted.end());
+    const std::vector<endpoint> expected{e("1.2.3.4:5"),     e("10.0.0.1:1"),   e("10.0.0.1:2"),
+                                         e("[::1]:1"),       e("[::1]:2"),      e("[fe80::1%1]:9"),
+                                         e("[fe80::1%1]:9"), e("[fe80::1%2]:1")};
+    CHECK(sorted == expected);
+    // Usable where a constant is needed.
+    static_assert(ip_address::loopback() < ip_address::loopback(conet::ip_family::v6));
+    static_assert(endpoint{ip_address::loopback(), 1} < endpoint{ip_address::loopback(), 2});
+    static_assert(ip_address::v4({1, 2, 3, 4}) <= ip_address::v4({1, 2, 3, 4}));
 }
 
 TEST_CASE("ports are checked: numbers from 0 to 65535 only", "[address]") {

@@ -224,7 +224,17 @@ public:
     }
 
     friend bool operator==(const ip_address&, const ip_address&) = default;
-    friend auto operator<=>(const ip_address&, const ip_address&) = default;
+    /// A total order: every IPv4 address before every IPv6 one, then the bytes in network
+    /// order (the first that differs decides), then the scope id.
+    friend constexpr std::strong_ordering operator<=>(const ip_address& a,
+                                                      const ip_address& b) noexcept {
+        // Written out rather than defaulted: a defaulted one needs operator<=> on std::array,
+        // which libc++ 16 lacks (it would be deleted there).
+        if (a.family_ != b.family_) return a.family_ <=> b.family_;
+        for (std::size_t i = 0; i < a.bytes_.size(); ++i)
+            if (a.bytes_[i] != b.bytes_[i]) return a.bytes_[i] <=> b.bytes_[i];
+        return a.scope_id_ <=> b.scope_id_;
+    }
 
 private:
     ip_family family_ = ip_family::v4;
@@ -337,7 +347,12 @@ public:
     }
 
     friend bool operator==(const endpoint&, const endpoint&) = default;
-    friend auto operator<=>(const endpoint&, const endpoint&) = default;
+    /// By address (see ip_address's order), then by port.
+    friend constexpr std::strong_ordering operator<=>(const endpoint& a,
+                                                      const endpoint& b) noexcept {
+        if (const auto by_address = a.address_ <=> b.address_; by_address != 0) return by_address;
+        return a.port_ <=> b.port_;
+    }
 
 private:
     ip_address address_;
