@@ -169,6 +169,8 @@ public:
         link_.unregister();
         parent.add(link_);
     }
+    /// Undoes attach(): the parent's cancellation no longer reaches this chain.
+    void detach() noexcept { link_.unregister(); }
 
 private:
     struct forwarder : cancel_node {
@@ -201,6 +203,7 @@ public:
 private:
     template <class F>
     friend class cancel_callback;
+    friend class task_group;
     detail::cancel_state* state_ = nullptr;
 };
 

@@ -26,6 +26,7 @@
 #include "cancel.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
+#include "error.hpp"
 
 namespace conet {
 
@@ -52,6 +53,11 @@ public:
     std::coroutine_handle<> on_root_done(promise_base& promise) noexcept {
         return done_(*this, promise);
     }
+    /// The root `promise` has committed to its result before finishing: a when_any inside it
+    /// chose a winner that has consumed data (see when.hpp). Only a join cares.
+    void on_root_committed(promise_base& promise) noexcept {
+        if (committed_) committed_(*this, promise);
+    }
     /// True if this owner is notified through `done` (tells a task_group from a join).
     bool notifies_through(std::coroutine_handle<> (*done)(root_owner&,
                                                           promise_base&) noexcept) const noexcept {
@@ -60,25 +66,55 @@ public:
 
 protected:
     using done_function = std::coroutine_handle<> (*)(root_owner&, promise_base&) noexcept;
-    explicit root_owner(done_function done) noexcept : done_(done) {}
+    using committed_function = void (*)(root_owner&, promise_base&) noexcept;
+    explicit root_owner(done_function done, committed_function committed = nullptr) noexcept
+        : done_(done), committed_(committed) {}
     root_owner(const root_owner&) noexcept = default;
     root_owner& operator=(const root_owner&) noexcept = default;
     ~root_owner() = default;
 
 private:
     done_function done_;
+    committed_function committed_;
 };
 
-/// Awaits `*a` (see promise_base::await_transform).
+/// The conet::task running on this thread (the promise of the coroutine whose code runs now),
+/// or nullptr between tasks. Each task sets it as it starts and whenever it resumes from a
+/// co_await (see promise_base::await_transform); the loop clears it before it resumes
+/// anything else. A task_group made while a task runs belongs to that task (task_group.hpp).
+inline thread_local promise_base* running_task = nullptr;
+
+/// Awaits `*a` (see promise_base::await_transform), and marks the awaiting task as the one
+/// running again when it resumes.
 template <class A>
 struct forwarder {
     A* a;
+    promise_base* self;
     bool await_ready() { return a->await_ready(); }
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
         return a->await_suspend(h);
     }
-    decltype(auto) await_resume() { return a->await_resume(); }
+    decltype(auto) await_resume() {
+        running_task = self;
+        return a->await_resume();
+    }
+};
+
+/// The same for the awaiter an operator co_await returns (awaiting a task), held by value.
+template <class A>
+struct holding_forwarder {
+    A a;
+    promise_base* self;
+    bool await_ready() { return a.await_ready(); }
+    template <class Promise>
+    decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
+        return a.await_suspend(h);
+    }
+    decltype(auto) await_resume() {
+        running_task = self;
+        return a.await_resume();
+    }
 };
 
 /// What every task promise shares: the awaiting coroutine, the exception, the cancellation
@@ -104,7 +140,24 @@ public:
         void await_resume() const noexcept {}
     };
 
-    std::suspend_always initial_suspend() const noexcept { return {}; }
+    // Suspends at once (a task is lazy); marks the task as running when it starts.
+    struct initial_awaiter {
+        promise_base* self;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<>) const noexcept {}
+        void await_resume() const noexcept { running_task = self; }
+    };
+
+    promise_base() noexcept = default;
+    promise_base(const promise_base&) = delete;
+    promise_base& operator=(const promise_base&) = delete;
+    // The other end of an await: a task destroyed while awaited tells its awaiter.
+    ~promise_base() {
+        if (running_task == this) running_task = nullptr;
+        if (awaited_by_) awaited_by_->task_destroyed(*awaited_by_);
+    }
+
+    initial_awaiter initial_suspend() noexcept { return {this}; }
     final_awaiter final_suspend() const noexcept { return {}; }
     void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
@@ -115,11 +168,17 @@ public:
     /// completes), where GCC would otherwise move the returned object into the frame (a
     /// second construction and destruction of every operation, and a move constructor
     /// required of every user awaitable). Awaitables with operator co_await pass through.
+    ///
+    /// The forwarders also mark this task as the running one when it resumes (running_task),
+    /// which is how a task_group learns its owner.
     template <class Awaitable>
     decltype(auto) await_transform(Awaitable&& a) noexcept {
         if constexpr (requires { a.set_chain(cancel_); }) a.set_chain(cancel_);
         if constexpr (requires { a.await_ready(); })
-            return forwarder<std::remove_reference_t<Awaitable>>{&a};
+            return forwarder<std::remove_reference_t<Awaitable>>{&a, this};
+        else if constexpr (requires { std::forward<Awaitable>(a).operator co_await(); })
+            return holding_forwarder<decltype(std::forward<Awaitable>(a).operator co_await())>{
+                std::forward<Awaitable>(a).operator co_await(), this};
         else
             return std::forward<Awaitable>(a);
     }
@@ -129,8 +188,14 @@ public:
 
     /// The task at the bottom of the chain of awaits this one belongs to: the task of a
     /// task_group, a when_all/when_any branch or a run() that (indirectly) awaits it, or this
-    /// task itself when nothing awaits it.
+    /// task itself when nothing awaits it. A task awaited as an lvalue (`co_await t;`, owned
+    /// elsewhere) is a root of its own: it may outlive its awaiter.
     promise_base& root() noexcept { return *root_; }
+
+    /// What an lvalue await leaves in the awaited task: told if the task is destroyed first.
+    struct await_link {
+        void (*task_destroyed)(await_link&) noexcept;
+    };
 
     /// The exception the task ended with, if any.
     const std::exception_ptr& exception() const noexcept { return exception_; }
@@ -150,6 +215,7 @@ private:
     friend class resume_on_awaiter;
 
     std::coroutine_handle<> continuation_;
+    await_link* awaited_by_ = nullptr; // the lvalue await in progress, if any
     // While non-null, the task is being started by an awaiter that wants to know whether it
     // finished before suspending.
     bool* finished_inline_ = nullptr;
@@ -257,8 +323,13 @@ public:
     /// True once the coroutine has run to its end (returned or thrown).
     bool done() const noexcept { return handle_ && handle_.done(); }
 
+    /// Awaiting a task temporary (`co_await f()`) runs it in the awaiting task's chain.
     auto operator co_await() && noexcept { return awaiter{handle_, false}; }
-    auto operator co_await() & noexcept { return awaiter{handle_, false}; }
+    /// Awaiting a task owned elsewhere (`co_await t;`): it runs in a chain of its own, hung
+    /// under the awaiting task's, because it may outlive the awaiting frame. If that frame is
+    /// destroyed first, the task is unhooked and cancelled (it never resumes into the freed
+    /// frame); if the task is destroyed first, the await fails with conet::error::closed.
+    auto operator co_await() & noexcept { return lvalue_awaiter(handle_, false); }
 
     /// Gives up ownership of the coroutine frame (used to spawn it).
     handle_type release() noexcept { return std::exchange(handle_, nullptr); }
@@ -270,6 +341,86 @@ private:
     friend auto shield(task<U>& t) noexcept;
     template <class U>
     friend auto shield(task<U>&& t) noexcept;
+
+    // Awaits a task owned elsewhere (see operator co_await() &). Both ends undo the await:
+    // the awaiter's destructor unhooks and cancels a task still running, and the task's
+    // destruction ends the await (promise_base::~promise_base).
+    class lvalue_awaiter : private detail::promise_base::await_link, private detail::ready_node {
+    public:
+        lvalue_awaiter(handle_type task, bool shielded) noexcept
+            : await_link{&lvalue_awaiter::task_destroyed}, h_(task), shielded_(shielded) {}
+        lvalue_awaiter(const lvalue_awaiter&) = delete;
+        lvalue_awaiter& operator=(const lvalue_awaiter&) = delete;
+        ~lvalue_awaiter() {
+            if (waiting_) unhook();
+        }
+
+        bool await_ready() const noexcept { return h_ && h_.done(); }
+        template <class CallerPromise>
+        bool await_suspend(std::coroutine_handle<CallerPromise> caller) noexcept {
+            if (!h_) {
+                refused_ = detail::refusal::empty;
+                return false;
+            }
+            auto& p = h_.promise();
+            if constexpr (std::is_base_of_v<detail::promise_base, CallerPromise>) {
+                if (!shielded_) {
+                    detail::cancel_state& chain = caller.promise().chain();
+                    if (chain.requested()) {
+                        refused_ = detail::refusal::cancelled;
+                        if (detail::take_budget()) return false;
+                        return detail::give_turn(p.start_node_, caller); // it never starts
+                    }
+                    p.own_cancel_.attach(chain);
+                }
+            }
+            p.continuation_ = caller;
+            p.awaited_by_ = this;
+            handle = caller;
+            bool finished_inline = false;
+            p.finished_inline_ = &finished_inline;
+            h_.resume();
+            if (finished_inline) return false;
+            p.finished_inline_ = nullptr; // suspended: it will resume `caller` when it ends
+            waiting_ = true;
+            return true;
+        }
+        decltype(auto) await_resume() {
+            waiting_ = false;
+            if (!h_ && refused_ == detail::refusal::none)
+                throw std::system_error(error::closed, "co_await task (the task was destroyed)");
+            detail::throw_refusal(refused_);
+            auto& p = h_.promise();
+            p.awaited_by_ = nullptr;
+            p.continuation_ = nullptr;
+            p.own_cancel_.detach();
+            return p.take();
+        }
+
+    private:
+        // The awaiting frame goes first: the task must not resume it, nor stay in its chain.
+        void unhook() noexcept {
+            auto& p = h_.promise();
+            p.awaited_by_ = nullptr;
+            p.continuation_ = nullptr;
+            p.own_cancel_.detach();
+            p.own_cancel_.state().request();
+        }
+
+        // The task goes first: resume the awaiter with error::closed.
+        static void task_destroyed(detail::promise_base::await_link& link) noexcept {
+            auto& self = static_cast<lvalue_awaiter&>(link);
+            self.h_ = nullptr;
+            self.waiting_ = false;
+            if (detail::loop_core* l = detail::loop_core::current())
+                l->urgent.push_back(static_cast<detail::ready_node&>(self));
+        }
+
+        handle_type h_;
+        bool shielded_;
+        bool waiting_ = false;
+        detail::refusal refused_ = detail::refusal::none;
+    };
 
     struct awaiter {
         handle_type h;
@@ -330,7 +481,7 @@ private:
 /// operations, or on the task) so that a shielded cleanup cannot hang its task forever.
 template <class T>
 auto shield(task<T>& t) noexcept {
-    return typename task<T>::awaiter{t.handle_, true};
+    return typename task<T>::lvalue_awaiter(t.handle_, true);
 }
 template <class T>
 auto shield(task<T>&& t) noexcept {
