@@ -139,6 +139,15 @@ public:
         return true;
     }
 
+    /// False when the descriptor is registered with a loop that another thread runs, or
+    /// this thread runs another loop: then it must not be touched here (see leave_reactor).
+    [[gnu::always_inline]] bool usable_here() const noexcept {
+        loop_core* l = loop_;
+        if (!l || l == loop_core::current()) [[likely]]
+            return true;
+        return !loop_core::current() && l->usable_here(); // no reactor here, and it runs nowhere
+    }
+
     /// Unregisters the descriptor from the reactor it has waited on, so that another reactor
     /// can use it (its next wait there registers it anew): `conn.leave_reactor();` before
     /// handing `conn` to a task of another reactor. Call it on the reactor's thread, with no
