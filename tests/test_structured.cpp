@@ -534,3 +534,241 @@ TEST_CASE("a socket, a group and a handle used from the wrong reactor fail with 
     CHECK(spawn_refused);
     CHECK(join_refused);
 }
+
+// The defects a second review found in the first version of the above.
+
+TEST_CASE("a task of a scope, or one that owns a group, cannot move to another reactor",
+          "[structured][threads]") {
+    conet::reactor_pool pool(2);
+    int refused = 0;
+    int ended = 0;
+    pool.run([&](std::size_t i) -> conet::task<> {
+        if (i != 0) co_return;
+        co_await conet::scope([&](conet::task_group& g) -> conet::task<> {
+            g.spawn([](conet::reactor& other, int& refused, int& ended) -> conet::task<> {
+                try {
+                    co_await conet::resume_on(other);
+                } catch (const std::invalid_argument&) {
+                    ++refused;
+                }
+                co_await conet::sleep_for(5ms);
+                ++ended;
+            }(pool[1], refused, ended));
+            co_return;
+        });
+        CHECK(ended == 1); // scope waited for it: it stayed in the scope's group
+        conet::task_group mine;
+        mine.spawn(pause(1ms));
+        try {
+            co_await conet::resume_on(pool[1]);
+        } catch (const std::invalid_argument&) {
+            ++refused;
+        }
+        co_await mine.join();
+        pool.stop();
+    });
+    CHECK(refused == 2);
+    CHECK(ended == 1);
+}
+
+TEST_CASE("joining its own group is refused through a scope body, a when_all branch and an "
+          "lvalue await",
+          "[structured][group]") {
+    auto join_it = [](conet::task_group& g) -> conet::task<> { co_await g.join(); };
+    auto refused = [](const std::system_error& e) {
+        return e.code() == std::errc::resource_deadlock_would_occur;
+    };
+    auto body = [&]() -> conet::task<> {
+        int seen = 0;
+        try {
+            co_await conet::scope([&](conet::task_group& g) -> conet::task<> {
+                g.spawn(pause(1ms));
+                co_await g.join();
+            });
+        } catch (const std::system_error& e) {
+            seen += refused(e);
+        }
+        conet::task_group g;
+        g.spawn([](conet::task_group& g, decltype(join_it) j, decltype(refused) r,
+                   int& seen) -> conet::task<> {
+            try {
+                co_await conet::when_all(j(g), pause(1ms));
+            } catch (const std::system_error& e) {
+                seen += r(e);
+            }
+            auto t = j(g);
+            try {
+                co_await t;
+            } catch (const std::system_error& e) {
+                seen += r(e);
+            }
+        }(g, join_it, refused, seen));
+        co_await g.join();
+        CHECK(seen == 3);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("when_any's commit passes through an lvalue await and through a scope",
+          "[structured][when]") {
+    const int how = GENERATE(0, 1);
+    CAPTURE(how);
+    auto body = [](int how) -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client, &c.client}, "XYZ"));
+        auto branch = [](int how, conet::tcp_stream& a,
+                         conet::tcp_stream& b) -> conet::task<std::string> {
+            if (how == 0) {
+                auto t = first_of_two(a, b, 5ms);
+                co_return co_await t;
+            }
+            co_return co_await conet::scope(
+                [&](conet::task_group&) { return first_of_two(a, b, 5ms); });
+        };
+        auto r =
+            co_await conet::when_any(branch(how, a.server, b.server), receive_once(c.server, 5ms));
+        co_await writer.join();
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+    };
+    run_bounded(body(how), 5s);
+}
+
+TEST_CASE("a task already awaited, or spawned, cannot be awaited or spawned again",
+          "[structured]") {
+    auto body = []() -> conet::task<> {
+        auto t = [](conet::task<> wait) -> conet::task<int> {
+            co_await std::move(wait);
+            co_return 42;
+        }(pause(10ms));
+        conet::task_group g;
+        int values = 0;
+        int refusals = 0;
+        auto await_it = [](conet::task<int>& t, int& values, int& refusals) -> conet::task<> {
+            try {
+                values += co_await t == 42;
+            } catch (const std::logic_error&) {
+                ++refusals;
+            }
+        };
+        g.spawn(await_it(t, values, refusals));
+        g.spawn(await_it(t, values, refusals));
+        co_await g.join();
+        CHECK(values == 1);
+        CHECK(refusals == 1);
+        // Spawning a task that is being awaited is refused; the task went with the call (it
+        // was moved into it), and its awaiter is told.
+        auto u = pause(1h);
+        std::optional<std::error_code> told;
+        g.spawn([](conet::task<>& u, std::optional<std::error_code>& told) -> conet::task<> {
+            try {
+                co_await u;
+            } catch (const std::system_error& e) {
+                told = e.code();
+            }
+        }(u, told));
+        co_await pause(1ms);
+        CHECK_THROWS_AS(g.spawn(std::move(u)), std::invalid_argument);
+        co_await g.join();
+        CHECK(told == conet::error::closed);
+    };
+    run_bounded(body(), 5s);
+}
+
+namespace {
+
+// A user's awaitable that resumes its waiter inline, from the code that sets it.
+struct inline_event {
+    std::coroutine_handle<> waiter;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { waiter = h; }
+    void await_resume() const noexcept {}
+    void set() {
+        if (auto h = std::exchange(waiter, {})) h.resume();
+    }
+};
+
+} // namespace
+
+TEST_CASE("a group belongs to the task whose code makes it, after an inline resumption and in "
+          "a failure handler too",
+          "[structured][group]") {
+    auto body = []() -> conet::task<> {
+        inline_event ev;
+        int done = 0;
+        int cancelled = 0;
+        auto worker = [](int& done, int& cancelled) -> conet::task<> {
+            try {
+                co_await conet::sleep_for(20ms);
+                ++done;
+            } catch (const std::system_error&) {
+                ++cancelled;
+            }
+        };
+        conet::task_group outer;
+        auto a = outer.spawn([](inline_event& ev) -> conet::task<> {
+            co_await ev;
+            try {
+                co_await conet::sleep_for(1h);
+            } catch (const std::system_error&) {
+            }
+        }(ev));
+        outer.spawn(
+            [](inline_event& ev, decltype(worker) w, int& done, int& cancelled) -> conet::task<> {
+                co_await conet::sleep_for(2ms);
+                ev.set(); // A runs (inline) until its sleep; then this code goes on
+                conet::task_group mine;
+                mine.spawn(w(done, cancelled));
+                co_await mine.join();
+            }(ev, worker, done, cancelled));
+        co_await conet::sleep_for(5ms);
+        a.cancel(); // A's cancellation must not reach B's group
+        // A failure handler makes a group: it belongs to nobody, not to the failed task.
+        std::optional<conet::task_group> later;
+        conet::task_group failing;
+        failing.set_failure_handler([&](std::exception_ptr) {
+            later.emplace();
+            later->spawn(worker(done, cancelled));
+        });
+        auto f = failing.spawn([]() -> conet::task<> {
+            try {
+                co_await conet::sleep_for(1h);
+            } catch (const std::system_error&) {
+            }
+            throw std::runtime_error("failed in cleanup");
+        }());
+        co_await conet::sleep_for(1ms);
+        f.cancel();
+        co_await outer.join();
+        co_await failing.join();
+        for (int i = 0; i < 100 && done + cancelled < 2; ++i)
+            co_await conet::sleep_for(1ms);
+        CHECK(done == 2);
+        CHECK(cancelled == 0);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("a task destroyed between runs while awaited: its awaiter resumes when a run starts",
+          "[structured]") {
+    conet::reactor r;
+    std::optional<conet::task<>> t;
+    t.emplace([]() -> conet::task<> { co_await conet::sleep_for(1h); }());
+    std::optional<std::error_code> seen;
+    r.spawn(
+        [](std::optional<conet::task<>>& t, std::optional<std::error_code>& seen) -> conet::task<> {
+            try {
+                co_await *t;
+            } catch (const std::system_error& e) {
+                seen = e.code();
+            }
+        }(t, seen));
+    run_bounded(r, pause(2ms), 5s);
+    t.reset(); // no run in progress
+    watchdog guard(r, 5s);
+    r.run();
+    CHECK(seen == conet::error::closed);
+}

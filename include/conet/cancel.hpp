@@ -129,6 +129,12 @@ public:
         if (watched_ == &w) watched_ = nullptr;
     }
 
+    /// True if a registration calling `fn` is registered (a scan: off the hot path).
+    bool has(cancel_node::function fn) const noexcept {
+        for (const cancel_node* n = first_; n; n = n->next_)
+            if (n->fn_ == fn) return true;
+        return false;
+    }
     void remove(cancel_node& n) noexcept {
         if (n.prev_)
             n.prev_->next_ = n.next_;

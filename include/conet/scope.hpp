@@ -57,14 +57,21 @@ struct scope_slot<void> {
     void take() noexcept {}
 };
 
+// The body's value goes to the slot. Awaited as a temporary: in this task's chain, so that
+// a when_any inside the body commits through the group to the scope's awaiter.
 template <class T>
 task<> run_scope_body(task<T> body, scope_slot<T>& slot) {
     if constexpr (std::is_void_v<T>) {
-        co_await body;
+        co_await std::move(body);
         slot.returned = true;
     } else
-        slot.value.emplace(co_await body);
+        slot.value.emplace(co_await std::move(body));
 }
+
+// What scope needs of its group: the awaiting task, for commits and joins to follow.
+struct scope_access {
+    static void awaited_by(task_group& g, promise_base* scope) noexcept { g.awaiting_ = scope; }
+};
 
 // Waits for the group without being cancellable (awaited through shield).
 inline task<> join_for_scope(task_group& g) {
@@ -88,6 +95,7 @@ auto scope(Body body)
     std::exception_ptr failure;
     {
         task_group group(owner, failure_policy::cancel_all);
+        detail::scope_access::awaited_by(group, detail::running_task); // this scope's task
         group.spawn(detail::run_scope_body(body(group), slot));
         try {
             co_await shield(detail::join_for_scope(group));

@@ -54,10 +54,14 @@ public:
         return done_(*this, promise);
     }
     /// The root `promise` has committed to its result before finishing: a when_any inside it
-    /// chose a winner that has consumed data (see when.hpp). Only a join cares.
+    /// chose a winner that has consumed data (see when.hpp). A join decides for it; a scope's
+    /// group passes it on.
     void on_root_committed(promise_base& promise) noexcept {
         if (committed_) committed_(*this, promise);
     }
+    /// The task whose co_await waits for this owner's tasks (a join's caller, a scope), or
+    /// nullptr: the next link of a chain of awaits, for commits and for joins.
+    promise_base* awaiting() const noexcept { return awaiting_; }
     /// True if this owner is notified through `done` (tells a task_group from a join).
     bool notifies_through(std::coroutine_handle<> (*done)(root_owner&,
                                                           promise_base&) noexcept) const noexcept {
@@ -73,6 +77,8 @@ protected:
     root_owner& operator=(const root_owner&) noexcept = default;
     ~root_owner() = default;
 
+    promise_base* awaiting_ = nullptr;
+
 private:
     done_function done_;
     committed_function committed_;
@@ -80,9 +86,15 @@ private:
 
 /// The conet::task running on this thread (the promise of the coroutine whose code runs now),
 /// or nullptr between tasks. Each task sets it as it starts and whenever it resumes from a
-/// co_await (see promise_base::await_transform); the loop clears it before it resumes
-/// anything else. A task_group made while a task runs belongs to that task (task_group.hpp).
+/// co_await, remembering what it replaced, and puts that back whenever it suspends or ends
+/// (see promise_base::await_transform): so it nests like the resumptions themselves, a task
+/// resumed inline by another's code included. A task_group made while a task runs belongs
+/// to that task (task_group.hpp).
 inline thread_local promise_base* running_task = nullptr;
+
+inline void mark_running(promise_base* p) noexcept;
+template <class A, class H>
+decltype(auto) suspend_marked(A& a, H h, promise_base* self);
 
 /// Awaits `*a` (see promise_base::await_transform), and marks the awaiting task as the one
 /// running again when it resumes.
@@ -93,10 +105,10 @@ struct forwarder {
     bool await_ready() { return a->await_ready(); }
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
-        return a->await_suspend(h);
+        return suspend_marked(*a, h, self);
     }
     decltype(auto) await_resume() {
-        running_task = self;
+        mark_running(self);
         return a->await_resume();
     }
 };
@@ -109,10 +121,10 @@ struct holding_forwarder {
     bool await_ready() { return a.await_ready(); }
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
-        return a.await_suspend(h);
+        return suspend_marked(a, h, self);
     }
     decltype(auto) await_resume() {
-        running_task = self;
+        mark_running(self);
         return a.await_resume();
     }
 };
@@ -128,6 +140,7 @@ public:
             promise_base& p = self.promise();
             // Finished while its awaiter is still starting it: let the awaiter go on in its
             // own stack frame (see task::awaiter::await_suspend).
+            running_task = p.resumed_from_; // (read before the frame may go)
             if (p.finished_inline_) {
                 *p.finished_inline_ = true;
                 return std::noop_coroutine();
@@ -140,12 +153,13 @@ public:
         void await_resume() const noexcept {}
     };
 
-    // Suspends at once (a task is lazy); marks the task as running when it starts.
+    // Suspends at once (a task is lazy); marks the task as running (and started) when it
+    // starts.
     struct initial_awaiter {
         promise_base* self;
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<>) const noexcept {}
-        void await_resume() const noexcept { running_task = self; }
+        inline void await_resume() const noexcept;
     };
 
     promise_base() noexcept = default;
@@ -213,9 +227,19 @@ private:
     template <bool Any, class... Ts>
     friend class join;
     friend class resume_on_awaiter;
+    friend void mark_running(promise_base* p) noexcept;
+    template <class A, class H>
+    friend decltype(auto) suspend_marked(A& a, H h, promise_base* self);
+    friend void commit_from(promise_base* p) noexcept;
+    friend bool awaits_within(promise_base* p, const root_owner* owner) noexcept;
 
     std::coroutine_handle<> continuation_;
     await_link* awaited_by_ = nullptr; // the lvalue await in progress, if any
+    // The task awaiting this one as an lvalue, in its chain (not shielded): the next link of
+    // a chain of awaits, since this one is a root of its own.
+    promise_base* parent_ = nullptr;
+    promise_base* resumed_from_ = nullptr; // running_task when this task last resumed
+    bool started_ = false;
     // While non-null, the task is being started by an awaiter that wants to know whether it
     // finished before suspending.
     bool* finished_inline_ = nullptr;
@@ -236,6 +260,63 @@ private:
     promise_base* next_in_group_ = nullptr;
     std::uint32_t handle_slot_ = 0;
 };
+
+/// `p` resumes: it is the running task now, and remembers what it replaced.
+inline void mark_running(promise_base* p) noexcept {
+    p->resumed_from_ = running_task;
+    running_task = p;
+}
+
+inline void promise_base::initial_awaiter::await_resume() const noexcept {
+    self->started_ = true;
+    mark_running(self);
+}
+
+/// Suspends through `a`, then gives running_task back to whoever resumed `self` (read before:
+/// once suspended, the frame may be resumed elsewhere, or gone).
+template <class A, class H>
+decltype(auto) suspend_marked(A& a, H h, promise_base* self) {
+    promise_base* back = self->resumed_from_;
+    using result = decltype(a.await_suspend(h));
+    if constexpr (std::is_void_v<result>) {
+        a.await_suspend(h);
+        running_task = back;
+    } else if constexpr (std::is_same_v<result, bool>) {
+        if (!a.await_suspend(h)) return false;
+        running_task = back;
+        return true;
+    } else {
+        auto next = a.await_suspend(h);
+        running_task = back;
+        return next;
+    }
+}
+
+/// The code of task `p` has committed to a result (see root_owner::on_root_committed): tells
+/// the owner of the root of its chain of awaits, or, for a task awaited as an lvalue, goes
+/// on from its awaiter. Stops at a shielded await: nothing outside it can drop its result.
+inline void commit_from(promise_base* p) noexcept {
+    while (p) {
+        promise_base& root = *p->root_;
+        if (p->cancel_ != &root.own_cancel_.state()) return; // shielded in between
+        if (root.owner_) {
+            root.owner_->on_root_committed(root);
+            return;
+        }
+        p = root.parent_;
+    }
+}
+
+/// True if the code of task `p` is, through its chain of awaits (joins and lvalue awaits
+/// included), part of a task that `owner` drives: it would wait for itself.
+inline bool awaits_within(promise_base* p, const root_owner* owner) noexcept {
+    while (p) {
+        promise_base& root = *p->root_;
+        if (root.owner_ == owner) return true;
+        p = root.owner_ ? root.owner_->awaiting() : root.parent_;
+    }
+    return false;
+}
 
 template <class T>
 class promise final : public promise_base {
@@ -280,7 +361,7 @@ public:
 };
 
 /// Why an awaiter refused to start a task.
-enum class refusal : std::uint8_t { none, empty, cancelled };
+enum class refusal : std::uint8_t { none, empty, cancelled, busy };
 
 /// Throws for a refusal (does nothing for none).
 inline void throw_refusal(refusal r) {
@@ -288,6 +369,9 @@ inline void throw_refusal(refusal r) {
     if (r == refusal::cancelled)
         throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                 "co_await task");
+    if (r == refusal::busy)
+        throw std::logic_error("conet::task: awaiting a task that already runs (awaited, "
+                               "spawned or started elsewhere)");
 }
 
 } // namespace detail
@@ -363,20 +447,27 @@ private:
                 return false;
             }
             auto& p = h_.promise();
+            if (p.started_ || p.awaited_by_ || p.owner_) {
+                refused_ = detail::refusal::busy;
+                return false;
+            }
             if constexpr (std::is_base_of_v<detail::promise_base, CallerPromise>) {
                 if (!shielded_) {
                     detail::cancel_state& chain = caller.promise().chain();
                     if (chain.requested()) {
                         refused_ = detail::refusal::cancelled;
                         if (detail::take_budget()) return false;
-                        return detail::give_turn(p.start_node_, caller); // it never starts
+                        // It never starts; the turn is given through this awaiter's own node.
+                        return detail::give_turn(static_cast<detail::ready_node&>(*this), caller);
                     }
                     p.own_cancel_.attach(chain);
+                    p.parent_ = &caller.promise();
                 }
             }
             p.continuation_ = caller;
             p.awaited_by_ = this;
             handle = caller;
+            loop_ = detail::loop_core::current();
             bool finished_inline = false;
             p.finished_inline_ = &finished_inline;
             h_.resume();
@@ -393,6 +484,7 @@ private:
             auto& p = h_.promise();
             p.awaited_by_ = nullptr;
             p.continuation_ = nullptr;
+            p.parent_ = nullptr;
             p.own_cancel_.detach();
             return p.take();
         }
@@ -403,6 +495,7 @@ private:
             auto& p = h_.promise();
             p.awaited_by_ = nullptr;
             p.continuation_ = nullptr;
+            p.parent_ = nullptr;
             p.own_cancel_.detach();
             p.own_cancel_.state().request();
         }
@@ -412,11 +505,12 @@ private:
             auto& self = static_cast<lvalue_awaiter&>(link);
             self.h_ = nullptr;
             self.waiting_ = false;
-            if (detail::loop_core* l = detail::loop_core::current())
-                l->urgent.push_back(static_cast<detail::ready_node&>(self));
+            // On the loop it waits on (destroyed between runs: it resumes when one starts).
+            if (self.loop_) self.loop_->urgent.push_back(static_cast<detail::ready_node&>(self));
         }
 
         handle_type h_;
+        detail::loop_core* loop_ = nullptr;
         bool shielded_;
         bool waiting_ = false;
         detail::refusal refused_ = detail::refusal::none;

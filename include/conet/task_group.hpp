@@ -62,7 +62,8 @@ class task_group;
 class reactor_pool;
 namespace detail {
 class resume_on_awaiter;
-}
+struct scope_access;
+} // namespace detail
 
 namespace detail {
 
@@ -163,13 +164,13 @@ public:
 
     /// A group owned by the task that makes it, if one runs (see the top of this header).
     explicit task_group(failure_policy policy = failure_policy::report)
-        : root_owner(&task_group::task_done), policy_(policy) {
+        : root_owner(&task_group::task_done, &task_group::task_committed), policy_(policy) {
         if (detail::promise_base* owner = detail::running_task) own_to(owner->chain());
     }
     /// A group owned by the task whose cancellation token `owner` is (`co_await
     /// conet::current_cancel_token()`); an empty token: owned by nobody.
     explicit task_group(cancel_token owner, failure_policy policy = failure_policy::report)
-        : root_owner(&task_group::task_done), policy_(policy) {
+        : root_owner(&task_group::task_done, &task_group::task_committed), policy_(policy) {
         if (owner.state_) own_to(*owner.state_);
     }
     task_group(const task_group&) = delete;
@@ -178,6 +179,8 @@ public:
     /// Cancels the tasks still running and hands them to the reactor's own group, where they
     /// finish their cleanup (see the top of this header).
     ~task_group() {
+        if (on_other_thread()) [[unlikely]]
+            destroyed_on_wrong_thread();
         if (alive_) *alive_ = false; // destroyed from inside finish()
         owner_link_.unregister();
         hand_over_to_reactor();
@@ -197,6 +200,9 @@ public:
         bind();
         auto h = t.handle();
         detail::promise_base& p = h.promise();
+        if (p.started_ || p.awaited_by_ || p.owner_)
+            throw std::invalid_argument("conet::task_group::spawn: the task already runs "
+                                        "(awaited or started elsewhere)");
         p.self_ = h;
         const std::uint32_t slot = add(p); // may throw: `t` still owns the frame
         t.release();
@@ -278,6 +284,7 @@ private:
     friend class task_handle;
     friend class detail::resume_on_awaiter;
     friend class reactor_pool;
+    friend struct detail::scope_access;
 
     // Its bases are reachable from task_group only (the class itself is private). Once woken
     // (or abandoned, or cancelled) it never touches the group again: the group may be gone
@@ -312,7 +319,7 @@ private:
                 return true;
             }
             if constexpr (std::is_base_of_v<detail::promise_base, Promise>) {
-                if (h.promise().root().owner_ == group_) { // it would wait for itself
+                if (detail::awaits_within(&h.promise(), group_)) { // it would wait for itself
                     state_ = state::deadlock;
                     return false;
                 }
@@ -398,6 +405,32 @@ private:
     void check_thread(const char* what) const {
         if (on_other_thread()) throw std::system_error(error::wrong_reactor, what);
     }
+
+    // Its tasks and its reactor's records belong to the thread that runs the reactor: a
+    // destructor cannot report, so the program stops with a message instead of racing.
+    [[noreturn, gnu::noinline, gnu::cold]] static void destroyed_on_wrong_thread() noexcept {
+        std::fputs("conet: a task_group was destroyed on a thread other than its reactor's "
+                   "while that reactor runs\n",
+                   stderr);
+        std::terminate();
+    }
+
+    // A task of the group committed its result (when.hpp): a scope's group passes it on to
+    // the task awaiting the scope, which will deliver the body's value.
+    static void task_committed(root_owner& self, detail::promise_base&) noexcept {
+        if (detail::promise_base* p = static_cast<task_group&>(self).awaiting_)
+            detail::commit_from(p);
+    }
+
+    // For resume_on: true if the chain `c` owns a group (such a task cannot move: the
+    // group's tasks and records stay on this reactor).
+    static bool owns_a_group(detail::cancel_state& c) noexcept {
+        return c.has(&owner_link::owner_cancelled);
+    }
+
+    // For resume_on: true if the group belongs to a task (a scope's, a connection's helpers):
+    // its tasks cannot leave it.
+    bool owned() const noexcept { return owner_link_.registered(); }
 
     // Hangs the group under its owner's chain: the owner's cancellation cancels every task.
     struct owner_link : detail::cancel_node {
@@ -522,7 +555,9 @@ private:
         const std::coroutine_handle<> frame = p.self_;
         bool alive = true;
         alive_ = &alive;
-        if (failure) failed(std::move(failure));
+        detail::promise_base* const marked = std::exchange(detail::running_task, nullptr);
+        if (failure) failed(std::move(failure)); // user code: a group it makes is nobody's
+        detail::running_task = marked;
         if (alive) {
             alive_ = nullptr;
             wake_joiners_if_empty();

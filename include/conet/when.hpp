@@ -74,6 +74,7 @@ public:
         if constexpr (std::is_base_of_v<promise_base, Promise>) {
             parent = &caller.promise().chain();
             caller_promise_ = &caller.promise();
+            awaiting_ = caller_promise_;
         }
         if (!std::apply([](const auto&... t) { return (t.valid() && ...); }, tasks_)) {
             refused_ = refusal::empty; // a moved-from task: nothing to start
@@ -148,9 +149,7 @@ private:
     void commit_upward() noexcept {
         if (committed_ || !caller_promise_) return;
         committed_ = true;
-        promise_base& root = caller_promise_->root();
-        if (caller_promise_->cancel_ != &root.own_cancel_.state()) return; // shielded
-        if (root.owner_) root.owner_->on_root_committed(root);
+        commit_from(caller_promise_);
     }
 
     template <std::size_t... I>
