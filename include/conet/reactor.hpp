@@ -324,7 +324,6 @@ private:
 
     void resume(std::coroutine_handle<> h) {
         detail::budget_left = core_.budget;
-        detail::running_task = nullptr; // the coroutine says who it is as it resumes
         h.resume();
         if (!core_.urgent.empty()) [[unlikely]]
             resume_urgent();
@@ -335,7 +334,6 @@ private:
     void resume_urgent() {
         while (detail::ready_node* n = core_.urgent.pop_front()) {
             detail::budget_left = core_.budget;
-            detail::running_task = nullptr;
             n->handle.resume();
         }
     }

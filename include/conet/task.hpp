@@ -86,10 +86,12 @@ private:
 
 /// The conet::task running on this thread (the promise of the coroutine whose code runs now),
 /// or nullptr between tasks. Each task sets it as it starts and whenever it resumes from a
-/// co_await, remembering what it replaced, and puts that back whenever it suspends or ends
-/// (see promise_base::await_transform): so it nests like the resumptions themselves, a task
-/// resumed inline by another's code included. A task_group made while a task runs belongs
-/// to that task (task_group.hpp).
+/// co_await, and clears it whenever it suspends or ends (see promise_base::await_transform):
+/// two stores per operation, where keeping the previous mark to put back would cost a load
+/// and a store more. So in the code a task runs after it resumed another coroutine inline (a
+/// user's awaitable whose set() resumes its waiter) and before its own next co_await, no
+/// task is marked. A task_group made while a task is marked belongs to that task
+/// (task_group.hpp); made while none is, to nobody.
 inline thread_local promise_base* running_task = nullptr;
 
 inline void mark_running(promise_base* p) noexcept;
@@ -140,7 +142,7 @@ public:
             promise_base& p = self.promise();
             // Finished while its awaiter is still starting it: let the awaiter go on in its
             // own stack frame (see task::awaiter::await_suspend).
-            running_task = p.resumed_from_; // (read before the frame may go)
+            running_task = nullptr;
             if (p.finished_inline_) {
                 *p.finished_inline_ = true;
                 return std::noop_coroutine();
@@ -238,7 +240,6 @@ private:
     // The task awaiting this one as an lvalue, in its chain (not shielded): the next link of
     // a chain of awaits, since this one is a root of its own.
     promise_base* parent_ = nullptr;
-    promise_base* resumed_from_ = nullptr; // running_task when this task last resumed
     bool started_ = false;
     // While non-null, the task is being started by an awaiter that wants to know whether it
     // finished before suspending.
@@ -261,9 +262,8 @@ private:
     std::uint32_t handle_slot_ = 0;
 };
 
-/// `p` resumes: it is the running task now, and remembers what it replaced.
+/// `p` resumes: it is the running task now.
 inline void mark_running(promise_base* p) noexcept {
-    p->resumed_from_ = running_task;
     running_task = p;
 }
 
@@ -272,22 +272,21 @@ inline void promise_base::initial_awaiter::await_resume() const noexcept {
     mark_running(self);
 }
 
-/// Suspends through `a`, then gives running_task back to whoever resumed `self` (read before:
-/// once suspended, the frame may be resumed elsewhere, or gone).
+/// Suspends through `a`; once suspended (the frame may be resumed elsewhere, or gone), no task
+/// is marked running.
 template <class A, class H>
-decltype(auto) suspend_marked(A& a, H h, promise_base* self) {
-    promise_base* back = self->resumed_from_;
+decltype(auto) suspend_marked(A& a, H h, promise_base*) {
     using result = decltype(a.await_suspend(h));
     if constexpr (std::is_void_v<result>) {
         a.await_suspend(h);
-        running_task = back;
+        running_task = nullptr;
     } else if constexpr (std::is_same_v<result, bool>) {
         if (!a.await_suspend(h)) return false;
-        running_task = back;
+        running_task = nullptr;
         return true;
     } else {
         auto next = a.await_suspend(h);
-        running_task = back;
+        running_task = nullptr;
         return next;
     }
 }
