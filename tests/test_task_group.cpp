@@ -152,18 +152,28 @@ TEST_CASE("handles stay safe after their task, group and reactor are gone", "[gr
     empty.cancel();
 }
 
-TEST_CASE("a group destroyed with tasks running destroys their frames", "[group]") {
+TEST_CASE("a group destroyed with tasks running cancels them, and they end on the reactor",
+          "[group]") {
     auto body = []() -> conet::task<> {
         bool destroyed = false;
+        bool cancelled = false;
         {
             conet::task_group group;
-            group.spawn([](bool* flag) -> conet::task<> {
+            group.spawn([](bool* flag, bool* cancelled) -> conet::task<> {
                 destroy_flag f{flag};
-                co_await conet::sleep_for(1h);
-            }(&destroyed));
+                try {
+                    co_await conet::sleep_for(1h);
+                } catch (const std::system_error& e) {
+                    *cancelled = e.code() == std::errc::operation_canceled;
+                }
+            }(&destroyed, &cancelled));
             co_await conet::yield();
             CHECK_FALSE(destroyed);
         }
+        CHECK_FALSE(destroyed); // not freed under its feet: it was handed to the reactor
+        for (int i = 0; i < 10 && !destroyed; ++i)
+            co_await conet::yield();
+        CHECK(cancelled);
         CHECK(destroyed);
     };
     run_bounded(body());

@@ -129,6 +129,12 @@ public:
         if (watched_ == &w) watched_ = nullptr;
     }
 
+    /// True if a registration calling `fn` is registered (a scan: off the hot path).
+    bool has(cancel_node::function fn) const noexcept {
+        for (const cancel_node* n = first_; n; n = n->next_)
+            if (n->fn_ == fn) return true;
+        return false;
+    }
     void remove(cancel_node& n) noexcept {
         if (n.prev_)
             n.prev_->next_ = n.next_;
@@ -169,6 +175,8 @@ public:
         link_.unregister();
         parent.add(link_);
     }
+    /// Undoes attach(): the parent's cancellation no longer reaches this chain.
+    void detach() noexcept { link_.unregister(); }
 
 private:
     struct forwarder : cancel_node {
@@ -201,6 +209,7 @@ public:
 private:
     template <class F>
     friend class cancel_callback;
+    friend class task_group;
     detail::cancel_state* state_ = nullptr;
 };
 

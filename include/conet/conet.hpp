@@ -12,6 +12,7 @@
 #include "reactor_pool.hpp"  // reactor_pool: one reactor per core
 #include "resolve.hpp"       // async_resolve, connect(host, service)
 #include "scheduling.hpp"    // yield, resumption
+#include "scope.hpp"         // scope: a task group that ends with the code that made it
 #include "signal.hpp"        // signal_set
 #include "socket_option.hpp" // set_option, get_option: conet::option::reuse_port, ...
 #include "stdio.hpp"         // standard_input

@@ -86,8 +86,15 @@ public:
             return false;
         } else {
             promise_base& root = h.promise().root();
-            if (!task_group::owner_of(root) || !loop_core::current()) {
+            task_group* group = task_group::owner_of(root);
+            if (!group || !loop_core::current()) {
                 refused_ = why::not_movable;
+                return false;
+            }
+            // Structured: a task of a group that belongs to a task stays with its group, and
+            // a task that owns a group stays with it (their records are this reactor's).
+            if (group->owned() || task_group::owns_a_group(root.chain())) {
+                refused_ = why::structured;
                 return false;
             }
             handle = h;
@@ -105,10 +112,14 @@ public:
             throw std::invalid_argument(
                 "conet::resume_on: only a task of a task_group (or a task it awaits) can move to "
                 "another reactor; not a when_all/when_any branch or the task of a run()");
+        if (refused_ == why::structured)
+            throw std::invalid_argument(
+                "conet::resume_on: a task that owns a task_group, or a task of a group that "
+                "belongs to a task (conet::scope, a connection's helpers), stays on its reactor");
     }
 
 private:
-    enum class why : unsigned char { none, cancelled, not_movable };
+    enum class why : unsigned char { none, cancelled, not_movable, structured };
 
     // The first step, on the reactor the task leaves, once the chain has suspended for good.
     static void depart(deferred_action& a) noexcept {
@@ -153,7 +164,8 @@ private:
 /// handles now see it done) and joins `target`'s own group (reactor::tasks(), which reports
 /// its failure). Sockets it uses must leave_reactor() first (see the top of this header).
 /// Does nothing if the task already runs on `target`. Throws std::invalid_argument for a
-/// task that cannot move (a when_all/when_any branch, the task of a run()), and
+/// task that cannot move (a when_all/when_any branch, the task of a run(), a task that owns
+/// a task_group or belongs to one owned by a task), and
 /// operation_canceled if the task has been cancelled.
 inline detail::resume_on_awaiter resume_on(reactor& target) noexcept {
     return detail::resume_on_awaiter(target);

@@ -107,6 +107,7 @@ public:
             detail::throw_error(ec, "epoll_ctl(eventfd)");
         }
         tasks_.bind(core_);
+        core_.own_group = &tasks_;
         core_.trace = detail::trace_requested();
     }
 
@@ -114,6 +115,10 @@ public:
     reactor& operator=(const reactor&) = delete;
 
     ~reactor() {
+        // Groups destroyed from here on destroy their tasks' frames: there is no reactor left
+        // to hand them to.
+        core_.closing = true;
+        core_.own_group = nullptr;
         // Lookups still running are abandoned first: their helper threads must not post here
         // once this is gone (the frames awaiting them may outlive the reactor).
         while (detail::ready_node* n = core_.hooks.pop_front()) {
@@ -256,13 +261,17 @@ private:
                 throw std::logic_error("conet::reactor::run: already running on another thread");
             current_ref() = &r;
             detail::loop_core::current() = &r.core_;
+            r.core_.running_on.store(&detail::loop_core::current(), detail::memory_order_relaxed);
+            detail::running_task = nullptr;
             detail::counters = r.stats_; // counted thread-locally while it runs
             r.main_ = main;
             r.stop_requested_.store(false, detail::memory_order_relaxed); // no stale stop
         }
         ~running_scope() {
             reactor_.stats_ = detail::counters;
+            reactor_.core_.running_on.store(nullptr, detail::memory_order_relaxed);
             reactor_.running_.store(false, detail::memory_order_release);
+            detail::running_task = nullptr;
             current_ref() = previous_;
             detail::loop_core::current() = nullptr;
             detail::budget_left = budget_;
@@ -554,6 +563,7 @@ private:
             // A posted function may resume a coroutine (a value handed over from another
             // thread): with a budget, and followed by the waits it cancelled, as resume() does.
             detail::budget_left = core_.budget;
+            detail::running_task = nullptr;
             n->run(); // deletes a posted_function even when it throws
             resume_urgent();
         }
@@ -561,8 +571,8 @@ private:
 
     detail::loop_core core_;
     int wake_fd_ = -1;
-    task_group tasks_;
-    std::coroutine_handle<> main_; // the task the current run() drives, if any
+    task_group tasks_{cancel_token{}}; // owned by nobody, wherever the reactor is made
+    std::coroutine_handle<> main_;     // the task the current run() drives, if any
     detail::atomic<bool> stop_requested_{false};
     detail::atomic<bool> running_{false};        // a run() is in progress (on whichever thread)
     detail::atomic<std::size_t> outstanding_{0}; // posted functions not run yet + work guards

@@ -26,6 +26,7 @@
 #include "cancel.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
+#include "error.hpp"
 
 namespace conet {
 
@@ -52,6 +53,15 @@ public:
     std::coroutine_handle<> on_root_done(promise_base& promise) noexcept {
         return done_(*this, promise);
     }
+    /// The root `promise` has committed to its result before finishing: a when_any inside it
+    /// chose a winner that has consumed data (see when.hpp). A join decides for it; a scope's
+    /// group passes it on.
+    void on_root_committed(promise_base& promise) noexcept {
+        if (committed_) committed_(*this, promise);
+    }
+    /// The task whose co_await waits for this owner's tasks (a join's caller, a scope), or
+    /// nullptr: the next link of a chain of awaits, for commits and for joins.
+    promise_base* awaiting() const noexcept { return awaiting_; }
     /// True if this owner is notified through `done` (tells a task_group from a join).
     bool notifies_through(std::coroutine_handle<> (*done)(root_owner&,
                                                           promise_base&) noexcept) const noexcept {
@@ -60,25 +70,65 @@ public:
 
 protected:
     using done_function = std::coroutine_handle<> (*)(root_owner&, promise_base&) noexcept;
-    explicit root_owner(done_function done) noexcept : done_(done) {}
+    using committed_function = void (*)(root_owner&, promise_base&) noexcept;
+    explicit root_owner(done_function done, committed_function committed = nullptr) noexcept
+        : done_(done), committed_(committed) {}
     root_owner(const root_owner&) noexcept = default;
     root_owner& operator=(const root_owner&) noexcept = default;
     ~root_owner() = default;
 
+    promise_base* awaiting_ = nullptr;
+
 private:
     done_function done_;
+    committed_function committed_;
 };
 
-/// Awaits `*a` (see promise_base::await_transform).
+/// The conet::task running on this thread (the promise of the coroutine whose code runs now),
+/// or nullptr between tasks. Each task sets it as it starts and whenever it resumes from a
+/// co_await, and clears it whenever it suspends or ends (see promise_base::await_transform):
+/// two stores per operation, where keeping the previous mark to put back would cost a load
+/// and a store more. So in the code a task runs after it resumed another coroutine inline (a
+/// user's awaitable whose set() resumes its waiter) and before its own next co_await, no
+/// task is marked. A task_group made while a task is marked belongs to that task
+/// (task_group.hpp); made while none is, to nobody.
+inline thread_local promise_base* running_task = nullptr;
+
+inline void mark_running(promise_base* p) noexcept;
+template <class A, class H>
+decltype(auto) suspend_marked(A& a, H h, promise_base* self);
+
+/// Awaits `*a` (see promise_base::await_transform), and marks the awaiting task as the one
+/// running again when it resumes.
 template <class A>
 struct forwarder {
     A* a;
+    promise_base* self;
     bool await_ready() { return a->await_ready(); }
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
-        return a->await_suspend(h);
+        return suspend_marked(*a, h, self);
     }
-    decltype(auto) await_resume() { return a->await_resume(); }
+    decltype(auto) await_resume() {
+        mark_running(self);
+        return a->await_resume();
+    }
+};
+
+/// The same for the awaiter an operator co_await returns (awaiting a task), held by value.
+template <class A>
+struct holding_forwarder {
+    A a;
+    promise_base* self;
+    bool await_ready() { return a.await_ready(); }
+    template <class Promise>
+    decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
+        return suspend_marked(a, h, self);
+    }
+    decltype(auto) await_resume() {
+        mark_running(self);
+        return a.await_resume();
+    }
 };
 
 /// What every task promise shares: the awaiting coroutine, the exception, the cancellation
@@ -92,6 +142,7 @@ public:
             promise_base& p = self.promise();
             // Finished while its awaiter is still starting it: let the awaiter go on in its
             // own stack frame (see task::awaiter::await_suspend).
+            running_task = nullptr;
             if (p.finished_inline_) {
                 *p.finished_inline_ = true;
                 return std::noop_coroutine();
@@ -104,7 +155,25 @@ public:
         void await_resume() const noexcept {}
     };
 
-    std::suspend_always initial_suspend() const noexcept { return {}; }
+    // Suspends at once (a task is lazy); marks the task as running (and started) when it
+    // starts.
+    struct initial_awaiter {
+        promise_base* self;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<>) const noexcept {}
+        inline void await_resume() const noexcept;
+    };
+
+    promise_base() noexcept = default;
+    promise_base(const promise_base&) = delete;
+    promise_base& operator=(const promise_base&) = delete;
+    // The other end of an await: a task destroyed while awaited tells its awaiter.
+    ~promise_base() {
+        if (running_task == this) running_task = nullptr;
+        if (awaited_by_) awaited_by_->task_destroyed(*awaited_by_);
+    }
+
+    initial_awaiter initial_suspend() noexcept { return {this}; }
     final_awaiter final_suspend() const noexcept { return {}; }
     void unhandled_exception() noexcept { exception_ = std::current_exception(); }
 
@@ -115,11 +184,17 @@ public:
     /// completes), where GCC would otherwise move the returned object into the frame (a
     /// second construction and destruction of every operation, and a move constructor
     /// required of every user awaitable). Awaitables with operator co_await pass through.
+    ///
+    /// The forwarders also mark this task as the running one when it resumes (running_task),
+    /// which is how a task_group learns its owner.
     template <class Awaitable>
     decltype(auto) await_transform(Awaitable&& a) noexcept {
         if constexpr (requires { a.set_chain(cancel_); }) a.set_chain(cancel_);
         if constexpr (requires { a.await_ready(); })
-            return forwarder<std::remove_reference_t<Awaitable>>{&a};
+            return forwarder<std::remove_reference_t<Awaitable>>{&a, this};
+        else if constexpr (requires { std::forward<Awaitable>(a).operator co_await(); })
+            return holding_forwarder<decltype(std::forward<Awaitable>(a).operator co_await())>{
+                std::forward<Awaitable>(a).operator co_await(), this};
         else
             return std::forward<Awaitable>(a);
     }
@@ -129,8 +204,14 @@ public:
 
     /// The task at the bottom of the chain of awaits this one belongs to: the task of a
     /// task_group, a when_all/when_any branch or a run() that (indirectly) awaits it, or this
-    /// task itself when nothing awaits it.
+    /// task itself when nothing awaits it. A task awaited as an lvalue (`co_await t;`, owned
+    /// elsewhere) is a root of its own: it may outlive its awaiter.
     promise_base& root() noexcept { return *root_; }
+
+    /// What an lvalue await leaves in the awaited task: told if the task is destroyed first.
+    struct await_link {
+        void (*task_destroyed)(await_link&) noexcept;
+    };
 
     /// The exception the task ended with, if any.
     const std::exception_ptr& exception() const noexcept { return exception_; }
@@ -148,8 +229,18 @@ private:
     template <bool Any, class... Ts>
     friend class join;
     friend class resume_on_awaiter;
+    friend void mark_running(promise_base* p) noexcept;
+    template <class A, class H>
+    friend decltype(auto) suspend_marked(A& a, H h, promise_base* self);
+    friend void commit_from(promise_base* p) noexcept;
+    friend bool awaits_within(promise_base* p, const root_owner* owner) noexcept;
 
     std::coroutine_handle<> continuation_;
+    await_link* awaited_by_ = nullptr; // the lvalue await in progress, if any
+    // The task awaiting this one as an lvalue, in its chain (not shielded): the next link of
+    // a chain of awaits, since this one is a root of its own.
+    promise_base* parent_ = nullptr;
+    bool started_ = false;
     // While non-null, the task is being started by an awaiter that wants to know whether it
     // finished before suspending.
     bool* finished_inline_ = nullptr;
@@ -170,6 +261,61 @@ private:
     promise_base* next_in_group_ = nullptr;
     std::uint32_t handle_slot_ = 0;
 };
+
+/// `p` resumes: it is the running task now.
+inline void mark_running(promise_base* p) noexcept {
+    running_task = p;
+}
+
+inline void promise_base::initial_awaiter::await_resume() const noexcept {
+    self->started_ = true;
+    mark_running(self);
+}
+
+/// Suspends through `a`; once suspended (the frame may be resumed elsewhere, or gone), no task
+/// is marked running.
+template <class A, class H>
+decltype(auto) suspend_marked(A& a, H h, promise_base*) {
+    using result = decltype(a.await_suspend(h));
+    if constexpr (std::is_void_v<result>) {
+        a.await_suspend(h);
+        running_task = nullptr;
+    } else if constexpr (std::is_same_v<result, bool>) {
+        if (!a.await_suspend(h)) return false;
+        running_task = nullptr;
+        return true;
+    } else {
+        auto next = a.await_suspend(h);
+        running_task = nullptr;
+        return next;
+    }
+}
+
+/// The code of task `p` has committed to a result (see root_owner::on_root_committed): tells
+/// the owner of the root of its chain of awaits, or, for a task awaited as an lvalue, goes
+/// on from its awaiter. Stops at a shielded await: nothing outside it can drop its result.
+inline void commit_from(promise_base* p) noexcept {
+    while (p) {
+        promise_base& root = *p->root_;
+        if (p->cancel_ != &root.own_cancel_.state()) return; // shielded in between
+        if (root.owner_) {
+            root.owner_->on_root_committed(root);
+            return;
+        }
+        p = root.parent_;
+    }
+}
+
+/// True if the code of task `p` is, through its chain of awaits (joins and lvalue awaits
+/// included), part of a task that `owner` drives: it would wait for itself.
+inline bool awaits_within(promise_base* p, const root_owner* owner) noexcept {
+    while (p) {
+        promise_base& root = *p->root_;
+        if (root.owner_ == owner) return true;
+        p = root.owner_ ? root.owner_->awaiting() : root.parent_;
+    }
+    return false;
+}
 
 template <class T>
 class promise final : public promise_base {
@@ -214,7 +360,7 @@ public:
 };
 
 /// Why an awaiter refused to start a task.
-enum class refusal : std::uint8_t { none, empty, cancelled };
+enum class refusal : std::uint8_t { none, empty, cancelled, busy };
 
 /// Throws for a refusal (does nothing for none).
 inline void throw_refusal(refusal r) {
@@ -222,6 +368,9 @@ inline void throw_refusal(refusal r) {
     if (r == refusal::cancelled)
         throw std::system_error(std::make_error_code(std::errc::operation_canceled),
                                 "co_await task");
+    if (r == refusal::busy)
+        throw std::logic_error("conet::task: awaiting a task that already runs (awaited, "
+                               "spawned or started elsewhere)");
 }
 
 } // namespace detail
@@ -257,8 +406,13 @@ public:
     /// True once the coroutine has run to its end (returned or thrown).
     bool done() const noexcept { return handle_ && handle_.done(); }
 
+    /// Awaiting a task temporary (`co_await f()`) runs it in the awaiting task's chain.
     auto operator co_await() && noexcept { return awaiter{handle_, false}; }
-    auto operator co_await() & noexcept { return awaiter{handle_, false}; }
+    /// Awaiting a task owned elsewhere (`co_await t;`): it runs in a chain of its own, hung
+    /// under the awaiting task's, because it may outlive the awaiting frame. If that frame is
+    /// destroyed first, the task is unhooked and cancelled (it never resumes into the freed
+    /// frame); if the task is destroyed first, the await fails with conet::error::closed.
+    auto operator co_await() & noexcept { return lvalue_awaiter(handle_, false); }
 
     /// Gives up ownership of the coroutine frame (used to spawn it).
     handle_type release() noexcept { return std::exchange(handle_, nullptr); }
@@ -270,6 +424,98 @@ private:
     friend auto shield(task<U>& t) noexcept;
     template <class U>
     friend auto shield(task<U>&& t) noexcept;
+
+    class [[nodiscard(
+        "conet: co_await this operation; until awaited it does nothing")]] lvalue_awaiter;
+    // Awaits a task owned elsewhere (see operator co_await() &). Both ends undo the await:
+    // the awaiter's destructor unhooks and cancels a task still running, and the task's
+    // destruction ends the await (promise_base::~promise_base).
+    class lvalue_awaiter : private detail::promise_base::await_link, private detail::ready_node {
+    public:
+        lvalue_awaiter(handle_type task, bool shielded) noexcept
+            : await_link{&lvalue_awaiter::task_destroyed}, h_(task), shielded_(shielded) {}
+        lvalue_awaiter(const lvalue_awaiter&) = delete;
+        lvalue_awaiter& operator=(const lvalue_awaiter&) = delete;
+        ~lvalue_awaiter() {
+            if (waiting_) unhook();
+        }
+
+        bool await_ready() const noexcept { return h_ && h_.done(); }
+        template <class CallerPromise>
+        bool await_suspend(std::coroutine_handle<CallerPromise> caller) noexcept {
+            if (!h_) {
+                refused_ = detail::refusal::empty;
+                return false;
+            }
+            auto& p = h_.promise();
+            if (p.started_ || p.awaited_by_ || p.owner_) {
+                refused_ = detail::refusal::busy;
+                return false;
+            }
+            if constexpr (std::is_base_of_v<detail::promise_base, CallerPromise>) {
+                if (!shielded_) {
+                    detail::cancel_state& chain = caller.promise().chain();
+                    if (chain.requested()) {
+                        refused_ = detail::refusal::cancelled;
+                        if (detail::take_budget()) return false;
+                        // It never starts; the turn is given through this awaiter's own node.
+                        return detail::give_turn(static_cast<detail::ready_node&>(*this), caller);
+                    }
+                    p.own_cancel_.attach(chain);
+                    p.parent_ = &caller.promise();
+                }
+            }
+            p.continuation_ = caller;
+            p.awaited_by_ = this;
+            handle = caller;
+            loop_ = detail::loop_core::current();
+            bool finished_inline = false;
+            p.finished_inline_ = &finished_inline;
+            h_.resume();
+            if (finished_inline) return false;
+            p.finished_inline_ = nullptr; // suspended: it will resume `caller` when it ends
+            waiting_ = true;
+            return true;
+        }
+        decltype(auto) await_resume() {
+            waiting_ = false;
+            if (!h_ && refused_ == detail::refusal::none)
+                throw std::system_error(error::closed, "co_await task (the task was destroyed)");
+            detail::throw_refusal(refused_);
+            auto& p = h_.promise();
+            p.awaited_by_ = nullptr;
+            p.continuation_ = nullptr;
+            p.parent_ = nullptr;
+            p.own_cancel_.detach();
+            return p.take();
+        }
+
+    private:
+        // The awaiting frame goes first: the task must not resume it, nor stay in its chain.
+        void unhook() noexcept {
+            auto& p = h_.promise();
+            p.awaited_by_ = nullptr;
+            p.continuation_ = nullptr;
+            p.parent_ = nullptr;
+            p.own_cancel_.detach();
+            p.own_cancel_.state().request();
+        }
+
+        // The task goes first: resume the awaiter with error::closed.
+        static void task_destroyed(detail::promise_base::await_link& link) noexcept {
+            auto& self = static_cast<lvalue_awaiter&>(link);
+            self.h_ = nullptr;
+            self.waiting_ = false;
+            // On the loop it waits on (destroyed between runs: it resumes when one starts).
+            if (self.loop_) self.loop_->urgent.push_back(static_cast<detail::ready_node&>(self));
+        }
+
+        handle_type h_;
+        detail::loop_core* loop_ = nullptr;
+        bool shielded_;
+        bool waiting_ = false;
+        detail::refusal refused_ = detail::refusal::none;
+    };
 
     struct [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] awaiter;
     struct awaiter {
@@ -331,7 +577,7 @@ private:
 /// operations, or on the task) so that a shielded cleanup cannot hang its task forever.
 template <class T>
 auto shield(task<T>& t) noexcept {
-    return typename task<T>::awaiter{t.handle_, true};
+    return typename task<T>::lvalue_awaiter(t.handle_, true);
 }
 template <class T>
 auto shield(task<T>&& t) noexcept {

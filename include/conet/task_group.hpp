@@ -16,11 +16,24 @@
 // the handler). A task that ends with the operation_canceled its own cancellation caused has
 // not failed. No failure vanishes silently.
 //
+// Ownership: a group made while a task runs (in its frame, or in an object it makes) belongs
+// to that task: cancelling the task cancels every task of the group, at once, and the ones
+// spawned afterwards start cancelled. A group made outside any task (in main(), say) belongs
+// to nobody; `task_group(owner_token)` names the owner explicitly (an empty token: nobody).
+// conet::scope (scope.hpp) is the form that also waits for them.
+//
 // Lifetime: a group binds to the reactor running when it first spawns. Destroying a group
-// destroys the frames of its unfinished tasks without resuming them (join first to let them
-// clean up); destroying the reactor does the same for every group bound to it. Handles are
-// O(1), cheap to copy, and safe to use after their task, their group and their reactor are
-// gone. Use a group and its handles on the reactor's thread only.
+// with tasks still running never destroys a running frame and never skips their cleanup:
+// they are cancelled and handed to the reactor's own group, where they finish (their
+// shielded goodbyes included) and their failures are reported. So such a task must not use
+// what its owner destroyed with the group: spawn it with what it needs as arguments, or
+// join the group first (conet::scope does). Only destroying the reactor destroys unfinished
+// frames, without resuming them. Handles are O(1), cheap to copy, and safe to use after
+// their task, their group and their reactor are gone.
+//
+// Threads: use a group and its handles on its reactor's thread. Spawning into, joining or
+// cancelling a group of a reactor that runs on another thread fails with
+// conet::error::wrong_reactor.
 //
 // (Over 300 lines: the group, its handle and its join awaiter share private state and read
 // best together.)
@@ -49,7 +62,8 @@ class task_group;
 class reactor_pool;
 namespace detail {
 class resume_on_awaiter;
-}
+struct scope_access;
+} // namespace detail
 
 namespace detail {
 
@@ -109,8 +123,9 @@ public:
 
     /// Cancels the task: the operation it waits in, and every later co_await in it, fail
     /// with std::errc::operation_canceled, so that it can clean up and end. Does nothing
-    /// once the task has finished.
-    inline void cancel() const noexcept;
+    /// once the task has finished. On a thread other than its reactor's (while that runs),
+    /// throws std::system_error with conet::error::wrong_reactor.
+    inline void cancel() const;
     /// True once the task has finished (or for a default-constructed handle).
     bool done() const noexcept { return !registry_ || !registry_->find(slot_, generation_); }
 
@@ -147,14 +162,28 @@ public:
     /// a std::function<void(std::exception_ptr)> takes (a std::function too), and copyable.
     using failure_handler = detail::copyable_function<void(std::exception_ptr)>;
 
+    /// A group owned by the task that makes it, if one runs (see the top of this header).
     explicit task_group(failure_policy policy = failure_policy::report)
-        : root_owner(&task_group::task_done), policy_(policy) {}
+        : root_owner(&task_group::task_done, &task_group::task_committed), policy_(policy) {
+        if (detail::promise_base* owner = detail::running_task) own_to(owner->chain());
+    }
+    /// A group owned by the task whose cancellation token `owner` is (`co_await
+    /// conet::current_cancel_token()`); an empty token: owned by nobody.
+    explicit task_group(cancel_token owner, failure_policy policy = failure_policy::report)
+        : root_owner(&task_group::task_done, &task_group::task_committed), policy_(policy) {
+        if (owner.state_) own_to(*owner.state_);
+    }
     task_group(const task_group&) = delete;
     task_group& operator=(const task_group&) = delete;
 
-    /// Destroys the frames of the tasks still running (they are not resumed).
+    /// Cancels the tasks still running and hands them to the reactor's own group, where they
+    /// finish their cleanup (see the top of this header).
     ~task_group() {
+        if (on_other_thread()) [[unlikely]]
+            destroyed_on_wrong_thread();
         if (alive_) *alive_ = false; // destroyed from inside finish()
+        owner_link_.unregister();
+        hand_over_to_reactor();
         detach();
         registry_->release();
     }
@@ -167,9 +196,13 @@ public:
     template <class T>
     task_handle spawn(task<T> t) {
         if (!t.valid()) throw std::invalid_argument("conet::task_group::spawn: empty task");
+        check_thread("task_group::spawn");
         bind();
         auto h = t.handle();
         detail::promise_base& p = h.promise();
+        if (p.started_ || p.awaited_by_ || p.owner_)
+            throw std::invalid_argument("conet::task_group::spawn: the task already runs "
+                                        "(awaited or started elsewhere)");
         p.self_ = h;
         const std::uint32_t slot = add(p); // may throw: `t` still owns the frame
         t.release();
@@ -178,15 +211,20 @@ public:
         return task_handle(*registry_, slot);
     }
 
-    /// Cancels every task of the group (tasks spawned afterwards are not affected).
-    void cancel() noexcept {
-        for (detail::promise_base* p = first_; p; p = p->next_in_group_)
-            p->own_cancel_.state().request();
+    /// Cancels every task of the group (tasks spawned afterwards are not affected, unless
+    /// the group's owner was cancelled). On another reactor's thread, throws
+    /// std::system_error with conet::error::wrong_reactor.
+    void cancel() {
+        check_thread("task_group::cancel");
+        cancel_all();
     }
 
     /// Waits until the group has no task left: `co_await group.join();`. With
     /// failure_policy::cancel_all, then rethrows the first failure (once). A cancelled
-    /// join fails with operation_canceled; the group's tasks go on.
+    /// join fails with operation_canceled; the group's tasks go on. A task of the group
+    /// joining it would wait for itself: that fails at once with
+    /// std::errc::resource_deadlock_would_occur; on another reactor's thread, with
+    /// conet::error::wrong_reactor.
     auto join() noexcept { return join_awaiter(*this); }
 
     /// Tasks started and not finished yet.
@@ -246,6 +284,7 @@ private:
     friend class task_handle;
     friend class detail::resume_on_awaiter;
     friend class reactor_pool;
+    friend struct detail::scope_access;
 
     // Its bases are reachable from task_group only (the class itself is private). Once woken
     // (or abandoned, or cancelled) it never touches the group again: the group may be gone
@@ -264,17 +303,28 @@ private:
                 state_ = state::cancelled;
                 return detail::take_budget(); // else: through the ready queue, for fairness
             }
+            if (group_->on_other_thread()) {
+                state_ = state::wrong_thread;
+                return true;
+            }
             if (group_->size_ != 0) return false;
             joined(std::exchange(group_->first_failure_, nullptr));
             return true;
         }
-        bool await_suspend(std::coroutine_handle<> h) noexcept {
+        template <class Promise>
+        bool await_suspend(std::coroutine_handle<Promise> h) noexcept {
             handle = h;
             loop_ = detail::loop_core::current();
             if (state_ == state::cancelled) {
                 if (!loop_) return false;
                 loop_->ready.push_back(*this);
                 return true;
+            }
+            if constexpr (std::is_base_of_v<detail::promise_base, Promise>) {
+                if (detail::awaits_within(&h.promise(), group_)) { // it would wait for itself
+                    state_ = state::deadlock;
+                    return false;
+                }
             }
             if (!loop_) loop_ = group_->loop_;
             group_->joiners_.push_back(*this);
@@ -283,6 +333,12 @@ private:
         }
         void await_resume() {
             cancel_node::unregister();
+            if (state_ == state::deadlock)
+                throw std::system_error(
+                    std::make_error_code(std::errc::resource_deadlock_would_occur),
+                    "task_group::join (a task of the group cannot wait for its own group)");
+            if (state_ == state::wrong_thread)
+                throw std::system_error(error::wrong_reactor, "task_group::join");
             if (state_ == state::abandoned)
                 throw std::system_error(error::closed,
                                         "task_group::join (the group was destroyed)");
@@ -307,7 +363,14 @@ private:
         }
 
     private:
-        enum class state : unsigned char { waiting, joined, abandoned, cancelled };
+        enum class state : unsigned char {
+            waiting,
+            joined,
+            abandoned,
+            cancelled,
+            deadlock,
+            wrong_thread
+        };
 
         static void cancelled(detail::cancel_node& n) noexcept {
             auto& self = static_cast<join_awaiter&>(n);
@@ -326,7 +389,91 @@ private:
         state state_ = state::waiting;
     };
 
-    static void cancel_task(detail::promise_base& p) noexcept { p.own_cancel_.state().request(); }
+    // For a handle: checks the thread, then cancels.
+    static void cancel_task(detail::promise_base& p) {
+        if (task_group* g = owner_of(p); g && g->on_other_thread())
+            throw std::system_error(error::wrong_reactor, "task_handle::cancel");
+        p.own_cancel_.state().request();
+    }
+
+    void cancel_all() noexcept {
+        for (detail::promise_base* p = first_; p; p = p->next_in_group_)
+            p->own_cancel_.state().request();
+    }
+
+    // True when the group's reactor runs on another thread than this one.
+    bool on_other_thread() const noexcept { return loop_ && !loop_->usable_here(); }
+
+    void check_thread(const char* what) const {
+        if (on_other_thread()) throw std::system_error(error::wrong_reactor, what);
+    }
+
+    // Its tasks and its reactor's records belong to the thread that runs the reactor: a
+    // destructor cannot report, so the program stops with a message instead of racing.
+    [[noreturn, gnu::noinline, gnu::cold]] static void destroyed_on_wrong_thread() noexcept {
+        std::fputs("conet: a task_group was destroyed on a thread other than its reactor's "
+                   "while that reactor runs\n",
+                   stderr);
+        std::terminate();
+    }
+
+    // A task of the group committed its result (when.hpp): a scope's group passes it on to
+    // the task awaiting the scope, which will deliver the body's value.
+    static void task_committed(root_owner& self, detail::promise_base&) noexcept {
+        if (detail::promise_base* p = static_cast<task_group&>(self).awaiting_)
+            detail::commit_from(p);
+    }
+
+    // For resume_on: true if the chain `c` owns a group (such a task cannot move: the
+    // group's tasks and records stay on this reactor).
+    static bool owns_a_group(detail::cancel_state& c) noexcept {
+        return c.has(&owner_link::owner_cancelled);
+    }
+
+    // For resume_on: true if the group belongs to a task (a scope's, a connection's helpers):
+    // its tasks cannot leave it.
+    bool owned() const noexcept { return owner_link_.registered(); }
+
+    // Hangs the group under its owner's chain: the owner's cancellation cancels every task.
+    struct owner_link : detail::cancel_node {
+        explicit owner_link(task_group& g) noexcept
+            : cancel_node(&owner_link::owner_cancelled), group(&g) {}
+        static void owner_cancelled(detail::cancel_node& n) noexcept {
+            task_group& g = *static_cast<owner_link&>(n).group;
+            g.cancel_newcomers_ = true;
+            g.cancel_all();
+        }
+        task_group* group;
+    };
+
+    void own_to(detail::cancel_state& owner) noexcept { owner.add(owner_link_); }
+
+    // The group goes while tasks still run: they are cancelled and move to the reactor's own
+    // group, which they leave when they finish. Not while the reactor itself is going (it
+    // destroys every frame), nor for the reactor's own group.
+    void hand_over_to_reactor() noexcept {
+        if (!loop_ || loop_->closing || !first_) return;
+        task_group* heir = loop_->own_group;
+        if (!heir || heir == this) return;
+        while (detail::promise_base* p = first_) {
+            forget(*p);
+            try {
+                heir->add(*p);
+            } catch (...) { // no memory for the heir's registry: the task has no owner now
+                p->owner_ = nullptr;
+                if (detail::running_task && &detail::running_task->root() == p) {
+                    std::fputs("conet: a task_group destroyed by its own task could not hand "
+                               "it over (out of memory)\n",
+                               stderr);
+                    std::terminate();
+                }
+                p->self_.destroy();
+                continue;
+            }
+            p->own_cancel_.state().request();
+        }
+        heir->wake_joiners_if_empty();
+    }
 
     // Takes `p` (its frame in p.self_) into the group; returns its handle's slot. May throw
     // std::bad_alloc before anything changed.
@@ -410,7 +557,9 @@ private:
         const std::coroutine_handle<> frame = p.self_;
         bool alive = true;
         alive_ = &alive;
-        if (failure) failed(std::move(failure));
+        detail::promise_base* const marked = std::exchange(detail::running_task, nullptr);
+        if (failure) failed(std::move(failure)); // user code: a group it makes is nobody's
+        detail::running_task = marked;
         if (alive) {
             alive_ = nullptr;
             wake_joiners_if_empty();
@@ -422,7 +571,7 @@ private:
         ++failures_;
         if (policy_ == failure_policy::cancel_all && !first_failure_) {
             first_failure_ = std::move(e);
-            cancel();
+            cancel_all();
             return;
         }
         report(e);
@@ -449,15 +598,16 @@ private:
     std::exception_ptr first_failure_;
     detail::ready_queue joiners_;
     bool* alive_ = nullptr; // while finish() runs user code: cleared if the group dies
-    // Set by a stopping reactor_pool on a reactor's own group: tasks added from then on start
-    // cancelled (they were on their way when the pool stopped).
+    // Set by a stopping reactor_pool on a reactor's own group, and when the group's owner is
+    // cancelled: tasks added from then on start cancelled.
     bool cancel_newcomers_ = false;
+    owner_link owner_link_{*this};
     detail::loop_core* loop_ = nullptr;
     task_group* prev_group_ = nullptr;
     task_group* next_group_ = nullptr;
 };
 
-inline void task_handle::cancel() const noexcept {
+inline void task_handle::cancel() const {
     if (!registry_) return;
     if (detail::promise_base* p = registry_->find(slot_, generation_)) task_group::cancel_task(*p);
 }

@@ -145,6 +145,10 @@ public:
         detail::throw_if(ec, "shutdown");
     }
     void shutdown(shutdown_type how, std::error_code& ec) noexcept {
+        if (!usable_here()) {
+            ec = error::wrong_reactor;
+            return;
+        }
         ec.clear();
         if (::shutdown(native_handle(), static_cast<int>(how)) < 0) {
             ec = detail::errno_code(errno);

@@ -10,6 +10,17 @@
 // before transferring anything. Each task is its own concurrent branch: cancelling the
 // awaiting task cancels them all, and awaiting in a task already cancelled starts none
 // (operation_canceled).
+//
+// No result is dropped: when_any's winner is the first branch to finish *or to commit*. A
+// branch commits when a when_any awaited inside it (in its own chain, not shielded) has
+// chosen a winner: that winner may have consumed data (bytes read from a socket) that only
+// this branch can deliver, even if the inner when_any cannot finish yet because its losers
+// are still cleaning up. So in `when_any(inner, c)` with `inner` awaiting
+// `when_any(a, b)`, once `a` wins inside, `inner` wins outside and `c` is cancelled before it
+// consumes anything; a deeper nesting commits level by level. when_all passes a commit on
+// to its own awaiter. What a branch consumed and then lost to its own cancellation (it kept
+// waiting after its transfer) is the branch's to deliver: return as soon as you have it, or
+// shield what follows.
 // Nothing is allocated beyond the tasks' own frames.
 #pragma once
 
@@ -49,7 +60,7 @@ class join final : public root_owner {
 
 public:
     explicit join(task<Ts>... tasks) noexcept
-        : root_owner(&join::root_done), tasks_(std::move(tasks)...) {}
+        : root_owner(&join::root_done, &join::root_committed), tasks_(std::move(tasks)...) {}
     join(join&&) noexcept = default;
     join(const join&) = delete;
     join& operator=(const join&) = delete;
@@ -62,7 +73,11 @@ public:
     bool await_suspend(std::coroutine_handle<Promise> caller) noexcept {
         caller_ = caller;
         cancel_state* parent = nullptr;
-        if constexpr (std::is_base_of_v<promise_base, Promise>) parent = &caller.promise().chain();
+        if constexpr (std::is_base_of_v<promise_base, Promise>) {
+            parent = &caller.promise().chain();
+            caller_promise_ = &caller.promise();
+            awaiting_ = caller_promise_;
+        }
         if (!std::apply([](const auto&... t) { return (t.valid() && ...); }, tasks_)) {
             refused_ = refusal::empty; // a moved-from task: nothing to start
             return false;
@@ -94,19 +109,51 @@ public:
     }
 
     std::coroutine_handle<> finish_branch(promise_base& p) noexcept {
-        std::size_t index = 0;
-        while (promises_[index] != &p)
-            ++index;
+        const std::size_t index = index_of(p);
         if (decided_ == none && (Any || p.exception_)) {
-            decided_ = index;
-            for (std::size_t i = 0; i < count; ++i)
-                if (i != index && promises_[i]) promises_[i]->own_cancel_.state().request();
+            decide(index);
+            if constexpr (Any) commit_upward();
         }
         if (--remaining_ == 0 && !starting_) return caller_;
         return std::noop_coroutine();
     }
 
+    static void root_committed(root_owner& self, promise_base& p) noexcept {
+        static_cast<join&>(self).branch_committed(p);
+    }
+
+    // A branch committed to its result before finishing (see the top of this header).
+    void branch_committed(promise_base& p) noexcept {
+        if constexpr (Any) {
+            if (decided_ != none) return; // decided already: that branch is being cancelled
+            decide(index_of(p));
+        }
+        commit_upward();
+    }
+
 private:
+    std::size_t index_of(const promise_base& p) const noexcept {
+        std::size_t index = 0;
+        while (promises_[index] != &p)
+            ++index;
+        return index;
+    }
+
+    // Branch `index` decides the join: the others are cancelled.
+    void decide(std::size_t index) noexcept {
+        decided_ = index;
+        for (std::size_t i = 0; i < count; ++i)
+            if (i != index && promises_[i]) promises_[i]->own_cancel_.state().request();
+    }
+
+    // This join will deliver a result that has consumed data: the branch of an enclosing join
+    // that awaits it (in its chain, not shielded) commits too. Once.
+    void commit_upward() noexcept {
+        if (committed_ || !caller_promise_) return;
+        committed_ = true;
+        commit_from(caller_promise_);
+    }
+
     template <std::size_t... I>
     void start_all(cancel_state* parent, std::index_sequence<I...>) noexcept {
         (start<I>(parent), ...);
@@ -162,9 +209,11 @@ private:
     ready_node turn_; // resumes the caller when a refusal gives the loop its turn
     std::array<promise_base*, count> promises_{};
     std::coroutine_handle<> caller_;
+    promise_base* caller_promise_ = nullptr; // the awaiting task, if it is a conet::task
     std::size_t remaining_ = 0;
     std::size_t decided_ = none; // when_any: the winner; when_all: the first to fail
     bool starting_ = false;
+    bool committed_ = false;
     refusal refused_ = refusal::none;
 };
 

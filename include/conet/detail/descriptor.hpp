@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <system_error>
 #include <utility>
 
@@ -82,7 +84,11 @@ public:
     /// Closes the descriptor. Coroutines waiting on it resume with conet::error::closed.
     void close() noexcept {
         if (fd_ < 0) return;
-        if (loop_) release();
+        if (loop_) {
+            if (!usable_here()) [[unlikely]]
+                closed_on_wrong_thread();
+            release();
+        }
         counted(::close(fd_)); // never retried on EINTR: on Linux the descriptor is gone either way
         fd_ = -1;
         state_ = (state_ & traits_mask) | unknown;
@@ -139,6 +145,14 @@ public:
         return true;
     }
 
+    /// False when the descriptor is registered with a loop that another thread runs, or
+    /// this thread runs another loop: then it must not be touched here (see leave_reactor).
+    [[gnu::always_inline]] bool usable_here() const noexcept {
+        if (loop_ == loop_core::current()) [[likely]] // one compare on the hot path
+            return true;
+        return usable_elsewhere();
+    }
+
     /// Unregisters the descriptor from the reactor it has waited on, so that another reactor
     /// can use it (its next wait there registers it anew): `conn.leave_reactor();` before
     /// handing `conn` to a task of another reactor. Call it on the reactor's thread, with no
@@ -186,6 +200,22 @@ private:
         return d == direction::read
                    ? std::uint32_t{EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR}
                    : std::uint32_t{EPOLLOUT | EPOLLHUP | EPOLLERR};
+    }
+
+    // usable_here() off the hot path: unregistered, or no reactor on this thread and the
+    // descriptor's loop runs nowhere.
+    [[gnu::noinline]] bool usable_elsewhere() const noexcept {
+        return !loop_ || (!loop_core::current() && loop_->usable_here());
+    }
+
+    // Closing touches the loop's record of the descriptor, which belongs to the thread that
+    // runs that loop: a programming error that cannot be reported (close() and destructors
+    // do not fail), so it stops the program with a message instead of racing.
+    [[noreturn, gnu::noinline, gnu::cold]] static void closed_on_wrong_thread() noexcept {
+        std::fputs("conet: a socket registered with a reactor that runs on another thread was "
+                   "closed (call leave_reactor() on its own thread before handing it over)\n",
+                   stderr);
+        std::terminate();
     }
 
     // After a move: the slot now names this object as the owner.

@@ -27,8 +27,10 @@ inline std::error_code arm_timeout(waiter& w) noexcept {
 /// allocation), tries the syscall at once and waits on the reactor only after EAGAIN.
 ///
 /// Before trying, it looks at the awaiting task's cancellation (a cancelled task transfers
-/// nothing) and at the coroutine's budget (invariant 9): once the budget is spent, the try
-/// is deferred to the loop's next turn, so that one busy peer cannot starve the others.
+/// nothing), at the thread (a descriptor registered with another thread's loop fails with
+/// conet::error::wrong_reactor before its first try) and at the coroutine's budget (invariant 9):
+/// once the budget is spent, the try is deferred to the loop's next turn, so that one busy peer
+/// cannot starve the others.
 ///
 /// `Derived` provides:
 ///   bool try_once() noexcept        - the syscall; true once finished (result kept or `ec` set)
@@ -55,6 +57,12 @@ public:
         if (cancel_requested()) {
             ec = std::make_error_code(std::errc::operation_canceled);
             return take_budget(); // spent: await_suspend gives the loop its turn first
+        }
+        // Registered with a loop that is not this thread's: its record is another thread's,
+        // so not even the first try may run (the wait would be refused anyway).
+        if (!self().target().usable_here()) [[unlikely]] {
+            ec = error::wrong_reactor;
+            return true;
         }
         // Known drained (a stream socket's last read was short): wait for the next edge
         // without trying, which would only meet EAGAIN (docs/design.md, "Readiness").

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "atomic.hpp"
 #include "descriptor_table.hpp"
 #include "ready_queue.hpp"
 #include "timer_heap.hpp"
@@ -91,14 +92,29 @@ struct loop_core {
     timer_heap timers;            // deadlines of sleeps and timeouts
     descriptor_table descriptors; // who waits on which descriptor
     task_group* groups = nullptr; // every task group bound to this loop (intrusive list)
-    std::size_t live_tasks = 0;   // tasks of those groups not finished yet
+    // The reactor's own group: where the tasks of a group destroyed before they finished go
+    // to finish (task_group.hpp); null while the reactor is being destroyed.
+    task_group* own_group = nullptr;
+    bool closing = false;       // the reactor is being destroyed: frames go without resuming
+    std::size_t live_tasks = 0; // tasks of those groups not finished yet
     std::uint32_t budget = default_budget;
     bool trace = false; // CONET_TRACE=1: print what the loop does (detail/trace.hpp)
+
+    // The thread that runs the loop, while it runs: the address of that thread's current()
+    // slot (unique among live threads). Read by the checks of thread affinity off the hot
+    // path (groups, handles); a socket compares current() with its loop instead.
+    atomic<loop_core* const*> running_on{nullptr};
 
     /// The loop running on this thread, or nullptr.
     static loop_core*& current() noexcept {
         thread_local loop_core* running = nullptr;
         return running;
+    }
+
+    /// True unless the loop runs on another thread now (then its state is that thread's).
+    bool usable_here() const noexcept {
+        loop_core* const* t = running_on.load(memory_order_relaxed);
+        return !t || t == &current();
     }
 };
 

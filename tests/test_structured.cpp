@@ -1,0 +1,774 @@
+// Tests of structured concurrency as a guarantee (docs/design.md, "Ownership"): cancellation
+// follows ownership into task groups, destroying a group never frees a running frame nor
+// skips cleanup, conet::scope, no when_any result is dropped, awaiting is undone from both
+// ends, a task cannot join its own group, and affinity is checked at every operation.
+#include <conet/conet.hpp>
+#include <conet/scope.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A sleep as a task, to be awaited through conet::shield.
+conet::task<> pause(std::chrono::milliseconds d) {
+    co_await conet::sleep_for(d);
+}
+
+bool is_cancellation(const std::system_error& e) {
+    return e.code() == std::errc::operation_canceled;
+}
+
+// Sends "bye" on `s` (with a wait before it, to prove the task was resumed and could wait).
+conet::task<> say_goodbye(conet::tcp_stream& s) {
+    co_await conet::sleep_for(1ms);
+    co_await s.send_all("bye");
+}
+
+// A helper of a connection: waits for data that never comes; cancelled, says goodbye on
+// its stream, shielded, and counts it.
+conet::task<> helper(conet::tcp_stream s, int& goodbyes) {
+    std::array<char, 16> buf{};
+    try {
+        co_await s.recv(buf);
+    } catch (const std::system_error& e) {
+        if (!is_cancellation(e)) throw;
+    }
+    co_await conet::shield(say_goodbye(s));
+    ++goodbyes;
+}
+
+// Reads what the peer sent until it closes (bounded by the caller's watchdog).
+conet::task<std::string> read_to_end(conet::tcp_stream& s) {
+    std::string all;
+    std::array<char, 64> buf{};
+    for (;;) {
+        const auto n = co_await s.recv(buf);
+        if (n == 0) co_return all;
+        all.append(buf.data(), n);
+    }
+}
+
+// A connection handler that owns a group of helpers, the way a server's handler would.
+struct connection {
+    conet::task_group helpers;
+};
+
+} // namespace
+
+TEST_CASE("cancelling a task cancels the group it owns; its tasks run their shielded goodbyes",
+          "[structured]") {
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        int goodbyes = 0;
+        bool owner_saw_join = false;
+        // The owner is cancelled while it waits; it catches that, then waits for its helpers
+        // (shielded). They finish only if the cancellation reached them.
+        auto owner = [](conet::tcp_stream x, conet::tcp_stream y, int& goodbyes,
+                        bool& joined) -> conet::task<> {
+            connection c;
+            c.helpers.spawn(helper(std::move(x), goodbyes));
+            c.helpers.spawn(helper(std::move(y), goodbyes));
+            try {
+                co_await conet::sleep_for(1h);
+            } catch (const std::system_error& e) {
+                if (!is_cancellation(e)) throw;
+            }
+            auto join = [](conet::task_group& g) -> conet::task<> { co_await g.join(); };
+            co_await conet::shield(join(c.helpers));
+            joined = true;
+        };
+        conet::task_group group;
+        auto handle =
+            group.spawn(owner(std::move(a.server), std::move(b.server), goodbyes, owner_saw_join));
+        co_await conet::sleep_for(5ms);
+        handle.cancel();
+        const auto got_1 = co_await read_to_end(a.client);
+        CHECK(got_1 == "bye");
+        const auto got_2 = co_await read_to_end(b.client);
+        CHECK(got_2 == "bye");
+        co_await group.join();
+        CHECK(goodbyes == 2);
+        CHECK(owner_saw_join);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("a group destroyed with its owner's frame: its tasks are cancelled and finish their "
+          "cleanup",
+          "[structured]") {
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        int goodbyes = 0;
+        // The owner does not catch its cancellation: its frame, and the group in it, go.
+        auto owner = [](conet::tcp_stream x, conet::tcp_stream y, int& goodbyes) -> conet::task<> {
+            connection c;
+            c.helpers.spawn(helper(std::move(x), goodbyes));
+            c.helpers.spawn(helper(std::move(y), goodbyes));
+            co_await conet::sleep_for(1h);
+        };
+        SECTION("cancelled, then destroyed") {
+            conet::task_group group;
+            auto handle = group.spawn(owner(std::move(a.server), std::move(b.server), goodbyes));
+            co_await conet::sleep_for(5ms);
+            handle.cancel();
+            co_await group.join();
+        }
+        SECTION("destroyed without a cancellation (the group goes with the frame)") {
+            auto* group = new conet::task_group;
+            group->spawn(owner(std::move(a.server), std::move(b.server), goodbyes));
+            co_await conet::sleep_for(5ms);
+            delete group; // destroys the owner's frame: its own group hands the helpers over
+        }
+        const auto got_3 = co_await read_to_end(a.client);
+        CHECK(got_3 == "bye");
+        const auto got_4 = co_await read_to_end(b.client);
+        CHECK(got_4 == "bye");
+        CHECK(goodbyes == 2);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("a group destroyed by one of its own tasks does not free the running frame",
+          "[structured]") {
+    auto body = []() -> conet::task<> {
+        int goodbyes = 0;
+        bool ran_after = false;
+        bool saw_cancellation = false;
+        auto pair = co_await connected_pair();
+        auto conn = std::make_unique<connection>();
+        conn->helpers.spawn(helper(std::move(pair.server), goodbyes));
+        // Tears its own connection (and the group it runs in) down, then goes on.
+        auto teardown = [](std::unique_ptr<connection>& c, bool& after,
+                           bool& cancelled) -> conet::task<> {
+            co_await conet::sleep_for(2ms);
+            std::string local = "still here";
+            c.reset(); // destroys the group this task belongs to
+            after = local == "still here";
+            try {
+                co_await conet::sleep_for(1h); // it has been cancelled: this ends at once
+            } catch (const std::system_error& e) {
+                cancelled = is_cancellation(e);
+            }
+        };
+        conn->helpers.spawn(teardown(conn, ran_after, saw_cancellation));
+        const auto got_5 = co_await read_to_end(pair.client);
+        CHECK(got_5 == "bye");
+        for (int i = 0; i < 100 && !saw_cancellation; ++i)
+            co_await conet::sleep_for(1ms);
+        CHECK(conn == nullptr);
+        CHECK(ran_after);
+        CHECK(saw_cancellation);
+        CHECK(goodbyes == 1);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("a group spawned into from a task is owned by it: its tasks are told at once",
+          "[structured]") {
+    // A group the owner keeps on the heap, and never destroys while cancelled.
+    auto body = []() -> conet::task<> {
+        auto group = std::make_unique<conet::task_group>();
+        int cancelled = 0;
+        auto child = [](int& n) -> conet::task<> {
+            try {
+                co_await conet::sleep_for(1h);
+            } catch (const std::system_error& e) {
+                if (is_cancellation(e)) ++n;
+            }
+        };
+        auto owner = [](conet::task_group& g, decltype(child) c, int& n) -> conet::task<> {
+            conet::task_group mine; // made in the owner's frame: the owner's
+            mine.spawn(c(n));
+            mine.spawn(c(n));
+            try {
+                co_await conet::sleep_for(1h);
+            } catch (const std::system_error&) {
+            }
+            // Still alive: its tasks have been told already.
+            for (int i = 0; i < 50 && n < 2; ++i)
+                co_await conet::shield(pause(1ms));
+            g.spawn(c(n)); // a group made outside: not the owner's, so not cancelled
+        };
+        auto handle = group->spawn(owner(*group, child, cancelled));
+        co_await conet::sleep_for(2ms);
+        handle.cancel();
+        for (int i = 0; i < 200 && !handle.done(); ++i)
+            co_await conet::sleep_for(1ms);
+        CHECK(cancelled == 2);
+        CHECK(group->size() == 1); // the task spawned into the outside group still runs
+        group->cancel();
+        co_await group->join();
+        CHECK(cancelled == 3);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("conet::scope waits for every task: success, a child's failure, the owner's "
+          "cancellation",
+          "[structured]") {
+    auto child = [](int& finished, std::chrono::milliseconds d) -> conet::task<> {
+        std::exception_ptr failure;
+        try {
+            co_await conet::sleep_for(d);
+        } catch (const std::system_error&) {
+            failure = std::current_exception();
+        }
+        if (failure) co_await conet::shield(pause(1ms)); // cleanup that waits
+        ++finished;
+        if (failure) std::rethrow_exception(failure);
+    };
+    SECTION("success: the body's value, after every child") {
+        auto body = [&]() -> conet::task<> {
+            int finished = 0;
+            int value = co_await conet::scope([&](conet::task_group& g) -> conet::task<int> {
+                g.spawn(child(finished, 5ms));
+                g.spawn(child(finished, 10ms));
+                co_return 42;
+            });
+            CHECK(value == 42);
+            CHECK(finished == 2);
+        };
+        run_bounded(body(), 5s);
+    }
+    SECTION("a child fails: the rest are cancelled, then the failure is rethrown") {
+        auto body = [&]() -> conet::task<> {
+            int finished = 0;
+            bool body_cancelled = false;
+            try {
+                co_await conet::scope([&](conet::task_group& g) -> conet::task<> {
+                    g.spawn(child(finished, 1h));
+                    g.spawn([]() -> conet::task<> {
+                        co_await conet::sleep_for(2ms);
+                        throw std::runtime_error("child failed");
+                    }());
+                    try {
+                        co_await conet::sleep_for(1h);
+                    } catch (const std::system_error& e) {
+                        body_cancelled = is_cancellation(e);
+                        throw;
+                    }
+                });
+                FAIL("scope returned");
+            } catch (const std::runtime_error& e) {
+                CHECK(std::string_view(e.what()) == "child failed");
+            }
+            CHECK(finished == 1); // the sleeping child ran its cleanup before scope ended
+            CHECK(body_cancelled);
+        };
+        run_bounded(body(), 5s);
+    }
+    SECTION("the owner is cancelled: every child is cancelled and finished before it ends") {
+        auto body = [&]() -> conet::task<> {
+            int finished = 0;
+            bool owner_saw = false;
+            auto owner = [&]() -> conet::task<> {
+                try {
+                    co_await conet::scope([&](conet::task_group& g) -> conet::task<> {
+                        g.spawn(child(finished, 1h));
+                        g.spawn(child(finished, 1h));
+                        co_await conet::sleep_for(1h);
+                    });
+                } catch (const std::system_error& e) {
+                    owner_saw = is_cancellation(e);
+                    CHECK(finished == 2); // nothing left running behind the owner's back
+                    throw;
+                }
+            };
+            conet::task_group group;
+            auto handle = group.spawn(owner());
+            co_await conet::sleep_for(3ms);
+            handle.cancel();
+            co_await group.join();
+            CHECK(owner_saw);
+            CHECK(finished == 2);
+        };
+        run_bounded(body(), 5s);
+    }
+}
+
+namespace {
+
+// Receives once; on cancellation, cleans up (shielded, waiting `cleanup`) and rethrows.
+conet::task<std::string> receive_once(conet::tcp_stream& s, std::chrono::milliseconds cleanup) {
+    std::array<char, 16> buf{};
+    try {
+        const auto n = co_await s.recv(buf);
+        co_return std::string(buf.data(), n);
+    } catch (const std::system_error& e) {
+        if (!is_cancellation(e) || cleanup == 0ms) throw;
+    }
+    co_await conet::shield(pause(cleanup));
+    throw std::system_error(std::make_error_code(std::errc::operation_canceled), "receive_once");
+}
+
+conet::task<std::string> first_of_two(conet::tcp_stream& a, conet::tcp_stream& b,
+                                      std::chrono::milliseconds cleanup) {
+    auto r = co_await conet::when_any(receive_once(a, cleanup), receive_once(b, cleanup));
+    co_return std::visit([](std::string& s) { return std::move(s); }, r);
+}
+
+// Writes to each peer in turn, with no wait between: one epoll batch sees them all.
+conet::task<> write_all_at_once(std::vector<conet::tcp_stream*> peers, std::string_view what) {
+    co_await conet::sleep_for(5ms);
+    for (auto* p : peers)
+        co_await p->send_all(what);
+}
+
+} // namespace
+
+TEST_CASE("nested when_any: the inner winner's data is never dropped for a later outer winner",
+          "[structured][when]") {
+    const auto cleanup = GENERATE(0ms, 1ms);
+    CAPTURE(cleanup.count());
+    auto body = [](std::chrono::milliseconds cleanup) -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client, &c.client}, "XYZ"));
+        auto r = co_await conet::when_any(first_of_two(a.server, b.server, cleanup),
+                                          receive_once(c.server, cleanup));
+        co_await writer.join();
+        // The inner when_any's winner came first in the batch: it wins the outer one too, and
+        // the outer loser consumed nothing (what was sent to it is still queued).
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+        std::array<char, 16> buf{};
+        const auto n = co_await c.server.recv(buf);
+        CHECK(std::string_view(buf.data(), n) == "XYZ");
+    };
+    run_bounded(body(cleanup), 5s);
+}
+
+TEST_CASE("nested when_any three deep with shielded cleanups: every byte received is delivered",
+          "[structured][when]") {
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        auto d = co_await connected_pair();
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client, &c.client, &d.client}, "abc"));
+        auto middle = [](conet::tcp_stream& a, conet::tcp_stream& b,
+                         conet::tcp_stream& c) -> conet::task<std::string> {
+            auto r = co_await conet::when_any(first_of_two(a, b, 1ms), receive_once(c, 2ms));
+            co_return std::visit([](std::string& s) { return std::move(s); }, r);
+        };
+        auto r = co_await conet::when_any(middle(a.server, b.server, c.server),
+                                          receive_once(d.server, 1ms));
+        co_await writer.join();
+        CHECK(r.index() == 0);
+        CHECK(std::visit([](std::string& s) { return s; }, r) == "abc");
+        // The losers consumed nothing: what was sent to them is still queued.
+        std::array<char, 16> buf{};
+        c.server.close(); // (closing is all that is left to do with c and d)
+        const auto n = co_await d.server.recv(buf);
+        CHECK(std::string_view(buf.data(), n) == "abc");
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {
+    conet::reactor r;
+    bool finished = false;
+    auto long_sleep = [](bool& done) -> conet::task<> {
+        co_await conet::sleep_for(30ms);
+        done = true;
+    };
+    conet::task<> owned_elsewhere = long_sleep(finished);
+    auto awaiting = [](conet::task<>& t) -> conet::task<> { co_await t; };
+    r.spawn([](conet::reactor& r) -> conet::task<> {
+        co_await conet::sleep_for(2ms);
+        r.stop();
+    }(r));
+    {
+        watchdog guard(r, 5s);
+        CHECK_THROWS_AS(r.run(awaiting(owned_elsewhere)), std::system_error);
+    }
+    // The awaiting frame is gone. The task it awaited must neither resume into it nor go on
+    // as if still awaited: it was cancelled.
+    conet::task<> later = []() -> conet::task<> { co_await conet::sleep_for(60ms); }();
+    run_bounded(r, std::move(later), 5s);
+    CHECK(owned_elsewhere.done());
+    CHECK_FALSE(finished);
+}
+
+TEST_CASE("a task destroyed while awaited resumes its awaiter with an error", "[structured]") {
+    auto body = []() -> conet::task<> {
+        std::optional<conet::task<>> t;
+        t.emplace([]() -> conet::task<> { co_await conet::sleep_for(1h); }());
+        conet::task_group killer;
+        killer.spawn([](std::optional<conet::task<>>& t) -> conet::task<> {
+            co_await conet::sleep_for(2ms);
+            t.reset();
+        }(t));
+        try {
+            co_await *t;
+            FAIL("the await returned");
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == conet::error::closed);
+        }
+        co_await killer.join();
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("a task joining its own group fails at once", "[structured][group]") {
+    SECTION("the reactor's own group") {
+        conet::reactor r;
+        std::optional<std::errc> seen;
+        r.spawn([](std::optional<std::errc>& seen) -> conet::task<> {
+            try {
+                co_await conet::reactor::current()->tasks().join();
+            } catch (const std::system_error& e) {
+                if (e.code() == std::errc::resource_deadlock_would_occur)
+                    seen = std::errc::resource_deadlock_would_occur;
+            }
+        }(seen));
+        watchdog guard(r, 5s);
+        r.run();
+        CHECK(seen == std::errc::resource_deadlock_would_occur);
+    }
+    SECTION("a group of the user's, joined by a task it owns, through a nested await") {
+        auto body = []() -> conet::task<> {
+            conet::task_group g;
+            bool refused = false;
+            auto inner = [](conet::task_group& g) -> conet::task<> { co_await g.join(); };
+            g.spawn([](conet::task_group& g, decltype(inner) in, bool& refused) -> conet::task<> {
+                try {
+                    co_await in(g);
+                } catch (const std::system_error& e) {
+                    refused = e.code() == std::errc::resource_deadlock_would_occur;
+                }
+            }(g, inner, refused));
+            co_await g.join();
+            CHECK(refused);
+        };
+        run_bounded(body(), 5s);
+    }
+}
+
+TEST_CASE("a socket, a group and a handle used from the wrong reactor fail with wrong_reactor at "
+          "their first operation",
+          "[structured][threads]") {
+    conet::reactor home;
+    conet::reactor other;
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    std::optional<conet::tcp_stream> client;
+    std::optional<conet::tcp_stream> server;
+    conet::task_group group;
+    // On `home`: connect, accept, and wait once on the server side, so that it registers;
+    // then leave data queued for it, which a try on the wrong thread would read.
+    run_bounded(home,
+                [](conet::tcp_listener& l, std::optional<conet::tcp_stream>& c,
+                   std::optional<conet::tcp_stream>& s, conet::task_group& g) -> conet::task<> {
+                    c.emplace(co_await conet::tcp_stream::connect(l.local_endpoint()));
+                    auto accepted = co_await l.accept();
+                    s.emplace(std::move(accepted.stream));
+                    conet::task_group sender;
+                    sender.spawn([](conet::tcp_stream& c) -> conet::task<> {
+                        co_await conet::sleep_for(2ms);
+                        co_await c.send_all("x");
+                    }(*c));
+                    std::array<char, 4> buf{};
+                    co_await s->recv(buf); // waits: registers the server side with `home`
+                    co_await sender.join();
+                    co_await c->send_all("y");
+                    g.spawn([]() -> conet::task<> { co_await conet::sleep_for(1h); }());
+                }(listener, client, server, group));
+    // `home` is still running (on its own thread) while `other` uses its things.
+    std::atomic<bool> release{false};
+    std::atomic<bool> home_running{false};
+    std::thread home_thread([&] {
+        watchdog guard(home, 5s);
+        home.run([](std::atomic<bool>& running, std::atomic<bool>& release) -> conet::task<> {
+            running = true;
+            while (!release.load())
+                co_await conet::sleep_for(1ms);
+        }(home_running, release));
+    });
+    for (int i = 0; i < 5000 && !home_running.load(); ++i)
+        std::this_thread::sleep_for(1ms); // a handshake: until `home` runs its task
+    REQUIRE(home_running.load());
+    std::error_code recv_ec, send_ec;
+    bool spawn_refused = false, join_refused = false;
+    run_bounded(other,
+                [](conet::tcp_stream& s, conet::task_group& g, std::error_code& rec,
+                   std::error_code& sec, bool& spawn_refused, bool& join_refused) -> conet::task<> {
+                    std::array<char, 4> buf{};
+                    co_await s.recv(buf, rec);
+                    co_await s.send(std::string_view("y"), sec);
+                    try {
+                        g.spawn([]() -> conet::task<> { co_return; }());
+                    } catch (const std::system_error& e) {
+                        spawn_refused = e.code() == conet::error::wrong_reactor;
+                    }
+                    try {
+                        co_await g.join();
+                    } catch (const std::system_error& e) {
+                        join_refused = e.code() == conet::error::wrong_reactor;
+                    }
+                }(*server, group, recv_ec, send_ec, spawn_refused, join_refused));
+    release = true;
+    home_thread.join();
+    CHECK(recv_ec == conet::error::wrong_reactor);
+    CHECK(send_ec == conet::error::wrong_reactor);
+    CHECK(spawn_refused);
+    CHECK(join_refused);
+}
+
+// The defects a second review found in the first version of the above.
+
+TEST_CASE("a task of a scope, or one that owns a group, cannot move to another reactor",
+          "[structured][threads]") {
+    conet::reactor_pool pool(2);
+    int refused = 0;
+    int ended = 0;
+    pool.run([&](std::size_t i) -> conet::task<> {
+        if (i != 0) co_return;
+        co_await conet::scope([&](conet::task_group& g) -> conet::task<> {
+            g.spawn([](conet::reactor& other, int& refused, int& ended) -> conet::task<> {
+                try {
+                    co_await conet::resume_on(other);
+                } catch (const std::invalid_argument&) {
+                    ++refused;
+                }
+                co_await conet::sleep_for(5ms);
+                ++ended;
+            }(pool[1], refused, ended));
+            co_return;
+        });
+        CHECK(ended == 1); // scope waited for it: it stayed in the scope's group
+        conet::task_group mine;
+        mine.spawn(pause(1ms));
+        try {
+            co_await conet::resume_on(pool[1]);
+        } catch (const std::invalid_argument&) {
+            ++refused;
+        }
+        co_await mine.join();
+        pool.stop();
+    });
+    CHECK(refused == 2);
+    CHECK(ended == 1);
+}
+
+TEST_CASE("joining its own group is refused through a scope body, a when_all branch and an "
+          "lvalue await",
+          "[structured][group]") {
+    auto join_it = [](conet::task_group& g) -> conet::task<> { co_await g.join(); };
+    auto refused = [](const std::system_error& e) {
+        return e.code() == std::errc::resource_deadlock_would_occur;
+    };
+    auto body = [&]() -> conet::task<> {
+        int seen = 0;
+        try {
+            co_await conet::scope([&](conet::task_group& g) -> conet::task<> {
+                g.spawn(pause(1ms));
+                co_await g.join();
+            });
+        } catch (const std::system_error& e) {
+            seen += refused(e);
+        }
+        conet::task_group g;
+        g.spawn([](conet::task_group& g, decltype(join_it) j, decltype(refused) r,
+                   int& seen) -> conet::task<> {
+            try {
+                co_await conet::when_all(j(g), pause(1ms));
+            } catch (const std::system_error& e) {
+                seen += r(e);
+            }
+            auto t = j(g);
+            try {
+                co_await t;
+            } catch (const std::system_error& e) {
+                seen += r(e);
+            }
+        }(g, join_it, refused, seen));
+        co_await g.join();
+        CHECK(seen == 3);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("when_any's commit passes through an lvalue await and through a scope",
+          "[structured][when]") {
+    const int how = GENERATE(0, 1);
+    CAPTURE(how);
+    auto body = [](int how) -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client, &c.client}, "XYZ"));
+        auto branch = [](int how, conet::tcp_stream& a,
+                         conet::tcp_stream& b) -> conet::task<std::string> {
+            if (how == 0) {
+                auto t = first_of_two(a, b, 5ms);
+                co_return co_await t;
+            }
+            co_return co_await conet::scope(
+                [&](conet::task_group&) { return first_of_two(a, b, 5ms); });
+        };
+        auto r =
+            co_await conet::when_any(branch(how, a.server, b.server), receive_once(c.server, 5ms));
+        co_await writer.join();
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+    };
+    run_bounded(body(how), 5s);
+}
+
+TEST_CASE("a task already awaited, or spawned, cannot be awaited or spawned again",
+          "[structured]") {
+    auto body = []() -> conet::task<> {
+        auto t = [](conet::task<> wait) -> conet::task<int> {
+            co_await std::move(wait);
+            co_return 42;
+        }(pause(10ms));
+        conet::task_group g;
+        int values = 0;
+        int refusals = 0;
+        auto await_it = [](conet::task<int>& t, int& values, int& refusals) -> conet::task<> {
+            try {
+                values += co_await t == 42;
+            } catch (const std::logic_error&) {
+                ++refusals;
+            }
+        };
+        g.spawn(await_it(t, values, refusals));
+        g.spawn(await_it(t, values, refusals));
+        co_await g.join();
+        CHECK(values == 1);
+        CHECK(refusals == 1);
+        // Spawning a task that is being awaited is refused; the task went with the call (it
+        // was moved into it), and its awaiter is told.
+        auto u = pause(1h);
+        std::optional<std::error_code> told;
+        g.spawn([](conet::task<>& u, std::optional<std::error_code>& told) -> conet::task<> {
+            try {
+                co_await u;
+            } catch (const std::system_error& e) {
+                told = e.code();
+            }
+        }(u, told));
+        co_await pause(1ms);
+        CHECK_THROWS_AS(g.spawn(std::move(u)), std::invalid_argument);
+        co_await g.join();
+        CHECK(told == conet::error::closed);
+    };
+    run_bounded(body(), 5s);
+}
+
+namespace {
+
+// A user's awaitable that resumes its waiter inline, from the code that sets it.
+struct inline_event {
+    std::coroutine_handle<> waiter;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { waiter = h; }
+    void await_resume() const noexcept {}
+    void set() {
+        if (auto h = std::exchange(waiter, {})) h.resume();
+    }
+};
+
+} // namespace
+
+TEST_CASE("a group belongs to the task whose code makes it, after an inline resumption and in "
+          "a failure handler too",
+          "[structured][group]") {
+    auto body = []() -> conet::task<> {
+        inline_event ev;
+        int done = 0;
+        int cancelled = 0;
+        auto worker = [](int& done, int& cancelled) -> conet::task<> {
+            try {
+                co_await conet::sleep_for(20ms);
+                ++done;
+            } catch (const std::system_error&) {
+                ++cancelled;
+            }
+        };
+        conet::task_group outer;
+        auto a = outer.spawn([](inline_event& ev) -> conet::task<> {
+            co_await ev;
+            try {
+                co_await conet::sleep_for(1h);
+            } catch (const std::system_error&) {
+            }
+        }(ev));
+        outer.spawn(
+            [](inline_event& ev, decltype(worker) w, int& done, int& cancelled) -> conet::task<> {
+                co_await conet::sleep_for(2ms);
+                ev.set(); // A runs (inline) until its sleep; then this code goes on
+                conet::task_group mine;
+                mine.spawn(w(done, cancelled));
+                co_await mine.join();
+            }(ev, worker, done, cancelled));
+        co_await conet::sleep_for(5ms);
+        a.cancel(); // A's cancellation must not reach B's group
+        // A failure handler makes a group: it belongs to nobody, not to the failed task.
+        std::optional<conet::task_group> later;
+        conet::task_group failing;
+        failing.set_failure_handler([&](std::exception_ptr) {
+            later.emplace();
+            later->spawn(worker(done, cancelled));
+        });
+        auto f = failing.spawn([]() -> conet::task<> {
+            try {
+                co_await conet::sleep_for(1h);
+            } catch (const std::system_error&) {
+            }
+            throw std::runtime_error("failed in cleanup");
+        }());
+        co_await conet::sleep_for(1ms);
+        f.cancel();
+        co_await outer.join();
+        co_await failing.join();
+        for (int i = 0; i < 100 && done + cancelled < 2; ++i)
+            co_await conet::sleep_for(1ms);
+        CHECK(done == 2);
+        CHECK(cancelled == 0);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("a task destroyed between runs while awaited: its awaiter resumes when a run starts",
+          "[structured]") {
+    conet::reactor r;
+    std::optional<conet::task<>> t;
+    t.emplace([]() -> conet::task<> { co_await conet::sleep_for(1h); }());
+    std::optional<std::error_code> seen;
+    r.spawn(
+        [](std::optional<conet::task<>>& t, std::optional<std::error_code>& seen) -> conet::task<> {
+            try {
+                co_await *t;
+            } catch (const std::system_error& e) {
+                seen = e.code();
+            }
+        }(t, seen));
+    run_bounded(r, pause(2ms), 5s);
+    t.reset(); // no run in progress
+    watchdog guard(r, 5s);
+    r.run();
+    CHECK(seen == conet::error::closed);
+}
