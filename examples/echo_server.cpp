@@ -44,36 +44,36 @@ conet::task<> echo(conet::tcp_stream conn, conet::buffer_pool& buffers) {
 }
 
 // One reactor's server: accepts clients on `listener` until the server stops, starting one
-// echo coroutine for each; then cancels them and waits until all have closed.
+// echo coroutine for each. The clients live in a scope: it returns only once every one of
+// them has ended, so nothing is left running behind the server's back. When the server
+// stops (a signal cancels this task), the scope cancels every client, and each closes.
 conet::task<> serve(conet::tcp_listener& listener, std::size_t index, bool print_stats) {
-    // The clients' coroutines. If one of them failed, the group would report it on stderr
-    // and the others, and the accept loop, would go on.
-    conet::task_group clients;
     conet::buffer_pool buffers(16 * 1024); // this reactor's receive buffers, lent per message
-    bool out_of_descriptors = false;
-    for (;;) {
-        std::error_code ec;
-        auto [conn, peer] = co_await listener.accept(ec);
-        if (ec == std::errc::too_many_files_open ||
-            ec == std::errc::too_many_files_open_in_system) {
-            // Out of descriptors: the client waits in the queue until some are freed. Said
-            // once each time it happens, with how many clients are being served meanwhile.
-            if (!std::exchange(out_of_descriptors, true))
-                std::cerr << "echo_server: out of descriptors with " << clients.size()
-                          << " clients; new ones wait" << std::endl;
-            co_await conet::sleep_for(std::chrono::milliseconds(50), ec);
-            if (ec) break; // operation_canceled: the server stops
-            continue;
-        }
-        if (ec == std::errc::operation_canceled) break; // a signal: the server stops
-        if (ec) throw std::system_error(ec, "accept");
-        out_of_descriptors = false;
-        clients.spawn(echo(std::move(conn), buffers)); // runs concurrently with this loop
-    }
-    // Shutting down: cancel every client's coroutine and wait until all have closed. This
-    // task is being cancelled itself, so the wait is shielded from that (and bounded).
-    clients.cancel();
-    co_await conet::shield(conet::with_timeout(clients.join(), std::chrono::seconds(5)));
+    // failure_policy::report: if one client's coroutine failed, the scope would report it on
+    // stderr and the others, and the accept loop, would go on.
+    co_await conet::scope(
+        conet::failure_policy::report, [&](conet::task_group& clients) -> conet::task<> {
+            bool out_of_descriptors = false;
+            for (;;) {
+                std::error_code ec;
+                auto [conn, peer] = co_await listener.accept(ec);
+                if (ec == std::errc::too_many_files_open ||
+                    ec == std::errc::too_many_files_open_in_system) {
+                    // Out of descriptors: the client waits in the queue until some are freed.
+                    // Said once each time it happens, with how many clients are being served.
+                    if (!std::exchange(out_of_descriptors, true))
+                        std::cerr << "echo_server: out of descriptors with " << clients.size() - 1
+                                  << " clients; new ones wait" << std::endl;
+                    co_await conet::sleep_for(std::chrono::milliseconds(50), ec);
+                    if (ec) co_return; // operation_canceled: the server stops
+                    continue;
+                }
+                if (ec == std::errc::operation_canceled) co_return; // a signal: the server stops
+                if (ec) throw std::system_error(ec, "accept");
+                out_of_descriptors = false;
+                clients.spawn(echo(std::move(conn), buffers)); // runs concurrently with this loop
+            }
+        });
     if (print_stats) { // one line, so that the reactors' lines do not interleave
         const conet::reactor_stats s = conet::reactor::current()->stats();
         std::cout << ("stats: reactor " + std::to_string(index) + " completed_at_once " +

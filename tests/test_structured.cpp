@@ -275,6 +275,27 @@ TEST_CASE("conet::scope waits for every task: success, a child's failure, the ow
         };
         run_bounded(body(), 5s);
     }
+    SECTION("report policy: a child's failure is reported and the rest go on") {
+        auto body = [&]() -> conet::task<> {
+            int finished = 0;
+            int reported = 0;
+            const int value = co_await conet::scope(
+                conet::failure_policy::report, [&](conet::task_group& g) -> conet::task<int> {
+                    g.set_failure_handler([&](std::exception_ptr) { ++reported; });
+                    g.spawn([]() -> conet::task<> {
+                        co_await conet::sleep_for(1ms);
+                        throw std::runtime_error("one client failed");
+                    }());
+                    g.spawn(child(finished, 10ms));
+                    co_await conet::sleep_for(5ms);
+                    co_return 7;
+                });
+            CHECK(value == 7);
+            CHECK(reported == 1);
+            CHECK(finished == 1); // not cancelled by the failure
+        };
+        run_bounded(body(), 5s);
+    }
     SECTION("the owner is cancelled: every child is cancelled and finished before it ends") {
         auto body = [&]() -> conet::task<> {
             int finished = 0;
