@@ -708,3 +708,23 @@ TEST_CASE("stop_on: signals checked at once, one pool per signal, dispositions r
     REQUIRE(::sigaction(SIGUSR2, nullptr, &after) == 0);
     CHECK(after.sa_handler == before.sa_handler);
 }
+
+TEST_CASE("a pool whose reactor another thread already runs ends its run with that failure",
+          "[pool]") {
+    conet::reactor_pool pool(2);
+    std::atomic<bool> foreign_running{false};
+    auto guard = std::make_unique<conet::reactor::work_guard>(pool[1]);
+    std::thread foreign([&] {
+        pool[1].post([&] { foreign_running = true; });
+        pool[1].run(); // someone else's run of the pool's reactor: a misuse
+    });
+    for (int i = 0; i < 5000 && !foreign_running.load(); ++i)
+        std::this_thread::sleep_for(1ms); // a handshake: until the foreign run has started
+    CHECK(foreign_running.load());
+    // Before: the pool's thread for reactor 1 retried run() for ever, and run() never ended.
+    CHECK_THROWS_AS(pool.run([](std::size_t) -> conet::task<> { co_await conet::sleep_for(1h); }),
+                    std::logic_error);
+    guard.reset();
+    pool[1].stop();
+    foreign.join();
+}

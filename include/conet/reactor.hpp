@@ -48,6 +48,14 @@
 
 namespace conet {
 
+namespace detail {
+/// What run() throws when the reactor already runs on another thread (a logic_error): a
+/// reactor_pool tells it from a failure of the loop, which it would retry.
+struct run_refused : std::logic_error {
+    using std::logic_error::logic_error;
+};
+} // namespace detail
+
 /// The event loop. Owns every task spawned on it (directly or through a task_group) and
 /// every coroutine suspended on it.
 ///
@@ -258,7 +266,7 @@ private:
             if (previous_)
                 throw std::logic_error("conet::reactor::run: another reactor runs on this thread");
             if (r.running_.exchange(true, detail::memory_order_acq_rel))
-                throw std::logic_error("conet::reactor::run: already running on another thread");
+                throw detail::run_refused("conet::reactor::run: already running on another thread");
             current_ref() = &r;
             detail::loop_core::current() = &r.core_;
             r.core_.running_on.store(&detail::loop_core::current(), detail::memory_order_relaxed);

@@ -245,6 +245,9 @@ private:
         for (;;) {
             try {
                 r.run(); // until the shard, and all it waits for, has ended, or r.stop()
+            } catch (const detail::run_refused&) { // another thread runs it: not ours to run
+                cannot_take_part(i, std::current_exception());
+                return;
             } catch (...) {
                 failed(std::current_exception());
                 continue;
@@ -254,8 +257,8 @@ private:
         }
     }
 
-    // Reactor i has no memory to take part in the run: a failure that stops the pool,
-    // whatever the policy (the program's task for it will never run).
+    // Reactor i cannot take part in the run (no memory, or another thread runs it): a
+    // failure that stops the pool, whatever the policy.
     void cannot_take_part(std::size_t i, std::exception_ptr e) noexcept {
         fail(std::move(e));
         shards_[i].done = true;
