@@ -9,6 +9,17 @@
 //       the same, but after each batch of echoes the generator waits U microseconds before
 //       sending the next messages: a server slowed down by valgrind then still finds its
 //       sockets empty after each message, as it does at full speed (see bench/run).
+//   loadgen ... --latency 1
+//       also times every round trip (from the message's first send to its echo's last byte)
+//       and appends "p50_us=A p99_us=B p999_us=C" to the line.
+//   loadgen ... --flood 1
+//       adds one more connection that writes 64 KiB blocks as fast as the server takes them
+//       and throws away what comes back (an upload, a misbehaving peer): the N ping-pong
+//       connections measure what the flood costs them. Appends "flood_mb_s=F". Not counted
+//       in round_trips.
+//   loadgen ... --short 1
+//       short connections: each of the N connects, sends one S-byte message, reads its echo
+//       and closes, then connects again. Prints "connections=C seconds=T conn_per_s=X ...".
 //   loadgen HOST:PORT --hold N
 //       opens N idle connections, prints "holding N", and keeps them until its standard
 //       input closes (for measuring the server's memory per idle connection).
@@ -20,8 +31,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,6 +50,9 @@ struct options {
     double seconds = 5;
     int hold = 0;
     long think_us = 0;
+    bool latency = false;
+    bool flood = false;
+    bool short_connections = false;
 };
 
 [[noreturn]] void die(const std::string& what) {
@@ -48,7 +64,8 @@ options parse(int argc, char** argv) {
     options o;
     if (argc < 2) {
         std::fprintf(stderr, "usage: loadgen HOST:PORT [--connections N] [--size S] "
-                             "[--seconds T] [--think-us U] | [--hold N]\n");
+                             "[--seconds T] [--think-us U] [--latency 1] [--flood 1] [--short 1] "
+                             "| [--hold N]\n");
         std::exit(2);
     }
     const std::string target = argv[1];
@@ -73,6 +90,12 @@ options parse(int argc, char** argv) {
             o.hold = std::atoi(value);
         else if (flag == "--think-us")
             o.think_us = std::atol(value);
+        else if (flag == "--latency")
+            o.latency = std::atoi(value) != 0;
+        else if (flag == "--flood")
+            o.flood = std::atoi(value) != 0;
+        else if (flag == "--short")
+            o.short_connections = std::atoi(value) != 0;
         else {
             std::fprintf(stderr, "loadgen: unknown option %s\n", flag.c_str());
             std::exit(2);
@@ -84,8 +107,8 @@ options parse(int argc, char** argv) {
 int connect_to(const sockaddr_in& server) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) die("socket");
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof server) < 0)
-        die("connect");
+    while (::connect(fd, reinterpret_cast<const sockaddr*>(&server), sizeof server) < 0)
+        if (errno != EINTR) die("connect");
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -103,7 +126,99 @@ struct connection {
     std::size_t sent = 0;    // bytes of the current message sent
     std::size_t received = 0;
     std::vector<char> out;
+    std::chrono::steady_clock::time_point started; // of the current message (--latency)
 };
+
+using clock_type = std::chrono::steady_clock;
+
+// The p-th quantile (0..1) of sorted `v`, in microseconds.
+double quantile_us(const std::vector<std::int64_t>& v, double p) {
+    if (v.empty()) return 0;
+    const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+    return static_cast<double>(v[std::min(i, v.size() - 1)]) / 1000.0;
+}
+
+void print_latency(std::vector<std::int64_t>& ns) {
+    std::sort(ns.begin(), ns.end());
+    std::printf(" p50_us=%.1f p99_us=%.1f p999_us=%.1f", quantile_us(ns, 0.5),
+                quantile_us(ns, 0.99), quantile_us(ns, 0.999));
+}
+
+// --short: every connection connects, sends one message, reads its echo, closes, again.
+// Blocking sockets, one thread per connection slot would measure the threads; instead the
+// slots are served round-robin by one epoll loop, connecting without blocking.
+int run_short(const options& o) {
+    struct slot {
+        int fd = -1;
+        std::size_t sent = 0, received = 0;
+        bool connecting = false;
+    };
+    const int ep = ::epoll_create1(0);
+    std::vector<slot> slots(static_cast<std::size_t>(o.connections));
+    std::vector<char> out(o.size, 'x'), in(o.size);
+    long long done = 0, errors = 0;
+    auto open = [&](std::size_t k) {
+        auto& s = slots[k];
+        s = slot{};
+        s.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (s.fd < 0) die("socket");
+        int one = 1;
+        ::setsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (::connect(s.fd, reinterpret_cast<const sockaddr*>(&o.server), sizeof o.server) < 0 &&
+            errno != EINPROGRESS)
+            die("connect");
+        s.connecting = true;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+        ev.data.u64 = k;
+        if (::epoll_ctl(ep, EPOLL_CTL_ADD, s.fd, &ev) < 0) die("epoll_ctl");
+    };
+    // Returns true when the slot's connection is finished (echo received).
+    auto progress = [&](std::size_t k) {
+        auto& s = slots[k];
+        for (;;) {
+            if (s.sent < o.size) {
+                const auto n = ::send(s.fd, out.data() + s.sent, o.size - s.sent, MSG_NOSIGNAL);
+                if (n < 0) {
+                    if (errno == EAGAIN || errno == EINPROGRESS || errno == ENOTCONN) return false;
+                    die("send");
+                }
+                s.sent += static_cast<std::size_t>(n);
+                continue;
+            }
+            const auto n = ::recv(s.fd, in.data(), o.size - s.received, 0);
+            if (n < 0) {
+                if (errno == EAGAIN) return false;
+                die("recv");
+            }
+            if (n == 0) {
+                ++errors;
+                return true;
+            }
+            s.received += static_cast<std::size_t>(n);
+            if (s.received == o.size) return true;
+        }
+    };
+    const auto start = clock_type::now();
+    const auto end = start + std::chrono::duration<double>(o.seconds);
+    for (std::size_t k = 0; k < slots.size(); ++k)
+        open(k);
+    std::vector<epoll_event> events(1024);
+    while (clock_type::now() < end) {
+        const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+        for (int i = 0; i < n; ++i) {
+            const auto k = events[static_cast<std::size_t>(i)].data.u64;
+            if (!progress(k)) continue;
+            ::close(slots[k].fd); // the server sees the end of stream and closes its side
+            ++done;
+            open(k);
+        }
+    }
+    const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+    std::printf("connections=%lld seconds=%.3f conn_per_s=%.0f errors=%lld\n", done, seconds,
+                static_cast<double>(done) / seconds, errors);
+    return errors == 0 ? 0 : 1;
+}
 
 } // namespace
 
@@ -125,6 +240,8 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    if (o.short_connections) return run_short(o);
+
     const int ep = ::epoll_create1(0);
     std::vector<connection> conns(static_cast<std::size_t>(o.connections));
     for (std::size_t k = 0; k < conns.size(); ++k) {
@@ -138,6 +255,29 @@ int main(int argc, char** argv) {
         ev.data.u64 = k;
         if (::epoll_ctl(ep, EPOLL_CTL_ADD, c.fd, &ev) < 0) die("epoll_ctl");
     }
+
+    // The flooder: its epoll key is conns.size(), past the ping-pong connections.
+    int flood_fd = -1;
+    std::uint64_t flooded = 0;
+    std::vector<char> block(64 * 1024, 'f'), sink(64 * 1024);
+    if (o.flood) {
+        flood_fd = connect_to(o.server);
+        epoll_event ev{};               // level-triggered: one block each way per poll, so that the
+        ev.events = EPOLLIN | EPOLLOUT; // generator serves its ping-pongs between blocks
+        ev.data.u64 = conns.size();
+        if (::epoll_ctl(ep, EPOLL_CTL_ADD, flood_fd, &ev) < 0) die("epoll_ctl");
+    }
+    auto flood = [&] {
+        const auto w = ::send(flood_fd, block.data(), block.size(), MSG_NOSIGNAL);
+        if (w > 0)
+            flooded += static_cast<std::uint64_t>(w);
+        else if (w < 0 && errno != EAGAIN)
+            die("flood send");
+        const auto r = ::recv(flood_fd, sink.data(), sink.size(), 0);
+        if (r == 0 || (r < 0 && errno != EAGAIN)) die("flood recv");
+    };
+    std::vector<std::int64_t> latencies;
+    if (o.latency) latencies.reserve(1 << 20);
 
     std::vector<char> in(o.size);
     std::vector<epoll_event> events(1024);
@@ -173,6 +313,12 @@ int main(int argc, char** argv) {
             c.received += static_cast<std::size_t>(n);
             if (c.received < o.size) continue;
             // A full round trip: next message, with different bytes.
+            if (o.latency) {
+                const auto now = clock_type::now();
+                latencies.push_back(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.started).count());
+                c.started = now;
+            }
             ++c.message;
             c.sent = c.received = 0;
             for (std::size_t i = 0; i < o.size; ++i)
@@ -184,17 +330,27 @@ int main(int argc, char** argv) {
             }
         }
     };
-    for (auto& c : conns)
+    for (auto& c : conns) {
+        c.started = clock_type::now();
         progress(c);
+    }
+    if (o.flood) flood();
     while (std::chrono::steady_clock::now() < end) {
         const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
-        for (int i = 0; i < n; ++i)
-            progress(conns[events[static_cast<std::size_t>(i)].data.u64]);
+        for (int i = 0; i < n; ++i) {
+            const auto k = events[static_cast<std::size_t>(i)].data.u64;
+            if (k == conns.size())
+                flood();
+            else
+                progress(conns[k]);
+        }
         if (!thinking.empty()) {
             ::usleep(static_cast<useconds_t>(o.think_us));
             waking.swap(thinking); // progress() may add to thinking again
-            for (connection* c : waking)
+            for (connection* c : waking) {
+                c->started = clock_type::now();
                 progress(*c);
+            }
             waking.clear();
         }
     }
@@ -205,7 +361,13 @@ int main(int argc, char** argv) {
         round_trips += static_cast<long long>(c.message);
         ::close(c.fd);
     }
-    std::printf("round_trips=%lld seconds=%.3f rt_per_s=%.0f errors=%lld\n", round_trips, seconds,
+    std::printf("round_trips=%lld seconds=%.3f rt_per_s=%.0f errors=%lld", round_trips, seconds,
                 static_cast<double>(round_trips) / seconds, errors);
+    if (o.latency) print_latency(latencies);
+    if (o.flood) {
+        std::printf(" flood_mb_s=%.0f", static_cast<double>(flooded) / seconds / 1e6);
+        ::close(flood_fd);
+    }
+    std::printf("\n");
     return errors == 0 ? 0 : 1;
 }

@@ -315,8 +315,10 @@ TEST_CASE("nested when_any: data for both levels in one batch loses no byte", "[
 namespace {
 
 // After its cancellation, keeps awaiting in the non-throwing form (a loop that logs its error
-// and goes on), each await completing at once, until `stop` is set.
-conet::task<> ignore_cancellation(int kind, conet::tcp_stream& s, const bool& stop, long& rounds) {
+// and goes on), each await completing at once, until `stop` is set. Counts the awaits that
+// reported operation_canceled in `refused`.
+conet::task<> ignore_cancellation(int kind, conet::tcp_stream& s, const bool& stop, long& refused) {
+    const auto canceled = std::make_error_code(std::errc::operation_canceled);
     std::error_code ec;
     char buf[16];
     // Each waits until the cancellation: afterwards, awaiting them is refused at once.
@@ -328,7 +330,7 @@ conet::task<> ignore_cancellation(int kind, conet::tcp_stream& s, const bool& st
             co_await conet::sleep_for(1ms, ignored);
     }(stop));
     while (!stop) {
-        ++rounds;
+        ec.clear();
         switch (kind) {
         case 0:
             co_await conet::yield(ec);
@@ -345,21 +347,25 @@ conet::task<> ignore_cancellation(int kind, conet::tcp_stream& s, const bool& st
         case 4:
             try {
                 co_await nap();
-            } catch (const std::system_error&) {
+            } catch (const std::system_error& e) {
+                ec = e.code();
             }
             break;
         case 5:
             try {
                 co_await conet::when_all(nap());
-            } catch (const std::system_error&) {
+            } catch (const std::system_error& e) {
+                ec = e.code();
             }
             break;
         default:
             try {
                 co_await sleeping.join();
-            } catch (const std::system_error&) {
+            } catch (const std::system_error& e) {
+                ec = e.code();
             }
         }
+        if (ec == canceled) ++refused;
     }
 }
 
@@ -371,17 +377,20 @@ TEST_CASE("a cancelled task that ignores its errors still gives the loop its tur
         auto body = [](int k) -> conet::task<long> {
             auto [client, server] = co_await connected_pair();
             bool stop = false;
-            long rounds = 0;
+            long refused = 0;
             conet::task_group group;
-            auto handle = group.spawn(ignore_cancellation(k, server, stop, rounds));
+            auto handle = group.spawn(ignore_cancellation(k, server, stop, refused));
             co_await conet::sleep_for(5ms);
             handle.cancel();
             co_await conet::sleep_for(10ms); // a timer: starved if the cancelled task never yields
             stop = true;
             co_await group.join();
-            co_return rounds;
+            co_return refused;
         };
-        CHECK(run_bounded(body(kind), 5s) > 0);
+        // More refused awaits than one budget holds: the task spent its budget at least once
+        // while cancelled, and the timer above still fired (or run_bounded would fail).
+        const long refused = run_bounded(body(kind), 5s);
+        CHECK(refused > static_cast<long>(conet::reactor{}.budget()));
     }
 }
 
@@ -583,4 +592,112 @@ TEST_CASE("nested when_any: a value handed over by a posted function is never lo
     };
     for (int i = 0; i < 10; ++i)
         run_bounded(body());
+}
+
+namespace {
+
+// The rule the ordering tests below hold the loop to (design invariant 9): a resumption moves
+// at most the reactor's byte budget plus one operation's bytes (an operation is never split),
+// and a coroutine that is not alone gets no second budget before the loop polls again.
+constexpr std::size_t flood_block = 64 * 1024;
+
+// Reads `s` until `stop`, 64 KiB at a time, counting the bytes into `moved`.
+conet::task<> drain(conet::tcp_stream& s, const bool& stop, std::size_t& moved) {
+    std::vector<char> buf(flood_block);
+    std::error_code ec;
+    while (!stop) {
+        const auto n = co_await s.recv(buf, ec);
+        if (ec || n == 0) co_return;
+        moved += n;
+    }
+}
+
+// Writes 64 KiB blocks into `s` until `stop`.
+conet::task<> fill(conet::tcp_stream& s, const bool& stop) {
+    const std::vector<char> block(flood_block, 'f');
+    std::error_code ec;
+    while (!stop) {
+        co_await s.send_all(block, ec);
+        if (ec) co_return;
+    }
+}
+
+} // namespace
+
+TEST_CASE("a small client's round trips wait for a bounded share of a flood", "[fair][flood]") {
+    auto body = []() -> conet::task<> {
+        auto flood = co_await connected_pair();
+        auto small = co_await connected_pair();
+        bool stop = false;
+        std::size_t flooded = 0;
+        conet::task_group group;
+        group.spawn(fill(flood.client, stop));
+        group.spawn(drain(flood.server, stop, flooded));
+        group.spawn([](conet::tcp_stream& s) -> conet::task<> { // echoes the small client
+            char buf[64];
+            std::error_code ec;
+            for (;;) {
+                const auto n = co_await s.recv(buf, ec);
+                if (ec || n == 0) co_return;
+                co_await s.send_all({buf, n}, ec);
+                if (ec) co_return;
+            }
+        }(small.server));
+        co_await conet::sleep_for(20ms); // the flood is under way: its sockets are full
+
+        // Each round trip is two hops, each a poll and a resumption: at most three turns of
+        // the loop, in each of which the reader is resumed at most twice (once deferred or
+        // queued, once by its event), each time moving at most a budget and one block.
+        const std::size_t budget = conet::reactor::current()->byte_budget();
+        const std::size_t per_round_trip = 3 * 2 * (budget + flood_block);
+        std::size_t worst = 0;
+        const std::size_t before = flooded;
+        char msg[64] = {}, back[64];
+        for (int i = 0; i < 100; ++i) {
+            const std::size_t at = flooded;
+            co_await small.client.send_all(msg);
+            co_await small.client.recv_exact(back);
+            worst = std::max(worst, flooded - at);
+        }
+        const std::size_t during = flooded - before;
+        stop = true;
+        small.client.close();
+        flood.client.close();
+        flood.server.close();
+        co_await group.join();
+        INFO("bytes flooded during 100 small round trips: " << during << ", at most " << worst
+                                                            << " in one");
+        CHECK(during > 0); // it did flood meanwhile
+        CHECK(worst <= per_round_trip);
+        CHECK(during <= 100 * per_round_trip);
+    };
+    run_bounded(body(), 20s);
+}
+
+TEST_CASE("a flood alone is deferred no more often than the rule says", "[fair][flood]") {
+    auto body = []() -> conet::task<> {
+        auto listener = conet::tcp_listener::bind(any_loopback_port());
+        flooder peer(listener.local_endpoint().port(), 10s);
+        auto [conn, who] = co_await listener.accept();
+        (void)who;
+        auto* r = conet::reactor::current();
+        const auto before = r->stats();
+        std::vector<char> buf(flood_block);
+        constexpr std::size_t total = 64 * 1024 * 1024;
+        std::size_t moved = 0;
+        while (moved < total) {
+            const auto n = co_await conn.recv(buf);
+            if (n == 0) break;
+            moved += n;
+        }
+        const auto deferred = r->stats().deferred - before.deferred;
+        // Alone, the reader spends 1 + alone_refills budgets between two deferrals, and a
+        // budget is spent only once it has moved its bytes (it waits earlier whenever it
+        // drains the socket, which is the peer's speed, not ours, and defers nothing).
+        const std::size_t between_polls = (1 + conet::detail::alone_refills) * r->byte_budget();
+        INFO("64 MiB read alone, deferred " << deferred << " times");
+        CHECK(moved >= total);
+        CHECK(deferred <= total / between_polls + 1);
+    };
+    run_bounded(body(), 30s);
 }

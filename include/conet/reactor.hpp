@@ -4,12 +4,12 @@
 // stop() and work guards must be used on that thread. Scale to more cores with one reactor
 // per thread.
 //
-// One turn of the loop resumes what was ready when the turn began (coroutines, then tries
-// the budget deferred), then polls epoll (without sleeping if anything is ready, else until
-// the earliest deadline) and resumes the coroutines whose descriptors became ready, then
-// expires deadlines. Everything scheduled during a turn waits for the next one, so no
-// coroutine can keep the others from their turn (design invariant 9). An exception leaving
-// user code inside a turn (a posted function, say) propagates out of run() with the loop
+// One turn of the loop resumes the coroutines that were ready when the turn began, then polls
+// epoll (without sleeping if anything is ready, else until the earliest deadline), resumes
+// the coroutines whose descriptors became ready, makes the tries the budget deferred before
+// the turn began, then expires deadlines. Everything scheduled during a turn waits for the next
+// one, so no coroutine can keep the others from their turn (design invariant 9). An exception
+// leaving user code inside a turn (a posted function, say) propagates out of run() with the loop
 // consistent: no epoll event, ready coroutine or posted function is lost, and run() can be
 // called again (invariant 11).
 //
@@ -242,6 +242,16 @@ public:
     }
     std::uint32_t budget() const noexcept { return core_.budget; }
 
+    /// How many bytes a coroutine may move (received and sent) without waiting before it
+    /// gives the loop its turn, whatever its count of operations (invariant 9; default
+    /// 64 KiB). An operation is never split: the one that goes past the budget completes,
+    /// and the next waits for the turn. 0 is taken as 1.
+    void set_byte_budget(std::size_t bytes) noexcept {
+        constexpr auto most = static_cast<std::size_t>(INT64_MAX);
+        core_.byte_budget = static_cast<std::int64_t>(bytes == 0 ? 1 : bytes < most ? bytes : most);
+    }
+    std::size_t byte_budget() const noexcept { return static_cast<std::size_t>(core_.byte_budget); }
+
     /// What this reactor has counted since it was made (reactor_stats): operations that
     /// completed at once or after a wait, epoll_wait calls, system calls. Read it on the
     /// reactor's thread, or when no run() is in progress.
@@ -261,7 +271,8 @@ private:
     class running_scope {
     public:
         explicit running_scope(reactor& r, std::coroutine_handle<> main = {})
-            : reactor_(r), previous_(current_ref()), budget_(detail::budget_left) {
+            : reactor_(r), previous_(current_ref()), budget_(detail::budget_left),
+              bytes_(detail::bytes_left) {
             if (previous_ == &r) throw std::logic_error("conet::reactor::run: already running");
             if (previous_)
                 throw std::logic_error("conet::reactor::run: another reactor runs on this thread");
@@ -283,6 +294,7 @@ private:
             current_ref() = previous_;
             detail::loop_core::current() = nullptr;
             detail::budget_left = budget_;
+            detail::bytes_left = bytes_;
             reactor_.main_ = nullptr;
         }
         running_scope(const running_scope&) = delete;
@@ -292,6 +304,7 @@ private:
         reactor& reactor_;
         reactor* previous_;
         std::uint32_t budget_;
+        std::int64_t bytes_;
     };
 
     // Unlinks a turn's end marker however the turn ends (an exception included).
@@ -343,8 +356,21 @@ private:
         if (outstanding_.fetch_sub(1, detail::memory_order_acq_rel) == 1) wake();
     }
 
-    void resume(std::coroutine_handle<> h) {
+    // A resumption's fresh budget (invariant 9), given before the try that ends a wait so
+    // that the bytes it moves count against the resumption they lead to.
+    [[gnu::always_inline]] void fresh_budget() noexcept {
         detail::budget_left = core_.budget;
+        detail::bytes_left = core_.byte_budget;
+    }
+
+    void resume(std::coroutine_handle<> h) {
+        fresh_budget();
+        resume_budgeted(h);
+    }
+
+    // Resumes `h` with the budget fresh_budget() gave (and a try may have spent).
+    [[gnu::always_inline]] void resume_budgeted(std::coroutine_handle<> h) {
+        core_.count_resumption(h);
         h.resume();
         if (!core_.urgent.empty()) [[unlikely]]
             resume_urgent();
@@ -354,7 +380,8 @@ private:
     // those their unwinding ends in turn.
     void resume_urgent() {
         while (detail::ready_node* n = core_.urgent.pop_front()) {
-            detail::budget_left = core_.budget;
+            fresh_budget();
+            core_.count_resumption(n->handle);
             n->handle.resume();
         }
     }
@@ -368,12 +395,13 @@ private:
             dispatch_rest(); // what an exception left of the previous batch
         if (!core_.deferred.empty()) [[unlikely]]
             run_deferred();
-        // The tries deferred before this turn; those deferred while it runs wait for the next.
+        // The tries deferred before this turn, made after its events: a coroutine that spent
+        // its budget goes behind what was queued before it and behind the sockets that
+        // became ready meanwhile. Those deferred while the turn runs wait for the next.
         const bool retries = !core_.retry.empty();
         if (retries) core_.retry.push_back(retry_end_);
         marker_guard retry_guard{retry_end_};
         run_ready();
-        if (retries) run_retries();
         if (stop_requested_.load(detail::memory_order_relaxed) || run_finished()) return;
         int n;
         do {
@@ -387,9 +415,11 @@ private:
         if (core_.trace && n > 0) [[unlikely]]
             detail::trace("epoll_wait returns %d event%s", n, n == 1 ? "" : "s");
         if (n < 0) detail::throw_error(detail::errno_code(errno), "epoll_wait");
+        core_.polled(static_cast<std::uint32_t>(n));
         event_count_ = static_cast<std::size_t>(n);
         next_event_ = 0;
         dispatch_events();
+        if (retries) run_retries();
         expire_timers();
     }
 
@@ -443,10 +473,11 @@ private:
     void run_retries() {
         for (detail::ready_node* n; (n = core_.retry.pop_front()) != &retry_end_;) {
             auto& w = static_cast<detail::waiter&>(*n);
+            fresh_budget();
             if (!w.attempt(w)) continue;
             ++detail::counters.completed_after_wait;
             w.end_wait();
-            resume(w.handle);
+            resume_budgeted(w.handle);
         }
     }
 
@@ -540,6 +571,7 @@ private:
     // waiting). A try never registers a descriptor, so `entry` is still where it was.
     [[gnu::always_inline]] void resume_ready(detail::waiter*& entry) {
         detail::waiter& w = *entry;
+        fresh_budget();
         if (!w.attempt(w)) return;
         ++detail::counters.completed_after_wait;
         if (core_.trace) [[unlikely]]
@@ -553,7 +585,7 @@ private:
         } else {
             w.end_wait();
         }
-        resume(w.handle);
+        resume_budgeted(w.handle);
     }
 
     // Runs the functions posted before this wake-up, in order. If one throws, the ones behind
@@ -570,7 +602,7 @@ private:
             outstanding_.fetch_sub(1, detail::memory_order_acq_rel);
             // A posted function may resume a coroutine (a value handed over from another
             // thread): with a budget, and followed by the waits it cancelled, as resume() does.
-            detail::budget_left = core_.budget;
+            fresh_budget();
             detail::running_task = nullptr;
             n->run(); // deletes a posted_function even when it throws
             resume_urgent();

@@ -40,7 +40,8 @@ inline std::error_code arm_timeout(waiter& w) noexcept {
 ///   std::string describe() const    - the operation's name for messages, e.g. "recv"
 /// and may provide `bool must_wait() noexcept` (see below).
 /// and, for a transfer that can fail part way, `std::size_t transferred() const`, which the
-/// throwing form reports in a conet::transfer_error.
+/// throwing form reports in a conet::transfer_error; another transfer may say what it moved
+/// with `std::size_t bytes_moved() const`. Either counts against the byte budget.
 ///
 /// With `out` null the operation throws std::system_error; otherwise it stores the outcome
 /// in *out and never throws for an I/O failure.
@@ -72,6 +73,7 @@ public:
             return false;
         }
         if (!self().try_once()) return false;
+        spend_bytes(moved());
         ++counters.completed_at_once;
         return true;
     }
@@ -122,8 +124,20 @@ private:
         }
         hold(deferred);
         loop->retry.push_back(*this);
+        ++counters.deferred;
         watch_cancellation();
         return true;
+    }
+
+    // The bytes a finished operation moved, for the byte budget (invariant 9): what a
+    // transfer reports as transferred(), or its bytes_moved(); none for the others.
+    [[gnu::always_inline]] std::size_t moved() const noexcept {
+        if constexpr (requires(const Derived& d) { d.bytes_moved(); })
+            return static_cast<const Derived&>(*this).bytes_moved();
+        else if constexpr (requires(const Derived& d) { d.transferred(); })
+            return static_cast<const Derived&>(*this).transferred();
+        else
+            return 0;
     }
 
     [[gnu::noinline, gnu::cold]] void trace_wait() noexcept {
@@ -146,7 +160,10 @@ private:
     // retry list and arms its timeout (which counts from when the operation has to wait).
     static bool attempt_thunk(waiter& w) noexcept {
         auto& self = static_cast<Derived&>(static_cast<io_awaiter&>(w));
-        if (self.try_once()) return true;
+        if (self.try_once()) {
+            self.spend_bytes_moved(); // against the resumption the loop gives it next
+            return true;
+        }
         if (self.holds(deferred)) {
             self.release(deferred);
             self.unlink();
@@ -159,6 +176,8 @@ private:
         }
         return false;
     }
+
+    void spend_bytes_moved() noexcept { spend_bytes(moved()); }
 
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
 

@@ -23,6 +23,7 @@ struct reactor_stats {
     std::uint64_t completed_after_wait = 0; // operations finished by a try after a wait
     std::uint64_t epoll_waits = 0;          // calls of epoll_wait
     std::uint64_t syscalls = 0;             // every system call, epoll_wait included
+    std::uint64_t deferred = 0;             // socket operations the budget put off to the next turn
 };
 } // namespace conet
 
@@ -34,16 +35,33 @@ namespace conet::detail {
 /// other sockets, posted functions and stop() have been served.
 inline constexpr std::uint32_t default_budget = 128;
 
+/// How many bytes a resumption may move (received and sent, counted when an operation
+/// completes) before it gives the loop its turn, whatever its count of operations: what a
+/// flood costs the other connections is bytes copied, not operations (invariant 9).
+inline constexpr std::size_t default_byte_budget = 64 * 1024;
+
+/// How many more byte budgets a coroutine that is alone on its loop gets before the loop
+/// polls again: alone, giving the turn would only cost an empty epoll_wait per budget.
+inline constexpr std::uint32_t alone_refills = 15;
+
 /// What is left of the running coroutine's budget. Thread-local, not per reactor, so that
 /// the check on the fast path is a load, a compare and a decrement; the reactor sets it
 /// before each resumption. Outside any reactor it is effectively unlimited.
 inline thread_local std::uint32_t budget_left = UINT32_MAX;
 
-/// Takes one unit of the budget: false once it is spent.
-inline bool take_budget() noexcept {
-    if (budget_left == 0) return false;
-    --budget_left;
-    return true;
+/// What is left of the running resumption's bytes (negative once an operation went past it:
+/// an operation is never split). Spending it empties budget_left too, so that take_budget()
+/// stays one check.
+inline thread_local std::int64_t bytes_left = INT64_MAX;
+
+/// Takes one unit of the budget: false once it is spent (defined after loop_core).
+inline bool take_budget() noexcept;
+
+/// Counts `n` bytes that an operation moved against the running resumption's budget.
+[[gnu::always_inline]] inline void spend_bytes(std::size_t n) noexcept {
+    bytes_left -= static_cast<std::int64_t>(n);
+    if (bytes_left <= 0) [[unlikely]]
+        budget_left = 0;
 }
 
 /// The counters of the reactor running on this thread: thread-local like the budget, so
@@ -98,12 +116,59 @@ struct loop_core {
     bool closing = false;       // the reactor is being destroyed: frames go without resuming
     std::size_t live_tasks = 0; // tasks of those groups not finished yet
     std::uint32_t budget = default_budget;
+    std::int64_t byte_budget = static_cast<std::int64_t>(default_byte_budget);
+    // Who else the loop served around the last poll (loop_core::alone()): resumptions of a
+    // coroutine other than the one resumed before, since the last epoll_wait and in the
+    // window before it; the events it returned; the byte budgets given again since.
+    void* last_resumed = nullptr;
+    std::uint32_t resumptions = 0;
+    std::uint32_t resumptions_before_poll = 0;
+    std::uint32_t last_batch = 0;
+    std::uint32_t refills = 0;
     bool trace = false; // CONET_TRACE=1: print what the loop does (detail/trace.hpp)
 
     // The thread that runs the loop, while it runs: the address of that thread's current()
     // slot (unique among live threads). Read by the checks of thread affinity off the hot
     // path (groups, handles); a socket compares current() with its loop instead.
     atomic<loop_core* const*> running_on{nullptr};
+
+    /// True when the running coroutine seems to be the loop's only work: the last poll
+    /// returned at most one event, nobody else was resumed since the poll before it, and no
+    /// other coroutine or deferred try is queued. A coroutine that spent its bytes may then
+    /// go on with a new budget, alone_refills times before the loop polls again: a single
+    /// stream keeps its throughput without an empty epoll_wait per budget, and a client that
+    /// arrives meanwhile waits for at most alone_refills + 1 budgets.
+    bool alone() const noexcept {
+        return refills < alone_refills && last_batch <= 1 && resumptions <= 1 &&
+               resumptions_before_poll <= 1 && ready.idle() && retry.idle() && urgent.empty();
+    }
+
+    /// Out of line, for take_budget() once the budget is spent: a new budget when the bytes
+    /// ran out (not the operations) and the coroutine is alone. False: defer.
+    [[gnu::noinline, gnu::cold]] static bool refill_budget() noexcept {
+        loop_core* l = current();
+        if (bytes_left > 0 || !l || !l->alone()) return false;
+        ++l->refills;
+        budget_left = l->budget - 1; // (this operation's unit)
+        bytes_left = l->byte_budget;
+        return true;
+    }
+
+    /// Notes a resumption of `h` (the reactor calls it before resuming): a coroutine resumed
+    /// again (a deferred try, then its event) is still one.
+    [[gnu::always_inline]] void count_resumption(std::coroutine_handle<> h) noexcept {
+        void* const frame = h.address();
+        resumptions += frame != last_resumed;
+        last_resumed = frame;
+    }
+
+    /// Notes a poll that returned `events` events (the reactor calls it after epoll_wait).
+    void polled(std::uint32_t events) noexcept {
+        resumptions_before_poll = resumptions;
+        resumptions = 0;
+        refills = 0;
+        last_batch = events;
+    }
 
     /// The loop running on this thread, or nullptr.
     static loop_core*& current() noexcept {
@@ -117,6 +182,13 @@ struct loop_core {
         return !t || t == &current();
     }
 };
+
+[[gnu::always_inline]] inline bool take_budget() noexcept {
+    if (budget_left == 0) [[unlikely]]
+        return loop_core::refill_budget();
+    --budget_left;
+    return true;
+}
 
 inline bool give_turn(ready_node& n, std::coroutine_handle<> h) noexcept {
     loop_core* l = loop_core::current();

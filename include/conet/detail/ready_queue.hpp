@@ -39,6 +39,12 @@ public:
 
     /// For a sentinel: the first node, or nullptr when the list is empty.
     ready_node* front() const noexcept { return next_ == this ? nullptr : next_; }
+    /// For a sentinel: true when the list holds no coroutine (it may hold a marker, a node
+    /// without a handle that bounds the loop's batch).
+    bool idle() const noexcept {
+        const ready_node* f = front();
+        return !f || (!f->handle && f->next_ == this);
+    }
     /// For a sentinel: true when the list is empty.
     bool empty() const noexcept { return next_ == this; }
 
@@ -61,6 +67,8 @@ public:
     void push_back(ready_node& n) noexcept { n.link_before(sentinel_); }
     ready_node* front() const noexcept { return sentinel_.front(); }
     bool empty() const noexcept { return sentinel_.empty(); }
+    /// True when the queue holds no coroutine, only a marker at most (ready_node::idle()).
+    bool idle() const noexcept { return sentinel_.idle(); }
 
     /// Unlinks and returns the first node, or nullptr when the list is empty.
     ready_node* pop_front() noexcept {

@@ -209,6 +209,7 @@ public:
     }
     descriptor& target() noexcept { return *d_; }
     pooled_buffer result() noexcept { return std::move(buf_); }
+    std::size_t bytes_moved() const noexcept { return buf_.size(); } // (the byte budget)
     pooled_buffer failed_result() noexcept { return {}; }
     std::string describe() const { return "recv"; }
 
