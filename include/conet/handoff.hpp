@@ -91,9 +91,9 @@ public:
                 refused_ = why::not_movable;
                 return false;
             }
-            // Structured: a task of a group that belongs to a task stays with its group, and
-            // a task that owns a group stays with it (their records are this reactor's).
-            if (group->owned() || task_group::owns_a_group(root.chain())) {
+            // Structured: a task of a scope stays in it (the scope waits for it), and a task
+            // that owns a group stays with the group (whose records are this reactor's).
+            if (group->scoped() || task_group::owns_a_group(root.chain())) {
                 refused_ = why::structured;
                 return false;
             }
@@ -114,8 +114,8 @@ public:
                 "another reactor; not a when_all/when_any branch or the task of a run()");
         if (refused_ == why::structured)
             throw std::invalid_argument(
-                "conet::resume_on: a task that owns a task_group, or a task of a group that "
-                "belongs to a task (conet::scope, a connection's helpers), stays on its reactor");
+                "conet::resume_on: a task that owns a task_group, or a task of a conet::scope, "
+                "stays on its reactor");
     }
 
 private:
@@ -165,7 +165,7 @@ private:
 /// its failure). Sockets it uses must leave_reactor() first (see the top of this header).
 /// Does nothing if the task already runs on `target`. Throws std::invalid_argument for a
 /// task that cannot move (a when_all/when_any branch, the task of a run(), a task that owns
-/// a task_group or belongs to one owned by a task), and
+/// a task_group, a task of a conet::scope), and
 /// operation_canceled if the task has been cancelled.
 inline detail::resume_on_awaiter resume_on(reactor& target) noexcept {
     return detail::resume_on_awaiter(target);

@@ -65,8 +65,8 @@ struct scope_slot<void> {
     void take() noexcept {}
 };
 
-// The body's value goes to the slot. Awaited as a temporary: in this task's chain, so that
-// a when_any inside the body commits through the group to the scope's awaiter.
+// The body's value goes to the slot. Awaited as a temporary: in this task's chain, so that a
+// join of the group inside the body is seen as the deadlock it is (task_group::join).
 // A failure of the body ends the scope whatever the group's policy: the rest is cancelled.
 template <class T>
 task<> run_scope_body(task<T> body, scope_slot<T>& slot, task_group& group) {
@@ -83,7 +83,8 @@ task<> run_scope_body(task<T> body, scope_slot<T>& slot, task_group& group) {
     }
 }
 
-// What scope needs of its group: the awaiting task, for commits and joins to follow.
+// What scope needs of its group: the awaiting task, for joins to follow the chain of awaits
+// (and resume_on to tell a scope's group).
 struct scope_access {
     static void awaited_by(task_group& g, promise_base* scope) noexcept { g.awaiting_ = scope; }
 };

@@ -53,14 +53,8 @@ public:
     std::coroutine_handle<> on_root_done(promise_base& promise) noexcept {
         return done_(*this, promise);
     }
-    /// The root `promise` has committed to its result before finishing: a when_any inside it
-    /// chose a winner that has consumed data (see when.hpp). A join decides for it; a scope's
-    /// group passes it on.
-    void on_root_committed(promise_base& promise) noexcept {
-        if (committed_) committed_(*this, promise);
-    }
     /// The task whose co_await waits for this owner's tasks (a join's caller, a scope), or
-    /// nullptr: the next link of a chain of awaits, for commits and for joins.
+    /// nullptr: the next link of a chain of awaits (see awaits_within).
     promise_base* awaiting() const noexcept { return awaiting_; }
     /// True if this owner is notified through `done` (tells a task_group from a join).
     bool notifies_through(std::coroutine_handle<> (*done)(root_owner&,
@@ -70,9 +64,7 @@ public:
 
 protected:
     using done_function = std::coroutine_handle<> (*)(root_owner&, promise_base&) noexcept;
-    using committed_function = void (*)(root_owner&, promise_base&) noexcept;
-    explicit root_owner(done_function done, committed_function committed = nullptr) noexcept
-        : done_(done), committed_(committed) {}
+    explicit root_owner(done_function done) noexcept : done_(done) {}
     root_owner(const root_owner&) noexcept = default;
     root_owner& operator=(const root_owner&) noexcept = default;
     ~root_owner() = default;
@@ -81,7 +73,6 @@ protected:
 
 private:
     done_function done_;
-    committed_function committed_;
 };
 
 /// The conet::task running on this thread (the promise of the coroutine whose code runs now),
@@ -232,13 +223,12 @@ private:
     friend void mark_running(promise_base* p) noexcept;
     template <class A, class H>
     friend decltype(auto) suspend_marked(A& a, H h, promise_base* self);
-    friend void commit_from(promise_base* p) noexcept;
     friend bool awaits_within(promise_base* p, const root_owner* owner) noexcept;
 
     std::coroutine_handle<> continuation_;
     await_link* awaited_by_ = nullptr; // the lvalue await in progress, if any
     // The task awaiting this one as an lvalue, in its chain (not shielded): the next link of
-    // a chain of awaits, since this one is a root of its own.
+    // a chain of awaits (awaits_within), since this one is a root of its own.
     promise_base* parent_ = nullptr;
     bool started_ = false;
     // While non-null, the task is being started by an awaiter that wants to know whether it
@@ -288,21 +278,6 @@ decltype(auto) suspend_marked(A& a, H h, promise_base*) {
         auto next = a.await_suspend(h);
         running_task = nullptr;
         return next;
-    }
-}
-
-/// The code of task `p` has committed to a result (see root_owner::on_root_committed): tells
-/// the owner of the root of its chain of awaits, or, for a task awaited as an lvalue, goes
-/// on from its awaiter. Stops at a shielded await: nothing outside it can drop its result.
-inline void commit_from(promise_base* p) noexcept {
-    while (p) {
-        promise_base& root = *p->root_;
-        if (p->cancel_ != &root.own_cancel_.state()) return; // shielded in between
-        if (root.owner_) {
-            root.owner_->on_root_committed(root);
-            return;
-        }
-        p = root.parent_;
     }
 }
 

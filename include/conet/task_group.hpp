@@ -164,13 +164,13 @@ public:
 
     /// A group owned by the task that makes it, if one runs (see the top of this header).
     explicit task_group(failure_policy policy = failure_policy::report)
-        : root_owner(&task_group::task_done, &task_group::task_committed), policy_(policy) {
+        : root_owner(&task_group::task_done), policy_(policy) {
         if (detail::promise_base* owner = detail::running_task) own_to(owner->chain());
     }
     /// A group owned by the task whose cancellation token `owner` is (`co_await
     /// conet::current_cancel_token()`); an empty token: owned by nobody.
     explicit task_group(cancel_token owner, failure_policy policy = failure_policy::report)
-        : root_owner(&task_group::task_done, &task_group::task_committed), policy_(policy) {
+        : root_owner(&task_group::task_done), policy_(policy) {
         if (owner.state_) own_to(*owner.state_);
     }
     task_group(const task_group&) = delete;
@@ -417,22 +417,14 @@ private:
         std::terminate();
     }
 
-    // A task of the group committed its result (when.hpp): a scope's group passes it on to
-    // the task awaiting the scope, which will deliver the body's value.
-    static void task_committed(root_owner& self, detail::promise_base&) noexcept {
-        if (detail::promise_base* p = static_cast<task_group&>(self).awaiting_)
-            detail::commit_from(p);
-    }
-
     // For resume_on: true if the chain `c` owns a group (such a task cannot move: the
     // group's tasks and records stay on this reactor).
     static bool owns_a_group(detail::cancel_state& c) noexcept {
         return c.has(&owner_link::owner_cancelled);
     }
 
-    // For resume_on: true if the group belongs to a task (a scope's, a connection's helpers):
-    // its tasks cannot leave it.
-    bool owned() const noexcept { return owner_link_.registered(); }
+    // For resume_on: true for a scope's group, which waits for its tasks: they cannot leave.
+    bool scoped() const noexcept { return awaiting_ != nullptr; }
 
     // Hangs the group under its owner's chain: the owner's cancellation cancels every task.
     struct owner_link : detail::cancel_node {

@@ -11,16 +11,13 @@
 // awaiting task cancels them all, and awaiting in a task already cancelled starts none
 // (operation_canceled).
 //
-// No result is dropped: when_any's winner is the first branch to finish *or to commit*. A
-// branch commits when a when_any awaited inside it (in its own chain, not shielded) has
-// chosen a winner: that winner may have consumed data (bytes read from a socket) that only
-// this branch can deliver, even if the inner when_any cannot finish yet because its losers
-// are still cleaning up. So in `when_any(inner, c)` with `inner` awaiting
-// `when_any(a, b)`, once `a` wins inside, `inner` wins outside and `c` is cancelled before it
-// consumes anything; a deeper nesting commits level by level. when_all passes a commit on
-// to its own awaiter. What a branch consumed and then lost to its own cancellation (it kept
-// waiting after its transfer) is the branch's to deliver: return as soon as you have it, or
-// shield what follows.
+// A loser never consumes: a cancelled branch's pending operation ends before it transfers,
+// and the loop resumes it before it handles the next event, so a nested when_any finishes
+// before an enclosing one can decide for another branch. One case is not covered: when an
+// inner when_any's loser waits in shielded cleanup, the inner one cannot finish, and a
+// sibling of the enclosing when_any that completes meanwhile wins it; the inner winner's
+// result is then discarded with its branch. Keep shielded cleanup inside a when_any branch
+// from waiting, or deliver what a branch consumed before it can be cancelled.
 // Nothing is allocated beyond the tasks' own frames.
 #pragma once
 
@@ -60,7 +57,7 @@ class join final : public root_owner {
 
 public:
     explicit join(task<Ts>... tasks) noexcept
-        : root_owner(&join::root_done, &join::root_committed), tasks_(std::move(tasks)...) {}
+        : root_owner(&join::root_done), tasks_(std::move(tasks)...) {}
     join(join&&) noexcept = default;
     join(const join&) = delete;
     join& operator=(const join&) = delete;
@@ -75,8 +72,7 @@ public:
         cancel_state* parent = nullptr;
         if constexpr (std::is_base_of_v<promise_base, Promise>) {
             parent = &caller.promise().chain();
-            caller_promise_ = &caller.promise();
-            awaiting_ = caller_promise_;
+            awaiting_ = &caller.promise(); // for a join of a group inside a branch (task_group)
         }
         if (!std::apply([](const auto&... t) { return (t.valid() && ...); }, tasks_)) {
             refused_ = refusal::empty; // a moved-from task: nothing to start
@@ -110,25 +106,9 @@ public:
 
     std::coroutine_handle<> finish_branch(promise_base& p) noexcept {
         const std::size_t index = index_of(p);
-        if (decided_ == none && (Any || p.exception_)) {
-            decide(index);
-            if constexpr (Any) commit_upward();
-        }
+        if (decided_ == none && (Any || p.exception_)) decide(index);
         if (--remaining_ == 0 && !starting_) return caller_;
         return std::noop_coroutine();
-    }
-
-    static void root_committed(root_owner& self, promise_base& p) noexcept {
-        static_cast<join&>(self).branch_committed(p);
-    }
-
-    // A branch committed to its result before finishing (see the top of this header).
-    void branch_committed(promise_base& p) noexcept {
-        if constexpr (Any) {
-            if (decided_ != none) return; // decided already: that branch is being cancelled
-            decide(index_of(p));
-        }
-        commit_upward();
     }
 
 private:
@@ -144,14 +124,6 @@ private:
         decided_ = index;
         for (std::size_t i = 0; i < count; ++i)
             if (i != index && promises_[i]) promises_[i]->own_cancel_.state().request();
-    }
-
-    // This join will deliver a result that has consumed data: the branch of an enclosing join
-    // that awaits it (in its chain, not shielded) commits too. Once.
-    void commit_upward() noexcept {
-        if (committed_ || !caller_promise_) return;
-        committed_ = true;
-        commit_from(caller_promise_);
     }
 
     template <std::size_t... I>
@@ -209,11 +181,9 @@ private:
     ready_node turn_; // resumes the caller when a refusal gives the loop its turn
     std::array<promise_base*, count> promises_{};
     std::coroutine_handle<> caller_;
-    promise_base* caller_promise_ = nullptr; // the awaiting task, if it is a conet::task
     std::size_t remaining_ = 0;
     std::size_t decided_ = none; // when_any: the winner; when_all: the first to fail
     bool starting_ = false;
-    bool committed_ = false;
     refusal refused_ = refusal::none;
 };
 
