@@ -6,6 +6,7 @@
 #include <conet/conet.hpp>
 #include <conet/scope.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -763,4 +764,178 @@ TEST_CASE("a task destroyed between runs while awaited: its awaiter resumes when
     watchdog guard(r, 5s);
     r.run();
     CHECK(seen == conet::error::closed);
+}
+
+// Defects a third review found (each test failed on the code before its fix).
+
+TEST_CASE("a scope whose body throws before it returns its task still waits for what it "
+          "spawned",
+          "[structured]") {
+    auto body = []() -> conet::task<> {
+        int cleaned = 0;
+        bool rethrown = false;
+        auto child = [](int& cleaned) -> conet::task<> {
+            std::error_code ec;
+            co_await conet::sleep_for(1h, ec);
+            co_await conet::shield(pause(5ms)); // cleanup that waits, then touches the frame
+            ++cleaned;
+        };
+        try {
+            co_await conet::scope([&](conet::task_group& g) -> conet::task<> {
+                g.spawn(child(cleaned));
+                throw std::runtime_error("setup failed"); // before any task is returned
+            });
+        } catch (const std::runtime_error&) {
+            rethrown = true;
+            CHECK(cleaned == 1); // the child ended before scope rethrew
+        }
+        CHECK(rethrown);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("a finished task, or one that runs, is not awaited again", "[structured]") {
+    auto body = []() -> conet::task<> {
+        // (co_await is kept out of Catch's macros: GCC 12 evaluates it twice there.)
+        int refused = 0;
+        auto t = []() -> conet::task<std::string> { co_return std::string(40, 'x'); }();
+        const std::string first = co_await t;
+        CHECK(first.size() == 40);
+        try {
+            (void)co_await t; // its value was taken
+        } catch (const std::logic_error&) {
+            ++refused;
+        }
+        try {
+            (void)co_await std::move(t); // so as a temporary too
+        } catch (const std::logic_error&) {
+            ++refused;
+        }
+        auto running = pause(20ms);
+        conet::task_group g;
+        g.spawn([](conet::task<>& r) -> conet::task<> { co_await r; }(running));
+        co_await conet::sleep_for(1ms);
+        try {
+            co_await std::move(running);
+        } catch (const std::logic_error&) {
+            ++refused;
+        }
+        auto again = pause(20ms);
+        g.spawn([](conet::task<>& r) -> conet::task<> { co_await r; }(again));
+        co_await conet::sleep_for(1ms);
+        try {
+            co_await conet::when_any(std::move(again), pause(1ms));
+        } catch (const std::logic_error&) {
+            ++refused;
+        }
+        CHECK(refused == 4);
+        co_await g.join();
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("an operation refused with wrong_reactor in a loop still gives the loop its turn",
+          "[structured][threads]") {
+    conet::reactor home;
+    conet::reactor other;
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    std::optional<conet::tcp_stream> server;
+    std::optional<conet::tcp_stream> client;
+    run_bounded(home,
+                [](conet::tcp_listener& l, std::optional<conet::tcp_stream>& c,
+                   std::optional<conet::tcp_stream>& s) -> conet::task<> {
+                    c.emplace(co_await conet::tcp_stream::connect(l.local_endpoint()));
+                    auto accepted = co_await l.accept();
+                    s.emplace(std::move(accepted.stream));
+                }(listener, client, server));
+    std::atomic<bool> release{false};
+    std::atomic<bool> home_running{false};
+    std::thread home_thread([&] {
+        watchdog guard(home, 5s);
+        home.run([](conet::tcp_stream& s, std::atomic<bool>& running,
+                    std::atomic<bool>& release) -> conet::task<> {
+            conet::task_group g;
+            g.spawn([](conet::tcp_stream& s) -> conet::task<> {
+                std::array<char, 4> buf{};
+                std::error_code ec;
+                co_await s.recv(buf, ec); // waits: the socket is registered with `home`
+            }(s));
+            running = true;
+            while (!release.load())
+                co_await conet::sleep_for(1ms);
+            s.close(); // ends the wait, on its own thread
+            co_await g.join();
+        }(*server, home_running, release));
+    });
+    for (int i = 0; i < 5000 && !home_running.load(); ++i)
+        std::this_thread::sleep_for(1ms); // a handshake: until `home` waits on the socket
+    bool timer_fired = false;
+    int spins = 0;
+    other.spawn([](bool& fired) -> conet::task<> {
+        co_await conet::sleep_for(5ms);
+        fired = true;
+    }(timer_fired));
+    run_bounded(other, [](conet::tcp_stream& s, bool& fired, int& spins) -> conet::task<> {
+        // A loop that ignores its errors: the timer must still fire while it spins.
+        std::array<char, 4> buf{};
+        while (!fired && spins < 10'000'000) {
+            std::error_code ec;
+            co_await s.recv(buf, ec);
+            if (ec != conet::error::wrong_reactor) break;
+            ++spins;
+        }
+    }(*server, timer_fired, spins));
+    release = true;
+    home_thread.join();
+    CHECK(timer_fired);
+}
+
+TEST_CASE("datagrams and lines count against the byte budget", "[structured][fair]") {
+    const bool lines = GENERATE(false, true);
+    CAPTURE(lines);
+    conet::reactor r;
+    r.set_byte_budget(1000);
+    std::size_t most = 0;
+    run_bounded(r, [](bool lines, std::size_t& most) -> conet::task<> {
+        std::size_t since_turn = 0;
+        bool done = false;
+        conet::task_group g;
+        // Gives the loop its turn again and again, and records what the reader moved
+        // between two of its turns.
+        g.spawn([](std::size_t& since, std::size_t& most, bool& done) -> conet::task<> {
+            for (;;) {
+                most = std::max(most, since);
+                since = 0;
+                if (done) break;
+                co_await conet::yield();
+            }
+        }(since_turn, most, done));
+        const std::string block(1000, 'd');
+        if (lines) {
+            auto pair = co_await connected_pair();
+            const std::string line = std::string(999, 'l') + '\n';
+            for (int i = 0; i < 200; ++i)
+                co_await pair.client.send_all(line);
+            conet::line_reader reader{pair.server};
+            for (int i = 0; i < 200; ++i) {
+                co_await reader.read_line();
+                since_turn += line.size();
+            }
+        } else {
+            auto receiver = conet::udp_socket::bind(any_loopback_port());
+            auto sender = conet::udp_socket::bind(any_loopback_port());
+            for (int i = 0; i < 40; ++i) // (within the receive buffer: none dropped)
+                co_await sender.send_to(block, receiver.local_endpoint());
+            std::array<char, 1000> buf{};
+            for (int i = 0; i < 40; ++i) {
+                co_await receiver.recv_from(buf);
+                since_turn += buf.size();
+            }
+        }
+        done = true;
+        co_await g.join(); // (the yielder records the last stretch as it ends)
+    }(lines, most));
+    // A resumption moves at most the byte budget and one operation's bytes (a line_reader's
+    // read takes up to its buffer at once: that much more).
+    CHECK(most <= (lines ? 1000 + 2 * 65536 : 2000));
 }

@@ -35,7 +35,7 @@ enum class error {
     end_of_stream,      ///< the peer closed the stream before the requested bytes arrived
     already_waiting,    ///< a second coroutine tried to wait for the same direction of a socket
     no_reactor,         ///< an operation had to wait but no reactor runs on this thread
-    wrong_reactor,      ///< a socket was used on a thread other than its reactor's
+    wrong_reactor,      ///< a socket, group or handle used on a thread other than its reactor's
     datagram_truncated, ///< a datagram was larger than the buffer given to receive it
     closed, ///< the socket (or task group) was closed by another task while the operation waited
     port_out_of_range,   ///< a service given as a number is not a port (0 to 65535)
@@ -64,8 +64,9 @@ private:
         case error::no_reactor:
             return "No conet::reactor is running on this thread";
         case error::wrong_reactor:
-            return "Socket (or watched descriptor) belongs to a reactor that is not running on "
-                   "this thread (hand it over with leave_reactor() on its own reactor first)";
+            return "Used on a thread other than its reactor's (a socket is handed over with "
+                   "leave_reactor() on its own reactor first; a task group, its handles and "
+                   "its join stay on theirs)";
         case error::datagram_truncated:
             return "Datagram larger than the receive buffer";
         case error::closed:

@@ -61,12 +61,14 @@ public:
     }
     Result failed_result() noexcept { return Result{}; }
     std::string describe() const { return "read_line"; }
+    std::size_t bytes_moved() const noexcept { return read_; } // (the byte budget)
 
 private:
     line_reader* reader_;
     std::string* into_; // the caller's string, or nullptr to fill line_
     std::string line_;
     bool got_line_ = false;
+    std::size_t read_ = 0; // bytes its reads received: what it moved, for the byte budget
 };
 
 } // namespace detail
@@ -239,6 +241,7 @@ bool read_line_op<Result>::try_once() noexcept {
             reader_->fail(this->ec);
             return true;
         }
+        read_ += static_cast<std::size_t>(n);
     }
 }
 

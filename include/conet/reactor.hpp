@@ -175,6 +175,8 @@ public:
     template <class T>
     T run(task<T> t) {
         if (!t.valid()) throw std::invalid_argument("conet::reactor::run: empty task");
+        if (t.handle().promise().busy())
+            throw std::logic_error("conet::reactor::run: the task already runs, or ran");
         running_scope scope(*this, t.handle());
         auto h = t.handle();
         h.promise().start_node_.handle = h;

@@ -112,7 +112,14 @@ auto scope(failure_policy policy, Body body)
     {
         task_group group(owner, policy);
         detail::scope_access::awaited_by(group, detail::running_task); // this scope's task
-        group.spawn(detail::run_scope_body(body(group), slot, group));
+        try {
+            // Calling the body may spawn, then throw before it returns its task: then the
+            // group is cancelled and joined like any other failure of the body.
+            group.spawn(detail::run_scope_body(body(group), slot, group));
+        } catch (...) {
+            slot.failure = std::current_exception();
+            group.cancel();
+        }
         try {
             co_await shield(detail::join_for_scope(group));
         } catch (...) {

@@ -207,8 +207,18 @@ public:
     /// The exception the task ended with, if any.
     const std::exception_ptr& exception() const noexcept { return exception_; }
 
+    /// True once the task has been started, or while something awaits or owns it: it cannot
+    /// be awaited, run or spawned again.
+    bool busy() const noexcept { return started_ || awaited_by_ || owner_; }
+
 protected:
-    void rethrow_if_failed() const {
+    // Its result is taken once: a second await of a finished task must not see a moved-from
+    // value (or rethrow an exception the first already handled).
+    void rethrow_if_failed() {
+        if (taken_)
+            throw std::logic_error("conet::task: its result was already taken (a task is "
+                                   "awaited once)");
+        taken_ = true;
         if (exception_) std::rethrow_exception(exception_);
     }
 
@@ -231,6 +241,7 @@ private:
     // a chain of awaits (awaits_within), since this one is a root of its own.
     promise_base* parent_ = nullptr;
     bool started_ = false;
+    bool taken_ = false;
     // While non-null, the task is being started by an awaiter that wants to know whether it
     // finished before suspending.
     bool* finished_inline_ = nullptr;
@@ -423,7 +434,7 @@ private:
                 return false;
             }
             auto& p = h_.promise();
-            if (p.started_ || p.awaited_by_ || p.owner_) {
+            if (p.busy()) {
                 refused_ = detail::refusal::busy;
                 return false;
             }
@@ -511,6 +522,10 @@ private:
                 return false;
             }
             auto& p = h.promise();
+            if (p.busy()) {
+                refused = detail::refusal::busy;
+                return false;
+            }
             // Awaited in sequence: the task belongs to its caller's chain (one cancellation),
             // unless shielded, when it keeps its own, which nothing cancels.
             if constexpr (std::is_base_of_v<detail::promise_base, CallerPromise>) {

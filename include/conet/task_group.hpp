@@ -200,7 +200,7 @@ public:
         bind();
         auto h = t.handle();
         detail::promise_base& p = h.promise();
-        if (p.started_ || p.awaited_by_ || p.owner_)
+        if (p.busy())
             throw std::invalid_argument("conet::task_group::spawn: the task already runs "
                                         "(awaited or started elsewhere)");
         p.self_ = h;

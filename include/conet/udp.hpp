@@ -65,6 +65,7 @@ public:
     descriptor& target() noexcept { return *d_; }
     datagram result() const noexcept { return received_; }
     datagram failed_result() const noexcept { return received_; }
+    std::size_t bytes_moved() const noexcept { return received_.size; } // (the byte budget)
     std::string describe() const { return want_sender_ ? "recv_from" : "recv"; }
 
 private:
@@ -97,6 +98,7 @@ public:
     descriptor& target() noexcept { return *d_; }
     std::size_t result() const noexcept { return sent_; }
     std::size_t failed_result() const noexcept { return 0; }
+    std::size_t bytes_moved() const noexcept { return sent_; } // (the byte budget)
     std::string describe() const { return "send_to " + to_.to_string(); }
 
 private:

@@ -78,6 +78,11 @@ public:
             refused_ = refusal::empty; // a moved-from task: nothing to start
             return false;
         }
+        if (std::apply([](const auto&... t) { return (t.handle().promise().busy() || ...); },
+                       tasks_)) {
+            refused_ = refusal::busy; // started or awaited elsewhere
+            return false;
+        }
         if (parent && parent->requested()) { // cancellation is seen here too: start nothing
             refused_ = refusal::cancelled;
             if (take_budget()) return false;

@@ -63,7 +63,7 @@ public:
         // so not even the first try may run (the wait would be refused anyway).
         if (!self().target().usable_here()) [[unlikely]] {
             ec = error::wrong_reactor;
-            return true;
+            return take_budget(); // spent: the loop's turn first, as for a cancellation
         }
         // Known drained (a stream socket's last read was short): wait for the next edge
         // without trying, which would only meet EAGAIN (docs/design.md, "Readiness").
