@@ -1,11 +1,13 @@
-// Tests for conet/when.hpp: when_all and when_any with values, void and exceptions, and the
-// promise that losers are cancelled and awaited before the combinator returns.
+// Tests for conet/when.hpp: when_all and when_any with values, void and exceptions, the
+// promise that losers are cancelled and awaited before the combinator returns, and
+// reactor::run taking what they return as it takes a task.
 #include <conet/conet.hpp>
 
 #include <chrono>
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <variant>
 
 #include "catch.hpp"
@@ -117,4 +119,34 @@ TEST_CASE("cancelling a task cancels the branches it awaits", "[when][cancel]") 
     CHECK(a_cleaned);
     CHECK(b_cleaned);
     CHECK(parent_saw_cancel);
+}
+
+TEST_CASE("reactor::run runs when_all and yields its tuple", "[when][reactor]") {
+    conet::reactor r;
+    watchdog guard(r);
+    auto [a, b, c] =
+        r.run(conet::when_all(value_after(1, 20ms), nothing_after(10ms), value_after(3, 0ms)));
+    CHECK(a == 1);
+    static_assert(std::is_same_v<decltype(b), std::monostate>);
+    CHECK(c == 3);
+}
+
+TEST_CASE("reactor::run runs when_any and yields its variant", "[when][reactor]") {
+    conet::reactor r;
+    watchdog guard(r);
+    // The sleeper of an hour loses and is cancelled: run() returns at once with the winner.
+    const auto result = r.run(conet::when_any(value_after(7, 1h), nothing_after(0ms)));
+    static_assert(
+        std::is_same_v<std::remove_const_t<decltype(result)>, std::variant<int, std::monostate>>);
+    CHECK(result.index() == 1);
+    // The same reactor runs the next one: the run left nothing behind.
+    const auto second = r.run(conet::when_any(value_after(8, 0ms), value_after(9, 1h)));
+    REQUIRE(second.index() == 0);
+    CHECK(std::get<0>(second) == 8);
+}
+
+TEST_CASE("reactor::run rethrows the failure of when_all", "[when][reactor]") {
+    conet::reactor r;
+    watchdog guard(r);
+    CHECK_THROWS_WITH(r.run(conet::when_all(fail_after(0ms), value_after(1, 1h))), "branch failed");
 }
