@@ -298,12 +298,14 @@ TEST_CASE("a sleeping task that outlives the task that awaited it can be destroy
     conet::task<> inner = long_sleep(); // owned here
     {
         conet::reactor r;
-        std::thread stopper([&] {
-            std::this_thread::sleep_for(20ms);
+        // Stopped from the reactor's own thread while the run is in progress (a stop from
+        // another thread made before run() starts would be dropped, and the run would hang).
+        r.spawn([](conet::reactor& r) -> conet::task<> {
+            co_await conet::sleep_for(20ms);
             r.stop();
-        });
+        }(r));
+        watchdog guard(r, 5s);
         CHECK_THROWS(r.run(await_it(inner))); // the awaiting frame (and its chain) goes
-        stopper.join();
     }
     // inner's sleep still names the destroyed chain: destroying it must not touch it (ASan).
     inner = conet::task<>();
