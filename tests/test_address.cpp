@@ -268,7 +268,8 @@ static bool in_hosts_file(const std::string& host) {
 TEST_CASE("the machine's own name resolves", "[address]") {
     const std::string self = conet::host_name();
     if (!in_hosts_file(self)) {
-        WARN("not in /etc/hosts, so not looked up (a DNS query would leave the machine): " + self);
+        CONET_REPORT_SKIP(
+            "not in /etc/hosts, so not looked up (a DNS query would leave the machine): " + self);
         return;
     }
     const auto found = conet::resolve(self, 80);

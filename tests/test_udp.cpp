@@ -192,7 +192,7 @@ TEST_CASE("UDP over IPv6 loopback", "[udp]") {
         auto receiver =
             conet::udp_socket::bind({conet::ip_address::loopback(conet::ip_family::v6), 0}, ec);
         if (ec) {
-            WARN("no IPv6 loopback here: " << ec.message());
+            CONET_REPORT_SKIP("no IPv6 loopback here: " << ec.message());
             co_return;
         }
         auto sender = conet::udp_socket::open(conet::ip_family::v6);
