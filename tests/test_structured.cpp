@@ -860,6 +860,8 @@ TEST_CASE("an operation refused with wrong_reactor in a loop still gives the loo
                 std::error_code ec;
                 co_await s.recv(buf, ec); // waits: the socket is registered with `home`
             }(s));
+            co_await conet::yield(); // the recv has registered (and the flag below publishes
+            co_await conet::yield(); // that to the other thread)
             running = true;
             while (!release.load())
                 co_await conet::sleep_for(1ms);
