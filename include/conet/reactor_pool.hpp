@@ -144,7 +144,9 @@ public:
             tasks.push_back(make_task(i));
         tasks_running_.store(size(), detail::memory_order_seq_cst);
         for (std::size_t i = 0; i < size(); ++i) {
-            shards_[i].finished = shards_[i].released = shards_[i].done = false;
+            shards_[i].finished.store(false, detail::memory_order_relaxed);
+            shards_[i].done.store(false, detail::memory_order_relaxed);
+            shards_[i].released = false;
             shards_[i].waiting = {};
             // What spawn_on and resume_on bring to a reactor fails by the pool's policy too.
             auto by_policy = [this](std::exception_ptr e) { failed(std::move(e)); };
@@ -200,11 +202,13 @@ public:
 private:
     // What reactor i's shard keeps, touched only on its thread.
     struct shard_state {
-        task_group* group = nullptr;     // the program's task on this reactor, while it runs
-        bool finished = false;           // that task has ended (and was counted)
-        bool released = false;           // every reactor's task has ended, or the pool stopped
-        bool done = false;               // the shard has ended (or could not be made)
-        std::coroutine_handle<> waiting; // the shard, waiting to be released
+        task_group* group = nullptr; // the program's task on this reactor, while it runs
+        // That task has ended (and was counted). Atomic, as `done`: a reactor that another
+        // thread runs (a misuse the pool reports) may end its shard there.
+        detail::atomic<bool> finished{false};
+        bool released = false;            // every reactor's task has ended, or the pool stopped
+        detail::atomic<bool> done{false}; // the shard has ended (or could not be made)
+        std::coroutine_handle<> waiting;  // the shard, waiting to be released
         resumption wake;
         task_group host; // holds the shard itself (see drive)
     };
@@ -252,7 +256,7 @@ private:
                 failed(std::current_exception());
                 continue;
             }
-            if (shards_[i].done) return;
+            if (shards_[i].done.load(detail::memory_order_acquire)) return;
             stop();
         }
     }
@@ -261,7 +265,7 @@ private:
     // failure that stops the pool, whatever the policy.
     void cannot_take_part(std::size_t i, std::exception_ptr e) noexcept {
         fail(std::move(e));
-        shards_[i].done = true;
+        shards_[i].done.store(true, detail::memory_order_release);
         task_finished(i);
     }
 
@@ -292,12 +296,12 @@ private:
         co_await reactor::current()->tasks().join();
         watchers.cancel();
         co_await watchers.join();
-        state.done = true;
+        state.done.store(true, detail::memory_order_release);
     }
 
     // Reactor i's task has ended: the last one to end releases every reactor.
     void task_finished(std::size_t i) noexcept {
-        if (std::exchange(shards_[i].finished, true)) return;
+        if (shards_[i].finished.exchange(true, detail::memory_order_acq_rel)) return;
         if (tasks_running_.fetch_sub(1, detail::memory_order_seq_cst) == 1)
             for (std::size_t r = 0; r < size(); ++r)
                 messages_[r].release.post_to(*reactors_[r]);
