@@ -87,7 +87,7 @@ inline thread_local promise_base* running_task = nullptr;
 
 inline void mark_running(promise_base* p) noexcept;
 template <class A, class H>
-decltype(auto) suspend_marked(A& a, H h, promise_base* self);
+decltype(auto) suspend_marked(A& a, H h);
 
 /// Awaits `*a` (see promise_base::await_transform), and marks the awaiting task as the one
 /// running again when it resumes.
@@ -98,7 +98,7 @@ struct forwarder {
     bool await_ready() { return a->await_ready(); }
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
-        return suspend_marked(*a, h, self);
+        return suspend_marked(*a, h);
     }
     decltype(auto) await_resume() {
         mark_running(self);
@@ -114,7 +114,7 @@ struct holding_forwarder {
     bool await_ready() { return a.await_ready(); }
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
-        return suspend_marked(a, h, self);
+        return suspend_marked(a, h);
     }
     decltype(auto) await_resume() {
         mark_running(self);
@@ -231,8 +231,6 @@ private:
     friend class join;
     friend class resume_on_awaiter;
     friend void mark_running(promise_base* p) noexcept;
-    template <class A, class H>
-    friend decltype(auto) suspend_marked(A& a, H h, promise_base* self);
     friend bool awaits_within(promise_base* p, const root_owner* owner) noexcept;
 
     std::coroutine_handle<> continuation_;
@@ -276,7 +274,7 @@ inline void promise_base::initial_awaiter::await_resume() const noexcept {
 /// Suspends through `a`; once suspended (the frame may be resumed elsewhere, or gone), no task
 /// is marked running.
 template <class A, class H>
-decltype(auto) suspend_marked(A& a, H h, promise_base*) {
+decltype(auto) suspend_marked(A& a, H h) {
     using result = decltype(a.await_suspend(h));
     if constexpr (std::is_void_v<result>) {
         a.await_suspend(h);
@@ -413,6 +411,20 @@ private:
 
     class [[nodiscard(
         "conet: co_await this operation; until awaited it does nothing")]] lvalue_awaiter;
+    // Starts `task` for `caller`, which it resumes when it ends. If it finishes without
+    // suspending, returns false: the caller continues at once, in its own frame (see the
+    // awaiter's await_suspend); else true.
+    static bool start(handle_type task, std::coroutine_handle<> caller) noexcept {
+        auto& p = task.promise();
+        p.continuation_ = caller;
+        bool finished_inline = false;
+        p.finished_inline_ = &finished_inline;
+        task.resume();
+        if (finished_inline) return false;
+        p.finished_inline_ = nullptr; // suspended: it will resume `caller` when it ends
+        return true;
+    }
+
     // Awaits a task owned elsewhere (see operator co_await() &). Both ends undo the await:
     // the awaiter's destructor unhooks and cancels a task still running, and the task's
     // destruction ends the await (promise_base::~promise_base).
@@ -451,15 +463,10 @@ private:
                     p.parent_ = &caller.promise();
                 }
             }
-            p.continuation_ = caller;
             p.awaited_by_ = this;
             handle = caller;
             loop_ = detail::loop_core::current();
-            bool finished_inline = false;
-            p.finished_inline_ = &finished_inline;
-            h_.resume();
-            if (finished_inline) return false;
-            p.finished_inline_ = nullptr; // suspended: it will resume `caller` when it ends
+            if (!start(h_, caller)) return false;
             waiting_ = true;
             return true;
         }
@@ -540,13 +547,7 @@ private:
                     p.cancel_ = &chain;
                 }
             }
-            p.continuation_ = caller;
-            bool finished_inline = false;
-            p.finished_inline_ = &finished_inline;
-            h.resume();
-            if (finished_inline) return false;
-            p.finished_inline_ = nullptr; // suspended: it will resume `caller` when it ends
-            return true;
+            return start(h, caller);
         }
         decltype(auto) await_resume() {
             detail::throw_refusal(refused);
