@@ -359,7 +359,10 @@ conet::task<> write_all_at_once(std::vector<conet::tcp_stream*> peers, std::stri
 
 TEST_CASE("nested when_any: the inner winner's data is never dropped for a later outer winner",
           "[structured][when]") {
-    const auto cleanup = 0ms; // (a cleanup that waits is the case when.hpp says is not covered)
+    // Without cleanup, the losers unwind before the loop looks at the next event; with a
+    // cleanup that waits, the enclosing when_any's other branch is paused meanwhile.
+    const auto cleanup = GENERATE(0ms, 2ms);
+    CAPTURE(cleanup.count());
     auto body = [](std::chrono::milliseconds cleanup) -> conet::task<> {
         auto a = co_await connected_pair();
         auto b = co_await connected_pair();
@@ -380,21 +383,76 @@ TEST_CASE("nested when_any: the inner winner's data is never dropped for a later
     run_bounded(body(cleanup), 5s);
 }
 
-TEST_CASE("nested when_any three deep: every byte received is delivered", "[structured][when]") {
+TEST_CASE("nested when_any: a timer of the enclosing when_any that expires while the inner "
+          "loser cleans up does not win",
+          "[structured][when]") {
     auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client}, "XYZ")); // at 5 ms
+        // The inner loser's cleanup (20 ms) outlasts the outer timer (expiring at 10 ms).
+        auto r = co_await conet::when_any(first_of_two(a.server, b.server, 20ms), pause(10ms));
+        co_await writer.join();
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("while a when_any waits for its loser's cleanup, other tasks of the reactor run",
+          "[structured][when]") {
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        bool holder_finished = false;
+        int round_trips_during_hold = 0;
+        auto holder = [&]() -> conet::task<> {
+            co_await a.client.send_all("x"); // A wins at once; B cleans up for 100 ms
+            auto r = co_await conet::when_any(receive_once(a.server, 0ms),
+                                              receive_once(b.server, 100ms));
+            CHECK(r.index() == 0);
+            holder_finished = true;
+        };
+        auto echo = [&]() -> conet::task<> {
+            co_await conet::sleep_for(10ms); // (a sleep of a group task: not paused)
+            std::array<char, 8> buf{};
+            for (int i = 0; i < 10; ++i) {
+                co_await c.client.send_all("ping");
+                co_await c.server.recv_exact(conet::mutable_buffer(buf.data(), 4));
+                if (!holder_finished) ++round_trips_during_hold;
+            }
+        };
+        co_await conet::scope([&](conet::task_group& g) -> conet::task<> {
+            g.spawn(holder());
+            g.spawn(echo());
+            co_return;
+        });
+        CHECK(holder_finished);
+        CHECK(round_trips_during_hold == 10);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("nested when_any three deep: every byte received is delivered", "[structured][when]") {
+    const auto cleanup = GENERATE(0ms, 2ms);
+    CAPTURE(cleanup.count());
+    auto body = [](std::chrono::milliseconds cleanup) -> conet::task<> {
         auto a = co_await connected_pair();
         auto b = co_await connected_pair();
         auto c = co_await connected_pair();
         auto d = co_await connected_pair();
         conet::task_group writer;
         writer.spawn(write_all_at_once({&a.client, &c.client, &d.client}, "abc"));
-        auto middle = [](conet::tcp_stream& a, conet::tcp_stream& b,
-                         conet::tcp_stream& c) -> conet::task<std::string> {
-            auto r = co_await conet::when_any(first_of_two(a, b, 0ms), receive_once(c, 0ms));
+        auto middle = [](conet::tcp_stream& a, conet::tcp_stream& b, conet::tcp_stream& c,
+                         std::chrono::milliseconds cleanup) -> conet::task<std::string> {
+            auto r =
+                co_await conet::when_any(first_of_two(a, b, cleanup), receive_once(c, cleanup));
             co_return std::visit([](std::string& s) { return std::move(s); }, r);
         };
-        auto r = co_await conet::when_any(middle(a.server, b.server, c.server),
-                                          receive_once(d.server, 0ms));
+        auto r = co_await conet::when_any(middle(a.server, b.server, c.server, cleanup),
+                                          receive_once(d.server, cleanup));
         co_await writer.join();
         CHECK(r.index() == 0);
         CHECK(std::visit([](std::string& s) { return s; }, r) == "abc");
@@ -404,7 +462,7 @@ TEST_CASE("nested when_any three deep: every byte received is delivered", "[stru
         const auto n = co_await d.server.recv(buf);
         CHECK(std::string_view(buf.data(), n) == "abc");
     };
-    run_bounded(body(), 5s);
+    run_bounded(body(cleanup), 5s);
 }
 
 TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {

@@ -36,6 +36,7 @@ namespace conet {
 namespace detail {
 
 class cancel_state;
+class promise_base;
 
 /// A registration on a cancel_state: called once, when cancellation is requested.
 /// Intrusive, so registering allocates nothing; it unregisters itself when destroyed.
@@ -83,6 +84,11 @@ public:
     }
 
     bool requested() const noexcept { return requested_; }
+
+    /// The task whose chain this is (set by the task's promise): how the loop finds, from an
+    /// operation's chain, which when_any branches it belongs to (detail/pause.hpp).
+    promise_base* task() const noexcept { return task_; }
+    void set_task(promise_base* p) noexcept { task_ = p; }
 
     /// Sets the flag and runs the watched operation's callback and every registered callback
     /// once (each is unregistered first, so a callback may unregister or destroy other
@@ -149,6 +155,7 @@ private:
     bool requested_ = false;
     cancel_watcher* watched_ = nullptr;
     cancel_node* first_ = nullptr;
+    promise_base* task_ = nullptr;
 };
 
 inline cancel_node::~cancel_node() {

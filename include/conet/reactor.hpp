@@ -37,6 +37,7 @@
 #include "detail/chrono.hpp"
 #include "detail/descriptor.hpp"
 #include "detail/loop_core.hpp"
+#include "detail/pause.hpp"
 #include "detail/posted_queue.hpp"
 #include "detail/ready_queue.hpp"
 #include "detail/trace.hpp"
@@ -150,6 +151,9 @@ public:
         // that nothing, not even a late cancellation of their chain, reaches the dead loop.
         while (detail::ready_node* n = core_.retry.pop_front())
             static_cast<detail::waiter&>(*n).detach_from_loop();
+        while (detail::ready_node* n = core_.paused.pop_front())
+            static_cast<detail::waiter&>(*n).detach_from_loop();
+        core_.holding.clear();
         while (detail::timer_entry* e = core_.timers.top()) {
             core_.timers.remove(*e);
             static_cast<detail::deadline&>(*e).w->detach_from_loop();
@@ -475,6 +479,8 @@ private:
     void run_retries() {
         for (detail::ready_node* n; (n = core_.retry.pop_front()) != &retry_end_;) {
             auto& w = static_cast<detail::waiter&>(*n);
+            if (!core_.holding.empty() && detail::pause_try(core_, w)) [[unlikely]]
+                continue;
             fresh_budget();
             if (!w.attempt(w)) continue;
             ++detail::counters.completed_after_wait;
@@ -512,7 +518,11 @@ private:
             if (d.is_error) w.ec = std::make_error_code(std::errc::timed_out);
             if (core_.trace) [[unlikely]]
                 trace_expiry(d);
-            core_.ready.push_back(w);
+            // A branch a holding when_any pauses resumes once it no longer holds.
+            if (!core_.holding.empty() && detail::held_back(core_, w.chain)) [[unlikely]]
+                core_.paused.push_back(w);
+            else
+                core_.ready.push_back(w);
         }
     }
 
@@ -573,6 +583,9 @@ private:
     // waiting). A try never registers a descriptor, so `entry` is still where it was.
     [[gnu::always_inline]] void resume_ready(detail::waiter*& entry) {
         detail::waiter& w = *entry;
+        // A branch a holding when_any pauses: its try waits (detail/pause.hpp).
+        if (!core_.holding.empty() && detail::pause_try(core_, w)) [[unlikely]]
+            return;
         fresh_budget();
         if (!w.attempt(w)) return;
         ++detail::counters.completed_after_wait;

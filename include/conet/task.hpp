@@ -56,6 +56,9 @@ public:
     /// The task whose co_await waits for this owner's tasks (a join's caller, a scope), or
     /// nullptr: the next link of a chain of awaits (see awaits_within).
     promise_base* awaiting() const noexcept { return awaiting_; }
+    /// True for a when_all/when_any: finishing one of its branches can decide for it, and
+    /// discard what the others are doing (a task_group's tasks are independent).
+    bool decides() const noexcept { return decides_; }
     /// True if this owner is notified through `done` (tells a task_group from a join).
     bool notifies_through(std::coroutine_handle<> (*done)(root_owner&,
                                                           promise_base&) noexcept) const noexcept {
@@ -70,6 +73,7 @@ protected:
     ~root_owner() = default;
 
     promise_base* awaiting_ = nullptr;
+    bool decides_ = false;
 
 private:
     done_function done_;
@@ -155,7 +159,7 @@ public:
         inline void await_resume() const noexcept;
     };
 
-    promise_base() noexcept = default;
+    promise_base() noexcept { own_cancel_.state().set_task(this); }
     promise_base(const promise_base&) = delete;
     promise_base& operator=(const promise_base&) = delete;
     // The other end of an await: a task destroyed while awaited tells its awaiter.
@@ -232,6 +236,7 @@ private:
     friend class resume_on_awaiter;
     friend void mark_running(promise_base* p) noexcept;
     friend bool awaits_within(promise_base* p, const root_owner* owner) noexcept;
+    friend bool paused_by(promise_base* p, const root_owner& holder) noexcept;
 
     std::coroutine_handle<> continuation_;
     await_link* awaited_by_ = nullptr; // the lvalue await in progress, if any
@@ -297,6 +302,35 @@ inline bool awaits_within(promise_base* p, const root_owner* owner) noexcept {
         promise_base& root = *p->root_;
         if (root.owner_ == owner) return true;
         p = root.owner_ ? root.owner_->awaiting() : root.parent_;
+    }
+    return false;
+}
+
+/// True if the code of task `p` is in another branch than `holder` of a when_all/when_any
+/// enclosing both (through their chains of awaits): a branch whose completion could decide
+/// that join against the one `holder` is in (detail/pause.hpp). False for the tasks inside
+/// `holder` (its losers, whose cleanup it waits for) and for tasks of another group task.
+inline bool paused_by(promise_base* p, const root_owner& holder) noexcept {
+    while (p) {
+        promise_base& root = *p->root_;
+        root_owner* owner = root.owner_;
+        if (!owner) {
+            p = root.parent_;
+            continue;
+        }
+        if (owner == &holder) return false;
+        if (owner->decides()) { // the lowest join enclosing both, if `holder` is under it
+            for (promise_base* q = holder.awaiting(); q;) {
+                promise_base& branch = *q->root_;
+                if (!branch.owner_) {
+                    q = branch.parent_;
+                    continue;
+                }
+                if (branch.owner_ == owner) return &branch != &root;
+                q = branch.owner_->awaiting();
+            }
+        }
+        p = owner->awaiting();
     }
     return false;
 }

@@ -11,13 +11,16 @@
 // awaiting task cancels them all, and awaiting in a task already cancelled starts none
 // (operation_canceled).
 //
-// A loser never consumes: a cancelled branch's pending operation ends before it transfers,
-// and the loop resumes it before it handles the next event, so a nested when_any finishes
-// before an enclosing one can decide for another branch. One case is not covered: when an
-// inner when_any's loser waits in shielded cleanup, the inner one cannot finish, and a
-// sibling of the enclosing when_any that completes meanwhile wins it; the inner winner's
-// result is then discarded with its branch. Keep shielded cleanup inside a when_any branch
-// from waiting, or deliver what a branch consumed before it can be cancelled.
+// No completed result is discarded. A loser never consumes: a cancelled branch's pending
+// operation ends before it transfers, and the loop resumes it before it handles the next
+// event, so a nested when_any finishes before an enclosing one can decide for another
+// branch. When a loser's shielded cleanup waits, the inner when_any cannot finish at once:
+// until it does, the loop pauses the other branches of every when_any/when_all enclosing it
+// (their socket tries and their expired timers wait; detail/pause.hpp), so none of them can
+// win there and discard the inner winner's result. The pause is what makes this safe, and
+// its one price: a shielded cleanup must not wait for a sibling branch of an enclosing
+// when_any (it would wait for ever), and a coroutine that a user's awaitable or another
+// thread resumes directly is not paused.
 // Nothing is allocated beyond the tasks' own frames.
 #pragma once
 
@@ -32,6 +35,8 @@
 #include <variant>
 
 #include "cancel.hpp"
+#include "detail/loop_core.hpp"
+#include "detail/pause.hpp"
 #include "task.hpp"
 
 namespace conet {
@@ -57,12 +62,19 @@ class join final : public root_owner {
 
 public:
     explicit join(task<Ts>... tasks) noexcept
-        : root_owner(&join::root_done), tasks_(std::move(tasks)...) {}
+        : root_owner(&join::root_done), tasks_(std::move(tasks)...) {
+        decides_ = true;
+    }
     join(join&&) noexcept = default;
     join(const join&) = delete;
     join& operator=(const join&) = delete;
     join& operator=(join&&) = delete;
-    ~join() = default;
+    // Destroyed while it holds (its frame destroyed with a loser still running): what it
+    // paused goes on.
+    ~join() {
+        if (hold_.linked()) [[unlikely]]
+            end_hold(*hold_loop_, hold_);
+    }
 
     bool await_ready() const noexcept { return false; }
 
@@ -112,7 +124,10 @@ public:
     std::coroutine_handle<> finish_branch(promise_base& p) noexcept {
         const std::size_t index = index_of(p);
         if (decided_ == none && (Any || p.exception_)) decide(index);
-        if (--remaining_ == 0 && !starting_) return caller_;
+        if (--remaining_ == 0) {
+            if (hold_.linked()) end_hold(*hold_loop_, hold_);
+            if (!starting_) return caller_;
+        }
         return std::noop_coroutine();
     }
 
@@ -127,6 +142,18 @@ private:
     // Branch `index` decides the join: the others are cancelled.
     void decide(std::size_t index) noexcept {
         decided_ = index;
+        // A winner while losers still run: until they have ended, the other branches of the
+        // joins enclosing this one wait (detail/pause.hpp), so that none of them wins there
+        // and discards this winner's result. Most losers end before the loop looks at
+        // anything else (urgent queue); those whose shielded cleanup waits are why.
+        if constexpr (Any) {
+            if (awaiting_ && remaining_ > 1)
+                if (loop_core* l = loop_core::current()) {
+                    hold_.join = this;
+                    hold_loop_ = l;
+                    begin_hold(*l, hold_);
+                }
+        }
         for (std::size_t i = 0; i < count; ++i)
             if (i != index && promises_[i]) promises_[i]->own_cancel_.state().request();
     }
@@ -188,6 +215,8 @@ private:
     std::coroutine_handle<> caller_;
     std::size_t remaining_ = 0;
     std::size_t decided_ = none; // when_any: the winner; when_all: the first to fail
+    hold_node hold_;             // on the loop's `holding` list while losers run
+    loop_core* hold_loop_ = nullptr;
     bool starting_ = false;
     refusal refused_ = refusal::none;
 };

@@ -105,6 +105,11 @@ struct loop_core {
     // before the loop looks at the next event, which could otherwise decide an enclosing
     // when_any for another branch and discard what this one already received.
     ready_queue urgent;
+    // The when_any joins whose winner is decided while a loser still runs (detail/pause.hpp),
+    // and the operations of other branches they pause: tries (still waiting, with their
+    // `deferred` bit) and waits a deadline ended, resumed once no join holds them back.
+    ready_queue holding;
+    ready_queue paused;
     ready_queue deferred;         // deferred_actions, run at the start of the next turn
     ready_queue hooks;            // loop_hooks, told when the loop is destroyed
     timer_heap timers;            // deadlines of sleeps and timeouts

@@ -37,6 +37,11 @@ public:
     /// Makes this node the empty sentinel of a circular list.
     void make_sentinel() noexcept { prev_ = next_ = this; }
 
+    /// The node after this one in the list whose sentinel is `sentinel`, or nullptr.
+    ready_node* next_after(const ready_node& sentinel) const noexcept {
+        return next_ == &sentinel ? nullptr : next_;
+    }
+
     /// For a sentinel: the first node, or nullptr when the list is empty.
     ready_node* front() const noexcept { return next_ == this ? nullptr : next_; }
     /// For a sentinel: true when the list holds no coroutine (it may hold a marker, a node
@@ -75,6 +80,22 @@ public:
         ready_node* n = sentinel_.front();
         if (n) n->unlink();
         return n;
+    }
+
+    /// Moves every node of `other` to the end of this queue, in order.
+    void splice(ready_queue& other) noexcept {
+        while (ready_node* n = other.pop_front())
+            push_back(*n);
+    }
+
+    /// Calls `f(node)` for each node in order (`f` must not unlink other nodes).
+    template <class F>
+    void for_each(F f) const {
+        for (ready_node* n = sentinel_.front(); n && n != &sentinel_;) {
+            ready_node* next = n->next_after(sentinel_);
+            f(*n);
+            n = next;
+        }
     }
 
     /// Forgets every node (they are never resumed).

@@ -1,0 +1,70 @@
+// conet/detail/pause.hpp - holding back the other branches of enclosing joins while a
+// when_any waits for its losers (docs/design.md, invariant 12).
+//
+// when_any(inner, C), inner = when_any(A, B): A wins inner, B is cancelled and runs a
+// shielded cleanup that waits. Until B ends, inner cannot finish; if C completed meanwhile it
+// would win the outer join, and what A received would be discarded with inner. So while a
+// decided when_any has a loser left, the loop pauses the operations of every branch that
+// could decide a join enclosing it for another branch: their tries and their expired
+// deadlines wait on loop_core::paused, and go on when no join holds them back any more.
+// Everything inside the holding join (its losers' cleanup) and everything outside the joins
+// enclosing it (other connections) runs as usual.
+#pragma once
+
+#include "../cancel.hpp"
+#include "../task.hpp"
+#include "loop_core.hpp"
+#include "ready_queue.hpp"
+#include "waiter.hpp"
+
+namespace conet::detail {
+
+/// A join's entry on its loop's `holding` list.
+struct hold_node : ready_node {
+    const root_owner* join = nullptr;
+};
+
+/// True if some holding join pauses the operations of chain `c`. Off the hot path: the loop
+/// calls it only while a join holds.
+inline bool held_back(const loop_core& l, const cancel_state* c) noexcept {
+    if (!c || !c->task()) return false;
+    bool held = false;
+    l.holding.for_each([&](ready_node& n) {
+        held = held || paused_by(c->task(), *static_cast<hold_node&>(n).join);
+    });
+    return held;
+}
+
+/// Puts `w`'s try (an event came, or its deferred turn) on the paused list instead of making
+/// it, if a holding join holds it back. It keeps its slot, its deadline and its cancellation.
+inline bool pause_try(loop_core& l, waiter& w) noexcept {
+    if (!held_back(l, w.chain)) return false;
+    w.unlink(); // off the retry queue, or already paused
+    w.hold(waiter::deferred);
+    l.paused.push_back(w);
+    return true;
+}
+
+/// Starts holding: `n.join` decided while a loser still runs.
+inline void begin_hold(loop_core& l, hold_node& n) noexcept {
+    l.holding.push_back(n);
+}
+
+/// Stops holding, and lets go what no other join still holds back: a try goes back to the
+/// retry queue (tried at the next turn), a wait a deadline ended resumes at the next turn.
+inline void end_hold(loop_core& l, hold_node& n) noexcept {
+    n.unlink();
+    ready_queue still;
+    while (ready_node* p = l.paused.pop_front()) {
+        auto& w = static_cast<waiter&>(*p);
+        if (!l.holding.empty() && held_back(l, w.chain))
+            still.push_back(w);
+        else if (w.holds(waiter::deferred))
+            l.retry.push_back(w);
+        else
+            l.ready.push_back(w);
+    }
+    l.paused.splice(still);
+}
+
+} // namespace conet::detail
