@@ -92,14 +92,15 @@ conet::task<std::string> talk(conet::tcp_stream& conn, example::keyboard& operat
             got = co_await receive(conn); // nothing to answer: wait for the client
         } else {
             // The course's server blocks in input() here, blind to the client. We wait for
-            // the operator's line OR the client's next receive, whichever comes first; the
-            // other is cancelled before it takes anything, so a half-typed line stays in the
-            // keyboard's buffer and the client's bytes stay in the socket.
+            // the operator's line OR the client's next receive, whichever comes first. The
+            // other is cancelled before it takes anything: what the operator has typed so far
+            // stays typed (it answers the next message), the client's bytes stay unread.
             const example::message& question = unanswered.front();
             auto first =
                 co_await conet::when_any(answer(operator_input, question.ending), receive(conn));
             if (first.index() == 1) {
                 got = std::move(std::get<1>(first)); // the client spoke (or left) first
+                if (operator_input.interactive()) std::cout << '\n'; // off the prompt's line
             } else {
                 // connfd.send(input().encode()), ended as the client ended its message
                 std::error_code ec;
