@@ -6,6 +6,12 @@
 // the client sends "##" (or goes away), the server closes that connection and goes back to
 // accept() the next client, who meanwhile waited in the listen queue.
 //
+// It notices a client leave even while its operator is typing: it waits for the operator's
+// line and for the client at once, which the course's blocking server cannot do. A message
+// that arrives meanwhile is shown and answered in its turn; a client that leaves is announced
+// at once, its unanswered messages are dropped, and the line the operator was typing goes to
+// the next client.
+//
 //   ./chat_server [PORT] [--host HOST]            (defaults: 8888, 0.0.0.0)
 //   then, in another terminal:   ./chat_client 127.0.0.1 8888
 //   or the course's own client, or:   nc 127.0.0.1 8888
@@ -24,8 +30,11 @@
 #include <conet/conet.hpp>
 
 #include <csignal>
+#include <deque>
 #include <iostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "command_line.hpp"
 #include "keyboard.hpp"
@@ -47,28 +56,65 @@ conet::task<std::string> answer(example::keyboard& operator_input, const std::st
     }
 }
 
+// What one receive from the client brought: its messages, and why it left, if it did.
+struct from_client {
+    std::vector<example::message> messages;
+    std::string left; // "" while the client stays
+};
+
+// data = connfd.recv(1024): what has arrived so far, at most 1024 bytes, as messages.
+conet::task<from_client> receive(conet::tcp_stream& conn) {
+    char data[1024];
+    std::error_code ec;
+    const std::size_t size = co_await conn.recv(data, ec);
+    if (ec == std::errc::operation_canceled) throw std::system_error(ec, "recv");
+    if (ec) co_return {{}, ec.message()}; // reset by the peer, ...
+    if (size == 0) co_return {{}, "disconnected"};
+
+    // Usually one message; several if the client sent several lines at once.
+    from_client got;
+    for (const example::message& message : example::split_messages({data, size})) {
+        if (message.text == "##") {
+            got.left = "sent ##";
+            break;
+        }
+        got.messages.push_back(message);
+    }
+    co_return got;
+}
+
 // Talks with one connected client until it leaves; says why it left.
 conet::task<std::string> talk(conet::tcp_stream& conn, example::keyboard& operator_input) {
+    std::deque<example::message> unanswered; // shown, waiting for the operator, oldest first
     for (;;) {
-        // data = connfd.recv(1024): what has arrived so far, at most 1024 bytes
-        char data[1024];
-        std::error_code ec;
-        const std::size_t size = co_await conn.recv(data, ec);
-        if (ec == std::errc::operation_canceled) throw std::system_error(ec, "recv");
-        if (ec) co_return ec.message(); // reset by the peer, ...
-        if (size == 0) co_return "disconnected";
-
-        // Usually one message; several if the client sent several lines at once.
-        for (const example::message& message : example::split_messages({data, size})) {
-            if (message.text == "##") co_return "sent ##";
-            std::cout << "client: " << message.text << std::endl;
-
-            // connfd.send(input().encode()), ended as the client ended its message
-            const std::string reply = co_await answer(operator_input, message.ending);
-            co_await conn.send_all(reply + message.ending, ec); // every byte, however many sends
-            if (ec == std::errc::operation_canceled) throw std::system_error(ec, "send");
-            if (ec) co_return ec.message();
+        from_client got;
+        if (unanswered.empty()) {
+            got = co_await receive(conn); // nothing to answer: wait for the client
+        } else {
+            // The course's server blocks in input() here, blind to the client. We wait for
+            // the operator's line OR the client's next receive, whichever comes first. The
+            // other is cancelled before it takes anything: what the operator has typed so far
+            // stays typed (it answers the next message), the client's bytes stay unread.
+            const example::message& question = unanswered.front();
+            auto first =
+                co_await conet::when_any(answer(operator_input, question.ending), receive(conn));
+            if (first.index() == 1) {
+                got = std::move(std::get<1>(first)); // the client spoke (or left) first
+                if (operator_input.interactive()) std::cout << '\n'; // off the prompt's line
+            } else {
+                // connfd.send(input().encode()), ended as the client ended its message
+                std::error_code ec;
+                co_await conn.send_all(std::get<0>(first) + question.ending, ec);
+                if (ec == std::errc::operation_canceled) throw std::system_error(ec, "send");
+                if (ec) co_return ec.message();
+                unanswered.pop_front();
+            }
         }
+        for (const example::message& message : got.messages) {
+            std::cout << "client: " << message.text << std::endl;
+            unanswered.push_back(message);
+        }
+        if (!got.left.empty()) co_return got.left; // at once, even mid-answer
     }
 }
 

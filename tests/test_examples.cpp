@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "catch.hpp"
@@ -317,14 +318,91 @@ TEST_CASE("chat_server answers line tools line by line, in their own line ending
     CHECK(run_bounded(r, receive_bytes(nc, 1)) == ""); // closed
     CHECK(server.read_line() == "Client " + nc_name + " left (sent ##)");
 
-    // The quit word ends the conversation wherever it comes, here after a last line.
+    // The quit word ends the conversation wherever it comes, here after a last line, which
+    // is shown but not answered: the client has left.
     auto last = run_bounded(r, connect_to(where));
     const auto last_name = last.local_endpoint().to_string();
     CHECK(server.read_line() == "Connect from " + last_name);
     run_bounded(r, send_text(last, "last words\n##\n"));
-    CHECK(run_bounded(r, receive_bytes(last, 100)) == "Receive your message\n");
+    CHECK(run_bounded(r, receive_bytes(last, 100)) == ""); // closed
     CHECK(server.read_line() == "client: last words");
     CHECK(server.read_line() == "Client " + last_name + " left (sent ##)");
+
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+}
+
+TEST_CASE("chat_server notices a client that leaves while its operator types", "[examples]") {
+    // Standard input stays open: the operator has not answered, and may be typing.
+    child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+
+    // The course's client sends "hello" and gives up before the operator answers. The
+    // operator has typed half a line meanwhile (given a moment to reach the server).
+    auto a = run_bounded(r, connect_to(where));
+    const auto a_name = a.local_endpoint().to_string();
+    CHECK(server.read_line() == "Connect from " + a_name);
+    run_bounded(r, send_text(a, "hello"));
+    CHECK(server.read_line() == "client: hello");
+    server.write_stdin("for the ");
+    std::this_thread::sleep_for(50ms);
+    a.close();
+    // Announced at once, with no operator input.
+    CHECK(server.read_line(1s) == "Client " + a_name + " left (disconnected)");
+
+    // The next client is served, and gets the operator's line: the half typed before, and
+    // the rest.
+    auto b = run_bounded(r, connect_to(where));
+    const auto b_name = b.local_endpoint().to_string();
+    CHECK(server.read_line() == "Connect from " + b_name);
+    run_bounded(r, send_text(b, "next"));
+    CHECK(server.read_line() == "client: next");
+    server.write_stdin("next client\n");
+    CHECK(run_bounded(r, recv_1024(b)) == "for the next client");
+
+    // A reset while the operator types is announced at once too.
+    run_bounded(r, send_text(b, "still typing?"));
+    CHECK(server.read_line() == "client: still typing?");
+    reset(b);
+    CHECK(server.read_line(1s) == "Client " + b_name + " left (Connection reset by peer)");
+
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+}
+
+TEST_CASE("chat_server shows what a client sends while its operator types, and answers it",
+          "[examples]") {
+    child_process server(example("chat_server"), {"0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+
+    auto nc = run_bounded(r, connect_to(where));
+    const auto nc_name = nc.local_endpoint().to_string();
+    CHECK(server.read_line() == "Connect from " + nc_name);
+    run_bounded(r, send_text(nc, "first\n"));
+    CHECK(server.read_line() == "client: first");
+
+    // The operator has typed half an answer when the client sends again: the new message is
+    // shown at once, and the half line is kept.
+    server.write_stdin("partial ");
+    std::this_thread::sleep_for(50ms);
+    run_bounded(r, send_text(nc, "second\n"));
+    CHECK(server.read_line(1s) == "client: second");
+    CHECK(run_bounded(r, receive_bytes(nc, 1, 300ms)) == ""); // nothing answered yet
+
+    // Each message gets its answer, in order.
+    server.write_stdin("answer\n");
+    CHECK(run_bounded(r, receive_bytes(nc, 15)) == "partial answer\n");
+    server.write_stdin("and another\n");
+    CHECK(run_bounded(r, receive_bytes(nc, 12)) == "and another\n");
+
+    // The quit word, sent while the operator types, ends the conversation at once.
+    run_bounded(r, send_text(nc, "third\n"));
+    CHECK(server.read_line() == "client: third");
+    run_bounded(r, send_text(nc, "##\n"));
+    CHECK(server.read_line(1s) == "Client " + nc_name + " left (sent ##)");
+    CHECK(run_bounded(r, receive_bytes(nc, 1)) == ""); // closed, unanswered
 
     server.send_signal(SIGINT);
     CHECK(server.wait() == 0);

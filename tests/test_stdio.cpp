@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -90,4 +92,54 @@ TEST_CASE("standard input from a regular file is read directly", "[stdio]") {
         co_return got;
     };
     CHECK(run_bounded(body()) == std::vector<std::string>{"alpha", "beta"});
+}
+
+TEST_CASE("a read_line of standard input that loses a when_any keeps what was typed",
+          "[stdio][line_reader]") {
+    // A program that waits for the keyboard or a socket (chat_server) cancels the keyboard's
+    // read_line whenever the socket comes first: neither a half-typed line nor a line typed
+    // in full may be lost to it.
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    stdin_replaced replaced(fds[0]);
+    const int typist = fds[1];
+    auto body = [](int writer) -> conet::task<std::vector<std::string>> {
+        conet::standard_input input;
+        conet::line_reader lines{input};
+        std::error_code lost_ec;
+        auto read = [](conet::line_reader& from,
+                       std::error_code& ec) -> conet::task<std::optional<std::string>> {
+            co_return co_await from.read_line(ec);
+        };
+        auto pause = [](std::chrono::milliseconds d) -> conet::task<> {
+            co_await conet::sleep_for(d);
+        };
+        auto at_once = []() -> conet::task<> { co_return; };
+        std::vector<std::string> got;
+
+        // Half a line typed: the read waits for the rest, and loses to a timer.
+        CHECK(::write(writer, "half ", 5) == 5);
+        auto first = co_await conet::when_any(read(lines, lost_ec), pause(50ms));
+        CHECK(first.index() == 1);
+        CHECK(lost_ec == std::errc::operation_canceled);
+        CHECK(lines.buffered() == "half "); // it was read, and kept
+
+        // The rest comes, with a whole line behind it.
+        CHECK(::write(writer, "line\nnext\n", 10) == 10);
+        if (auto line = co_await lines.read_line()) got.push_back(*line);
+        CHECK(lines.buffered() == "next\n");
+
+        // A read that starts after its when_any is decided does not take the buffered line.
+        lost_ec = {};
+        const auto second = co_await conet::when_any(at_once(), read(lines, lost_ec));
+        CHECK(second.index() == 0);
+        CHECK(lost_ec == std::errc::operation_canceled);
+        CHECK(lines.buffered() == "next\n");
+
+        ::close(writer);
+        while (auto line = co_await lines.read_line())
+            got.push_back(*line);
+        co_return got;
+    };
+    CHECK(run_bounded(body(typist)) == std::vector<std::string>{"half line", "next"});
 }
