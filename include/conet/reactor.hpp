@@ -118,6 +118,7 @@ public:
         tasks_.bind(core_);
         core_.own_group = &tasks_;
         core_.trace = detail::trace_requested();
+        core_.pay_attention();
     }
 
     reactor(const reactor&) = delete;
@@ -583,14 +584,12 @@ private:
     // waiting). A try never registers a descriptor, so `entry` is still where it was.
     [[gnu::always_inline]] void resume_ready(detail::waiter*& entry) {
         detail::waiter& w = *entry;
-        // A branch a holding when_any pauses: its try waits (detail/pause.hpp).
-        if (!core_.holding.empty() && detail::pause_try(core_, w)) [[unlikely]]
-            return;
+        // Tracing, or a when_any holding (detail/pause.hpp): one test here for both.
+        if (core_.attention) [[unlikely]]
+            return resume_ready_attentive(w);
         fresh_budget();
         if (!w.attempt(w)) return;
         ++detail::counters.completed_after_wait;
-        if (core_.trace) [[unlikely]]
-            trace_resume(w);
         // The common end of a wait, inline: it leaves its slot, and nothing else is pending
         // (a timeout, a deferred try: finish_wait undoes those).
         if (!w.holds(detail::waiter::deferred) && !w.timer) [[likely]] {
@@ -600,6 +599,18 @@ private:
         } else {
             w.end_wait();
         }
+        resume_budgeted(w.handle);
+    }
+
+    // resume_ready while the loop traces or a when_any holds: the try of a branch the
+    // holding when_any pauses waits; a resumption is traced.
+    [[gnu::noinline]] void resume_ready_attentive(detail::waiter& w) {
+        if (!core_.holding.empty() && detail::pause_try(core_, w)) return;
+        fresh_budget();
+        if (!w.attempt(w)) return;
+        ++detail::counters.completed_after_wait;
+        if (core_.trace) trace_resume(w);
+        w.end_wait();
         resume_budgeted(w.handle);
     }
 

@@ -131,6 +131,11 @@ struct loop_core {
     std::uint32_t last_batch = 0;
     std::uint32_t refills = 0;
     bool trace = false; // CONET_TRACE=1: print what the loop does (detail/trace.hpp)
+    // trace, or a when_any holding: what an event's dispatch tests once (pay_attention()).
+    bool attention = false;
+
+    /// Sets `attention` from what it sums up (after a change of trace or holding).
+    void pay_attention() noexcept { attention = trace || !holding.empty(); }
 
     // The thread that runs the loop, while it runs: the address of that thread's current()
     // slot (unique among live threads). Read by the checks of thread affinity off the hot

@@ -48,12 +48,14 @@ inline bool pause_try(loop_core& l, waiter& w) noexcept {
 /// Starts holding: `n.join` decided while a loser still runs.
 inline void begin_hold(loop_core& l, hold_node& n) noexcept {
     l.holding.push_back(n);
+    l.pay_attention();
 }
 
 /// Stops holding, and lets go what no other join still holds back: a try goes back to the
 /// retry queue (tried at the next turn), a wait a deadline ended resumes at the next turn.
 inline void end_hold(loop_core& l, hold_node& n) noexcept {
     n.unlink();
+    l.pay_attention();
     ready_queue still;
     while (ready_node* p = l.paused.pop_front()) {
         auto& w = static_cast<waiter&>(*p);
