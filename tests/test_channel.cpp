@@ -1,11 +1,12 @@
 // Tests for conet/channel.hpp: capacity and backpressure, close then drain, sending after
 // close, receivers cancelled (by a handle, by with_timeout, by a when_any loss) while values
 // are in flight with every value counted, FIFO among 100 waiting receivers and 100 waiting
-// senders, and use from the wrong reactor. (The
+// senders, use from the wrong reactor, and shared_channel between reactors on two threads. (The
 // million values through a capacity-1 channel without allocating are in test_allocations.cpp, whose
 // binary counts allocations.)
 #include <conet/channel.hpp>
 #include <conet/conet.hpp>
+#include <conet/shared_channel.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -381,4 +382,92 @@ TEST_CASE("channel used from another reactor fails with wrong_reactor", "[channe
     run_bounded(home, on_home());
     CHECK(try_send_ec == conet::error::wrong_reactor);
     CHECK(recv_ec == conet::error::wrong_reactor);
+}
+
+TEST_CASE("shared_channel wakes a receiver on another reactor", "[channel][shared_channel]") {
+    conet::shared_channel<std::string> ch(1);
+    conet::reactor receiving;
+    conet::reactor sending;
+    std::optional<std::string> got;
+    std::thread t([&] {
+        run_bounded(receiving,
+                    [](conet::shared_channel<std::string>& ch,
+                       std::optional<std::string>& got) -> conet::task<> {
+                        got = co_await ch.recv(); // waits: the value comes from the other thread
+                    }(ch, got));
+    });
+    run_bounded(sending, [](conet::shared_channel<std::string>& ch) -> conet::task<> {
+        co_await conet::sleep_for(20ms);
+        co_await ch.send(std::string("across"));
+    }(ch));
+    t.join();
+    REQUIRE(got.has_value());
+    CHECK(*got == "across");
+    CHECK_THROWS_AS(conet::shared_channel<int>(0), std::invalid_argument);
+}
+
+TEST_CASE("shared_channel: 4 producers on 2 reactors, every value once and in order",
+          "[channel][shared_channel]") {
+    constexpr int producers = 4;
+    constexpr int per_producer = 20'000;
+    conet::shared_channel<int> ch(8);
+    std::atomic<int> producing{producers};
+    struct consumer_record {
+        std::vector<int> values;
+        int timeouts = 0;
+    };
+    consumer_record records[2];
+
+    auto producer = [](conet::shared_channel<int>& ch, std::atomic<int>& producing,
+                       int id) -> conet::task<> {
+        for (int i = 0; i < per_producer; ++i) {
+            co_await ch.send(id * per_producer + i);
+            if (i % 1000 == 0) co_await conet::sleep_for(1ms); // let the timeouts fire too
+        }
+        if (--producing == 0) ch.close();
+    };
+    // Bounded waits: a receive cancelled by its timeout with a value in flight must leave it.
+    auto consumer = [](conet::shared_channel<int>& ch, consumer_record& r) -> conet::task<> {
+        for (;;) {
+            try {
+                auto v = co_await conet::with_timeout(ch.recv(), 500us);
+                if (!v) co_return;
+                r.values.push_back(*v);
+            } catch (const std::system_error& e) {
+                if (e.code() != std::errc::timed_out) throw;
+                ++r.timeouts;
+            }
+        }
+    };
+    auto shard = [&](int index) -> conet::task<> {
+        conet::task_group g;
+        g.spawn(producer(ch, producing, 2 * index));
+        g.spawn(producer(ch, producing, 2 * index + 1));
+        g.spawn(consumer(ch, records[index]));
+        co_await g.join();
+    };
+    conet::reactor a;
+    conet::reactor b;
+    std::thread t([&] { run_bounded(b, shard(1), 60s); });
+    run_bounded(a, shard(0), 60s);
+    t.join();
+
+    std::vector<int> all;
+    for (auto& r : records) {
+        // Each consumer takes values in the channel's order: each producer's rise.
+        std::vector<int> last(producers, -1);
+        for (int v : r.values) {
+            const int p = v / per_producer;
+            if (v <= last[std::size_t(p)]) FAIL("producer " << p << "'s values out of order");
+            last[std::size_t(p)] = v;
+        }
+        all.insert(all.end(), r.values.begin(), r.values.end());
+    }
+    std::sort(all.begin(), all.end());
+    REQUIRE(all.size() == std::size_t(producers * per_producer));
+    for (int i = 0; i < producers * per_producer; ++i)
+        if (all[std::size_t(i)] != i) FAIL("value " << i << " lost or duplicated");
+    INFO("timeouts: " << records[0].timeouts << " and " << records[1].timeouts);
+    CHECK(!records[0].values.empty());
+    CHECK(!records[1].values.empty());
 }
