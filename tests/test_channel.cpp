@@ -471,3 +471,44 @@ TEST_CASE("shared_channel: 4 producers on 2 reactors, every value once and in or
     CHECK(!records[0].values.empty());
     CHECK(!records[1].values.empty());
 }
+
+TEST_CASE("shared_channel receiver cancelled with a value on its way leaves it queued",
+          "[channel][shared_channel]") {
+    conet::reactor r;
+    auto body = [](conet::reactor& r) -> conet::task<> {
+        conet::shared_channel<int> ch(2);
+        auto receiver = [](conet::shared_channel<int>& ch, std::error_code& ec,
+                           std::optional<int>& got) -> conet::task<> {
+            got = co_await ch.recv(ec);
+        };
+        std::error_code ec1, ec2;
+        std::optional<int> got1, got2;
+        conet::task_group g;
+        // Cancelled while its wake-up is posted (in the reactor's inbox).
+        auto first = g.spawn(receiver(ch, ec1, got1));
+        co_await conet::yield();
+        CHECK(ch.try_send(1)); // promised to the first: its wake-up is posted
+        first.cancel();
+        for (int turn = 0; turn < 10 && !ec1; ++turn)
+            co_await conet::yield(); // the wake-up arrives: it resumes, cancelled
+        CHECK(ec1 == std::errc::operation_canceled);
+        CHECK_FALSE(got1.has_value());
+        auto one = ch.try_recv(); // the value it gave up is still queued
+        REQUIRE(one.has_value());
+        CHECK(*one == 1);
+        // Cancelled after its wake-up arrived, before it resumes: a function posted behind
+        // the wake-up cancels it.
+        auto second = g.spawn(receiver(ch, ec2, got2));
+        co_await conet::yield();
+        CHECK(ch.try_send(2));
+        r.post([&second] { second.cancel(); });
+        co_await g.join();
+        CHECK(ec2 == std::errc::operation_canceled);
+        CHECK_FALSE(got2.has_value());
+        auto two = ch.try_recv();
+        REQUIRE(two.has_value());
+        CHECK(*two == 2);
+        CHECK_FALSE(ch.try_recv().has_value());
+    };
+    run_bounded(r, body(r));
+}

@@ -352,7 +352,7 @@ private:
 
         state* s_;
         std::error_code* out_;
-        std::error_code ec_;
+        std::error_code ec_ = detail::no_error();
         mailbox* box_ = nullptr;
         where at = where::idle;      // with the lock
         bool promised_value = false; // with the lock: (receivers) a queued value is its
