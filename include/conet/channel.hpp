@@ -227,7 +227,7 @@ public:
         T* value_; // moved from only when it is queued
         bool queued_ = false;
         std::error_code* out_;
-        std::error_code ec_;
+        std::error_code ec_ = detail::no_error();
     };
 
     /// What send(const T&) returns: send_op, sending a copy it holds.
@@ -347,7 +347,7 @@ public:
 
         channel* ch_;
         std::error_code* out_;
-        std::error_code ec_;
+        std::error_code ec_ = detail::no_error();
         state state_ = state::idle;
     };
 
@@ -379,7 +379,11 @@ private:
     // Whoever can go on now does: waiting senders queue their values while there is room,
     // waiting receivers are promised the values nobody else is, and once the channel is
     // closed and empty every waiting receiver gets the end. Each in the order it came.
-    void settle() noexcept {
+    [[gnu::always_inline]] void settle() noexcept {
+        if (senders_.empty() && receivers_.empty()) return; // the common case: one test each
+        settle_waiters();
+    }
+    void settle_waiters() noexcept {
         while (size_ != capacity_ && !senders_.empty()) {
             auto& s = static_cast<send_op&>(*senders_.pop_front());
             push_back(s.take_value());

@@ -102,7 +102,7 @@ public:
 
         event* e_;
         std::error_code* out_;
-        std::error_code ec_;
+        std::error_code ec_ = detail::no_error();
         bool decided_ = false;
     };
 

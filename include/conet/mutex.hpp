@@ -171,7 +171,7 @@ public:
 
         mutex* m_;
         std::error_code* out_;
-        std::error_code ec_;
+        std::error_code ec_ = detail::no_error();
         state state_ = state::idle;
     };
 

@@ -145,7 +145,7 @@ public:
 
         semaphore* s_;
         std::error_code* out_;
-        std::error_code ec_;
+        std::error_code ec_ = detail::no_error();
         state state_ = state::idle;
     };
 

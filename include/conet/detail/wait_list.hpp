@@ -17,6 +17,7 @@
 #include "../error.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
+#include "waiter.hpp" // no_error()
 
 namespace conet::detail {
 
