@@ -200,6 +200,25 @@ TEST_CASE("semaphore counts permits and serves waiters first come first served",
         CHECK(s.available() == 3);
         CHECK(s.try_acquire());
         s.release();
+
+        // release(n): one permit to each waiter, the rest free.
+        conet::semaphore none(0);
+        int woken = 0;
+        {
+            conet::task_group g;
+            for (int i = 0; i < 2; ++i)
+                g.spawn([](conet::semaphore& s, int& woken) -> conet::task<> {
+                    co_await s.acquire();
+                    ++woken;
+                }(none, woken));
+            co_await conet::yield();
+            none.release(5);
+            CHECK(none.available() == 3);
+            co_await g.join();
+        }
+        CHECK(woken == 2);
+        none.release(1'000'000'000);
+        CHECK(none.available() == 1'000'000'003);
     };
     run_bounded(body());
 }

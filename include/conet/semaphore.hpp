@@ -61,8 +61,9 @@ public:
     void release(std::size_t n = 1) {
         if (!home_.here()) [[unlikely]]
             detail::throw_wrong_reactor("semaphore::release");
-        while (n-- != 0)
+        for (; n != 0 && !waiters_.empty(); --n)
             give();
+        count_ += n; // nobody waits for the rest: no loop over a large n
     }
 
     /// Permits free now (none while coroutines wait).
