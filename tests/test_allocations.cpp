@@ -2,6 +2,7 @@
 // global operator new with a counting one and runs echo round trips (recv, send_all,
 // recv_exact, read_line into a reused string, with timeouts) between coroutines over
 // loopback, counting the allocations made after a warm-up.
+#include <conet/channel.hpp>
 #include <conet/conet.hpp>
 
 #include <atomic>
@@ -138,5 +139,39 @@ TEST_CASE("steady-state operations allocate nothing", "[allocations]") {
         run_bounded(r, client_side(for_bytes.client, for_lines.client, for_pooled.client),
                     std::chrono::seconds(30));
     INFO("allocations during " << 3 * measured << " round trips: " << allocations);
+    CHECK(allocations == 0);
+}
+
+namespace {
+
+// Receives until the channel ends; returns the allocations made after the warm-up.
+conet::task<long> drain(conet::channel<long>& ch, long& sum, long& count) {
+    long before = 0;
+    while (auto v = co_await ch.recv()) {
+        if (count == warm_up) before = allocation_count.load();
+        sum += *v;
+        ++count;
+    }
+    co_return allocation_count.load() - before;
+}
+
+} // namespace
+
+TEST_CASE("a million values through a capacity-1 channel allocate nothing",
+          "[allocations][channel]") {
+    constexpr long values = 1'000'000;
+    conet::reactor r;
+    conet::channel<long> ch(1); // its one allocation, before counting starts
+    r.spawn([](conet::channel<long>& ch) -> conet::task<> {
+        for (long i = 0; i < values; ++i)
+            co_await ch.send(long(i));
+        ch.close();
+    }(ch));
+    long sum = 0;
+    long count = 0;
+    const long allocations = run_bounded(r, drain(ch, sum, count), std::chrono::seconds(60));
+    CHECK(count == values);
+    CHECK(sum == values * (values - 1) / 2);
+    INFO("allocations while " << values - warm_up << " values went through: " << allocations);
     CHECK(allocations == 0);
 }

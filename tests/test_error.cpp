@@ -12,9 +12,10 @@ TEST_CASE("conet errors are error codes with readable messages", "[error]") {
     CHECK(ec == conet::error::line_too_long);
     CHECK(ec != conet::error::end_of_stream);
     CHECK(ec != std::errc::invalid_argument);
-    for (auto e : {conet::error::line_too_long, conet::error::end_of_stream,
-                   conet::error::already_waiting, conet::error::no_reactor,
-                   conet::error::wrong_reactor, conet::error::datagram_truncated}) {
+    for (auto e :
+         {conet::error::line_too_long, conet::error::end_of_stream, conet::error::already_waiting,
+          conet::error::no_reactor, conet::error::wrong_reactor, conet::error::datagram_truncated,
+          conet::error::channel_closed}) {
         const std::string message = conet::make_error_code(e).message();
         CHECK_FALSE(message.empty());
         CHECK(message != "Unknown conet error");

@@ -40,6 +40,7 @@ enum class error {
     closed, ///< the socket (or task group) was closed by another task while the operation waited
     port_out_of_range,   ///< a service given as a number is not a port (0 to 65535)
     descriptor_replaced, ///< a watched_fd's descriptor was closed, or now names another file
+    channel_closed,      ///< a value sent on a closed channel (it was not queued)
 };
 
 namespace detail {
@@ -76,6 +77,8 @@ private:
         case error::descriptor_replaced:
             return "The watched descriptor was closed, or now names another file (its library "
                    "reconnected?): watch the new one with a new watched_fd";
+        case error::channel_closed:
+            return "Sent on a closed channel (the value was not queued)";
         }
         return "Unknown conet error";
     }

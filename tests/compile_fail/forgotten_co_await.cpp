@@ -5,7 +5,12 @@
 // the lines that lost it; with 0 every one is awaited and the file must compile, so each
 // error is the missing co_await alone. (Preprocessor blocks, not `if constexpr`, whose
 // discarded branch Clang still checks.)
+#include <conet/channel.hpp>
 #include <conet/conet.hpp>
+#include <conet/event.hpp>
+#include <conet/mutex.hpp>
+#include <conet/semaphore.hpp>
+#include <conet/shared_channel.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -33,6 +38,12 @@ conet::task<> body(conet::tcp_listener& listener, conet::tcp_stream& conn, conet
     conet::standard_input in;
     conet::signal_set signals{SIGUSR1};
     conet::task_group group;
+    conet::channel<int> channel(1);
+    conet::shared_channel<int> shared(1);
+    conet::mutex mutex;
+    conet::semaphore semaphore(1);
+    conet::event event;
+    const int one = 1;
 #if CONET_FORGET == 1 || CONET_FORGET == -1
     conn.send_all("hello");
 #else
@@ -177,6 +188,46 @@ conet::task<> body(conet::tcp_listener& listener, conet::tcp_stream& conn, conet
     answer();
 #else
     co_await answer();
+#endif
+#if CONET_FORGET == 30 || CONET_FORGET == -1
+    channel.send(1);
+#else
+    co_await channel.send(1);
+#endif
+#if CONET_FORGET == 31 || CONET_FORGET == -1
+    channel.send(one);
+#else
+    co_await channel.send(one);
+#endif
+#if CONET_FORGET == 32 || CONET_FORGET == -1
+    channel.recv();
+#else
+    co_await channel.recv();
+#endif
+#if CONET_FORGET == 33 || CONET_FORGET == -1
+    shared.send(1);
+#else
+    co_await shared.send(1);
+#endif
+#if CONET_FORGET == 34 || CONET_FORGET == -1
+    shared.recv();
+#else
+    co_await shared.recv();
+#endif
+#if CONET_FORGET == 35 || CONET_FORGET == -1
+    mutex.lock();
+#else
+    auto held = co_await mutex.lock();
+#endif
+#if CONET_FORGET == 36 || CONET_FORGET == -1
+    semaphore.acquire();
+#else
+    co_await semaphore.acquire();
+#endif
+#if CONET_FORGET == 37 || CONET_FORGET == -1
+    event.wait();
+#else
+    co_await event.wait();
 #endif
     co_return; // a coroutine still when every co_await is forgotten
 }
