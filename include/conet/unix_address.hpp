@@ -29,15 +29,18 @@ public:
     /// Unnamed: an unbound socket, an end of a socketpair, a client as its listener sees it.
     unix_address() noexcept = default;
     /// From its text: "@name" is `name` in the abstract namespace, anything else a path.
-    unix_address(std::string_view text) { // NOLINT: implicit, so that bind("/run/x") reads
+    /// Implicit, so that `unix_listener::bind("/run/app.sock")` reads as it should.
+    unix_address(std::string_view text) { // NOLINT(google-explicit-constructor)
         if (!text.empty() && text.front() == '@') {
             abstract_ = true;
             text.remove_prefix(1);
         }
         name_.assign(text);
     }
-    unix_address(const char* text) : unix_address(std::string_view(text)) {}        // NOLINT
-    unix_address(const std::string& text) : unix_address(std::string_view(text)) {} // NOLINT
+    unix_address(const char* text) // NOLINT(google-explicit-constructor)
+        : unix_address(std::string_view(text)) {}
+    unix_address(const std::string& text) // NOLINT(google-explicit-constructor)
+        : unix_address(std::string_view(text)) {}
 
     /// A filesystem path, even one that starts with '@'.
     static unix_address path(std::string_view path) {
