@@ -16,7 +16,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -389,7 +388,8 @@ class recv_fds_op : public io_awaiter<recv_fds_op, direction::read> {
 public:
     recv_fds_op(descriptor& d, mutable_buffer buf, std::size_t max_fds,
                 std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf), max_fds_(std::min(max_fds, max_fds_per_message)) {}
+        : io_awaiter(out), d_(&d), buf_(buf),
+          max_fds_(max_fds < max_fds_per_message ? max_fds : max_fds_per_message) {}
 
     bool try_once() noexcept {
         if (buf_.size() == 0) {
