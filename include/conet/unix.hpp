@@ -263,10 +263,10 @@ public:
     bool try_once() noexcept {
         sockaddr_unix sa;
         if ((ec = sa.assign(to_))) return true;
-        const int fd = open_unix_socket(ec);
-        if (fd < 0) return true;
-        stream_ = unix_stream(fd, unix_stream::made_here{});
-        if (retry_on_eintr([&] { return ::connect(fd, sa.get(), sa.length); }) < 0)
+        const int socket_fd = open_unix_socket(ec);
+        if (socket_fd < 0) return true;
+        stream_ = unix_stream(socket_fd, unix_stream::made_here{});
+        if (retry_on_eintr([&] { return ::connect(socket_fd, sa.get(), sa.length); }) < 0)
             ec = errno_code(errno);
         return true;
     }
@@ -450,11 +450,11 @@ private:
         try {
             received_.fds.reserve(count);
         } catch (const std::bad_alloc&) {
-            for_each_descriptor(message, [](int fd) { ::close(fd); });
+            for_each_descriptor(message, [](int passed) { ::close(passed); });
             ec = std::make_error_code(std::errc::not_enough_memory);
             return;
         }
-        for_each_descriptor(message, [&](int fd) { received_.fds.emplace_back(fd); });
+        for_each_descriptor(message, [&](int passed) { received_.fds.emplace_back(passed); });
     }
 
     template <class F>
@@ -464,9 +464,9 @@ private:
             const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
             const unsigned char* data = CMSG_DATA(c);
             for (std::size_t i = 0; i < count; ++i) {
-                int fd;
-                std::memcpy(&fd, data + i * sizeof(int), sizeof fd);
-                f(fd);
+                int passed;
+                std::memcpy(&passed, data + i * sizeof(int), sizeof passed);
+                f(passed);
             }
         }
     }
