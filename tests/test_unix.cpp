@@ -688,3 +688,48 @@ TEST_CASE("line_reader over a unix_stream", "[unix]") {
         CHECK(got == std::vector<std::string>{"one", "two", "three", "four"});
     }());
 }
+
+TEST_CASE("adopting a unix socket checks what it is", "[unix]") {
+    temp_dir dir;
+    const std::string path = dir.file("adopted.sock");
+    run_bounded([&]() -> conet::task<> {
+        // A listener made elsewhere (blocking, no close-on-exec) is adopted and accepts.
+        conet::owned_fd raw(::socket(AF_UNIX, SOCK_STREAM, 0));
+        REQUIRE(raw);
+        conet::detail::sockaddr_unix sa;
+        REQUIRE(!sa.assign(path));
+        REQUIRE(::bind(raw.get(), sa.get(), sa.length) == 0);
+        REQUIRE(::listen(raw.get(), 8) == 0);
+        std::error_code ec;
+        // Not a connected stream: a listening socket is refused, and left open.
+        auto wrong = conet::unix_stream::adopt(raw.get(), ec);
+        CHECK(ec == std::errc::invalid_argument);
+        CHECK(!wrong.is_open());
+        CHECK(::fcntl(raw.get(), F_GETFD) >= 0);
+        auto listener = conet::unix_listener::adopt(raw.release());
+        CHECK(close_on_exec(listener.native_handle()));
+        CHECK((::fcntl(listener.native_handle(), F_GETFL) & O_NONBLOCK) != 0);
+        auto client = co_await conet::unix_stream::connect(path);
+        auto accepted = co_await listener.accept();
+        co_await client.send_all(conet::const_buffer("adopted"));
+        char buf[7];
+        co_await accepted.stream.recv_exact(buf);
+        CHECK(std::string(buf, 7) == "adopted");
+        listener.close();
+        CHECK(exists(path)); // an adopted listener did not make the file: it stays
+        ::unlink(path.c_str());
+        // A TCP socket is not a UNIX one; a connected UNIX socket is not a listener.
+        auto tcp = conet::tcp_listener::bind(any_loopback_port());
+        auto not_unix = conet::unix_listener::adopt(tcp.native_handle(), ec);
+        CHECK(ec == std::errc::address_family_not_supported);
+        CHECK(!not_unix.is_open());
+        auto not_listening = conet::unix_listener::adopt(client.native_handle(), ec);
+        CHECK(ec == std::errc::invalid_argument);
+        CHECK(!not_listening.is_open());
+        // A datagram socket is not a stream.
+        conet::owned_fd datagram(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        auto not_stream = conet::unix_stream::adopt(datagram.get(), ec);
+        CHECK(ec == std::errc::wrong_protocol_type);
+        CHECK(!not_stream.is_open());
+    }());
+}
