@@ -505,7 +505,9 @@ TEST_CASE("a unix stream's drained recv waits for the edge without a failing rea
     watchdog dog(r);
     constexpr int round_trips = 1000;
     const auto stats = r.run([&]() -> conet::task<conet::reactor_stats> {
-        auto [client, server] = conet::unix_stream::pair();
+        auto ends = conet::unix_stream::pair(); // (no structured binding: a lambda uses it)
+        auto& client = ends.first;
+        auto& server = ends.second;
         conet::task_group echoes;
         echoes.spawn(echo(std::move(server)));
         char message[64] = {};
