@@ -22,7 +22,8 @@ namespace conet {
 
 class buffer_pool;
 namespace detail {
-class pooled_read_op;
+template <class Reads>
+class basic_pooled_read_op;
 }
 
 /// A buffer lent by a buffer_pool, with how much of it holds data. Move-only; gives the
@@ -106,7 +107,8 @@ public:
 
 private:
     friend class pooled_buffer;
-    friend class detail::pooled_read_op;
+    template <class Reads>
+    friend class detail::basic_pooled_read_op;
     struct free_block {
         free_block* next;
     };

@@ -38,9 +38,11 @@ enum class error {
     wrong_reactor,      ///< a socket, group or handle used on a thread other than its reactor's
     datagram_truncated, ///< a datagram was larger than the buffer given to receive it
     closed, ///< the socket (or task group) was closed by another task while the operation waited
-    port_out_of_range,   ///< a service given as a number is not a port (0 to 65535)
-    descriptor_replaced, ///< a watched_fd's descriptor was closed, or now names another file
-    channel_closed,      ///< a value sent on a closed channel (it was not queued)
+    port_out_of_range,     ///< a service given as a number is not a port (0 to 65535)
+    descriptor_replaced,   ///< a watched_fd's descriptor was closed, or now names another file
+    channel_closed,        ///< a value sent on a closed channel (it was not queued)
+    address_too_long,      ///< a UNIX socket path or abstract name does not fit in sockaddr_un
+    descriptors_truncated, ///< descriptors passed with the data did not fit (MSG_CTRUNC)
 };
 
 namespace detail {
@@ -79,6 +81,12 @@ private:
                    "reconnected?): watch the new one with a new watched_fd";
         case error::channel_closed:
             return "Sent on a closed channel (the value was not queued)";
+        case error::address_too_long:
+            return "UNIX socket address too long (a path or abstract name holds at most 107 "
+                   "bytes; it is never cut short)";
+        case error::descriptors_truncated:
+            return "More descriptors arrived than the receive had room for (MSG_CTRUNC): the "
+                   "kernel closed the rest, and those received were closed too";
         }
         return "Unknown conet error";
     }

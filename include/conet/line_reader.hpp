@@ -74,8 +74,8 @@ private:
 } // namespace detail
 
 /// A buffered reader that splits a byte stream into lines. It reads from a conet stream (a
-/// tcp_stream, standard_input), which must outlive it; not from a udp_socket, whose read
-/// takes one datagram and would cut one longer than the buffer's free space.
+/// tcp_stream, a unix_stream, standard_input), which must outlive it; not from a udp_socket, whose
+/// read takes one datagram and would cut one longer than the buffer's free space.
 class line_reader {
 public:
     /// The default longest line accepted, terminator excluded.
@@ -177,8 +177,10 @@ private:
         const std::size_t wanted = buffer_.size() - end_;
         const auto n = detail::retry_on_eintr(
             [&] { return ::read(stream_->native_handle(), buffer_.data() + end_, wanted); });
-        // A short read (or EAGAIN) leaves the stream drained until its next edge.
-        if (n > 0 ? static_cast<std::size_t>(n) < wanted : n < 0 && detail::would_block(errno))
+        // A short read (or EAGAIN) leaves the stream drained until its next edge; not on a
+        // UNIX stream, whose read() may have stopped after a message carrying descriptors.
+        if (n > 0 ? static_cast<std::size_t>(n) < wanted && !stream_->stops_at_messages()
+                  : n < 0 && detail::would_block(errno))
             stream_->note_drained(detail::direction::read);
         if (n > 0) end_ += static_cast<std::size_t>(n);
         if (n == 0) at_eof_ = true;

@@ -27,6 +27,7 @@
 #include "detail/io_awaiter.hpp"
 #include "detail/socket_ops.hpp"
 #include "detail/stream_ops.hpp"
+#include "detail/stream_socket.hpp"
 #include "error.hpp"
 #include "reactor.hpp"
 
@@ -65,11 +66,9 @@ inline int checked_stream(int fd) {
 }
 } // namespace detail
 
-/// Which direction(s) shutdown() ends.
-enum class shutdown_type { receive = SHUT_RD, send = SHUT_WR, both = SHUT_RDWR };
-
-/// A connected TCP socket. Move-only; closes itself on destruction.
-class tcp_stream : public detail::socket_base {
+/// A connected TCP socket. Move-only; closes itself on destruction. Its transfers (recv,
+/// recv_exact, send, send_all, shutdown) are detail::stream_base's, shared with UNIX streams.
+class tcp_stream : public detail::stream_base<detail::socket_base> {
 public:
     /// A closed stream (the result of a failed non-throwing connect, for instance).
     tcp_stream() noexcept = default;
@@ -91,74 +90,12 @@ public:
     }
     /// As adopt(fd), but it takes any connected stream socket, a Unix one too (so its short
     /// reads prove nothing: each operation tries first). Throws std::system_error.
-    explicit tcp_stream(int fd) : socket_base(detail::checked_stream(fd)) {}
+    explicit tcp_stream(int fd) : stream_base(detail::checked_stream(fd)) {}
 
     /// Connects to `to` (`co_await tcp_stream::connect(ep)`): yields the connected stream.
     static detail::connect_op connect(const endpoint& to);
     /// Non-throwing connect: on failure sets `ec` and yields a closed stream.
     static detail::connect_op connect(const endpoint& to, std::error_code& ec);
-
-    /// Receives up to `buf.size()` bytes; yields how many arrived, 0 at end of stream. An
-    /// empty `buf` fails with std::errc::invalid_argument (its 0 would mean end of stream).
-    detail::read_op recv(mutable_buffer buf) noexcept {
-        return {*this, buf, false, "recv", nullptr};
-    }
-    detail::read_op recv(mutable_buffer buf, std::error_code& ec) noexcept {
-        return {*this, buf, false, "recv", &ec};
-    }
-
-    /// Receives into a buffer borrowed from `pool` once data is there (an idle connection
-    /// holds none): `auto data = co_await conn.recv(pool);` yields the buffer with what
-    /// arrived, empty at end of stream; destroying it gives the buffer back to the pool.
-    detail::pooled_read_op recv(buffer_pool& pool) noexcept { return {*this, pool, nullptr}; }
-    detail::pooled_read_op recv(buffer_pool& pool, std::error_code& ec) noexcept {
-        return {*this, pool, &ec};
-    }
-
-    /// Sends some of `buf` (at least one byte); yields how many were sent.
-    detail::send_op send(const_buffer buf) noexcept { return {*this, buf, false, nullptr}; }
-    detail::send_op send(const_buffer buf, std::error_code& ec) noexcept {
-        return {*this, buf, false, &ec};
-    }
-
-    /// Sends every byte of `buf`, waiting as often as the peer's window requires; yields the
-    /// count sent (all of it, or in the non-throwing form, what went out before the error).
-    detail::send_op send_all(const_buffer buf) noexcept { return {*this, buf, true, nullptr}; }
-    detail::send_op send_all(const_buffer buf, std::error_code& ec) noexcept {
-        return {*this, buf, true, &ec};
-    }
-
-    /// Fills all of `buf`; the stream ending first is conet::error::end_of_stream (the
-    /// non-throwing form then yields how many bytes did arrive). An empty `buf` is filled at
-    /// once: it yields 0 without reading.
-    detail::read_op recv_exact(mutable_buffer buf) noexcept {
-        return {*this, buf, true, "recv_exact", nullptr};
-    }
-    detail::read_op recv_exact(mutable_buffer buf, std::error_code& ec) noexcept {
-        return {*this, buf, true, "recv_exact", &ec};
-    }
-
-    /// Ends sending (the peer reads end of stream), receiving, or both.
-    void shutdown(shutdown_type how = shutdown_type::send) {
-        std::error_code ec;
-        shutdown(how, ec);
-        detail::throw_if(ec, "shutdown");
-    }
-    void shutdown(shutdown_type how, std::error_code& ec) noexcept {
-        if (!usable_here()) {
-            ec = error::wrong_reactor;
-            return;
-        }
-        ec.clear();
-        if (::shutdown(native_handle(), static_cast<int>(how)) < 0) {
-            ec = detail::errno_code(errno);
-            return;
-        }
-        // What is shut down ends (reads) or fails (sends) at once from now on: try it, for
-        // no edge need come (EPOLLRDHUP is final, see descriptor).
-        if (how != shutdown_type::send) note_events(EPOLLRDHUP);
-        if (how != shutdown_type::receive) note_events(EPOLLOUT);
-    }
 
     /// The peer's address and port.
     using socket_base::peer_endpoint;
@@ -171,9 +108,9 @@ private:
     friend class detail::accept_op;
     // A TCP socket conet made itself (connect, accept): see descriptor's traits.
     struct made_here {};
-    tcp_stream(int fd, made_here) noexcept : socket_base(fd, stream_socket | conet_made) {}
+    tcp_stream(int fd, made_here) noexcept : stream_base(fd, stream_socket | conet_made) {}
     struct adopted {}; // checked by adopt
-    tcp_stream(int fd, adopted) noexcept : socket_base(fd) {}
+    tcp_stream(int fd, adopted) noexcept : stream_base(fd) {}
 };
 
 /// What accept() yields: the connected stream and who is on the other end.
@@ -242,12 +179,7 @@ public:
             }
             const int err = errno;
             if (would_block(err)) return false;
-            // The connection died before we took it (or, per accept(2), a network error
-            // already pending on it): it is gone, so take the next one.
-            if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == ENETDOWN ||
-                err == ENOPROTOOPT || err == EHOSTDOWN || err == ENONET || err == EHOSTUNREACH ||
-                err == ENETUNREACH)
-                continue;
+            if (accept_skips(err)) continue;
             // EMFILE/ENFILE/ENOBUFS/ENOMEM are reported: the listener stays usable and the
             // pending connection waits in the backlog until descriptors are freed.
             ec = errno_code(err);

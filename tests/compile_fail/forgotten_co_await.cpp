@@ -11,6 +11,7 @@
 #include <conet/mutex.hpp>
 #include <conet/semaphore.hpp>
 #include <conet/shared_channel.hpp>
+#include <conet/unix.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -28,7 +29,8 @@ conet::task<int> answer() {
 }
 
 conet::task<> body(conet::tcp_listener& listener, conet::tcp_stream& conn, conet::udp_socket& udp,
-                   conet::reactor& other) {
+                   conet::reactor& other, conet::unix_listener& unix_listener,
+                   conet::unix_stream& unix_conn) {
     char buf[16];
     std::error_code ec;
     const auto to = conet::endpoint::parse("127.0.0.1:9");
@@ -228,6 +230,31 @@ conet::task<> body(conet::tcp_listener& listener, conet::tcp_stream& conn, conet
     event.wait();
 #else
     co_await event.wait();
+#endif
+#if CONET_FORGET == 38 || CONET_FORGET == -1
+    conet::unix_stream::connect("/run/x.sock");
+#else
+    co_await conet::unix_stream::connect("/run/x.sock");
+#endif
+#if CONET_FORGET == 39 || CONET_FORGET == -1
+    unix_listener.accept();
+#else
+    co_await unix_listener.accept();
+#endif
+#if CONET_FORGET == 40 || CONET_FORGET == -1
+    unix_conn.recv(buf);
+#else
+    co_await unix_conn.recv(buf);
+#endif
+#if CONET_FORGET == 41 || CONET_FORGET == -1
+    unix_conn.send_fds(buf, {});
+#else
+    co_await unix_conn.send_fds(buf, {});
+#endif
+#if CONET_FORGET == 42 || CONET_FORGET == -1
+    unix_conn.recv_fds(buf);
+#else
+    co_await unix_conn.recv_fds(buf);
 #endif
     co_return; // a coroutine still when every co_await is forgotten
 }

@@ -44,14 +44,19 @@ class descriptor {
 public:
     /// What a descriptor is, for the loop: bits for the constructor.
     enum trait_bits : std::uint32_t {
-        /// A TCP socket conet made (connect, accept): a short read or write proves the
-        /// direction drained. Not an adopted descriptor, which may be a Unix socket (a read
-        /// stops short at a message that carries descriptors, with more queued behind it).
+        /// A TCP or UNIX stream socket conet made (connect, accept, socketpair): a short read
+        /// or write proves the direction drained. Not an adopted descriptor, which may be a
+        /// UNIX socket read with read() (see message_stream).
         stream_socket = 1u << 24,
         /// Made by conet (socket(), accept4()) and never duplicated by it: close() needs no
         /// EPOLL_CTL_DEL, since closing the only descriptor of a file removes it from every
         /// epoll set (and the slot's generation already ignores an event fetched before).
         conet_made = 1u << 25,
+        /// A UNIX stream: a read stops short after a message that carried descriptors (or,
+        /// on a socket passing credentials, at another writer's data), with more queued
+        /// behind it. Its own operations read with recvmsg() and see that (MSG_CTRUNC, or
+        /// the descriptors they take); a plain read() there proves nothing by a short read.
+        message_stream = 1u << 26,
     };
 
     descriptor() noexcept = default;
@@ -101,6 +106,9 @@ public:
     bool must_wait(direction d) const noexcept {
         return (state_ & (stream_socket | ready_bits(d))) == stream_socket;
     }
+    /// True for a UNIX stream (message_stream): a short read() of it proves nothing.
+    bool stops_at_messages() const noexcept { return state_ & message_stream; }
+
     /// An operation in direction `d` transferred less than it asked for, or met EAGAIN: the
     /// direction is drained until its next edge (final states stay: they are never cleared).
     void note_drained(direction d) noexcept {
@@ -194,7 +202,7 @@ private:
     // more queued behind it) is never cleared either, so such a socket tries first for good.
     // Not registered anywhere, nothing is known: try first.
     static constexpr std::uint32_t unknown = EPOLLIN | EPOLLOUT;
-    static constexpr std::uint32_t traits_mask = stream_socket | conet_made;
+    static constexpr std::uint32_t traits_mask = stream_socket | conet_made | message_stream;
 
     static constexpr std::uint32_t ready_bits(direction d) noexcept {
         return d == direction::read

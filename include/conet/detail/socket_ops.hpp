@@ -1,4 +1,5 @@
-// conet/detail/socket_ops.hpp - syscall helpers and operations shared by TCP and UDP sockets.
+// conet/detail/socket_ops.hpp - syscall helpers and operations shared by TCP, UDP and UNIX
+// sockets.
 #pragma once
 
 #include <fcntl.h>
@@ -121,21 +122,21 @@ inline std::error_code prepare_adopted(int fd, int type, bool listening) noexcep
     return {};
 }
 
-/// What every socket has: a descriptor, and the address it is bound to.
-class socket_base : public descriptor {
+/// accept4() failed with `err` because the connection died before it was taken (or, per
+/// accept(2), a network error was already pending on it): it is gone, so take the next one.
+/// Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is reported instead: the
+/// listener stays usable, and the connection waits in the backlog until some are freed.
+inline bool accept_skips(int err) noexcept {
+    return err == EINTR || err == ECONNABORTED || err == EPROTO || err == ENETDOWN ||
+           err == ENOPROTOOPT || err == EHOSTDOWN || err == ENONET || err == EHOSTUNREACH ||
+           err == ENETUNREACH;
+}
+
+/// What every socket has, whatever its address family: a descriptor, waits for readiness
+/// and socket options. (socket_base adds the IP addresses; unix.hpp's sockets, UNIX ones.)
+class any_socket : public descriptor {
 public:
     using descriptor::descriptor;
-
-    /// This side's address and port (for a listener, the port actually bound).
-    endpoint local_endpoint() const {
-        std::error_code ec;
-        auto e = local_endpoint(ec);
-        throw_if(ec, "getsockname");
-        return e;
-    }
-    endpoint local_endpoint(std::error_code& ec) const noexcept {
-        return detail::local_endpoint(native_handle(), ec);
-    }
 
     /// Waits until the socket is readable, transferring nothing (Asio's async_wait): for a
     /// library that reads the socket itself, or to take a buffer only once data is there.
@@ -184,6 +185,23 @@ public:
         ec.clear();
         o.value = static_cast<decltype(o.value)>(value);
         return o;
+    }
+};
+
+/// An IP socket: a descriptor, and the address it is bound to.
+class socket_base : public any_socket {
+public:
+    using any_socket::any_socket;
+
+    /// This side's address and port (for a listener, the port actually bound).
+    endpoint local_endpoint() const {
+        std::error_code ec;
+        auto e = local_endpoint(ec);
+        throw_if(ec, "getsockname");
+        return e;
+    }
+    endpoint local_endpoint(std::error_code& ec) const noexcept {
+        return detail::local_endpoint(native_handle(), ec);
     }
 
 protected:

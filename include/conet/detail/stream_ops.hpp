@@ -1,8 +1,9 @@
-// conet/detail/stream_ops.hpp - reading and writing a byte stream (a TCP socket, a pipe, a
-// terminal): the operations behind recv, recv_exact, send, send_all and read_some.
+// conet/detail/stream_ops.hpp - reading and writing a byte stream (a TCP or UNIX socket, a
+// pipe, a terminal): the operations behind recv, recv_exact, send, send_all and read_some.
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,45 +21,75 @@
 
 namespace conet::detail {
 
+/// How a stream is read: read(), so that pipes and terminals work too (on a socket it is
+/// recv()). A short read proves what the descriptor's traits say (see descriptor).
+struct plain_reads {
+    static ssize_t read(int fd, void* data, std::size_t size, bool&) noexcept {
+        return ::read(fd, data, size);
+    }
+};
+
+/// How a UNIX stream is read: recvmsg() with no room for control data. The kernel ends a
+/// read after a message that carried descriptors (and closes them, reporting MSG_CTRUNC),
+/// with more data possibly queued behind it, and so does a socket that passes credentials:
+/// `stopped` is then set, and the short read proves nothing.
+struct message_reads {
+    static ssize_t read(int fd, void* data, std::size_t size, bool& stopped) noexcept {
+        iovec part{data, size};
+        msghdr message{};
+        message.msg_iov = &part;
+        message.msg_iovlen = 1;
+        const auto n = ::recvmsg(fd, &message, 0);
+        if (n > 0 && (message.msg_flags & MSG_CTRUNC)) stopped = true;
+        return n;
+    }
+};
+
 /// Reads some bytes (`exact` false: yields 0 at end of stream) or fills the whole buffer
-/// (`exact` true: end of stream first is conet::error::end_of_stream). read() rather than
-/// recv() so that pipes and terminals work too; on a socket the two are the same.
+/// (`exact` true: end of stream first is conet::error::end_of_stream), the way `Reads` says
+/// (plain_reads for TCP, pipes and terminals; message_reads for UNIX streams).
 ///
 /// An empty buffer is decided before any syscall: reading "some" bytes into it fails with
 /// std::errc::invalid_argument, because its 0 would pass for the end of the stream; filling
 /// it exactly is already done, so it succeeds with 0 at once and leaves the stream as it is.
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] read_op;
-class read_op : public io_awaiter<read_op, direction::read> {
+template <class Reads>
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] basic_read_op;
+template <class Reads>
+class basic_read_op : public io_awaiter<basic_read_op<Reads>, direction::read> {
 public:
-    read_op(descriptor& d, mutable_buffer buf, bool exact, const char* name,
-            std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf), exact_(exact), name_(name) {}
+    basic_read_op(descriptor& d, mutable_buffer buf, bool exact, const char* name,
+                  std::error_code* out) noexcept
+        : io_awaiter<basic_read_op<Reads>, direction::read>(out), d_(&d), buf_(buf), exact_(exact),
+          name_(name) {}
 
     bool try_once() noexcept {
         if (buf_.size() == 0) {
-            if (!exact_) ec = std::make_error_code(std::errc::invalid_argument);
+            if (!exact_) this->ec = std::make_error_code(std::errc::invalid_argument);
             return true;
         }
         do {
             const std::size_t wanted = buf_.size() - received_;
-            const auto n = retry_on_eintr(
-                [&] { return ::read(d_->native_handle(), buf_.data() + received_, wanted); });
+            bool stopped = false; // at a message boundary (message_reads)
+            const auto n = retry_on_eintr([&] {
+                return Reads::read(d_->native_handle(), buf_.data() + received_, wanted, stopped);
+            });
             if (n < 0) {
                 if (!would_block(errno)) {
-                    ec = errno_code(errno);
+                    this->ec = errno_code(errno);
                     return true;
                 }
                 d_->note_drained(direction::read);
                 return false;
             }
             if (n == 0) {
-                if (exact_ && received_ < buf_.size()) ec = error::end_of_stream;
+                if (exact_ && received_ < buf_.size()) this->ec = error::end_of_stream;
                 return true;
             }
             received_ += static_cast<std::size_t>(n);
             // Fewer bytes than asked for: on a stream socket, the receive queue is empty
-            // now (the descriptor decides whether that proves anything).
-            if (static_cast<std::size_t>(n) < wanted) {
+            // now (the descriptor decides whether that proves anything), unless the read
+            // stopped at a message boundary.
+            if (static_cast<std::size_t>(n) < wanted && !stopped) {
                 d_->note_drained(direction::read);
                 if (exact_ && d_->must_wait(direction::read)) return false; // wait for the rest
             }
@@ -80,6 +111,9 @@ private:
     const char* name_;
     std::size_t received_ = 0;
 };
+
+/// Reading a TCP stream, a pipe or a terminal.
+using read_op = basic_read_op<plain_reads>;
 
 /// Sends some bytes (`all` false) or every byte through partial writes (`all` true).
 /// MSG_NOSIGNAL: a peer that went away is an EPIPE error, never a SIGPIPE.
@@ -167,14 +201,17 @@ private:
 /// Receives into a buffer borrowed from a pool only once data is there: while it waits, the
 /// connection holds no buffer. Yields the buffer holding what arrived (empty at end of
 /// stream); destroying it gives the buffer back.
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] pooled_read_op;
-class pooled_read_op : public io_awaiter<pooled_read_op, direction::read> {
+template <class Reads>
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] basic_pooled_read_op;
+template <class Reads>
+class basic_pooled_read_op : public io_awaiter<basic_pooled_read_op<Reads>, direction::read> {
 public:
-    pooled_read_op(descriptor& d, buffer_pool& pool, std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), pool_(&pool) {}
+    basic_pooled_read_op(descriptor& d, buffer_pool& pool, std::error_code* out) noexcept
+        : io_awaiter<basic_pooled_read_op<Reads>, direction::read>(out), d_(&d), pool_(&pool) {}
     // Moved by with_timeout before it starts (the destructor below would hide the move).
-    pooled_read_op(pooled_read_op&&) noexcept = default;
-    [[gnu::always_inline]] ~pooled_read_op() {} // (its buffer was moved out, or never lent)
+    basic_pooled_read_op(basic_pooled_read_op&&) noexcept = default;
+    [[gnu::always_inline]] ~basic_pooled_read_op() {} // (its buffer was moved out, or never lent)
 
     // Inline (in attempt_thunk, where every wake-up of a pooled receive runs it): left to
     // itself, GCC stopped inlining it once the reactor's tables changed, 21 instructions more
@@ -186,25 +223,26 @@ public:
             try {
                 pool_->lend(buf_);
             } catch (const std::bad_alloc&) {
-                ec = std::make_error_code(std::errc::not_enough_memory);
+                this->ec = std::make_error_code(std::errc::not_enough_memory);
                 return true;
             }
         }
         const std::size_t wanted = pool_->block_size();
-        const auto n =
-            retry_on_eintr([&] { return ::read(d_->native_handle(), buf_.data(), wanted); });
+        bool stopped = false; // at a message boundary (message_reads)
+        const auto n = retry_on_eintr(
+            [&] { return Reads::read(d_->native_handle(), buf_.data(), wanted, stopped); });
         if (n <= 0) {
             buf_.release(); // nothing to hold: waiting, at end of stream, or failed
             if (n == 0) return true;
             if (!would_block(errno)) {
-                ec = errno_code(errno);
+                this->ec = errno_code(errno);
                 return true;
             }
             d_->note_drained(direction::read);
             return false;
         }
         buf_.resize(static_cast<std::size_t>(n));
-        if (static_cast<std::size_t>(n) < wanted) d_->note_drained(direction::read);
+        if (static_cast<std::size_t>(n) < wanted && !stopped) d_->note_drained(direction::read);
         return true;
     }
     descriptor& target() noexcept { return *d_; }
@@ -218,5 +256,8 @@ private:
     buffer_pool* pool_;
     pooled_buffer buf_;
 };
+
+/// Receiving a TCP stream into a pooled buffer.
+using pooled_read_op = basic_pooled_read_op<plain_reads>;
 
 } // namespace conet::detail

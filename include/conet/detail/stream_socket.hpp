@@ -1,0 +1,96 @@
+// conet/detail/stream_socket.hpp - what every connected stream socket offers (recv,
+// recv_exact, send, send_all, shutdown), written once for TCP and UNIX streams.
+#pragma once
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <system_error>
+
+#include "../buffer.hpp"
+#include "../buffer_pool.hpp"
+#include "../error.hpp"
+#include "socket_ops.hpp"
+#include "stream_ops.hpp"
+
+namespace conet {
+
+/// Which direction(s) shutdown() ends.
+enum class shutdown_type { receive = SHUT_RD, send = SHUT_WR, both = SHUT_RDWR };
+
+namespace detail {
+
+/// The operations of a connected stream socket over `Base` (socket_base for TCP, whose
+/// addresses are endpoints; unix_socket_base for UNIX streams), reading the way `Reads` says
+/// (see stream_ops.hpp). tcp_stream and unix_stream derive from it and add how they are made
+/// and addressed.
+template <class Base, class Reads = plain_reads>
+class stream_base : public Base {
+public:
+    using Base::Base;
+
+    /// Receives up to `buf.size()` bytes; yields how many arrived, 0 at end of stream. An
+    /// empty `buf` fails with std::errc::invalid_argument (its 0 would mean end of stream).
+    basic_read_op<Reads> recv(mutable_buffer buf) noexcept {
+        return {*this, buf, false, "recv", nullptr};
+    }
+    basic_read_op<Reads> recv(mutable_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, false, "recv", &ec};
+    }
+
+    /// Receives into a buffer borrowed from `pool` once data is there (an idle connection
+    /// holds none): `auto data = co_await conn.recv(pool);` yields the buffer with what
+    /// arrived, empty at end of stream; destroying it gives the buffer back to the pool.
+    basic_pooled_read_op<Reads> recv(buffer_pool& pool) noexcept { return {*this, pool, nullptr}; }
+    basic_pooled_read_op<Reads> recv(buffer_pool& pool, std::error_code& ec) noexcept {
+        return {*this, pool, &ec};
+    }
+
+    /// Sends some of `buf` (at least one byte); yields how many were sent.
+    send_op send(const_buffer buf) noexcept { return {*this, buf, false, nullptr}; }
+    send_op send(const_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, false, &ec};
+    }
+
+    /// Sends every byte of `buf`, waiting as often as the peer's window requires; yields the
+    /// count sent (all of it, or in the non-throwing form, what went out before the error).
+    send_op send_all(const_buffer buf) noexcept { return {*this, buf, true, nullptr}; }
+    send_op send_all(const_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, true, &ec};
+    }
+
+    /// Fills all of `buf`; the stream ending first is conet::error::end_of_stream (the
+    /// non-throwing form then yields how many bytes did arrive). An empty `buf` is filled at
+    /// once: it yields 0 without reading.
+    basic_read_op<Reads> recv_exact(mutable_buffer buf) noexcept {
+        return {*this, buf, true, "recv_exact", nullptr};
+    }
+    basic_read_op<Reads> recv_exact(mutable_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, true, "recv_exact", &ec};
+    }
+
+    /// Ends sending (the peer reads end of stream), receiving, or both.
+    void shutdown(shutdown_type how = shutdown_type::send) {
+        std::error_code ec;
+        shutdown(how, ec);
+        throw_if(ec, "shutdown");
+    }
+    void shutdown(shutdown_type how, std::error_code& ec) noexcept {
+        if (!this->usable_here()) {
+            ec = error::wrong_reactor;
+            return;
+        }
+        ec.clear();
+        if (::shutdown(this->native_handle(), static_cast<int>(how)) < 0) {
+            ec = errno_code(errno);
+            return;
+        }
+        // What is shut down ends (reads) or fails (sends) at once from now on: try it, for
+        // no edge need come (EPOLLRDHUP is final, see descriptor).
+        if (how != shutdown_type::send) this->note_events(EPOLLRDHUP);
+        if (how != shutdown_type::receive) this->note_events(EPOLLOUT);
+    }
+};
+
+} // namespace detail
+} // namespace conet

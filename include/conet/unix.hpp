@@ -1,0 +1,629 @@
+// conet/unix.hpp - UNIX domain stream sockets: unix_listener (socket + bind + listen +
+// accept) and unix_stream (connect, socketpair, recv, send, the peer's credentials, and
+// descriptors passed with the data).
+//
+// A unix_stream has the operations of a tcp_stream, shared with it (detail::stream_base):
+// the same awaitables, error forms, cancellation, budget and readiness tracking. What is its
+// own: addresses are unix_address (a path, "@name" in the abstract namespace, or unnamed),
+// peer_credentials() (SO_PEERCRED), and send_fds / recv_fds (SCM_RIGHTS).
+#pragma once
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <span>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "buffer.hpp"
+#include "detail/io_awaiter.hpp"
+#include "detail/socket_ops.hpp"
+#include "detail/stream_ops.hpp"
+#include "detail/stream_socket.hpp"
+#include "error.hpp"
+#include "owned_fd.hpp"
+#include "reactor.hpp"
+#include "unix_address.hpp"
+
+namespace conet {
+
+class unix_stream;
+class unix_listener;
+
+/// Who is on the other end of a unix_stream, as the kernel recorded it when the connection
+/// (or socketpair) was made: its process, user and group ids.
+struct credentials {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
+/// What recv_fds yields: how many bytes arrived, and the descriptors that came with them,
+/// owned (closed when the vector goes, unless released).
+struct received_fds {
+    std::size_t size = 0;
+    std::vector<owned_fd> fds;
+};
+
+namespace detail {
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] unix_connect_op;
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] unix_accept_op;
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_fds_op;
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] recv_fds_op;
+
+/// The most descriptors one message carries (the kernel's SCM_MAX_FD).
+inline constexpr std::size_t max_fds_per_message = 253;
+
+/// A new non-blocking, close-on-exec UNIX stream socket, or -1 with `ec` set.
+inline int open_unix_socket(std::error_code& ec) noexcept {
+    const int fd = counted(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (fd < 0) ec = errno_code(errno);
+    return fd;
+}
+
+/// getsockname/getpeername as a unix_address.
+template <auto Query>
+unix_address query_unix_address(int fd, std::error_code& ec) {
+    sockaddr_unix sa;
+    sa.length = sizeof sa.address;
+    if (Query(fd, sa.get(), &sa.length) < 0) {
+        ec = errno_code(errno);
+        return {};
+    }
+    ec.clear();
+    return sa.to_address();
+}
+
+/// Checks that `fd` is a UNIX stream socket, listening or connected as `listening` says, and
+/// makes it non-blocking and close-on-exec. Changes nothing if it is refused.
+inline std::error_code prepare_adopted_unix(int fd, bool listening) noexcept {
+    int value = 0;
+    socklen_t length = sizeof value;
+    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &length) < 0) return errno_code(errno);
+    if (value != AF_UNIX) return std::make_error_code(std::errc::address_family_not_supported);
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) < 0) return errno_code(errno);
+    if (value != SOCK_STREAM) return std::make_error_code(std::errc::wrong_protocol_type);
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) < 0) return errno_code(errno);
+    if ((value != 0) != listening) return std::make_error_code(std::errc::invalid_argument);
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return errno_code(errno);
+    return {};
+}
+
+/// What every UNIX socket has: the socket, and the address it is bound to.
+class unix_socket_base : public any_socket {
+public:
+    using any_socket::any_socket;
+
+    /// The address this socket is bound to (unnamed if it is not).
+    unix_address local_address() const {
+        std::error_code ec;
+        auto a = local_address(ec);
+        throw_if(ec, "getsockname");
+        return a;
+    }
+    unix_address local_address(std::error_code& ec) const {
+        return query_unix_address<::getsockname>(native_handle(), ec);
+    }
+
+protected:
+    // The peer's address: published by unix_stream, not by a listener.
+    unix_address peer_address() const {
+        std::error_code ec;
+        auto a = peer_address(ec);
+        throw_if(ec, "getpeername");
+        return a;
+    }
+    unix_address peer_address(std::error_code& ec) const {
+        return query_unix_address<::getpeername>(native_handle(), ec);
+    }
+};
+
+} // namespace detail
+
+/// A connected UNIX stream socket. Move-only; closes itself on destruction. recv,
+/// recv_exact, send, send_all and shutdown are tcp_stream's (detail::stream_base). A plain
+/// receive that meets data sent with descriptors takes the data; the kernel closes the
+/// descriptors (use recv_fds where they are expected).
+class unix_stream : public detail::stream_base<detail::unix_socket_base, detail::message_reads> {
+public:
+    /// A closed stream (the result of a failed non-throwing connect, for instance).
+    unix_stream() noexcept = default;
+
+    /// Connects to the listener at `to` (`co_await unix_stream::connect("/run/app.sock")`):
+    /// yields the connected stream. A UNIX connect never waits: the listener's queue being
+    /// full fails at once with std::errc::resource_unavailable_try_again (EAGAIN), a path
+    /// nobody listens on with no_such_file_or_directory or connection_refused.
+    static detail::unix_connect_op connect(const unix_address& to);
+    /// Non-throwing connect: on failure sets `ec` and yields a closed stream.
+    static detail::unix_connect_op connect(const unix_address& to, std::error_code& ec);
+
+    /// Two streams connected to each other (socketpair): for a child process, or two parts
+    /// of one program. Throws std::system_error.
+    static std::pair<unix_stream, unix_stream> pair() {
+        std::error_code ec;
+        auto p = pair(ec);
+        detail::throw_if(ec, "socketpair");
+        return p;
+    }
+    static std::pair<unix_stream, unix_stream> pair(std::error_code& ec) noexcept {
+        int fds[2];
+        if (detail::counted(
+                ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds)) < 0) {
+            ec = detail::errno_code(errno);
+            return {};
+        }
+        ec.clear();
+        return {unix_stream(fds[0], made_here{}), unix_stream(fds[1], made_here{})};
+    }
+
+    /// Takes ownership of a descriptor that is already a connected UNIX stream socket (one
+    /// inherited, or received with recv_fds) and makes it non-blocking and close-on-exec.
+    /// Throws std::system_error (address_family_not_supported for a socket that is not UNIX,
+    /// wrong_protocol_type for one that is not a stream, invalid_argument for a listening
+    /// one); on failure the descriptor is left open, unchanged and not owned. Its short reads
+    /// prove nothing (another holder may read it too): each operation tries first.
+    static unix_stream adopt(int fd) {
+        std::error_code ec;
+        auto stream = adopt(fd, ec);
+        detail::throw_if(ec, "unix_stream::adopt");
+        return stream;
+    }
+    static unix_stream adopt(int fd, std::error_code& ec) noexcept {
+        ec = detail::prepare_adopted_unix(fd, false);
+        return ec ? unix_stream() : unix_stream(fd, adopted{});
+    }
+
+    /// The peer's address (unnamed for most clients, and for a socketpair).
+    using unix_socket_base::peer_address;
+
+    /// The peer's process, user and group ids (SO_PEERCRED), as they were when it connected
+    /// (or made the pair). Throws std::system_error.
+    credentials peer_credentials() const {
+        std::error_code ec;
+        auto c = peer_credentials(ec);
+        detail::throw_if(ec, "getsockopt(SO_PEERCRED)");
+        return c;
+    }
+    credentials peer_credentials(std::error_code& ec) const noexcept {
+        ucred c{};
+        socklen_t length = sizeof c;
+        if (::getsockopt(native_handle(), SOL_SOCKET, SO_PEERCRED, &c, &length) < 0) {
+            ec = detail::errno_code(errno);
+            return {};
+        }
+        ec.clear();
+        return {c.pid, c.uid, c.gid};
+    }
+
+    /// Sends every byte of `buf`, with the descriptors `fds` (at most 253) attached to its
+    /// first bytes (SCM_RIGHTS): the peer receives them with recv_fds, as new descriptors of
+    /// its own for the same open files. `fds` stay the caller's, open; they must be open until
+    /// the co_await returns. Yields the bytes sent, as send_all does. An empty `buf` (which
+    /// could carry no descriptor on a stream), or more than 253 descriptors, is
+    /// std::errc::invalid_argument.
+    detail::send_fds_op send_fds(const_buffer buf, std::span<const int> fds) noexcept;
+    detail::send_fds_op send_fds(const_buffer buf, std::span<const int> fds,
+                                 std::error_code& ec) noexcept;
+
+    /// Receives up to `buf.size()` bytes and the descriptors sent with them, at most
+    /// `max_fds` (253 if not given): yields {size, fds}, size 0 at end of stream. Each
+    /// descriptor is owned by the result (closed when it goes) and close-on-exec. A receive
+    /// stops after the bytes that carried descriptors, so that descriptors of two messages
+    /// are never mixed. More descriptors than `max_fds` fail with
+    /// conet::error::descriptors_truncated, and none is left open: the kernel closes those
+    /// that did not fit, the receive those that did (the non-throwing form still yields the
+    /// bytes). An empty `buf` is std::errc::invalid_argument.
+    detail::recv_fds_op recv_fds(mutable_buffer buf) noexcept;
+    detail::recv_fds_op recv_fds(mutable_buffer buf, std::error_code& ec) noexcept;
+    detail::recv_fds_op recv_fds(mutable_buffer buf, std::size_t max_fds) noexcept;
+    detail::recv_fds_op recv_fds(mutable_buffer buf, std::size_t max_fds,
+                                 std::error_code& ec) noexcept;
+
+private:
+    friend class detail::unix_connect_op;
+    friend class detail::unix_accept_op;
+    // Made by conet (connect, accept, socketpair): tracked, and read with recvmsg.
+    struct made_here {};
+    unix_stream(int fd, made_here) noexcept
+        : stream_base(fd, stream_socket | conet_made | message_stream) {}
+    struct adopted {}; // checked by adopt
+    unix_stream(int fd, adopted) noexcept : stream_base(fd, message_stream) {}
+};
+
+/// What unix_listener::accept() yields: the connected stream and its peer's address
+/// (unnamed unless the client bound one).
+struct unix_accepted {
+    unix_stream stream;
+    unix_address peer;
+};
+
+namespace detail {
+
+/// A UNIX connect: the kernel connects at once or fails, it never waits (a full listen queue
+/// is EAGAIN, reported). Still an awaitable, for the cancellation check and the budget.
+class unix_connect_op : public io_awaiter<unix_connect_op, direction::write> {
+public:
+    unix_connect_op(const unix_address& to, std::error_code* out) : io_awaiter(out), to_(to) {}
+
+    bool try_once() noexcept {
+        sockaddr_unix sa;
+        if ((ec = sa.assign(to_))) return true;
+        const int socket_fd = open_unix_socket(ec);
+        if (socket_fd < 0) return true;
+        stream_ = unix_stream(socket_fd, unix_stream::made_here{});
+        if (retry_on_eintr([&] { return ::connect(socket_fd, sa.get(), sa.length); }) < 0)
+            ec = errno_code(errno);
+        return true;
+    }
+    descriptor& target() noexcept { return stream_; }
+    unix_stream result() noexcept { return std::move(stream_); }
+    unix_stream failed_result() noexcept {
+        stream_.close();
+        return {};
+    }
+    std::string describe() const { return "connect " + to_.to_string(); }
+
+private:
+    unix_address to_;
+    unix_stream stream_;
+};
+
+class unix_accept_op : public io_awaiter<unix_accept_op, direction::read> {
+public:
+    unix_accept_op(descriptor& listener, std::error_code* out) noexcept
+        : io_awaiter(out), listener_(&listener) {}
+
+    bool try_once() noexcept {
+        for (;;) {
+            sockaddr_unix sa;
+            sa.length = sizeof sa.address;
+            const int conn_fd = counted(::accept4(listener_->native_handle(), sa.get(), &sa.length,
+                                                  SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (conn_fd >= 0) {
+                accepted_.stream = unix_stream(conn_fd, unix_stream::made_here{});
+                try {
+                    accepted_.peer = sa.to_address();
+                } catch (const std::bad_alloc&) {
+                    accepted_.stream.close();
+                    ec = std::make_error_code(std::errc::not_enough_memory);
+                }
+                return true;
+            }
+            const int err = errno;
+            if (would_block(err)) return false;
+            if (accept_skips(err)) continue;
+            ec = errno_code(err);
+            return true;
+        }
+    }
+    descriptor& target() noexcept { return *listener_; }
+    unix_accepted result() noexcept { return std::move(accepted_); }
+    unix_accepted failed_result() noexcept { return {}; }
+    std::string describe() const { return "accept"; }
+
+private:
+    descriptor* listener_;
+    unix_accepted accepted_;
+};
+
+/// send_all with descriptors attached to the first bytes that go out.
+class send_fds_op : public io_awaiter<send_fds_op, direction::write> {
+public:
+    send_fds_op(descriptor& d, const_buffer buf, std::span<const int> fds,
+                std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), buf_(buf), fds_(fds) {}
+
+    bool try_once() noexcept {
+        if (buf_.size() == 0 || fds_.size() > max_fds_per_message) {
+            ec = std::make_error_code(std::errc::invalid_argument);
+            return true;
+        }
+        do {
+            const std::size_t wanted = buf_.size() - sent_;
+            iovec part{const_cast<char*>(buf_.data()) + sent_, wanted};
+            msghdr message{};
+            message.msg_iov = &part;
+            message.msg_iovlen = 1;
+            alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)];
+            if (sent_ == 0 && !fds_.empty()) { // the descriptors go with the first byte
+                const std::size_t size = sizeof(int) * fds_.size();
+                std::memset(control, 0, CMSG_SPACE(size));
+                message.msg_control = control;
+                message.msg_controllen = CMSG_SPACE(size);
+                cmsghdr* header = CMSG_FIRSTHDR(&message);
+                header->cmsg_level = SOL_SOCKET;
+                header->cmsg_type = SCM_RIGHTS;
+                header->cmsg_len = CMSG_LEN(size);
+                std::memcpy(CMSG_DATA(header), fds_.data(), size);
+            }
+            const auto n = retry_on_eintr(
+                [&] { return ::sendmsg(d_->native_handle(), &message, MSG_NOSIGNAL); });
+            if (n < 0) {
+                if (!would_block(errno)) {
+                    ec = errno_code(errno);
+                    return true;
+                }
+                d_->note_drained(direction::write);
+                return false;
+            }
+            sent_ += static_cast<std::size_t>(n);
+            if (static_cast<std::size_t>(n) < wanted) { // the send queue is full now
+                d_->note_drained(direction::write);
+                if (d_->must_wait(direction::write)) return false;
+            }
+        } while (sent_ < buf_.size());
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    bool must_wait() noexcept { return buf_.size() != 0 && d_->must_wait(direction::write); }
+    std::size_t result() const noexcept { return sent_; }
+    std::size_t failed_result() const noexcept { return sent_; }
+    std::size_t transferred() const noexcept { return sent_; }
+    std::string describe() const { return "send_fds"; }
+
+private:
+    descriptor* d_;
+    const_buffer buf_;
+    std::span<const int> fds_;
+    std::size_t sent_ = 0;
+};
+
+/// Receives some bytes and the descriptors that came with them (recvmsg, SCM_RIGHTS).
+class recv_fds_op : public io_awaiter<recv_fds_op, direction::read> {
+public:
+    recv_fds_op(descriptor& d, mutable_buffer buf, std::size_t max_fds,
+                std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), buf_(buf),
+          max_fds_(max_fds < max_fds_per_message ? max_fds : max_fds_per_message) {}
+
+    bool try_once() noexcept {
+        if (buf_.size() == 0) {
+            ec = std::make_error_code(std::errc::invalid_argument);
+            return true;
+        }
+        alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)];
+        iovec part{buf_.data(), buf_.size()};
+        msghdr message{};
+        message.msg_iov = &part;
+        message.msg_iovlen = 1;
+        if (max_fds_ > 0) {
+            message.msg_control = control;
+            message.msg_controllen = CMSG_SPACE(sizeof(int) * max_fds_);
+        }
+        const auto n = retry_on_eintr(
+            [&] { return ::recvmsg(d_->native_handle(), &message, MSG_CMSG_CLOEXEC); });
+        if (n < 0) {
+            if (!would_block(errno)) {
+                ec = errno_code(errno);
+                return true;
+            }
+            d_->note_drained(direction::read);
+            return false;
+        }
+        received_.size = static_cast<std::size_t>(n);
+        // The descriptors are this process's now: owned before anything else can fail.
+        take_descriptors(message);
+        if (ec) return true;
+        if (message.msg_flags & MSG_CTRUNC) {
+            received_.fds.clear(); // closes those that fitted: the message is incomplete
+            ec = error::descriptors_truncated;
+            return true;
+        }
+        // A short read proves the queue drained only when it carried no control data: the
+        // kernel ends a read after a message with descriptors, whatever is queued behind it.
+        if (n > 0 && received_.size < buf_.size() && message.msg_controllen == 0)
+            d_->note_drained(direction::read);
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    bool must_wait() noexcept { return buf_.size() != 0 && d_->must_wait(direction::read); }
+    received_fds result() noexcept { return std::move(received_); }
+    received_fds failed_result() noexcept {
+        received_.fds.clear();
+        return {received_.size, {}};
+    }
+    std::size_t transferred() const noexcept { return received_.size; }
+    std::string describe() const { return "recv_fds"; }
+
+private:
+    // Moves every SCM_RIGHTS descriptor of `message` into received_.fds; if their vector
+    // cannot be allocated, closes them all and sets ec (none may stay open unowned).
+    void take_descriptors(msghdr& message) noexcept {
+        std::size_t count = 0;
+        for_each_descriptor(message, [&](int) { ++count; });
+        if (count == 0) return;
+        try {
+            received_.fds.reserve(count);
+        } catch (const std::bad_alloc&) {
+            for_each_descriptor(message, [](int passed) { ::close(passed); });
+            ec = std::make_error_code(std::errc::not_enough_memory);
+            return;
+        }
+        for_each_descriptor(message, [&](int passed) { received_.fds.emplace_back(passed); });
+    }
+
+    template <class F>
+    static void for_each_descriptor(msghdr& message, F f) noexcept {
+        for (cmsghdr* c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            const unsigned char* data = CMSG_DATA(c);
+            for (std::size_t i = 0; i < count; ++i) {
+                int passed;
+                std::memcpy(&passed, data + i * sizeof(int), sizeof passed);
+                f(passed);
+            }
+        }
+    }
+
+    descriptor* d_;
+    mutable_buffer buf_;
+    std::size_t max_fds_;
+    received_fds received_;
+};
+
+} // namespace detail
+
+inline detail::unix_connect_op unix_stream::connect(const unix_address& to) {
+    return {to, nullptr};
+}
+inline detail::unix_connect_op unix_stream::connect(const unix_address& to, std::error_code& ec) {
+    return {to, &ec};
+}
+inline detail::send_fds_op unix_stream::send_fds(const_buffer buf,
+                                                 std::span<const int> fds) noexcept {
+    return {*this, buf, fds, nullptr};
+}
+inline detail::send_fds_op unix_stream::send_fds(const_buffer buf, std::span<const int> fds,
+                                                 std::error_code& ec) noexcept {
+    return {*this, buf, fds, &ec};
+}
+inline detail::recv_fds_op unix_stream::recv_fds(mutable_buffer buf) noexcept {
+    return {*this, buf, detail::max_fds_per_message, nullptr};
+}
+inline detail::recv_fds_op unix_stream::recv_fds(mutable_buffer buf, std::error_code& ec) noexcept {
+    return {*this, buf, detail::max_fds_per_message, &ec};
+}
+inline detail::recv_fds_op unix_stream::recv_fds(mutable_buffer buf, std::size_t max_fds) noexcept {
+    return {*this, buf, max_fds, nullptr};
+}
+inline detail::recv_fds_op unix_stream::recv_fds(mutable_buffer buf, std::size_t max_fds,
+                                                 std::error_code& ec) noexcept {
+    return {*this, buf, max_fds, &ec};
+}
+
+/// A listening UNIX stream socket: socket() + bind() + listen(), then accept().
+///
+/// Bound to a path, it makes the socket file, and close() (or destruction) removes that
+/// file again, if it is still the one it made (same device and inode: a file another
+/// program put there since is left alone). A relative path is removed relative to the
+/// working directory at close. A file already at the path (a previous run's, say) makes
+/// bind fail with address_in_use: remove it first if it is yours. An abstract name leaves
+/// no file. An adopted listener removes nothing.
+class unix_listener : public detail::unix_socket_base {
+public:
+    /// The listen queue length used when none is given.
+    static constexpr int default_backlog = SOMAXCONN;
+
+    /// A closed listener.
+    unix_listener() noexcept = default;
+    unix_listener(unix_listener&& other) noexcept
+        : unix_socket_base(std::move(other)), path_(std::move(other.path_)), device_(other.device_),
+          inode_(other.inode_) {
+        other.path_.clear();
+    }
+    unix_listener& operator=(unix_listener&& other) noexcept {
+        if (this != &other) {
+            close();
+            unix_socket_base::operator=(std::move(other));
+            path_ = std::move(other.path_);
+            other.path_.clear();
+            device_ = other.device_;
+            inode_ = other.inode_;
+        }
+        return *this;
+    }
+    ~unix_listener() { close(); }
+
+    /// Creates a socket bound to `where` (a path, or "@name" in the abstract namespace) and
+    /// listening with `backlog`. Throws std::system_error, e.g. "bind /run/app.sock: Address
+    /// already in use"; a path or name over unix_address::max_length bytes is
+    /// conet::error::address_too_long (nothing is made).
+    static unix_listener bind(const unix_address& where, int backlog = default_backlog) {
+        std::error_code ec;
+        auto listener = bind(where, ec, backlog);
+        if (ec) detail::throw_error(ec, "bind " + where.to_string());
+        return listener;
+    }
+    /// Non-throwing bind: on failure sets `ec` and returns a closed listener (having left
+    /// no file behind).
+    static unix_listener bind(const unix_address& where, std::error_code& ec,
+                              int backlog = default_backlog) {
+        detail::sockaddr_unix sa;
+        if ((ec = sa.assign(where))) return {};
+        const int fd = detail::open_unix_socket(ec);
+        if (fd < 0) return {};
+        unix_listener listener(fd);
+        if (::bind(fd, sa.get(), sa.length) < 0) {
+            ec = detail::errno_code(errno);
+            return {};
+        }
+        if (!where.is_abstract()) {
+            struct stat made {};
+            try {
+                listener.path_.assign(where.name());
+            } catch (const std::bad_alloc&) {
+                ::unlink(sa.address.sun_path);
+                ec = std::make_error_code(std::errc::not_enough_memory);
+                return {};
+            }
+            if (::stat(listener.path_.c_str(), &made) == 0) {
+                listener.device_ = made.st_dev;
+                listener.inode_ = made.st_ino;
+            }
+        }
+        if (::listen(fd, backlog) < 0) {
+            ec = detail::errno_code(errno);
+            return {}; // (the listener's destruction removes the file)
+        }
+        ec.clear();
+        return listener;
+    }
+
+    /// Takes ownership of a descriptor that is already a listening UNIX stream socket (one
+    /// inherited from a service manager, say) and makes it non-blocking. Throws
+    /// std::system_error; on failure the descriptor is left open and not owned. Its socket
+    /// file, if any, is not removed on close.
+    static unix_listener adopt(int fd) {
+        std::error_code ec;
+        auto listener = adopt(fd, ec);
+        detail::throw_if(ec, "unix_listener::adopt");
+        return listener;
+    }
+    static unix_listener adopt(int fd, std::error_code& ec) noexcept {
+        ec = detail::prepare_adopted_unix(fd, true);
+        return ec ? unix_listener() : unix_listener(fd);
+    }
+
+    /// Waits for the next connection: `auto [conn, peer] = co_await listener.accept();`
+    detail::unix_accept_op accept() noexcept { return {*this, nullptr}; }
+    /// Non-throwing accept. EMFILE and ENFILE are reported here and are recoverable.
+    detail::unix_accept_op accept(std::error_code& ec) noexcept { return {*this, &ec}; }
+
+    /// Removes the socket file this listener made (if it is still that file), then closes
+    /// the socket: waiting accepts resume with conet::error::closed.
+    void close() noexcept {
+        if (!path_.empty()) {
+            struct stat now {};
+            if (::lstat(path_.c_str(), &now) == 0 && S_ISSOCK(now.st_mode) &&
+                now.st_dev == device_ && now.st_ino == inode_)
+                ::unlink(path_.c_str());
+            path_.clear();
+        }
+        unix_socket_base::close();
+    }
+
+private:
+    explicit unix_listener(int fd) noexcept : unix_socket_base(fd, conet_made) {}
+
+    std::string path_; // the socket file this listener made, to remove on close
+    dev_t device_ = 0;
+    ino_t inode_ = 0;
+};
+
+} // namespace conet
