@@ -435,6 +435,84 @@ TEST_CASE("while a when_any waits for its loser's cleanup, other tasks of the re
     run_bounded(body(), 5s);
 }
 
+TEST_CASE("nested when_any: a timeout whose deadline passed during one cleanup does not win "
+          "during the next",
+          "[structured][when]") {
+    // The deadline of with_timeout passes while the innermost when_any holds; it is let go
+    // when that one finishes, just as the middle one starts holding for its own loser.
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        co_await a.client.send_all("XYZ");
+        auto middle = [](conet::tcp_stream& a, conet::tcp_stream& b,
+                         conet::tcp_stream& c) -> conet::task<std::string> {
+            auto r = co_await conet::when_any(first_of_two(a, b, 20ms), receive_once(c, 30ms));
+            co_return std::visit([](std::string& s) { return std::move(s); }, r);
+        };
+        const std::string got =
+            co_await conet::with_timeout(middle(a.server, b.server, c.server), 5ms);
+        CHECK(got == "XYZ");
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("nested when_any: cancelling two branches that both clean up ends, it does not hang",
+          "[structured][when]") {
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        auto d = co_await connected_pair();
+        // Cancelled, each inner when_any's first branch ends at once, its second cleans up.
+        auto uneven = [](conet::tcp_stream& a, conet::tcp_stream& b) -> conet::task<> {
+            co_await conet::when_any(receive_once(a, 0ms), receive_once(b, 20ms));
+        };
+        auto both = [&](conet::tcp_stream& a, conet::tcp_stream& b, conet::tcp_stream& c,
+                        conet::tcp_stream& d) -> conet::task<> {
+            co_await conet::when_any(uneven(a, b), uneven(c, d));
+        };
+        bool timed_out = false;
+        try {
+            co_await conet::with_timeout(both(a.server, b.server, c.server, d.server), 10ms);
+        } catch (const std::system_error& e) {
+            timed_out = e.code() == std::errc::timed_out;
+        }
+        CHECK(timed_out);
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("nested when_any: a sibling's own task group is paused too", "[structured][when]") {
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        // The sibling reads through a task of a group it joins: the group's task ending
+        // ends the sibling.
+        auto through_group = [](conet::tcp_stream& c) -> conet::task<std::string> {
+            std::string got;
+            conet::task_group g;
+            g.spawn([](conet::tcp_stream& c, std::string& got) -> conet::task<> {
+                got = co_await receive_once(c, 0ms);
+            }(c, got));
+            co_await g.join();
+            co_return got;
+        };
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client, &c.client}, "XYZ"));
+        auto r = co_await conet::when_any(first_of_two(a.server, b.server, 20ms),
+                                          through_group(c.server));
+        co_await writer.join();
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+        std::array<char, 16> buf{};
+        const auto n = co_await c.server.recv(buf);
+        CHECK(std::string_view(buf.data(), n) == "XYZ");
+    };
+    run_bounded(body(), 5s);
+}
+
 TEST_CASE("nested when_any three deep: every byte received is delivered", "[structured][when]") {
     const auto cleanup = GENERATE(0ms, 2ms);
     CAPTURE(cleanup.count());

@@ -146,6 +146,7 @@ public:
         // of a stopped run(), a listener declared before the reactor): forget it, never
         // resume it, never close its descriptor.
         core_.ready.clear();
+        core_.expired.clear();
         core_.urgent.clear();
         core_.deferred.clear();
         // Waits without a slot (sleeps, tries the budget deferred) forget us as well, so
@@ -338,9 +339,9 @@ private:
     }
 
     bool out_of_work() const noexcept {
-        return core_.live_tasks == 0 && core_.ready.empty() && core_.retry.empty() &&
-               core_.urgent.empty() && core_.deferred.empty() && next_event_ == event_count_ &&
-               outstanding_.load(detail::memory_order_acquire) == 0;
+        return core_.live_tasks == 0 && core_.ready.empty() && core_.expired.empty() &&
+               core_.retry.empty() && core_.urgent.empty() && core_.deferred.empty() &&
+               next_event_ == event_count_ && outstanding_.load(detail::memory_order_acquire) == 0;
     }
 
     // Takes a pending stop request. A plain load first: the locked exchange, tens of cycles
@@ -409,6 +410,7 @@ private:
         if (retries) core_.retry.push_back(retry_end_);
         marker_guard retry_guard{retry_end_};
         run_ready();
+        run_expired();
         if (stop_requested_.load(detail::memory_order_relaxed) || run_finished()) return;
         int n;
         do {
@@ -475,6 +477,24 @@ private:
             resume(n->handle);
     }
 
+    // Resumes the waits whose deadline passed before the turn began, after the ready ones (as
+    // if they were queued behind them). One that a holding when_any pauses waits until it no
+    // longer holds (detail/pause.hpp): looked at here, just before it would resume, since a
+    // when_any may start holding during this very turn.
+    void run_expired() {
+        if (core_.expired.empty()) return;
+        core_.expired.push_back(expired_end_);
+        marker_guard guard{expired_end_};
+        for (detail::ready_node* n; (n = core_.expired.pop_front()) != &expired_end_;) {
+            auto& w = static_cast<detail::waiter&>(*n);
+            if (!core_.holding.empty() && detail::held_back(core_, w.chain)) [[unlikely]] {
+                core_.paused.push_back(w);
+                continue;
+            }
+            resume(w.handle);
+        }
+    }
+
     // Tries again the operations the budget deferred before the turn began (up to the
     // marker run_once placed); those that meet EAGAIN now wait for their descriptor.
     void run_retries() {
@@ -494,8 +514,8 @@ private:
     // deadline (rounded up to whole milliseconds, so that a timer never fires early) if any,
     // else indefinitely.
     int wait_timeout_ms() const noexcept {
-        if (!core_.ready.empty() || !core_.retry.empty() || !core_.urgent.empty() ||
-            !core_.deferred.empty())
+        if (!core_.ready.empty() || !core_.expired.empty() || !core_.retry.empty() ||
+            !core_.urgent.empty() || !core_.deferred.empty())
             return 0;
         const detail::timer_entry* first = core_.timers.top();
         if (!first) return -1;
@@ -519,11 +539,7 @@ private:
             if (d.is_error) w.ec = std::make_error_code(std::errc::timed_out);
             if (core_.trace) [[unlikely]]
                 trace_expiry(d);
-            // A branch a holding when_any pauses resumes once it no longer holds.
-            if (!core_.holding.empty() && detail::held_back(core_, w.chain)) [[unlikely]]
-                core_.paused.push_back(w);
-            else
-                core_.ready.push_back(w);
+            core_.expired.push_back(w);
         }
     }
 
@@ -643,8 +659,9 @@ private:
     detail::atomic<bool> running_{false};        // a run() is in progress (on whichever thread)
     detail::atomic<std::size_t> outstanding_{0}; // posted functions not run yet + work guards
     detail::posted_queue posted_;
-    detail::ready_node turn_end_;  // marks where the current turn's ready batch ends
-    detail::ready_node retry_end_; // and where the tries deferred before it end
+    detail::ready_node turn_end_;    // marks where the current turn's ready batch ends
+    detail::ready_node retry_end_;   // and where the tries deferred before it end
+    detail::ready_node expired_end_; // and the waits whose deadline passed before it
     std::array<epoll_event, 256> events_{};
     std::size_t event_count_ = 0;
     std::size_t next_event_ = 0;

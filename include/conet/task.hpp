@@ -59,6 +59,11 @@ public:
     /// True for a when_all/when_any: finishing one of its branches can decide for it, and
     /// discard what the others are doing (a task_group's tasks are independent).
     bool decides() const noexcept { return decides_; }
+    /// True while this when_any holds (detail/pause.hpp): its losers' cleanup is never paused.
+    bool holding() const noexcept { return holding_; }
+    /// The task whose code this owner's tasks are part of: the one awaiting them, or else the
+    /// task that owns this group (through its cancellation link), or nullptr.
+    inline promise_base* enclosing() const noexcept;
     /// True if this owner is notified through `done` (tells a task_group from a join).
     bool notifies_through(std::coroutine_handle<> (*done)(root_owner&,
                                                           promise_base&) noexcept) const noexcept {
@@ -73,7 +78,9 @@ protected:
     ~root_owner() = default;
 
     promise_base* awaiting_ = nullptr;
+    const cancel_node* link_to_owner_ = nullptr; // a group's link on its owner's chain
     bool decides_ = false;
+    bool holding_ = false;
 
 private:
     done_function done_;
@@ -306,10 +313,18 @@ inline bool awaits_within(promise_base* p, const root_owner* owner) noexcept {
     return false;
 }
 
+inline promise_base* root_owner::enclosing() const noexcept {
+    if (awaiting_) return awaiting_;
+    const cancel_state* owner = link_to_owner_ ? link_to_owner_->owner() : nullptr;
+    return owner ? owner->task() : nullptr;
+}
+
 /// True if the code of task `p` is in another branch than `holder` of a when_all/when_any
-/// enclosing both (through their chains of awaits): a branch whose completion could decide
-/// that join against the one `holder` is in (detail/pause.hpp). False for the tasks inside
-/// `holder` (its losers, whose cleanup it waits for) and for tasks of another group task.
+/// enclosing both (through their chains of awaits, and from a group's task to the task that
+/// owns the group): a branch whose completion could decide that join against the one
+/// `holder` is in (detail/pause.hpp). False for the tasks inside any holding when_any (the
+/// losers whose cleanup it waits for: pausing them could make two holders wait for each
+/// other) and for tasks of another group task.
 inline bool paused_by(promise_base* p, const root_owner& holder) noexcept {
     while (p) {
         promise_base& root = *p->root_;
@@ -318,19 +333,19 @@ inline bool paused_by(promise_base* p, const root_owner& holder) noexcept {
             p = root.parent_;
             continue;
         }
-        if (owner == &holder) return false;
+        if (owner == &holder || owner->holding()) return false;
         if (owner->decides()) { // the lowest join enclosing both, if `holder` is under it
-            for (promise_base* q = holder.awaiting(); q;) {
+            for (promise_base* q = holder.enclosing(); q;) {
                 promise_base& branch = *q->root_;
                 if (!branch.owner_) {
                     q = branch.parent_;
                     continue;
                 }
                 if (branch.owner_ == owner) return &branch != &root;
-                q = branch.owner_->awaiting();
+                q = branch.owner_->enclosing();
             }
         }
-        p = owner->awaiting();
+        p = owner->enclosing();
     }
     return false;
 }

@@ -438,7 +438,10 @@ private:
         task_group* group;
     };
 
-    void own_to(detail::cancel_state& owner) noexcept { owner.add(owner_link_); }
+    void own_to(detail::cancel_state& owner) noexcept {
+        owner.add(owner_link_);
+        link_to_owner_ = &owner_link_; // (how the when_any pause finds the owner)
+    }
 
     // The group goes while tasks still run: they are cancelled and move to the reactor's own
     // group, which they leave when they finish. Not while the reactor itself is going (it

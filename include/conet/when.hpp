@@ -18,9 +18,10 @@
 // until it does, the loop pauses the other branches of every when_any/when_all enclosing it
 // (their socket tries and their expired timers wait; detail/pause.hpp), so none of them can
 // win there and discard the inner winner's result. The pause is what makes this safe, and
-// its one price: a shielded cleanup must not wait for a sibling branch of an enclosing
-// when_any (it would wait for ever), and a coroutine that a user's awaitable or another
-// thread resumes directly is not paused.
+// its price: a shielded cleanup must not wait for a sibling branch of an enclosing when_any
+// (it would wait for ever), and a coroutine that a user's awaitable, yield() or another
+// thread resumes directly, or whose socket the program closes, is not paused (see
+// docs/design.md, "Ownership").
 // Nothing is allocated beyond the tasks' own frames.
 #pragma once
 
@@ -73,7 +74,7 @@ public:
     // paused goes on.
     ~join() {
         if (hold_.linked()) [[unlikely]]
-            end_hold(*hold_loop_, hold_);
+            stop_holding();
     }
 
     bool await_ready() const noexcept { return false; }
@@ -125,7 +126,7 @@ public:
         const std::size_t index = index_of(p);
         if (decided_ == none && (Any || p.exception_)) decide(index);
         if (--remaining_ == 0) {
-            if (hold_.linked()) end_hold(*hold_loop_, hold_);
+            if (hold_.linked()) stop_holding();
             if (!starting_) return caller_;
         }
         return std::noop_coroutine();
@@ -142,20 +143,27 @@ private:
     // Branch `index` decides the join: the others are cancelled.
     void decide(std::size_t index) noexcept {
         decided_ = index;
-        // A winner while losers still run: until they have ended, the other branches of the
-        // joins enclosing this one wait (detail/pause.hpp), so that none of them wins there
-        // and discards this winner's result. Most losers end before the loop looks at
-        // anything else (urgent queue); those whose shielded cleanup waits are why.
+        // A winner with a result while losers still run: until they have ended, the other
+        // branches of the joins enclosing this one wait (detail/pause.hpp), so that none of
+        // them wins there and discards this result. Most losers end before the loop looks
+        // at anything else (urgent queue); those whose shielded cleanup waits are why. A
+        // winner that failed (a cancellation, say) has nothing to lose: no hold.
         if constexpr (Any) {
-            if (awaiting_ && remaining_ > 1)
+            if (awaiting_ && remaining_ > 1 && !promises_[index]->exception_)
                 if (loop_core* l = loop_core::current()) {
                     hold_.join = this;
                     hold_loop_ = l;
+                    holding_ = true;
                     begin_hold(*l, hold_);
                 }
         }
         for (std::size_t i = 0; i < count; ++i)
             if (i != index && promises_[i]) promises_[i]->own_cancel_.state().request();
+    }
+
+    void stop_holding() noexcept {
+        holding_ = false;
+        end_hold(*hold_loop_, hold_);
     }
 
     template <std::size_t... I>

@@ -99,6 +99,9 @@ inline bool give_turn(ready_node& n, std::coroutine_handle<> h) noexcept;
 struct loop_core {
     int epoll_fd = -1;
     ready_queue ready; // coroutines to resume at the next turn
+    // Waits a deadline ended: resumed at the next turn after `ready`, each one looked at by
+    // the when_any pause (detail/pause.hpp) just before it resumes.
+    ready_queue expired;
     ready_queue retry; // operations whose try the budget deferred to the next turn
     // Waits ended by a cancellation or a close: resumed as soon as the coroutine running now
     // suspends, so that a cancelled when_any loser has unwound (and its when_any finished)
@@ -150,7 +153,8 @@ struct loop_core {
     /// arrives meanwhile waits for at most alone_refills + 1 budgets.
     bool alone() const noexcept {
         return refills < alone_refills && last_batch <= 1 && resumptions <= 1 &&
-               resumptions_before_poll <= 1 && ready.idle() && retry.idle() && urgent.empty();
+               resumptions_before_poll <= 1 && ready.idle() && expired.empty() && retry.idle() &&
+               urgent.empty();
     }
 
     /// Out of line, for take_budget() once the budget is spent: a new budget when the bytes

@@ -52,7 +52,8 @@ inline void begin_hold(loop_core& l, hold_node& n) noexcept {
 }
 
 /// Stops holding, and lets go what no other join still holds back: a try goes back to the
-/// retry queue (tried at the next turn), a wait a deadline ended resumes at the next turn.
+/// retry queue (tried at the next turn), a wait a deadline ended to the expired queue (looked
+/// at again just before it resumes: another join may hold by then).
 inline void end_hold(loop_core& l, hold_node& n) noexcept {
     n.unlink();
     l.pay_attention();
@@ -64,7 +65,7 @@ inline void end_hold(loop_core& l, hold_node& n) noexcept {
         else if (w.holds(waiter::deferred))
             l.retry.push_back(w);
         else
-            l.ready.push_back(w);
+            l.expired.push_back(w);
     }
     l.paused.splice(still);
 }
