@@ -5,12 +5,16 @@
 #include <conet/conet.hpp>
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <fstream>
 #include <mutex>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -86,6 +90,43 @@ private:
     bool done_ = false;
     std::thread thread_; // last: starts once the members it uses exist
 };
+
+/// The calling thread's kernel id (for in_epoll_wait).
+inline pid_t this_thread_id() {
+    return static_cast<pid_t>(::syscall(SYS_gettid));
+}
+
+/// True while thread `tid` of this process is blocked in epoll_wait (or epoll_pwait): read
+/// from /proc/self/task/<tid>/syscall, which names the system call a blocked thread is in.
+/// How a test knows that a reactor sleeps, where a sleep of a few milliseconds only makes it
+/// likely.
+inline bool in_epoll_wait(pid_t tid) {
+    std::ifstream file("/proc/self/task/" + std::to_string(tid) + "/syscall");
+    long number = -1;
+    if (!(file >> number)) return false; // "running", or no such thread
+    return false
+#ifdef SYS_epoll_wait
+           || number == SYS_epoll_wait
+#endif
+#ifdef SYS_epoll_pwait
+           || number == SYS_epoll_pwait
+#endif
+#ifdef SYS_epoll_pwait2
+           || number == SYS_epoll_pwait2
+#endif
+        ;
+}
+
+/// Waits (up to `limit`) until `holds()` is true; false if it never was.
+template <class F>
+bool holds_within(F holds, std::chrono::milliseconds limit = 5s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!holds()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
 
 /// Runs `t` on `r` under a watchdog and returns its result.
 template <class T>

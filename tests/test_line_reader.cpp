@@ -234,7 +234,11 @@ TEST_CASE("long lines in many small pieces: each byte scanned once, lines intact
     };
     for (std::size_t piece : {4096u, 4097u, 1000u, 61u}) {
         INFO("pieces of " << piece << " bytes");
+        const auto scanned_before = conet::detail::line_bytes_scanned;
         CHECK(run_bounded(body(text, piece, limit), 30s) == expected);
+        // Each byte searched for the '\n' once: a reader that searched its whole partial
+        // line again after each read would count about a hundred times as many.
+        CHECK(conet::detail::line_bytes_scanned - scanned_before == text.size());
     }
     // One byte over the limit is still caught when it arrives a few bytes at a time.
     CHECK(run_bounded(body(std::string(1001, 'z') + "\n", 10, 1000)) ==

@@ -94,26 +94,37 @@ TEST_CASE("stop makes run throw operation_canceled", "[reactor]") {
 
 TEST_CASE("post from another thread runs on the reactor's thread and wakes it", "[reactor]") {
     conet::reactor r;
-    std::atomic<bool> ran_on_reactor_thread{false};
-    const auto reactor_thread = std::this_thread::get_id();
-    std::thread poster([&] {
-        std::this_thread::sleep_for(20ms); // let the reactor block in epoll_wait first
-        r.post([&] {
-            ran_on_reactor_thread = std::this_thread::get_id() == reactor_thread;
-            r.stop();
-        });
-    });
-    // A spawned task blocked forever keeps run() waiting in epoll_wait.
+    // A spawned task blocked forever keeps run() waiting in epoll_wait, with no timer to end
+    // the wait: only the post's wake-up can.
     auto pair = run_bounded(r, connected_pair());
     r.spawn([](conet::tcp_stream& s) -> conet::task<> {
         char byte;
         co_await s.recv({&byte, 1});
     }(pair.client));
-    {
-        watchdog guard(r);
-        r.run();
-    }
+    const auto reactor_thread = std::this_thread::get_id();
+    const pid_t reactor_tid = this_thread_id();
+    std::atomic<bool> ran_on_reactor_thread{false};
+    std::atomic<bool> ran{false};
+    bool was_asleep = false;
+    bool woken = false; // checked after join: Catch2 assertions are for the main thread only
+    std::thread poster([&] {
+        // Posts only once the reactor sleeps in epoll_wait, so that the wake-up is what runs
+        // the function (posted before, it would run on the way in, without one).
+        was_asleep = holds_within([&] { return in_epoll_wait(reactor_tid); });
+        r.post([&] {
+            ran_on_reactor_thread = std::this_thread::get_id() == reactor_thread;
+            ran = true;
+            r.stop();
+        });
+        // The watchdog: stop() wakes the reactor too, so it is called only if the post has
+        // not run the function in a time far longer than a wake-up takes.
+        woken = holds_within([&] { return ran.load(); });
+        if (!woken) r.stop();
+    });
+    r.run();
     poster.join();
+    CHECK(was_asleep);
+    CHECK(woken);
     CHECK(ran_on_reactor_thread);
 }
 

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <optional>
 #include <string>
 #include <thread>
@@ -44,30 +45,36 @@ TEST_CASE("standard input from a pipe is waited for on the reactor", "[stdio]") 
     REQUIRE(::pipe(fds) == 0);
     stdin_replaced replaced(fds[0]);
     const int writer = fds[1];
-    ssize_t written = 0; // checked after join: Catch2 assertions are for the main thread only
-    std::thread typist([writer, &written] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(30)); // a slow user
-        const std::string text = "first line\nsecond\n";
-        written = ::write(writer, text.data(), text.size());
-        ::close(writer);
+    // The user types only once the reactor has ticked five times with standard input silent:
+    // a read that blocked the thread would keep the ticks from coming, and the line with them.
+    std::promise<void> ticked;
+    ssize_t written = -1; // checked after join: Catch2 assertions are for the main thread only
+    std::thread typist([writer, &written, told = ticked.get_future()] {
+        if (told.wait_for(10s) == std::future_status::ready) {
+            const std::string text = "first line\nsecond\n";
+            written = ::write(writer, text.data(), text.size());
+        }
+        ::close(writer); // else: the reader sees end of stream, and the test fails
     });
-    auto body = []() -> conet::task<std::vector<std::string>> {
+    auto body = [](std::promise<void>& ticked) -> conet::task<std::vector<std::string>> {
         int ticks = 0;
-        conet::reactor::current()->spawn([](int& t) -> conet::task<> {
+        conet::reactor::current()->spawn([](int& t, std::promise<void>& done) -> conet::task<> {
             for (int i = 0; i < 5; ++i) {
                 co_await conet::sleep_for(std::chrono::milliseconds(1));
                 ++t;
             }
-        }(ticks));
+            done.set_value();
+        }(ticks, ticked));
         conet::standard_input input;
         conet::line_reader lines{input};
         std::vector<std::string> got;
-        while (auto line = co_await lines.read_line())
+        while (auto line = co_await lines.read_line()) {
+            CHECK(ticks == 5); // nothing came before the ticks: the reactor ran meanwhile
             got.push_back(*line);
-        CHECK(ticks == 5); // the reactor kept running while standard input was silent
+        }
         co_return got;
     };
-    const auto got = run_bounded(body());
+    const auto got = run_bounded(body(ticked));
     typist.join();
     CHECK(written == 18);
     CHECK(got == std::vector<std::string>{"first line", "second"});

@@ -2,6 +2,9 @@
 // joining, cancelling, the failure policies, and handles that stay safe and O(1).
 #include <conet/conet.hpp>
 
+#include <time.h>
+
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -25,6 +28,13 @@ conet::task<> sleep_then(std::chrono::milliseconds d, int& counter) {
 conet::task<> fail_after(std::chrono::milliseconds d, const char* what) {
     co_await conet::sleep_for(d);
     throw std::runtime_error(what);
+}
+
+// CPU time this thread has used so far.
+std::chrono::nanoseconds thread_cpu_time() {
+    timespec now{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
 }
 
 } // namespace
@@ -111,25 +121,44 @@ TEST_CASE("cancel() ends every task, and their cancellation is not a failure", "
     run_bounded(body());
 }
 
-TEST_CASE("forty thousand handles cancel in linear time", "[group]") {
-    auto body = []() -> conet::task<> {
-        conet::task_group group;
-        int finished = 0;
-        std::vector<conet::task_handle> handles;
-        constexpr int count = 40'000;
-        for (int i = 0; i < count; ++i)
-            handles.push_back(group.spawn(sleep_then(1h, finished)));
-        co_await conet::yield(); // all are sleeping
-        for (auto& h : handles)
-            CHECK_FALSE(h.done());
-        for (auto& h : handles)
-            h.cancel(); // O(1) each: a linear search would take seconds
-        co_await group.join();
-        for (auto& h : handles)
-            CHECK(h.done());
-        CHECK(finished == 0);
+TEST_CASE("twenty thousand handles cancel in linear time", "[group]") {
+    // The work the cancel calls do, as this thread's CPU time (not the wall clock: what else
+    // runs on the machine does not count), for n and for 8n handles. O(1) per handle makes it
+    // eight times as much, or a little more (the larger set misses the cache more): measured
+    // 7 to 22 times, in debug and -O2 builds. A search through the group or the registry
+    // makes it sixty-four times and more.
+    auto cancel_work = [](int count) -> conet::task<std::chrono::nanoseconds> {
+        auto best = std::chrono::nanoseconds::max();
+        for (int round = 0; round < 3; ++round) { // the least of three: cache misses, page faults
+            conet::task_group group;
+            int finished = 0;
+            std::vector<conet::task_handle> handles;
+            for (int i = 0; i < count; ++i)
+                handles.push_back(group.spawn(sleep_then(1h, finished)));
+            co_await conet::yield(); // all are sleeping
+            CHECK(std::none_of(handles.begin(), handles.end(), [](auto& h) { return h.done(); }));
+            // Newest first: its timer is the heap's last entry, so that what is measured is
+            // the handle's work, not the heap's (log n steps, each a cache miss in a large
+            // heap). A search through the group's tasks or the registry still costs O(n) here.
+            const auto start = thread_cpu_time();
+            for (auto h = handles.rbegin(); h != handles.rend(); ++h)
+                h->cancel();
+            best = std::min(best, thread_cpu_time() - start);
+            co_await group.join();
+            CHECK(std::all_of(handles.begin(), handles.end(), [](auto& h) { return h.done(); }));
+            CHECK(finished == 0);
+        }
+        co_return best;
     };
-    run_bounded(body(), 20s);
+    auto body = [&cancel_work]() -> conet::task<> {
+        const auto n = co_await cancel_work(2'500);
+        const auto eight_n = co_await cancel_work(20'000);
+        INFO("2,500 handles: " << n.count() << " ns; 20,000: " << eight_n.count() << " ns");
+        // Four times what linear would take: as far from linear as from quadratic. The
+        // millisecond covers the clock's granularity should both be tiny.
+        CHECK(eight_n < 32 * n + 1ms);
+    };
+    run_bounded(body(), 30s);
 }
 
 TEST_CASE("handles stay safe after their task, group and reactor are gone", "[group]") {
@@ -328,21 +357,19 @@ TEST_CASE("a joiner woken by the last task survives the group's destruction befo
           "[group]") {
     auto body = []() -> conet::task<> {
         auto group = std::make_unique<conet::task_group>();
-        const auto end = conet::steady_clock::now() + 20ms;
-        group->spawn([](conet::steady_clock::time_point at) -> conet::task<> {
-            co_await conet::sleep_until(at); // the group's last task
-        }(end));
+        // Ordered by turns, not by timers (two deadlines a microsecond apart may expire in two
+        // turns): the three tasks start in one turn in the order spawned, and each yield puts
+        // its task at the back of the next turn's queue.
+        // The group's last task: ends first in the next turn, which wakes the joiner for the
+        // turn after.
+        group->spawn([]() -> conet::task<> { co_await conet::yield(); }());
         bool joined = false;
         std::error_code seen;
         conet::task_group others;
-        // Expires in the same turn as the last task, just before it, and yields: so it runs
-        // after the task has woken the joiner, and before the joiner resumes.
-        others.spawn([](conet::steady_clock::time_point at,
-                        std::unique_ptr<conet::task_group>& g) -> conet::task<> {
-            co_await conet::sleep_until(at - 1us);
-            co_await conet::yield();
-            g.reset();
-        }(end, group));
+        others.spawn([](std::unique_ptr<conet::task_group>& g) -> conet::task<> {
+            co_await conet::yield(); // runs after the last task, in the same turn:
+            g.reset();               // the joiner is woken and has not resumed yet
+        }(group));
         others.spawn([](conet::task_group& g, bool& done, std::error_code& out) -> conet::task<> {
             try {
                 co_await g.join();
@@ -353,7 +380,9 @@ TEST_CASE("a joiner woken by the last task survives the group's destruction befo
         }(*group, joined, seen));
         co_await others.join();
         CHECK(group == nullptr);
-        CHECK((joined || seen == conet::error::closed)); // finished: either is true to it
+        // It was woken as joined: the group's going away after that is no failure of its join.
+        CHECK(joined);
+        CHECK_FALSE(seen);
     };
     run_bounded(body());
 }

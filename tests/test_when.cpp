@@ -74,14 +74,32 @@ TEST_CASE("when_all yields every result, void as monostate", "[when]") {
 
 TEST_CASE("when_all: the first exception wins after the others are cancelled", "[when]") {
     auto body = []() -> conet::task<> {
+        // Two branches fail, in an order set by turns: the branches start in one turn in
+        // argument order, and each yield resumes its branch in the next. The second argument
+        // fails in the second turn; the first fails in the third, and also when the second's
+        // failure cancels it: its yield ignores the cancellation (yield(ec)), so that it throws
+        // its own exception after the other's, never operation_canceled.
+        auto fails_later = [](bool& threw) -> conet::task<std::string> {
+            std::error_code ignored;
+            co_await conet::yield(ignored);
+            co_await conet::yield(ignored);
+            threw = true;
+            throw std::runtime_error("second failure");
+        };
+        auto fails_first = []() -> conet::task<int> {
+            co_await conet::yield();
+            throw std::runtime_error("first failure");
+        };
+        bool later_threw = false;
         bool cleaned_up = false;
         std::string message;
         try {
-            co_await conet::when_all(sleeper(cleaned_up), fail_after(5ms));
+            co_await conet::when_all(fails_later(later_threw), fails_first(), sleeper(cleaned_up));
         } catch (const std::runtime_error& e) {
             message = e.what();
         }
-        CHECK(message == "branch failed");
+        CHECK(later_threw); // both failed
+        CHECK(message == "first failure");
         CHECK(cleaned_up);
     };
     run_bounded(body());

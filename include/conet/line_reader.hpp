@@ -36,6 +36,11 @@ class line_reader;
 
 namespace detail {
 
+/// Bytes the line_readers of this thread have searched for a '\n', for the test that each
+/// byte is searched once however small the reads (tests/test_line_reader.cpp): one add per
+/// search, thread-local so that it needs no synchronisation.
+inline thread_local std::uint64_t line_bytes_scanned = 0;
+
 /// One read_line(): scans what is buffered, reads more only when no full line is there.
 template <class Result>
 class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] read_line_op;
@@ -128,6 +133,7 @@ private:
     scan take_line(std::string& out) {
         const std::string_view data = buffered();
         const auto newline = data.find('\n', scanned_);
+        detail::line_bytes_scanned += (newline == data.npos ? data.size() : newline + 1) - scanned_;
         if (newline == data.npos) {
             scanned_ = data.size();
             // Allow one extra byte: a '\r' that will turn out to precede the '\n'. (Written
