@@ -5,7 +5,15 @@
 // still a row of the table, so neither side can drift alone. The second table, what each
 // awaited call yields, has "// yields: " lines: static_asserts that `co_await` on the call
 // yields exactly the type the README names, in both forms.
+#include <conet/channel.hpp>
 #include <conet/conet.hpp>
+#include <conet/event.hpp>
+#include <conet/mutex.hpp>
+#include <conet/owned_fd.hpp>
+#include <conet/semaphore.hpp>
+#include <conet/shared_channel.hpp>
+#include <conet/unix.hpp>
+#include <conet/unix_address.hpp>
 
 #include <unistd.h>
 
@@ -21,6 +29,7 @@
 #include <system_error>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -162,7 +171,7 @@ conet::task<> names() {
     conn = co_await conet::connect("localhost", "http", conet::resolve_family::v6, ec);
 }
 
-conet::task<> tcp() {
+conet::task<> tcp(conet::unix_stream& local) {
     // row: `tcp_listener::bind(endpoint, backlog)`
     auto listener = conet::tcp_listener::bind(conet::endpoint::parse("127.0.0.1:0"), 16);
     // row: `tcp_listener::bind(endpoint, listen_options)`
@@ -181,15 +190,19 @@ conet::task<> tcp() {
     char buf[64];
     // row: `tcp_stream::recv(buf)`
     std::size_t n = co_await conn.recv(buf);
+    n = co_await local.recv(buf);
     // row: `tcp_stream::recv_exact(buf)`
     n = co_await conn.recv_exact(buf);
+    n = co_await local.recv_exact(buf);
     // row: `tcp_stream::recv(pool)`, `buffer_pool`, `pooled_buffer`
     conet::buffer_pool pool(4096);
     conet::pooled_buffer data = co_await conn.recv(pool);
     n = data.size();
+    data = co_await local.recv(pool);
     // row: `wait_readable()`, `wait_writable()`
     co_await conn.wait_readable();
     co_await conn.wait_writable();
+    co_await local.wait_readable();
     // row: `watched_fd{fd}`, `wait_readable()`, `wait_writable()`
     conet::watched_fd watched{conn.native_handle()}; // as if another library owned it
     co_await watched.wait_writable();
@@ -197,12 +210,17 @@ conet::task<> tcp() {
     // row: `tcp_stream::send(buf)`, `send_all(buf)`
     n = co_await client.send(buf);
     n = co_await client.send_all(std::string("text"));
+    n = co_await local.send(buf);
+    n = co_await local.send_all(std::string("text"));
     // row: `leave_reactor()`
     conn.leave_reactor();
+    local.leave_reactor();
     co_await conet::resume_on(*conet::reactor::current());
     // row: `tcp_stream::shutdown(how)`, `close()`
     client.shutdown(conet::shutdown_type::send);
     client.close();
+    local.shutdown(conet::shutdown_type::both);
+    local.close();
     // row: `tcp_stream::set_nodelay(bool)`
     conn.set_nodelay(true);
     // row: `local_endpoint()`, `peer_endpoint()`
@@ -214,6 +232,91 @@ conet::task<> tcp() {
     where = datagrams.local_endpoint();
     where = datagrams.peer_endpoint();
     std::cout << n << where;
+}
+
+conet::task<> unix_sockets() {
+    // row: `unix_address`
+    conet::unix_address path = "/run/app.sock";
+    const conet::unix_address abstract = "@app";
+    path = conet::unix_address::path("@not-abstract");
+    path = conet::unix_address::abstract("app");
+    const conet::unix_address unnamed;
+    const bool kinds = abstract.is_abstract() && unnamed.is_unnamed();
+    std::cout << path.name() << abstract.to_string() << kinds << conet::unix_address::max_length;
+    // row: `unix_listener::bind(address, backlog)`
+    auto listener = conet::unix_listener::bind("@readme", 16);
+    auto at_path = conet::unix_listener::bind(conet::unix_address::path("/tmp/readme.sock"));
+    // row: `unix_listener::adopt(fd)`, `unix_stream::adopt(fd)`
+    auto adopted = conet::unix_listener::adopt(::dup(at_path.native_handle()));
+    // row: `unix_stream::connect(address)`
+    conet::unix_stream client = co_await conet::unix_stream::connect("@readme");
+    // row: `unix_listener::accept()`
+    auto [conn, peer] = co_await listener.accept();
+    // row: `unix_stream::pair()`
+    auto [left, right] = conet::unix_stream::pair();
+    conet::unix_stream stream = conet::unix_stream::adopt(::dup(left.native_handle()));
+    // row: `local_address()`, `peer_address()`
+    conet::unix_address where = listener.local_address();
+    where = conn.local_address();
+    where = conn.peer_address();
+    // row: `unix_stream::peer_credentials()`
+    const conet::credentials who = conn.peer_credentials();
+    std::cout << who.pid << who.uid << who.gid;
+    // row: `unix_stream::send_fds(buf, fds)`
+    const int fds[] = {0, 1};
+    std::size_t n = co_await client.send_fds("x", fds);
+    // row: `unix_stream::recv_fds(buf, max_fds)`, `received_fds`
+    char buf[64];
+    conet::received_fds got = co_await conn.recv_fds(buf, 4);
+    got = co_await conn.recv_fds(buf);
+    n = got.size;
+    // row: `owned_fd`
+    conet::owned_fd fd = std::move(got.fds.front());
+    conet::unix_stream passed = conet::unix_stream::adopt(fd.release());
+    fd.reset(::dup(0));
+    std::cout << n << where.to_string() << fd.get() << static_cast<bool>(fd) << peer.name();
+}
+
+conet::task<> sync() {
+    // row: `channel<T>{capacity}`, `send(v)`, `recv()`
+    conet::channel<std::string> lines{16};
+    co_await lines.send(std::string("hi"));
+    const std::string copied = "copied";
+    co_await lines.send(copied);
+    while (std::optional<std::string> line = co_await lines.recv())
+        std::cout << *line;
+    // row: `channel::try_send(v)`, `try_recv()`, `close()`
+    const bool queued = lines.try_send(std::string("hi"));
+    std::optional<std::string> now = lines.try_recv();
+    lines.close();
+    const std::error_code closed = conet::error::channel_closed;
+    // row: `shared_channel<T>{capacity}`
+    conet::shared_channel<int> jobs{64};
+    co_await jobs.send(1);
+    std::optional<int> job = co_await jobs.recv();
+    const bool shared_queued = jobs.try_send(2);
+    job = jobs.try_recv();
+    jobs.close();
+    // row: `event`, `set()`, `reset()`, `wait()`
+    conet::event ready;
+    ready.set();
+    co_await ready.wait();
+    ready.reset();
+    // row: `mutex`, `lock()`, `try_lock()`
+    conet::mutex m;
+    {
+        conet::mutex::guard lock = co_await m.lock();
+        lock.unlock();
+        const conet::mutex::guard maybe = m.try_lock();
+        std::cout << maybe.owns_lock();
+    }
+    // row: `semaphore{n}`, `acquire()`, `release(n)`
+    conet::semaphore slots{4};
+    co_await slots.acquire();
+    slots.release();
+    const bool taken = slots.try_acquire();
+    slots.release(2);
+    std::cout << queued << now.has_value() << closed << shared_queued << job.has_value() << taken;
 }
 
 conet::task<> udp() {
@@ -287,7 +390,9 @@ void values() {
     const conet::mutable_buffer into = buf;
     const conet::const_buffer from = "text";
     // row: `error`, `error_category()`
-    const std::error_code ec = conet::error::line_too_long;
+    std::error_code ec = conet::error::address_too_long;
+    ec = conet::error::descriptors_truncated;
+    ec = conet::error::line_too_long;
     const bool ours = ec.category() == conet::error_category();
     // row: `transfer_error::transferred()`
     const conet::transfer_error failure(ec, "send_all", 3);
@@ -315,40 +420,68 @@ using awaited_t = typename awaited<std::remove_cvref_t<A>>::type;
 
 void yields(conet::tcp_listener& listener, conet::tcp_stream& conn, conet::udp_socket& udp,
             conet::line_reader& lines, conet::standard_input& input, conet::buffer_pool& pool,
-            conet::signal_set& signals, conet::task_group& group, conet::reactor& other) {
+            conet::signal_set& signals, conet::task_group& group, conet::reactor& other,
+            conet::unix_listener& unix_listener, conet::unix_stream& local,
+            conet::channel<std::string>& channel, conet::shared_channel<std::string>& shared,
+            conet::event& event, conet::mutex& mutex, conet::semaphore& semaphore) {
     char buf[16];
     std::string line;
     std::error_code ec;
     const conet::endpoint to;
+    const conet::unix_address address;
+    const int fds[] = {0};
     // yields: `listener.accept()`
     YIELDS(conet::accepted, listener.accept());
     YIELDS(conet::accepted, listener.accept(ec));
     // yields: `tcp_stream::connect(endpoint)`
     YIELDS(conet::tcp_stream, conet::tcp_stream::connect(to));
     YIELDS(conet::tcp_stream, conet::tcp_stream::connect(to, ec));
+    // yields: `unix_listener::accept()`
+    YIELDS(conet::unix_accepted, unix_listener.accept());
+    YIELDS(conet::unix_accepted, unix_listener.accept(ec));
+    // yields: `unix_stream::connect(address)`
+    YIELDS(conet::unix_stream, conet::unix_stream::connect(address));
+    YIELDS(conet::unix_stream, conet::unix_stream::connect(address, ec));
     // yields: `connect(host, service)`
     YIELDS(conet::tcp_stream, conet::connect("localhost", "http"));
     YIELDS(conet::tcp_stream, conet::connect("localhost", "http", conet::resolve_family::any, ec));
     // yields: `conn.recv(buf)`, `input.read_some(buf)`
     YIELDS(std::size_t, conn.recv(buf));
     YIELDS(std::size_t, conn.recv(buf, ec));
+    YIELDS(std::size_t, local.recv(buf));
+    YIELDS(std::size_t, local.recv(buf, ec));
     YIELDS(std::size_t, input.read_some(buf));
     YIELDS(std::size_t, input.read_some(buf, ec));
     // yields: `conn.recv_exact(buf)`
     YIELDS(std::size_t, conn.recv_exact(buf));
     YIELDS(std::size_t, conn.recv_exact(buf, ec));
+    YIELDS(std::size_t, local.recv_exact(buf));
+    YIELDS(std::size_t, local.recv_exact(buf, ec));
     // yields: `conn.recv(pool)`
     YIELDS(conet::pooled_buffer, conn.recv(pool));
     YIELDS(conet::pooled_buffer, conn.recv(pool, ec));
+    YIELDS(conet::pooled_buffer, local.recv(pool));
+    YIELDS(conet::pooled_buffer, local.recv(pool, ec));
     // yields: `conn.send(buf)`, `conn.send_all(buf)`
     YIELDS(std::size_t, conn.send(buf));
     YIELDS(std::size_t, conn.send(buf, ec));
     YIELDS(std::size_t, conn.send_all(buf));
     YIELDS(std::size_t, conn.send_all(buf, ec));
+    YIELDS(std::size_t, local.send(buf));
+    YIELDS(std::size_t, local.send_all(buf, ec));
+    // yields: `conn.send_fds(buf, fds)`
+    YIELDS(std::size_t, local.send_fds(buf, fds));
+    YIELDS(std::size_t, local.send_fds(buf, fds, ec));
+    // yields: `conn.recv_fds(buf, max_fds)`
+    YIELDS(conet::received_fds, local.recv_fds(buf));
+    YIELDS(conet::received_fds, local.recv_fds(buf, ec));
+    YIELDS(conet::received_fds, local.recv_fds(buf, 4));
+    YIELDS(conet::received_fds, local.recv_fds(buf, 4, ec));
     // yields: `wait_readable()`, `wait_writable()`
     YIELDS(void, conn.wait_readable());
     YIELDS(void, conn.wait_writable(ec));
     YIELDS(void, udp.wait_readable(ec));
+    YIELDS(void, local.wait_writable());
     // yields: `udp.send_to(buf, to)`, `udp.send(buf)`
     YIELDS(std::size_t, udp.send_to(buf, to));
     YIELDS(std::size_t, udp.send_to(buf, to, ec));
@@ -399,6 +532,24 @@ void yields(conet::tcp_listener& listener, conet::tcp_stream& conn, conet::udp_s
     // yields: `shield(task)`, `current_cancel_token()`
     YIELDS(int, conet::shield(value()));
     YIELDS(conet::cancel_token, conet::current_cancel_token());
+    // yields: `channel.send(v)`
+    YIELDS(void, channel.send(std::move(line)));
+    YIELDS(void, channel.send(line, ec));
+    YIELDS(void, shared.send(std::move(line)));
+    YIELDS(void, shared.send(std::move(line), ec));
+    // yields: `channel.recv()`
+    YIELDS(std::optional<std::string>, channel.recv());
+    YIELDS(std::optional<std::string>, channel.recv(ec));
+    YIELDS(std::optional<std::string>, shared.recv());
+    YIELDS(std::optional<std::string>, shared.recv(ec));
+    // yields: `event.wait()`, `semaphore.acquire()`
+    YIELDS(void, event.wait());
+    YIELDS(void, event.wait(ec));
+    YIELDS(void, semaphore.acquire());
+    YIELDS(void, semaphore.acquire(ec));
+    // yields: `mutex.lock()`
+    YIELDS(conet::mutex::guard, mutex.lock());
+    YIELDS(conet::mutex::guard, mutex.lock(ec));
 }
 
 } // namespace readme_reference
