@@ -126,24 +126,29 @@ TEST_CASE("a group destroyed with its owner's frame: its tasks are cancelled and
             c.helpers.spawn(helper(std::move(y), goodbyes));
             co_await conet::sleep_for(1h);
         };
+        // Both peers hear the goodbye, and both helpers finished theirs.
+        auto goodbyes_heard = [&]() -> conet::task<> {
+            const auto got_3 = co_await read_to_end(a.client);
+            CHECK(got_3 == "bye");
+            const auto got_4 = co_await read_to_end(b.client);
+            CHECK(got_4 == "bye");
+            CHECK(goodbyes == 2);
+        };
         SECTION("cancelled, then destroyed") {
             conet::task_group group;
             auto handle = group.spawn(owner(std::move(a.server), std::move(b.server), goodbyes));
             co_await conet::sleep_for(5ms);
             handle.cancel();
             co_await group.join();
+            co_await goodbyes_heard();
         }
         SECTION("destroyed without a cancellation (the group goes with the frame)") {
             auto* group = new conet::task_group;
             group->spawn(owner(std::move(a.server), std::move(b.server), goodbyes));
             co_await conet::sleep_for(5ms);
             delete group; // destroys the owner's frame: its own group hands the helpers over
+            co_await goodbyes_heard();
         }
-        const auto got_3 = co_await read_to_end(a.client);
-        CHECK(got_3 == "bye");
-        const auto got_4 = co_await read_to_end(b.client);
-        CHECK(got_4 == "bye");
-        CHECK(goodbyes == 2);
     };
     run_bounded(body(), 5s);
 }
