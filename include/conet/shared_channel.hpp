@@ -258,8 +258,8 @@ private:
         friend struct state;
         friend struct mailbox;
 
-        op_base(state& s, std::error_code* out, cancel_watcher::function on_cancel) noexcept
-            : wait_node(on_cancel), s_(&s), out_(out) {}
+        op_base(state& s, std::error_code* out, cancel_watcher::function when_cancelled) noexcept
+            : wait_node(when_cancelled), s_(&s), out_(out) {}
 
         // With the lock: a promised value goes to the next receiver.
         void give_up() noexcept {

@@ -25,8 +25,8 @@ namespace conet::detail {
 /// list; `wake` queues its resumption on the loop.
 class wait_node : public ready_node, public cancel_watcher {
 public:
-    explicit wait_node(cancel_watcher::function on_cancel) noexcept
-        : cancel_watcher{on_cancel, nullptr} {}
+    explicit wait_node(cancel_watcher::function cancelled) noexcept
+        : cancel_watcher{cancelled, nullptr} {}
     // Copies what configures an operation that has not started (with_timeout takes one by
     // value), none of its links.
     wait_node(const wait_node& other) noexcept : ready_node(), cancel_watcher{other.on_cancel} {}
