@@ -7,6 +7,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -938,4 +940,240 @@ TEST_CASE("chat_client says where it connects, and gives up on a host that never
     }
     check_usage_error("chat_client", {"127.0.0.1", port, "--connect-timeout", "0"});
     check_usage_error("chat_client", {"127.0.0.1", port, "--connect-timeout"});
+}
+
+namespace {
+
+// A chat_room client as a test drives it: its connection, its lines, and the name the room
+// gives it (its address).
+struct room_client {
+    conet::tcp_stream conn;
+    conet::line_reader lines{conn};
+    std::string name = conn.local_endpoint().to_string();
+
+    explicit room_client(conet::tcp_stream s) : conn(std::move(s)) {}
+};
+
+// The next line `c` receives that is not a join announcement ("*** ... joined").
+conet::task<std::optional<std::string>> next_room_line(room_client& c,
+                                                       std::chrono::milliseconds limit = 5s) {
+    for (int i = 0; i < 1000; ++i) {
+        auto line = co_await next_line(c.lines, limit);
+        if (!line || !line->starts_with("*** ") || !line->ends_with(" joined")) co_return line;
+    }
+    co_return "<only joins>";
+}
+
+// The server's resident memory, in KiB, from /proc/PID/status (0 if unreadable).
+long resident_kib(int pid) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    if (!f) return 0;
+    long kib = 0;
+    char line[256];
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
+    std::fclose(f);
+    return kib;
+}
+
+} // namespace
+
+TEST_CASE("chat_room relays 100 lines from each of 50 clients to the 49 others, in order",
+          "[examples][chat_room]") {
+    child_process server(example("chat_room"), {"0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+    constexpr std::size_t clients = 50, lines_each = 100;
+
+    std::vector<std::unique_ptr<room_client>> room;
+    for (std::size_t i = 0; i < clients; ++i) {
+        room.push_back(std::make_unique<room_client>(run_bounded(r, connect_to(where))));
+        CHECK(server.read_line() == room.back()->name + " joined");
+    }
+
+    // Every line is 16 bytes and sent on its own, so a receive of 1024 bytes never cuts one
+    // in two (a cut line would become two messages: see examples/messages.hpp).
+    auto talk = [](room_client& c) -> conet::task<> {
+        for (std::size_t n = 0; n < lines_each; ++n) {
+            char line[17];
+            std::snprintf(line, sizeof line, "line %03zu ......\n", n);
+            co_await c.conn.send_all(std::string_view(line, 16));
+        }
+    };
+    // What `c` hears: each sender's line numbers, in the order they came.
+    auto listen = [](room_client& c,
+                     std::map<std::string, std::vector<int>>& heard) -> conet::task<> {
+        for (std::size_t got = 0; got < (clients - 1) * lines_each; ++got) {
+            const auto line = co_await next_room_line(c);
+            if (!line) co_return;
+            const auto colon = line->find(": line ");
+            if (colon == std::string::npos) {
+                heard["<other: " + *line + ">"].push_back(0);
+                co_return;
+            }
+            heard[line->substr(0, colon)].push_back(std::stoi(line->substr(colon + 7, 3)));
+        }
+    };
+    std::vector<std::map<std::string, std::vector<int>>> heard(clients);
+    run_bounded(
+        r,
+        [&]() -> conet::task<> {
+            conet::task_group group;
+            for (std::size_t i = 0; i < clients; ++i) {
+                group.spawn(talk(*room[i]));
+                group.spawn(listen(*room[i], heard[i]));
+            }
+            co_await group.join();
+        }(),
+        20s);
+
+    std::vector<int> in_order(lines_each);
+    for (std::size_t n = 0; n < lines_each; ++n)
+        in_order[n] = static_cast<int>(n);
+    for (std::size_t i = 0; i < clients; ++i) {
+        INFO("client " << i << " (" << room[i]->name << ")");
+        for (const auto& [sender, numbers] : heard[i])
+            if (sender.starts_with("<")) FAIL_CHECK(sender);
+        CHECK(heard[i].size() == clients - 1);
+        CHECK(heard[i].count(room[i]->name) == 0); // never its own lines
+        for (std::size_t j = 0; j < clients; ++j) {
+            if (j == i) continue;
+            INFO("from client " << j);
+            CHECK(heard[i][room[j]->name] == in_order);
+        }
+    }
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+}
+
+TEST_CASE("chat_room drops a client that never reads, and the others talk on",
+          "[examples][chat_room]") {
+    child_process server(example("chat_room"), {"0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+    room_client slow(run_bounded(r, connect_to(where))); // never reads until dropped
+    CHECK(server.read_line() == slow.name + " joined");
+    room_client a(run_bounded(r, connect_to(where)));
+    CHECK(server.read_line() == a.name + " joined");
+    room_client b(run_bounded(r, connect_to(where)));
+    CHECK(server.read_line() == b.name + " joined");
+    const long rss_before = resident_kib(server.pid());
+
+    // A and B send 1 KiB lines (one receive each) and read each other's, until they hear that
+    // the slow client has been dropped: its socket's buffers fill, then its outbox.
+    const std::string dropped = "*** " + slow.name + " left (too slow)";
+    bool heard_drop[2] = {false, false};
+    std::size_t sent[2] = {0, 0};
+    auto talk = [](room_client& c, const bool& stop, std::size_t& count) -> conet::task<> {
+        const std::string line(1023, 'x');
+        while (!stop && count < 40'000) {
+            co_await c.conn.send_all(line + '\n');
+            ++count;
+        }
+    };
+    auto listen = [](room_client& c, const std::string& wanted, bool& heard) -> conet::task<> {
+        for (std::size_t n = 0; n < 100'000 && !heard; ++n) {
+            const auto line = co_await next_room_line(c);
+            if (!line || line->starts_with("<")) co_return;
+            heard = *line == wanted;
+        }
+    };
+    run_bounded(
+        r,
+        [&]() -> conet::task<> {
+            co_await conet::when_all(
+                talk(a, heard_drop[0], sent[0]), talk(b, heard_drop[1], sent[1]),
+                listen(a, dropped, heard_drop[0]), listen(b, dropped, heard_drop[1]));
+        }(),
+        20s);
+    INFO("A sent " << sent[0] << " lines, B " << sent[1]);
+    CHECK(heard_drop[0]);
+    CHECK(heard_drop[1]);
+    CHECK(server.read_line_starting(slow.name + " left") == slow.name + " left (too slow)");
+
+    // The slow client's connection is closed: what was in its buffers, then the end.
+    const std::string rest = run_bounded(r, receive_bytes(slow.conn, 100'000'000, 5s));
+    CHECK(rest.size() < 100'000'000);
+    CHECK(run_bounded(r, recv_1024(slow.conn)).find("<timeout>") == std::string::npos);
+
+    // The others go on talking.
+    run_bounded(r, send_text(a.conn, "still here\n"));
+    auto past_the_x_lines = [](room_client& c) -> conet::task<std::optional<std::string>> {
+        std::optional<std::string> line;
+        for (int i = 0; i < 100'000; ++i) {
+            line = co_await next_room_line(c);
+            if (!line || !line->ends_with("xxxx")) break;
+        }
+        co_return line;
+    };
+    CHECK(run_bounded(r, past_the_x_lines(b)) == a.name + ": still here");
+
+    // Bounded memory: the server holds at most an outbox per client, not what was sent.
+#if !defined(__SANITIZE_ADDRESS__) // (ASan keeps freed memory in quarantine)
+    const long rss_after = resident_kib(server.pid());
+    INFO("server resident memory " << rss_before << " KiB before, " << rss_after << " after");
+    CHECK(rss_after - rss_before < 16 * 1024);
+#else
+    (void)rss_before;
+#endif
+    server.send_signal(SIGTERM);
+    CHECK(server.wait() == 0);
+}
+
+TEST_CASE("chat_room relays the course's client, which sends no newline", "[examples][chat_room]") {
+    child_process server(example("chat_room"), {"0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+    auto course = run_bounded(r, connect_to(where)); // send(input().encode()); print(recv(1024))
+    const auto course_name = course.local_endpoint().to_string();
+    CHECK(server.read_line() == course_name + " joined");
+    room_client nc(run_bounded(r, connect_to(where)));
+    CHECK(server.read_line() == nc.name + " joined");
+    CHECK(run_bounded(r, recv_1024(course)) == "*** " + nc.name + " joined\n");
+
+    run_bounded(r, send_text(course, "hello"));
+    CHECK(run_bounded(r, next_room_line(nc)) == course_name + ": hello");
+    run_bounded(r, send_text(course, "你好"));
+    CHECK(run_bounded(r, next_room_line(nc)) == course_name + ": 你好");
+    run_bounded(r, send_text(nc.conn, "hi\r\n"));
+    CHECK(run_bounded(r, recv_1024(course)) == nc.name + ": hi\n");
+    // Nothing comes back to the sender.
+    CHECK(run_bounded(r, recv_1024(course, 200ms)) == "<timeout>");
+
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+    CHECK(run_bounded(r, recv_1024(course)) == ""); // closed
+}
+
+TEST_CASE("chat_room: ## leaves, and joins and leaves are announced to the others",
+          "[examples][chat_room]") {
+    child_process server(example("chat_room"), {"0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+    room_client a(run_bounded(r, connect_to(where)));
+    CHECK(server.read_line() == a.name + " joined");
+    room_client b(run_bounded(r, connect_to(where)));
+    CHECK(server.read_line() == b.name + " joined");
+    CHECK(run_bounded(r, next_line(a.lines)) == "*** " + b.name + " joined");
+
+    run_bounded(r, send_text(b.conn, "bye\n##\n"));
+    CHECK(run_bounded(r, next_line(a.lines)) == b.name + ": bye");
+    CHECK(run_bounded(r, next_line(a.lines)) == "*** " + b.name + " left (sent ##)");
+    CHECK(run_bounded(r, next_line(b.lines)) == std::nullopt); // B's connection is closed
+    CHECK(server.read_line() == b.name + " left (sent ##)");
+
+    // The course's "##" without a newline, and a client that just disconnects.
+    room_client c(run_bounded(r, connect_to(where)));
+    CHECK(server.read_line() == c.name + " joined");
+    CHECK(run_bounded(r, next_line(a.lines)) == "*** " + c.name + " joined");
+    run_bounded(r, send_text(c.conn, "##"));
+    CHECK(run_bounded(r, next_line(a.lines)) == "*** " + c.name + " left (sent ##)");
+    room_client d(run_bounded(r, connect_to(where)));
+    CHECK(run_bounded(r, next_line(a.lines)) == "*** " + d.name + " joined");
+    d.conn.close();
+    CHECK(run_bounded(r, next_line(a.lines)) == "*** " + d.name + " left (disconnected)");
+
+    server.send_signal(SIGINT);
+    CHECK(server.wait() == 0);
+    CHECK(run_bounded(r, next_line(a.lines)) == std::nullopt);
 }
