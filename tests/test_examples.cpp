@@ -1112,7 +1112,7 @@ TEST_CASE("chat_room drops a client that never reads, and the others talk on",
 #if !defined(__SANITIZE_ADDRESS__) // (ASan keeps freed memory in quarantine)
     const long rss_after = resident_kib(server.pid());
     INFO("server resident memory " << rss_before << " KiB before, " << rss_after << " after");
-    CHECK(rss_after - rss_before < 16 * 1024);
+    CHECK(rss_after - rss_before < 4 * 1024);
 #else
     (void)rss_before;
 #endif
