@@ -21,10 +21,11 @@
 // its own writer coroutine that empties its outbox into its socket.
 //
 // The policy for a client that cannot keep up: its outbox holds at most `outbox_capacity`
-// messages (one receive's worth each: at most 1 KiB and a name), so it costs at most about
-// 256 KiB of memory. When a message finds its outbox full, the client is dropped: it is
-// disconnected and the others see "*** NAME left (too slow)". Nobody waits for it, and no
-// memory grows without bound.
+// texts, each what one receive of another client brought (at most 1 KiB, with the sender's
+// name before each of its lines): usually a few hundred KiB in all, and bounded whatever the
+// others send. When a text finds the outbox full (its socket's buffers are full too), the
+// client is dropped: it is disconnected, after what its socket already holds, and the others
+// see "*** NAME left (too slow)". Nobody waits for it, and no memory grows without bound.
 //
 // SIGINT or SIGTERM (Ctrl-C) closes every connection and exits with status 0.
 #include <conet/channel.hpp> // (not in conet.hpp yet)
