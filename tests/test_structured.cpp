@@ -518,6 +518,55 @@ TEST_CASE("nested when_any: a sibling's own task group is paused too", "[structu
     run_bounded(body(), 5s);
 }
 
+TEST_CASE("a paused operation with a timeout that finds nothing when it goes on waits "
+          "with its one deadline",
+          "[structured][when]") {
+    // The inner loser's cleanup takes what was sent to c while the sibling's recv on c,
+    // bounded by with_timeout, is paused; when the pause ends, its try meets EAGAIN and it
+    // waits again, with the deadline it had (armed once).
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        auto takes_c = [](conet::tcp_stream& b, conet::tcp_stream& c) -> conet::task<std::string> {
+            std::array<char, 16> buf{};
+            try {
+                co_await b.recv(buf);
+            } catch (const std::system_error&) {
+            }
+            co_await conet::shield([](conet::tcp_stream& c) -> conet::task<> {
+                co_await conet::sleep_for(10ms); // (the sibling's event comes meanwhile)
+                std::array<char, 16> got{};
+                co_await c.recv(got); // takes what the sibling was told about
+                co_await conet::sleep_for(10ms);
+            }(c));
+            throw std::system_error(std::make_error_code(std::errc::operation_canceled));
+        };
+        auto session = [&](conet::tcp_stream& a, conet::tcp_stream& b,
+                           conet::tcp_stream& c) -> conet::task<> {
+            co_await conet::when_any(receive_once(a, 0ms), takes_c(b, c));
+            co_await conet::sleep_for(30ms); // the sibling's try goes on meanwhile
+        };
+        auto sibling = [](conet::tcp_stream& c) -> conet::task<> {
+            std::array<char, 16> buf{};
+            co_await conet::with_timeout(c.recv(buf), 100ms);
+        };
+        co_await a.client.send_all("A");
+        conet::task_group writer;
+        writer.spawn([](conet::tcp_stream& c) -> conet::task<> {
+            co_await conet::sleep_for(5ms);
+            co_await c.send_all("C");
+        }(c.client));
+        auto r = co_await conet::when_any(session(a.server, b.server, c.server), sibling(c.server));
+        co_await writer.join();
+        CHECK(r.index() == 0);
+        // A deadline left twice on the heap would expire after its frame is gone.
+        for (int i = 0; i < 20; ++i)
+            co_await conet::sleep_for(10ms);
+    };
+    run_bounded(body(), 5s);
+}
+
 TEST_CASE("nested when_any three deep: every byte received is delivered", "[structured][when]") {
     const auto cleanup = GENERATE(0ms, 2ms);
     CAPTURE(cleanup.count());

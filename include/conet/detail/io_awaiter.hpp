@@ -169,7 +169,9 @@ private:
             self.unlink();
             // Deferred without a slot: register now, or report why not (in ec).
             if (!self.holds(in_slot) && !self.target().wait(Dir, self)) return true;
-            if (self.timer) {
+            // Its timeout, unless armed already: a wait the when_any pause held back
+            // (detail/pause.hpp) keeps the deadline it had.
+            if (self.timer && !self.timer_armed()) {
                 self.ec = arm_timeout(self);
                 if (self.ec) return true;
             }
