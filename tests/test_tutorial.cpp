@@ -190,6 +190,47 @@ TEST_CASE("the tutorial's programs on the course's port 8888 serve as the page s
         server.send_signal(SIGTERM);
         CHECK(server.wait(10s) == 0);
     }
+    SECTION("11_chat_room relays each client's lines to the others (step 16)") {
+        child_process server(tutorial_program("11_chat_room"), {}, closed_stdin);
+        REQUIRE(server.read_line(10s) == "Listening on 0.0.0.0:8888");
+        const auto where = conet::endpoint::parse("127.0.0.1:8888");
+        // Reads until `text` has come whole (the room sends a line in one piece, but TCP may
+        // split it); what came is returned, so that a wrong text fails the CHECK, not a hang.
+        auto expect = [](conet::tcp_stream& conn, std::string text) -> conet::task<std::string> {
+            std::string got;
+            char buf[256];
+            while (got.size() < text.size()) {
+                const std::size_t n = co_await conn.recv(buf);
+                if (n == 0) break;
+                got.append(buf, n);
+            }
+            co_return got;
+        };
+        auto talk = [&](std::vector<std::string>& seen, std::string& a_name,
+                        std::string& b_name) -> conet::task<> {
+            // The course's client (no newline) and nc (lines) side by side.
+            auto a = co_await conet::tcp_stream::connect(where);
+            a_name = a.local_endpoint().to_string();
+            seen.push_back(*server.read_line(10s)); // joined: the room holds `a` now
+            auto b = co_await conet::tcp_stream::connect(where);
+            b_name = b.local_endpoint().to_string();
+            seen.push_back(co_await expect(a, "*** " + b_name + " joined\n"));
+            co_await b.send_all(std::string("hello\n"));
+            seen.push_back(co_await expect(a, b_name + ": hello\n"));
+            co_await a.send_all(std::string("你好"));
+            seen.push_back(co_await expect(b, a_name + ": 你好\n"));
+            co_await a.send_all(std::string("##"));
+            seen.push_back(co_await expect(b, "*** " + a_name + " left\n"));
+        };
+        std::vector<std::string> seen;
+        std::string a_name, b_name;
+        run_bounded(talk(seen, a_name, b_name));
+        CHECK(seen == std::vector<std::string>{a_name + " joined", "*** " + b_name + " joined\n",
+                                               b_name + ": hello\n", a_name + ": 你好\n",
+                                               "*** " + a_name + " left\n"});
+        server.send_signal(SIGTERM); // it runs until stopped, as a server does
+        CHECK(server.wait(10s) == 128 + SIGTERM);
+    }
     SECTION("01_tcp_server serves one client (steps 1-6)") {
         child_process server(tutorial_program("01_tcp_server"), {}, closed_stdin);
         REQUIRE(server.read_line(10s) == "Waiting for connect...");
