@@ -53,6 +53,7 @@ public:
     /// task to fail stops every reactor and run() rethrows its exception; with
     /// failure_policy::report, a failure goes to the failure handler (stderr by default) and
     /// the others go on.
+    template <class = void> // compiled only where a pool is used
     explicit reactor_pool(std::size_t count = 0, failure_policy policy = failure_policy::cancel_all)
         : policy_(policy) {
         if (count == 0) count = detail::hardware_concurrency();
@@ -64,8 +65,8 @@ public:
         count_ = count;
         shards_ = detail::owner<shard_state[]>(new shard_state[count]());
         for (std::size_t i = 0; i < count; ++i) {
-            messages_[i].stop.set(*this, i, &reactor_pool::stop_message);
-            messages_[i].release.set(*this, i, &reactor_pool::release_message);
+            messages_[i].stop.set(*this, i, &reactor_pool::stop_message<>);
+            messages_[i].release.set(*this, i, &reactor_pool::release_message<>);
         }
     }
     reactor_pool(const reactor_pool&) = delete;
@@ -85,6 +86,7 @@ public:
     /// Only one running pool may stop on a given signal (the second's run() fails with
     /// std::errc::device_or_resource_busy). Throws std::system_error (invalid_argument) for a
     /// signal number that does not exist, and for SIGKILL and SIGSTOP.
+    template <class = void> // compiled only where a pool is used
     void stop_on(std::initializer_list<int> signals) {
         detail::owner<int[]> copy(new int[signals.size()]);
         std::size_t n = 0;
@@ -103,6 +105,7 @@ public:
 
     /// Replaces the failure handler (the default prints the failure on stderr). It runs on
     /// the thread of the failing task's reactor, never two at once.
+    template <class = void> // compiled only where a pool is used
     void set_failure_handler(failure_handler handler) {
         detail::lock_guard lock(failure_mutex_);
         handler_ = std::move(handler);
@@ -193,6 +196,7 @@ public:
     /// Cancels every task on every reactor (their pending operations fail with
     /// operation_canceled, so that they unwind and end), and so ends run(). Safe from any
     /// thread. A stop requested while no run() is in progress is dropped when the next starts.
+    template <class = void> // compiled only where a pool is used
     void stop() noexcept {
         stop_requested_.store(true, detail::memory_order_seq_cst);
         for (std::size_t i = 0; i < size(); ++i)
@@ -263,6 +267,7 @@ private:
 
     // Reactor i cannot take part in the run (no memory, or another thread runs it): a
     // failure that stops the pool, whatever the policy.
+    template <class = void> // compiled only where a pool is used
     void cannot_take_part(std::size_t i, std::exception_ptr e) noexcept {
         fail(std::move(e));
         shards_[i].done.store(true, detail::memory_order_release);
@@ -300,6 +305,7 @@ private:
     }
 
     // Reactor i's task has ended: the last one to end releases every reactor.
+    template <class = void> // compiled only where a pool is used
     void task_finished(std::size_t i) noexcept {
         if (shards_[i].finished.exchange(true, detail::memory_order_acq_rel)) return;
         if (tasks_running_.fetch_sub(1, detail::memory_order_seq_cst) == 1)
@@ -343,16 +349,19 @@ private:
     };
 
     // On reactor i's thread, from its messages.
+    template <class = void> // compiled only where a pool is used
     static void stop_message(reactor_pool& pool, std::size_t i) noexcept {
         if (!pool.stop_requested_.load(detail::memory_order_seq_cst)) return;
         pool.cancel_shard(i);
         pool.release_shard(i);
     }
+    template <class = void> // compiled only where a pool is used
     static void release_message(reactor_pool& pool, std::size_t i) noexcept {
         if (pool.tasks_running_.load(detail::memory_order_seq_cst) == 0) pool.release_shard(i);
     }
 
     // On reactor i's thread.
+    template <class = void> // compiled only where a pool is used
     void release_shard(std::size_t i) noexcept {
         shard_state& state = shards_[i];
         state.released = true;
@@ -367,6 +376,7 @@ private:
     }
 
     // On reactor i's thread.
+    template <class = void> // compiled only where a pool is used
     void cancel_shard(std::size_t i) noexcept {
         if (shards_[i].group) shards_[i].group->cancel();
         // What arrives later (a task moving here with resume_on, one spawned with spawn_on)
@@ -377,6 +387,7 @@ private:
     }
 
     // A failure outside the program's own task groups, by the pool's policy.
+    template <class = void> // compiled only where a pool is used
     void failed(std::exception_ptr e) noexcept {
         if (policy_ == failure_policy::cancel_all)
             fail(std::move(e));
@@ -385,6 +396,7 @@ private:
     }
 
     // Keeps the first failure for run() to rethrow and stops the pool; reports later ones.
+    template <class = void> // compiled only where a pool is used
     void fail(std::exception_ptr e) noexcept {
         {
             detail::lock_guard lock(failure_mutex_);
@@ -397,6 +409,7 @@ private:
         stop();
     }
 
+    template <class = void> // compiled only where a pool is used
     void report(const std::exception_ptr& e) noexcept {
         detail::lock_guard lock(failure_mutex_);
         detail::report_failure(handler_, e);
