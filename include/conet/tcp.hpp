@@ -34,11 +34,11 @@
 namespace conet {
 
 class tcp_stream;
+struct accepted;
 class tcp_listener;
 
 namespace detail {
 class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] connect_op;
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] accept_op;
 
 // Checks that `fd` is a connected (not listening) stream socket, of an IP family if
 // `ip_only`, and makes it non-blocking and close-on-exec. Changes nothing if it is refused.
@@ -105,7 +105,7 @@ public:
 
 private:
     friend class detail::connect_op;
-    friend class detail::accept_op;
+    friend struct detail::accept_traits<accepted>;
     // A TCP socket conet made itself (connect, accept): see descriptor's traits.
     struct made_here {};
     tcp_stream(int fd, made_here) noexcept : stream_base(fd, stream_socket | conet_made) {}
@@ -161,40 +161,16 @@ private:
     bool started_ = false;
 };
 
-class accept_op : public io_awaiter<accept_op, direction::read> {
-public:
-    accept_op(descriptor& listener, std::error_code* out) noexcept
-        : io_awaiter(out), listener_(&listener) {}
-
-    bool try_once() noexcept {
-        for (;;) {
-            sockaddr_any sa;
-            sa.length = sizeof sa.storage;
-            const int conn_fd = counted(::accept4(listener_->native_handle(), sa.get(), &sa.length,
-                                                  SOCK_NONBLOCK | SOCK_CLOEXEC));
-            if (conn_fd >= 0) {
-                accepted_.stream = tcp_stream(conn_fd, tcp_stream::made_here{});
-                accepted_.peer = sa.to_endpoint();
-                return true;
-            }
-            const int err = errno;
-            if (would_block(err)) return false;
-            if (accept_skips(err)) continue;
-            // EMFILE/ENFILE/ENOBUFS/ENOMEM are reported: the listener stays usable and the
-            // pending connection waits in the backlog until descriptors are freed.
-            ec = errno_code(err);
-            return true;
-        }
+template <>
+struct accept_traits<accepted> {
+    using address = sockaddr_any;
+    static constexpr socklen_t capacity = sizeof(sockaddr_storage);
+    static void take(accepted& a, int fd, const address& peer, std::error_code&) noexcept {
+        a.stream = tcp_stream(fd, tcp_stream::made_here{});
+        a.peer = peer.to_endpoint();
     }
-    descriptor& target() noexcept { return *listener_; }
-    accepted result() noexcept { return std::move(accepted_); }
-    accepted failed_result() noexcept { return {}; }
-    std::string describe() const { return "accept"; }
-
-private:
-    descriptor* listener_;
-    accepted accepted_;
 };
+using accept_op = basic_accept_op<accepted>;
 
 } // namespace detail
 

@@ -39,6 +39,7 @@
 namespace conet {
 
 class unix_stream;
+struct unix_accepted;
 class unix_listener;
 
 /// Who is on the other end of a unix_stream, as the kernel recorded it when the connection
@@ -59,7 +60,6 @@ struct received_fds {
 namespace detail {
 class [[nodiscard(
     "conet: co_await this operation; until awaited it does nothing")]] unix_connect_op;
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] unix_accept_op;
 class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_fds_op;
 class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] recv_fds_op;
 
@@ -236,7 +236,7 @@ public:
 
 private:
     friend class detail::unix_connect_op;
-    friend class detail::unix_accept_op;
+    friend struct detail::accept_traits<unix_accepted>;
     // Made by conet (connect, accept, socketpair): tracked, and read with recvmsg.
     struct made_here {};
     unix_stream(int fd, made_here) noexcept
@@ -283,43 +283,21 @@ private:
     unix_stream stream_;
 };
 
-class unix_accept_op : public io_awaiter<unix_accept_op, direction::read> {
-public:
-    unix_accept_op(descriptor& listener, std::error_code* out) noexcept
-        : io_awaiter(out), listener_(&listener) {}
-
-    bool try_once() noexcept {
-        for (;;) {
-            sockaddr_unix sa;
-            sa.length = sizeof sa.address;
-            const int conn_fd = counted(::accept4(listener_->native_handle(), sa.get(), &sa.length,
-                                                  SOCK_NONBLOCK | SOCK_CLOEXEC));
-            if (conn_fd >= 0) {
-                accepted_.stream = unix_stream(conn_fd, unix_stream::made_here{});
-                try {
-                    accepted_.peer = sa.to_address();
-                } catch (const std::bad_alloc&) {
-                    accepted_.stream.close();
-                    ec = std::make_error_code(std::errc::not_enough_memory);
-                }
-                return true;
-            }
-            const int err = errno;
-            if (would_block(err)) return false;
-            if (accept_skips(err)) continue;
-            ec = errno_code(err);
-            return true;
+template <>
+struct accept_traits<unix_accepted> {
+    using address = sockaddr_unix;
+    static constexpr socklen_t capacity = sizeof(sockaddr_un);
+    static void take(unix_accepted& a, int fd, const address& peer, std::error_code& ec) noexcept {
+        a.stream = unix_stream(fd, unix_stream::made_here{});
+        try {
+            a.peer = peer.to_address();
+        } catch (const std::bad_alloc&) {
+            a.stream.close();
+            ec = std::make_error_code(std::errc::not_enough_memory);
         }
     }
-    descriptor& target() noexcept { return *listener_; }
-    unix_accepted result() noexcept { return std::move(accepted_); }
-    unix_accepted failed_result() noexcept { return {}; }
-    std::string describe() const { return "accept"; }
-
-private:
-    descriptor* listener_;
-    unix_accepted accepted_;
 };
+using unix_accept_op = basic_accept_op<unix_accepted>;
 
 /// send_all with descriptors attached to the first bytes that go out.
 class send_fds_op : public io_awaiter<send_fds_op, direction::write> {

@@ -5,7 +5,9 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <string>
 #include <system_error>
+#include <utility>
 
 #include "../buffer.hpp"
 #include "../buffer_pool.hpp"
@@ -19,6 +21,63 @@ namespace conet {
 enum class shutdown_type { receive = SHUT_RD, send = SHUT_WR, both = SHUT_RDWR };
 
 namespace detail {
+
+/// How accept() makes its result, for each kind of stream listener: specialized beside the
+/// result type (tcp.hpp: `accepted`; unix.hpp: `unix_accepted`) with `address`, the
+/// sockaddr holder accept4 fills, `capacity`, the size of the sockaddr it holds, and
+/// `take(result, fd, address, ec)`, which makes the
+/// stream and reads the peer's address (setting `ec`, and closing the stream, if it cannot).
+template <class Accepted>
+struct accept_traits;
+
+/// accept() on a stream listener, written once for TCP and UNIX streams: takes the next
+/// connection, made non-blocking and close-on-exec, and skips the ones accept(2) says to
+/// retry (aborted before they were taken).
+template <class Accepted>
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] basic_accept_op
+    : public io_awaiter<basic_accept_op<Accepted>, direction::read> {
+    using traits = accept_traits<Accepted>;
+
+public:
+    basic_accept_op(descriptor & listener, std::error_code * out) noexcept
+        : basic_accept_op::io_awaiter(out), listener_(&listener) {}
+
+    bool try_once() noexcept {
+        for (;;) {
+            typename traits::address peer;
+            peer.length = traits::capacity;
+            const int conn_fd = counted(::accept4(listener_->native_handle(), peer.get(),
+                                                  &peer.length, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (conn_fd >= 0) {
+                traits::take(accepted_, conn_fd, peer, this->ec);
+                return true;
+            }
+            const int err = errno;
+            if (would_block(err)) return false;
+            if (accept_skips(err)) continue;
+            // EMFILE/ENFILE/ENOBUFS/ENOMEM are reported: the listener stays usable and the
+            // pending connection waits in the backlog until descriptors are freed.
+            this->ec = errno_code(err);
+            return true;
+        }
+    }
+    descriptor& target() noexcept {
+        return *listener_;
+    }
+    Accepted result() noexcept {
+        return std::move(accepted_);
+    }
+    Accepted failed_result() noexcept {
+        return {};
+    }
+    std::string describe() const {
+        return "accept";
+    }
+
+private:
+    descriptor* listener_;
+    Accepted accepted_;
+};
 
 /// The operations of a connected stream socket over `Base` (socket_base for TCP, whose
 /// addresses are endpoints; unix_socket_base for UNIX streams), reading the way `Reads` says
