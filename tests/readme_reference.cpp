@@ -212,6 +212,13 @@ conet::task<> tcp(conet::unix_stream& local) {
     n = co_await client.send_all(std::string("text"));
     n = co_await local.send(buf);
     n = co_await local.send_all(std::string("text"));
+    // row: `send(bufs)`, `send_all(bufs)`
+    {
+        const std::string header = "HEAD", body = "body";
+        const conet::const_buffer parts[] = {header, body};
+        n = co_await client.send_all(parts);
+        n = co_await local.send(parts);
+    }
     // row: `leave_reactor()`
     conn.leave_reactor();
     local.leave_reactor();

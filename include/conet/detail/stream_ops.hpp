@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <new>
+#include <span>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -158,6 +159,98 @@ private:
     const_buffer buf_;
     bool all_;
     std::size_t sent_ = 0;
+};
+
+/// send / send_all of several buffers, in order, as one stream: sendmsg with an iovec per
+/// buffer, up to max_gathered at a time, so that a header and a body go out without being
+/// copied together. A partial send resumes at the byte, in the buffer, where it stopped.
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] gather_send_op
+    : public io_awaiter<gather_send_op, direction::write> {
+public:
+    /// The most buffers one sendmsg takes (Linux's UIO_MAXIOV, the IOV_MAX it reports).
+    static constexpr std::size_t max_gathered = 1024;
+
+    gather_send_op(descriptor & d, std::span<const const_buffer> bufs, bool all,
+                   std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), bufs_(bufs), all_(all) {
+        for (const const_buffer& b : bufs)
+            total_ += b.size();
+    }
+
+    bool try_once() noexcept {
+        do {
+            iovec pieces[max_gathered];
+            std::size_t count = 0;
+            std::size_t wanted = 0;
+            for (std::size_t i = next_; i < bufs_.size() && count < max_gathered; ++i) {
+                const std::size_t skip = i == next_ ? offset_ : 0;
+                if (bufs_[i].size() == skip) continue; // empty: nothing to give the kernel
+                pieces[count].iov_base = const_cast<char*>(bufs_[i].data() + skip);
+                pieces[count].iov_len = bufs_[i].size() - skip;
+                wanted += pieces[count++].iov_len;
+            }
+            if (count == 0) return true; // every byte has gone (or there were none)
+            msghdr message{};
+            message.msg_iov = pieces;
+            message.msg_iovlen = count;
+            const auto n = retry_on_eintr(
+                [&] { return ::sendmsg(d_->native_handle(), &message, MSG_NOSIGNAL); });
+            if (n < 0) {
+                if (!would_block(errno)) {
+                    ec = errno_code(errno);
+                    return true;
+                }
+                d_->note_drained(direction::write);
+                return false;
+            }
+            advance(static_cast<std::size_t>(n));
+            // Fewer bytes than offered: on a stream socket, the send queue is full now.
+            if (static_cast<std::size_t>(n) < wanted) {
+                d_->note_drained(direction::write);
+                if (all_ && sent_ < total_ && d_->must_wait(direction::write))
+                    return false; // wait for room
+            }
+        } while (all_ && sent_ < total_);
+        return true;
+    }
+    descriptor& target() noexcept {
+        return *d_;
+    }
+    bool must_wait() noexcept {
+        return total_ != 0 && d_->must_wait(direction::write);
+    }
+    std::size_t result() const noexcept {
+        return sent_;
+    }
+    std::size_t failed_result() const noexcept {
+        return sent_;
+    } // what did go out
+    std::size_t transferred() const noexcept {
+        return sent_;
+    }
+    std::string describe() const {
+        return all_ ? "send_all" : "send";
+    }
+
+private:
+    // Moves the position `n` bytes on, over the buffers they finish.
+    void advance(std::size_t n) noexcept {
+        sent_ += n;
+        while (next_ < bufs_.size() && n >= bufs_[next_].size() - offset_) {
+            n -= bufs_[next_].size() - offset_;
+            ++next_;
+            offset_ = 0;
+        }
+        offset_ += n;
+    }
+
+    descriptor* d_;
+    std::span<const const_buffer> bufs_;
+    bool all_;
+    std::size_t total_ = 0;
+    std::size_t sent_ = 0;
+    std::size_t next_ = 0;   // the first buffer not wholly sent
+    std::size_t offset_ = 0; // how much of it has been
 };
 
 /// Waits until the descriptor is readable (or writable) without transferring anything, as

@@ -118,6 +118,26 @@ public:
         return {*this, buf, true, &ec};
     }
 
+    /// Sends some of `bufs`, in order, in one system call (at least one byte, unless all
+    /// are empty); yields how many bytes were sent.
+    gather_send_op send(std::span<const const_buffer> bufs) noexcept {
+        return {*this, bufs, false, nullptr};
+    }
+    gather_send_op send(std::span<const const_buffer> bufs, std::error_code& ec) noexcept {
+        return {*this, bufs, false, &ec};
+    }
+
+    /// Sends every byte of `bufs`, in order, as one stream: a header and a body without
+    /// copying them together, in as few system calls as the peer's window allows (up to
+    /// 1,024 buffers per call). Yields the count sent, as send_all(buf) does. `bufs` (an
+    /// array or vector of const_buffer) and what it points to must live until it completes.
+    gather_send_op send_all(std::span<const const_buffer> bufs) noexcept {
+        return {*this, bufs, true, nullptr};
+    }
+    gather_send_op send_all(std::span<const const_buffer> bufs, std::error_code& ec) noexcept {
+        return {*this, bufs, true, &ec};
+    }
+
     /// Fills all of `buf`; the stream ending first is conet::error::end_of_stream (the
     /// non-throwing form then yields how many bytes did arrive). An empty `buf` is filled at
     /// once: it yields 0 without reading.

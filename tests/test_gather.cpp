@@ -1,0 +1,140 @@
+// Gathered sends: send and send_all over several buffers in one call (sendmsg with an iovec
+// per buffer), on TCP and UNIX streams; every byte in order through partial writes, the
+// kernel's limit of 1,024 buffers per call, empty buffers, and a send that times out.
+#include <conet/conet.hpp>
+#include <conet/unix.hpp>
+
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+
+namespace {
+
+// `count` buffers of sizes 0 to 499 (every 50th empty) cut from one patterned message.
+struct pieces {
+    std::string whole;
+    std::vector<conet::const_buffer> buffers;
+
+    explicit pieces(std::size_t count) {
+        std::vector<std::size_t> sizes;
+        for (std::size_t i = 0; i < count; ++i)
+            sizes.push_back(i % 50 == 0 ? 0 : (i * 37) % 500);
+        std::size_t total = 0;
+        for (const std::size_t s : sizes)
+            total += s;
+        whole.resize(total);
+        for (std::size_t i = 0; i < total; ++i)
+            whole[i] = pattern_byte(i);
+        std::size_t at = 0;
+        for (const std::size_t s : sizes) {
+            buffers.emplace_back(whole.data() + at, s);
+            at += s;
+        }
+    }
+};
+
+// Reads until end of stream, slowly when `slow` (1 ms between reads of 4 KiB, so that the
+// sender's queue fills and its sends stop part way through a buffer).
+template <class Stream>
+conet::task<> read_all(Stream& s, std::string& into, bool slow) {
+    char chunk[4096];
+    while (const std::size_t n = co_await s.recv(chunk)) {
+        into.append(chunk, n);
+        if (slow) co_await conet::sleep_for(1ms);
+    }
+}
+
+template <class Stream>
+conet::task<> send_and_check(Stream& sender, Stream& receiver, std::size_t count, bool slow) {
+    pieces message(count);
+    std::string got;
+    conet::task_group reader;
+    reader.spawn(read_all(receiver, got, slow));
+    const std::size_t sent = co_await sender.send_all(message.buffers);
+    CHECK(sent == message.whole.size());
+    sender.shutdown(conet::shutdown_type::send);
+    co_await reader.join();
+    CHECK(got.size() == message.whole.size());
+    CHECK(got == message.whole); // every byte, once, in order
+}
+
+} // namespace
+
+TEST_CASE("gathered send_all of 1,000 small buffers reaches a slow reader whole and in order",
+          "[gather][tcp]") {
+    run_bounded(
+        []() -> conet::task<> {
+            auto [client, server] = co_await connected_pair();
+            co_await send_and_check(client, server, 1000, true);
+        }(),
+        30s);
+}
+
+TEST_CASE("gathered send_all of 5,000 buffers goes 1,024 at a time, through partial writes",
+          "[gather][tcp]") {
+    // 5,000 buffers, about 1.2 MiB: more than one sendmsg may take, and more than the
+    // socket's buffers hold, so sends stop part way through a buffer and go on there.
+    run_bounded(
+        []() -> conet::task<> {
+            auto [client, server] = co_await connected_pair();
+            const auto before = conet::reactor::current()->stats().syscalls;
+            co_await send_and_check(client, server, 5000, false);
+            // At least 5 sendmsg calls (1,024 buffers each at most); far fewer system calls
+            // in all than one send per buffer would make.
+            CHECK(conet::reactor::current()->stats().syscalls - before < 2500);
+        }(),
+        30s);
+}
+
+TEST_CASE("gathered send_all on a UNIX stream, shared with TCP", "[gather][unix]") {
+    run_bounded(
+        []() -> conet::task<> {
+            auto [a, b] = conet::unix_stream::pair();
+            co_await send_and_check(a, b, 1000, true);
+        }(),
+        30s);
+}
+
+TEST_CASE("gathered send sends at least a byte, in order, and empty buffers send nothing",
+          "[gather][tcp]") {
+    run_bounded([]() -> conet::task<> {
+        auto [client, server] = co_await connected_pair();
+        const std::string header = "HEAD", body = "body of the message";
+        const conet::const_buffer parts[] = {{}, header, {}, body, {}};
+        const std::size_t n = co_await client.send(parts);
+        REQUIRE(n >= 1);
+        REQUIRE(n <= header.size() + body.size());
+        std::string got(n, '\0');
+        co_await server.recv_exact(got);
+        CHECK(got == (header + body).substr(0, n));
+
+        const conet::const_buffer nothing[] = {{}, {}};
+        CHECK(co_await client.send_all(nothing) == 0);
+        CHECK(co_await client.send_all(std::span<const conet::const_buffer>{}) == 0);
+    }());
+}
+
+TEST_CASE("gathered send_all that times out reports what went out, and nothing more arrives",
+          "[gather][tcp]") {
+    run_bounded(
+        []() -> conet::task<> {
+            auto [client, server] = co_await connected_pair();
+            pieces message(40'000); // about 9.5 MiB: more than loopback's buffers hold
+            std::error_code ec;
+            const std::size_t sent =
+                co_await conet::with_timeout(client.send_all(message.buffers, ec), 100ms);
+            CHECK(ec == std::errc::timed_out);
+            REQUIRE(sent > 0);
+            REQUIRE(sent < message.whole.size());
+            client.close(); // the peer reads exactly what went out, then the end
+            std::string got;
+            co_await read_all(server, got, false);
+            CHECK(got.size() == sent);
+            CHECK(got == message.whole.substr(0, sent));
+        }(),
+        30s);
+}
