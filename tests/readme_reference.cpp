@@ -219,6 +219,13 @@ conet::task<> tcp(conet::unix_stream& local) {
         n = co_await client.send_all(parts);
         n = co_await local.send(parts);
     }
+    // row: `recv(bufs)`
+    {
+        char header[8], body[64];
+        const conet::mutable_buffer parts[] = {header, body};
+        n = co_await client.recv(parts);
+        n = co_await local.recv(parts);
+    }
     // row: `leave_reactor()`
     conn.leave_reactor();
     local.leave_reactor();

@@ -28,6 +28,9 @@ struct plain_reads {
     static ssize_t read(int fd, void* data, std::size_t size, bool&) noexcept {
         return ::read(fd, data, size);
     }
+    static ssize_t read_scattered(int fd, iovec* parts, std::size_t count, bool&) noexcept {
+        return ::readv(fd, parts, static_cast<int>(count));
+    }
 };
 
 /// How a UNIX stream is read: recvmsg() with no room for control data. The kernel ends a
@@ -37,14 +40,20 @@ struct plain_reads {
 struct message_reads {
     static ssize_t read(int fd, void* data, std::size_t size, bool& stopped) noexcept {
         iovec part{data, size};
+        return read_scattered(fd, &part, 1, stopped);
+    }
+    static ssize_t read_scattered(int fd, iovec* parts, std::size_t count, bool& stopped) noexcept {
         msghdr message{};
-        message.msg_iov = &part;
-        message.msg_iovlen = 1;
+        message.msg_iov = parts;
+        message.msg_iovlen = count;
         const auto n = ::recvmsg(fd, &message, 0);
         if (n > 0 && (message.msg_flags & MSG_CTRUNC)) stopped = true;
         return n;
     }
 };
+
+/// The most buffers one readv, writev or sendmsg takes (Linux's UIO_MAXIOV, its IOV_MAX).
+inline constexpr std::size_t max_buffers_per_call = 1024;
 
 /// Reads some bytes (`exact` false: yields 0 at end of stream) or fills the whole buffer
 /// (`exact` true: end of stream first is conet::error::end_of_stream), the way `Reads` says
@@ -116,6 +125,67 @@ private:
 /// Reading a TCP stream, a pipe or a terminal.
 using read_op = basic_read_op<plain_reads>;
 
+/// recv of some bytes into several buffers, filled in order by one readv (recvmsg on a UNIX
+/// stream), up to max_buffers_per_call of them: a fixed-size header into its own buffer and
+/// the rest into another, say. Buffers with no room in all fail with invalid_argument, as
+/// recv into an empty buffer does.
+template <class Reads>
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] basic_scatter_read_op;
+template <class Reads>
+class basic_scatter_read_op : public io_awaiter<basic_scatter_read_op<Reads>, direction::read> {
+public:
+    basic_scatter_read_op(descriptor& d, std::span<const mutable_buffer> bufs,
+                          std::error_code* out) noexcept
+        : basic_scatter_read_op::io_awaiter(out), d_(&d), bufs_(bufs) {
+        for (const mutable_buffer& b : bufs)
+            room_ = room_ || b.size() != 0;
+    }
+
+    bool try_once() noexcept {
+        iovec parts[max_buffers_per_call];
+        std::size_t count = 0;
+        std::size_t wanted = 0;
+        for (std::size_t i = 0; i < bufs_.size() && count < max_buffers_per_call; ++i) {
+            if (bufs_[i].size() == 0) continue;
+            parts[count].iov_base = bufs_[i].data();
+            parts[count].iov_len = bufs_[i].size();
+            wanted += parts[count++].iov_len;
+        }
+        if (count == 0) { // its 0 would pass for the end of the stream
+            this->ec = std::make_error_code(std::errc::invalid_argument);
+            return true;
+        }
+        bool stopped = false; // at a message boundary (message_reads)
+        const auto n = retry_on_eintr(
+            [&] { return Reads::read_scattered(d_->native_handle(), parts, count, stopped); });
+        if (n < 0) {
+            if (!would_block(errno)) {
+                this->ec = errno_code(errno);
+                return true;
+            }
+            d_->note_drained(direction::read);
+            return false;
+        }
+        received_ = static_cast<std::size_t>(n);
+        if (received_ != 0 && received_ < wanted && !stopped) d_->note_drained(direction::read);
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    // No room at all is decided by try_once, at once, drained socket or not.
+    bool must_wait() noexcept { return room_ && d_->must_wait(direction::read); }
+    std::size_t result() const noexcept { return received_; }
+    std::size_t failed_result() const noexcept { return 0; }
+    std::size_t bytes_moved() const noexcept { return received_; }
+    std::string describe() const { return "recv"; }
+
+private:
+    descriptor* d_;
+    std::span<const mutable_buffer> bufs_;
+    bool room_ = false;
+    std::size_t received_ = 0;
+};
+
 /// Sends some bytes (`all` false) or every byte through partial writes (`all` true).
 /// MSG_NOSIGNAL: a peer that went away is an EPIPE error, never a SIGPIPE.
 class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_op;
@@ -162,15 +232,12 @@ private:
 };
 
 /// send / send_all of several buffers, in order, as one stream: sendmsg with an iovec per
-/// buffer, up to max_gathered at a time, so that a header and a body go out without being
+/// buffer, up to max_buffers_per_call at a time, so that a header and a body go out without being
 /// copied together. A partial send resumes at the byte, in the buffer, where it stopped.
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] gather_send_op
-    : public io_awaiter<gather_send_op, direction::write> {
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] gather_send_op;
+class gather_send_op : public io_awaiter<gather_send_op, direction::write> {
 public:
-    /// The most buffers one sendmsg takes (Linux's UIO_MAXIOV, the IOV_MAX it reports).
-    static constexpr std::size_t max_gathered = 1024;
-
-    gather_send_op(descriptor & d, std::span<const const_buffer> bufs, bool all,
+    gather_send_op(descriptor& d, std::span<const const_buffer> bufs, bool all,
                    std::error_code* out) noexcept
         : io_awaiter(out), d_(&d), bufs_(bufs), all_(all) {
         for (const const_buffer& b : bufs)
@@ -179,10 +246,10 @@ public:
 
     bool try_once() noexcept {
         do {
-            iovec pieces[max_gathered];
+            iovec pieces[max_buffers_per_call];
             std::size_t count = 0;
             std::size_t wanted = 0;
-            for (std::size_t i = next_; i < bufs_.size() && count < max_gathered; ++i) {
+            for (std::size_t i = next_; i < bufs_.size() && count < max_buffers_per_call; ++i) {
                 const std::size_t skip = i == next_ ? offset_ : 0;
                 if (bufs_[i].size() == skip) continue; // empty: nothing to give the kernel
                 pieces[count].iov_base = const_cast<char*>(bufs_[i].data() + skip);
@@ -213,24 +280,12 @@ public:
         } while (all_ && sent_ < total_);
         return true;
     }
-    descriptor& target() noexcept {
-        return *d_;
-    }
-    bool must_wait() noexcept {
-        return total_ != 0 && d_->must_wait(direction::write);
-    }
-    std::size_t result() const noexcept {
-        return sent_;
-    }
-    std::size_t failed_result() const noexcept {
-        return sent_;
-    } // what did go out
-    std::size_t transferred() const noexcept {
-        return sent_;
-    }
-    std::string describe() const {
-        return all_ ? "send_all" : "send";
-    }
+    descriptor& target() noexcept { return *d_; }
+    bool must_wait() noexcept { return total_ != 0 && d_->must_wait(direction::write); }
+    std::size_t result() const noexcept { return sent_; }
+    std::size_t failed_result() const noexcept { return sent_; } // what did go out
+    std::size_t transferred() const noexcept { return sent_; }
+    std::string describe() const { return all_ ? "send_all" : "send"; }
 
 private:
     // Moves the position `n` bytes on, over the buffers they finish.

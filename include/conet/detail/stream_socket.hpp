@@ -34,12 +34,14 @@ struct accept_traits;
 /// connection, made non-blocking and close-on-exec, and skips the ones accept(2) says to
 /// retry (aborted before they were taken).
 template <class Accepted>
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] basic_accept_op
-    : public io_awaiter<basic_accept_op<Accepted>, direction::read> {
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] basic_accept_op;
+template <class Accepted>
+class basic_accept_op : public io_awaiter<basic_accept_op<Accepted>, direction::read> {
     using traits = accept_traits<Accepted>;
 
 public:
-    basic_accept_op(descriptor & listener, std::error_code * out) noexcept
+    basic_accept_op(descriptor& listener, std::error_code* out) noexcept
         : basic_accept_op::io_awaiter(out), listener_(&listener) {}
 
     bool try_once() noexcept {
@@ -61,18 +63,10 @@ public:
             return true;
         }
     }
-    descriptor& target() noexcept {
-        return *listener_;
-    }
-    Accepted result() noexcept {
-        return std::move(accepted_);
-    }
-    Accepted failed_result() noexcept {
-        return {};
-    }
-    std::string describe() const {
-        return "accept";
-    }
+    descriptor& target() noexcept { return *listener_; }
+    Accepted result() noexcept { return std::move(accepted_); }
+    Accepted failed_result() noexcept { return {}; }
+    std::string describe() const { return "accept"; }
 
 private:
     descriptor* listener_;
@@ -95,6 +89,18 @@ public:
     }
     basic_read_op<Reads> recv(mutable_buffer buf, std::error_code& ec) noexcept {
         return {*this, buf, false, "recv", &ec};
+    }
+
+    /// Receives some bytes into several buffers, filling them in order, in one system call
+    /// (up to 1,024 buffers): a fixed-size header into its own buffer and what follows into
+    /// another. Yields how many bytes arrived in all, 0 at end of stream; buffers with no
+    /// room in all fail with std::errc::invalid_argument.
+    basic_scatter_read_op<Reads> recv(std::span<const mutable_buffer> bufs) noexcept {
+        return {*this, bufs, nullptr};
+    }
+    basic_scatter_read_op<Reads> recv(std::span<const mutable_buffer> bufs,
+                                      std::error_code& ec) noexcept {
+        return {*this, bufs, &ec};
     }
 
     /// Receives into a buffer borrowed from `pool` once data is there (an idle connection
