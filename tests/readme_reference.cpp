@@ -219,6 +219,9 @@ conet::task<> tcp(conet::unix_stream& local) {
         n = co_await client.send_all(parts);
         n = co_await local.send(parts);
     }
+    // row: `send_file(file, offset, count)`
+    n = co_await client.send_file(0, 0, 0);
+    n = co_await local.send_file(0, 0, 0);
     // row: `recv(bufs)`
     {
         char header[8], body[64];

@@ -15,7 +15,9 @@ TEST_CASE("conet errors are error codes with readable messages", "[error]") {
     for (auto e :
          {conet::error::line_too_long, conet::error::end_of_stream, conet::error::already_waiting,
           conet::error::no_reactor, conet::error::wrong_reactor, conet::error::datagram_truncated,
-          conet::error::channel_closed}) {
+          conet::error::closed, conet::error::port_out_of_range, conet::error::descriptor_replaced,
+          conet::error::channel_closed, conet::error::address_too_long,
+          conet::error::descriptors_truncated, conet::error::file_ended}) {
         const std::string message = conet::make_error_code(e).message();
         CHECK_FALSE(message.empty());
         CHECK(message != "Unknown conet error");

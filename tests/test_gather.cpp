@@ -5,6 +5,10 @@
 #include <conet/conet.hpp>
 #include <conet/unix.hpp>
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -186,4 +190,97 @@ TEST_CASE("recv into several buffers fills them in order, on TCP and UNIX stream
         auto [a, b] = conet::unix_stream::pair();
         co_await scatter_check(a, b);
     }());
+}
+
+namespace {
+
+// A temporary file holding `size` patterned bytes; removed when it goes.
+class temp_file {
+public:
+    explicit temp_file(std::size_t size) {
+        char name[] = "/tmp/conet_send_file_XXXXXX";
+        fd_ = ::mkstemp(name);
+        REQUIRE(fd_ >= 0);
+        ::unlink(name); // gone with its descriptor
+        std::string block(1 << 20, '\0');
+        for (std::size_t at = 0; at < size; at += block.size()) {
+            const std::size_t n = std::min(block.size(), size - at);
+            for (std::size_t i = 0; i < n; ++i)
+                block[i] = pattern_byte(at + i);
+            REQUIRE(::write(fd_, block.data(), n) == static_cast<ssize_t>(n));
+        }
+    }
+    ~temp_file() { ::close(fd_); }
+    temp_file(const temp_file&) = delete;
+    temp_file& operator=(const temp_file&) = delete;
+    int fd() const noexcept { return fd_; }
+
+private:
+    int fd_ = -1;
+};
+
+// Reads everything until the end and checks it against the pattern from `offset`; returns
+// how many bytes came (and how many of them were wrong, in `wrong`).
+template <class Stream>
+conet::task<> read_checked(Stream& s, std::size_t offset, std::size_t& got, std::size_t& wrong,
+                           bool slow) {
+    std::vector<char> chunk(100'000);
+    while (const std::size_t n = co_await s.recv(chunk)) {
+        for (std::size_t i = 0; i < n; ++i)
+            wrong += chunk[i] != pattern_byte(offset + got + i);
+        got += n;
+        if (slow) co_await conet::sleep_for(1ms);
+    }
+}
+
+} // namespace
+
+TEST_CASE("send_file sends 64 MiB of a file to a slow reader, every byte in order",
+          "[gather][send_file][tcp]") {
+    static constexpr std::size_t size = 64u << 20;
+    temp_file file(size);
+    run_bounded(
+        [](int fd) -> conet::task<> {
+            auto [client, server] = co_await connected_pair();
+            std::size_t got = 0, wrong = 0;
+            conet::task_group reader;
+            reader.spawn(read_checked(server, 4096, got, wrong, true));
+            // From an offset, to the end: the file's own offset is left alone.
+            const std::size_t sent = co_await client.send_file(fd, 4096, size - 4096);
+            CHECK(sent == size - 4096);
+            CHECK(::lseek(fd, 0, SEEK_CUR) == static_cast<off_t>(size));
+            client.shutdown(conet::shutdown_type::send);
+            co_await reader.join();
+            CHECK(got == size - 4096);
+            CHECK(wrong == 0);
+        }(file.fd()),
+        60s);
+}
+
+TEST_CASE("send_file of a range past the file's end sends what there is, then file_ended",
+          "[gather][send_file][unix]") {
+    temp_file file(10'000);
+    run_bounded([](int fd) -> conet::task<> {
+        auto [a, b] = conet::unix_stream::pair();
+        std::error_code ec;
+        const std::size_t sent = co_await a.send_file(fd, 1000, 20'000, ec);
+        CHECK(ec == conet::error::file_ended);
+        CHECK(sent == 9000);
+        a.close();
+        std::size_t got = 0, wrong = 0;
+        co_await read_checked(b, 1000, got, wrong, false);
+        CHECK(got == 9000);
+        CHECK(wrong == 0);
+
+        // The throwing form: a transfer_error carrying the count.
+        auto [c, d] = conet::unix_stream::pair();
+        std::size_t counted = 0;
+        try {
+            co_await c.send_file(fd, 9990, 100);
+        } catch (const conet::transfer_error& e) {
+            counted = e.transferred();
+            CHECK(e.code() == conet::error::file_ended);
+        }
+        CHECK(counted == 10);
+    }(file.fd()));
 }

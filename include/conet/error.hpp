@@ -43,6 +43,7 @@ enum class error {
     channel_closed,        ///< a value sent on a closed channel (it was not queued)
     address_too_long,      ///< a UNIX socket path or abstract name does not fit in sockaddr_un
     descriptors_truncated, ///< descriptors passed with the data did not fit (MSG_CTRUNC)
+    file_ended,            ///< send_file: the file ended before the range asked for
 };
 
 namespace detail {
@@ -87,6 +88,8 @@ private:
         case error::descriptors_truncated:
             return "More descriptors arrived than the receive had room for (MSG_CTRUNC): the "
                    "kernel closed the rest, and those received were closed too";
+        case error::file_ended:
+            return "The file ended before the range to send did";
         }
         return "Unknown conet error";
     }

@@ -2,10 +2,12 @@
 // pipe, a terminal): the operations behind recv, recv_exact, send, send_all and read_some.
 #pragma once
 
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <new>
@@ -306,6 +308,58 @@ private:
     std::size_t sent_ = 0;
     std::size_t next_ = 0;   // the first buffer not wholly sent
     std::size_t offset_ = 0; // how much of it has been
+};
+
+/// send_file: `count` bytes of an open file from `offset`, sent on a stream socket by
+/// sendfile(2), the kernel copying from the page cache (no read into the program's memory).
+/// Partial sends resume at the next byte; a file that ends before the range does is
+/// conet::error::file_ended, with the count that went out.
+class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_file_op;
+class send_file_op : public io_awaiter<send_file_op, direction::write> {
+public:
+    send_file_op(descriptor& d, int file, off_t offset, std::size_t count,
+                 std::error_code* out) noexcept
+        : io_awaiter(out), d_(&d), file_(file), offset_(offset), count_(count) {}
+
+    bool try_once() noexcept {
+        // Linux sends at most 0x7ffff000 bytes per call.
+        constexpr std::size_t most_per_call = 0x7ffff000;
+        while (sent_ < count_) {
+            const std::size_t wanted = std::min(count_ - sent_, most_per_call);
+            off_t at = offset_ + static_cast<off_t>(sent_);
+            const auto n =
+                retry_on_eintr([&] { return ::sendfile(d_->native_handle(), file_, &at, wanted); });
+            if (n < 0) {
+                if (!would_block(errno)) {
+                    ec = errno_code(errno);
+                    return true;
+                }
+                d_->note_drained(direction::write);
+                return false;
+            }
+            if (n == 0) { // nothing left to read at `at`
+                ec = error::file_ended;
+                return true;
+            }
+            // A short count may mean a full send queue or the end of the file: the next
+            // call tells which (EAGAIN, or 0), so nothing is guessed from it.
+            sent_ += static_cast<std::size_t>(n);
+        }
+        return true;
+    }
+    descriptor& target() noexcept { return *d_; }
+    bool must_wait() noexcept { return count_ != 0 && d_->must_wait(direction::write); }
+    std::size_t result() const noexcept { return sent_; }
+    std::size_t failed_result() const noexcept { return sent_; } // what did go out
+    std::size_t transferred() const noexcept { return sent_; }
+    std::string describe() const { return "send_file"; }
+
+private:
+    descriptor* d_;
+    int file_;
+    off_t offset_;
+    std::size_t count_;
+    std::size_t sent_ = 0;
 };
 
 /// Waits until the descriptor is readable (or writable) without transferring anything, as

@@ -103,6 +103,20 @@ public:
         return {*this, bufs, &ec};
     }
 
+    /// Sends `count` bytes of the open file `file` (a descriptor the program owns; its own
+    /// offset is left alone) from `offset`, with sendfile(2): the kernel copies from the
+    /// page cache, never through the program's memory. Waits while the peer's window is
+    /// full, as send_all does; yields the count sent. A file that ends before the range does
+    /// is conet::error::file_ended, the count that went out in the transfer_error (or the
+    /// yield of the non-throwing form).
+    send_file_op send_file(int file, off_t offset, std::size_t count) noexcept {
+        return {*this, file, offset, count, nullptr};
+    }
+    send_file_op send_file(int file, off_t offset, std::size_t count,
+                           std::error_code& ec) noexcept {
+        return {*this, file, offset, count, &ec};
+    }
+
     /// Receives into a buffer borrowed from `pool` once data is there (an idle connection
     /// holds none): `auto data = co_await conn.recv(pool);` yields the buffer with what
     /// arrived, empty at end of stream; destroying it gives the buffer back to the pool.
