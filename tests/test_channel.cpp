@@ -614,3 +614,38 @@ TEST_CASE("shared_channel receiver cancelled with a value on its way leaves it q
     };
     run_bounded(r, body(r));
 }
+
+TEST_CASE("shared_channel send losing a when_any after room was made for it does not queue its "
+          "value",
+          "[channel][shared_channel]") {
+    auto body = []() -> conet::task<> {
+        conet::shared_channel<std::string> ch(1);
+        conet::event other;
+        CHECK(ch.try_send(std::string("filler")));
+        std::string value = "precious";
+        conet::task_group g;
+        g.spawn([](conet::shared_channel<std::string>& ch, conet::event& other) -> conet::task<> {
+            co_await conet::yield(); // the send waits now: the channel is full
+            other.set();             // the other branch resumes first ...
+            auto v = ch.try_recv();  // ... and this makes room for the send (its wake-up posted)
+            CHECK(v == "filler");
+        }(ch, other));
+        auto sender = [](conet::shared_channel<std::string>& ch,
+                         std::string& value) -> conet::task<int> {
+            co_await ch.send(std::move(value));
+            co_return 1;
+        };
+        auto waiter = [](conet::event& e) -> conet::task<int> {
+            co_await e.wait();
+            co_return 2;
+        };
+        auto first = co_await conet::when_any(sender(ch, value), waiter(other));
+        CHECK(first.index() == 1);
+        // The send lost: its value must not be queued, and must still be the caller's.
+        CHECK(ch.size() == 0);
+        CHECK(value == "precious");
+        CHECK_FALSE(ch.try_recv().has_value());
+        co_await g.join();
+    };
+    run_bounded(body());
+}
