@@ -19,6 +19,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <initializer_list>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 
@@ -57,10 +58,16 @@ public:
     }
 
     /// Gives back `n` permits: each goes to the coroutine that has waited longest, or is
-    /// free again. Throws wrong_reactor.
+    /// free again. Throws wrong_reactor, and std::overflow_error (changing nothing) if the
+    /// free permits would pass the largest std::size_t: a count that wrapped would make
+    /// later acquires wait for ever.
     void release(std::size_t n = 1) {
         if (!home_.here()) [[unlikely]]
             detail::throw_wrong_reactor("semaphore::release");
+        // (While coroutines wait, none is free: what they do not take cannot overflow.)
+        if (waiters_.empty() && n > static_cast<std::size_t>(-1) - count_) [[unlikely]]
+            throw std::overflow_error("conet::semaphore::release: more permits than a "
+                                      "std::size_t counts");
         for (; n != 0 && !waiters_.empty(); --n)
             give();
         count_ += n; // nobody waits for the rest: no loop over a large n
