@@ -188,26 +188,11 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            wake.handle = h;
-            if (ec_) { // decided: only the loop's turn is left to give
-                forget_chain();
-                return detail::give_turn(wake, h);
-            }
-            loop = detail::loop_core::current();
-            if (!loop) {
-                if (state_ == state::granted) return false; // (no loop: nothing to give)
-                ec_ = error::no_reactor;
-                return false;
-            }
-            if (state_ == state::granted) { // the budget is spent: it queues at the next turn
-                ch_->granted_senders_.push_back(*this);
-                resume_later();
-            } else {
-                state_ = state::waiting;
-                ch_->senders_.push_back(*this);
-            }
-            watch(); // cancelled before it resumes: it gives its room up
-            return true;
+            if (ec_) return give_turn_decided(h); // only the loop's turn is left to give
+            if (state_ == state::granted)         // the budget is spent: it queues at the next turn
+                return resume_promised(&ch_->granted_senders_, h);
+            state_ = state::waiting;
+            return suspend_on(ch_->senders_, h);
         }
 
         void await_resume() {
@@ -263,7 +248,6 @@ public:
         T* value_; // moved from only when it is queued, by its own coroutine as it resumes
         state state_ = state::idle;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
     };
 
     /// What send(const T&) returns: send_op, sending a copy it holds.
@@ -323,27 +307,11 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            wake.handle = h;
-            if (state_ == state::done) {
-                forget_chain();
-                return detail::give_turn(wake, h);
-            }
-            loop = detail::loop_core::current();
-            if (!loop) {
-                if (state_ == state::promised) return false; // (no loop: nothing to give)
-                ec_ = error::no_reactor;
-                state_ = state::done;
-                return false;
-            }
-            if (state_ == state::promised) { // the budget is spent: take it at the next turn
-                ch_->promised_.push_back(*this);
-                resume_later();
-            } else {
-                state_ = state::waiting;
-                ch_->receivers_.push_back(*this);
-            }
-            watch(); // cancelled before it resumes: it gives the value up
-            return true;
+            if (state_ == state::done) return give_turn_decided(h);
+            if (state_ == state::promised) // the budget is spent: take it at the next turn
+                return resume_promised(&ch_->promised_, h);
+            state_ = state::waiting;
+            return suspend_on(ch_->receivers_, h);
         }
 
         std::optional<T> await_resume() {
@@ -383,7 +351,6 @@ public:
 
         channel* ch_;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
         state state_ = state::idle;
     };
 

@@ -98,31 +98,15 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            wake.handle = h;
-            if (ec_) {
-                forget_chain();
-                return detail::give_turn(wake, h);
-            }
-            loop = detail::loop_core::current();
-            if (!loop) {
-                if (state_ == state::granted) return false;
-                ec_ = error::no_reactor;
-                return false;
-            }
-            if (state_ == state::granted) {
-                s_->granted_.push_back(*this);
-                resume_later();
-            } else {
-                state_ = state::waiting;
-                s_->waiters_.push_back(*this);
-            }
-            watch();
-            return true;
+            if (ec_) return give_turn_decided(h);
+            if (state_ == state::granted) // the budget is spent: it takes it at the next turn
+                return resume_promised(&s_->granted_, h);
+            state_ = state::waiting;
+            return suspend_on(s_->waiters_, h);
         }
 
         void await_resume() {
-            unwatch();
-            detail::wait_list::remove(*this);
+            end_wait();
             if (state_ == state::granted) {
                 state_ = state::done;
                 if (out_) out_->clear();
@@ -153,7 +137,6 @@ public:
 
         semaphore* s_;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
         state state_ = state::idle;
     };
 

@@ -369,7 +369,6 @@ private:
 
         state* s_;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
         mailbox* box_ = nullptr;
         T* outgoing_ = nullptr;      // a sender's value (moved from only when queued)
         where at = where::idle;      // with the lock
@@ -407,10 +406,7 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            if (this->ec_) {
-                this->forget_chain();
-                return detail::give_turn(this->wake, h);
-            }
+            if (this->ec_) return this->give_turn_decided(h);
             return this->wait_in(this->s_->senders, h);
         }
 
@@ -453,10 +449,7 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            if (this->ec_) {
-                this->forget_chain();
-                return detail::give_turn(this->wake, h);
-            }
+            if (this->ec_) return this->give_turn_decided(h);
             return this->wait_in(this->s_->receivers, h);
         }
 
