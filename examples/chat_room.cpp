@@ -22,12 +22,13 @@
 //
 // The policy for a client that cannot keep up: its outbox holds at most `outbox_capacity`
 // texts, each what one receive of another client brought (at most 1 KiB, with the sender's
-// name before each of its lines): usually a few hundred KiB in all, and bounded whatever the
-// others send (twice that at most: the writer may be sending one outbox's worth, taken out in
-// one piece, while a full outbox waits behind it). When a text finds the outbox full (its socket's
-// buffers are full too), the client is dropped: it is disconnected, after what its socket already
-// holds, and the others see "*** NAME left (too slow)". Nobody waits for it, and no memory grows
-// without bound.
+// name before each of its lines), and at most `outbox_bytes` bytes of them: a receive of
+// 1024 empty lines becomes 1024 names, about 19 KiB, so counting texts alone would let each
+// client's outbox grow to megabytes. When a text finds the outbox full (its socket's buffers
+// are full too), the client is dropped: it is disconnected, after what its socket already
+// holds, and the others see "*** NAME left (too slow)". Nobody waits for it, and no memory
+// grows without bound (twice the bound at most: the writer may be sending one outbox's
+// worth, taken out in one piece, while a full outbox waits behind it).
 //
 // SIGINT or SIGTERM (Ctrl-C) closes every connection and exits with status 0.
 #include <conet/channel.hpp> // (not in conet.hpp yet)
@@ -45,8 +46,10 @@
 #include "command_line.hpp"
 #include "messages.hpp"
 
-// How many messages may wait for one client before it counts as too slow.
+// How many texts, and how many bytes of them, may wait for one client before it counts as
+// too slow.
 constexpr std::size_t outbox_capacity = 256;
+constexpr std::size_t outbox_bytes = 256 * 1024;
 
 struct member;
 
@@ -58,6 +61,7 @@ using room = std::vector<member*>;
 struct member {
     std::string name;                                    // its address: "127.0.0.1:5555"
     conet::channel<std::string> outbox{outbox_capacity}; // what is waiting to be sent to it
+    std::size_t outbox_size = 0;                         // its bytes
     conet::event dropped;                                // set when the room drops it
     room& members;
 
@@ -72,7 +76,11 @@ struct member {
 void tell_others(room& members, const member* from, const std::string& text) {
     for (member* m : members) {
         if (m == from || m->dropped.is_set()) continue;
-        if (!m->outbox.try_send(std::string(text))) m->dropped.set(); // too slow: see the top
+        if (m->outbox_size + text.size() > outbox_bytes || !m->outbox.try_send(std::string(text))) {
+            m->dropped.set(); // too slow: see the top
+            continue;
+        }
+        m->outbox_size += text.size();
     }
 }
 
@@ -106,10 +114,13 @@ conet::task<std::string> read_from(conet::tcp_stream& conn, member& me, room& me
 // The client's side that writes: sends it what its outbox holds, in order, as it comes.
 conet::task<std::string> write_to(conet::tcp_stream& conn, member& me) {
     while (auto text = co_await me.outbox.recv()) {
+        me.outbox_size -= text->size();
         // What else has been queued meanwhile goes in the same send: one system call for
         // many messages, when many clients talk at once.
-        while (auto more = me.outbox.try_recv())
+        while (auto more = me.outbox.try_recv()) {
+            me.outbox_size -= more->size();
             *text += *more;
+        }
         std::error_code ec;
         co_await conn.send_all(*text, ec); // waits while the client does not read
         if (ec) co_return ec.message();

@@ -6,6 +6,7 @@
 // binary counts allocations.)
 #include <conet/channel.hpp>
 #include <conet/conet.hpp>
+#include <conet/event.hpp>
 #include <conet/shared_channel.hpp>
 
 #include <algorithm>
@@ -314,6 +315,107 @@ TEST_CASE("channel sender cancelled while waiting does not queue its value", "[c
     run_bounded(body());
 }
 
+namespace {
+conet::task<int> send_then_one(conet::channel<std::string>& ch, std::string& v) {
+    co_await ch.send(std::move(v));
+    co_return 1;
+}
+conet::task<int> wait_then_two(conet::event& e) {
+    co_await e.wait();
+    co_return 2;
+}
+} // namespace
+
+TEST_CASE("channel send losing a when_any after room was made for it does not queue its value",
+          "[channel]") {
+    auto body = []() -> conet::task<> {
+        conet::channel<std::string> ch(1);
+        conet::event other;
+        CHECK(ch.try_send(std::string("filler")));
+        std::string value = "precious";
+        conet::task_group g;
+        g.spawn([](conet::channel<std::string>& ch, conet::event& other) -> conet::task<> {
+            co_await conet::yield(); // the send waits now: the channel is full
+            other.set();             // the other branch resumes first ...
+            auto v = ch.try_recv();  // ... and this makes room for the send in the same turn
+            CHECK(v == "filler");
+        }(ch, other));
+        auto first = co_await conet::when_any(send_then_one(ch, value), wait_then_two(other));
+        CHECK(first.index() == 1);
+        // The send lost: its value must not be queued, and must still be the caller's.
+        CHECK(ch.size() == 0);
+        CHECK(value == "precious");
+        CHECK_FALSE(ch.try_recv().has_value());
+        co_await g.join();
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("channel send that finds room with its budget spent, then loses a when_any, does not "
+          "queue its value",
+          "[channel]") {
+    // The send finds room but must give the loop its turn first (the budget is spent): a
+    // branch already queued wins meanwhile. Each round spends one more immediate operation
+    // before the send, so one of them runs out of budget exactly at it.
+    auto body = []() -> conet::task<> {
+        conet::event always(true);
+        for (int before = 0; before < 300; ++before) {
+            conet::channel<std::string> ch(1);
+            std::string value = "precious";
+            auto sender = [](conet::channel<std::string>& ch, conet::event& always,
+                             std::string& value, int before) -> conet::task<int> {
+                for (int i = 0; i < before; ++i)
+                    co_await always.wait(); // completes at once: takes budget
+                co_await ch.send(std::move(value));
+                co_return 1;
+            };
+            auto yielder = []() -> conet::task<int> {
+                co_await conet::yield();
+                co_return 0;
+            };
+            auto first = co_await conet::when_any(yielder(), sender(ch, always, value, before));
+            INFO("immediate operations before the send: " << before);
+            if (first.index() == 0) { // the send lost: not queued
+                CHECK(ch.size() == 0);
+                CHECK(value == "precious");
+            } else {
+                CHECK(ch.size() == 1);
+            }
+        }
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("channel sender given room then closed before it resumes keeps its value", "[channel]") {
+    auto body = []() -> conet::task<> {
+        conet::channel<std::string> ch(1);
+        CHECK(ch.try_send(std::string("filler")));
+        std::string value = "second";
+        std::error_code ec;
+        conet::task_group g;
+        g.spawn([](conet::channel<std::string>& ch, std::string& value,
+                   std::error_code& ec) -> conet::task<> {
+            co_await ch.send(std::move(value), ec);
+        }(ch, value, ec));
+        co_await conet::yield();
+        CHECK(ch.try_recv() == "filler"); // room for the waiting send ...
+        ch.close();                       // ... closed before it resumes
+        co_await g.join();
+        // Either it was queued (and received) or it failed and kept its value: never both
+        // nor neither.
+        auto v = co_await ch.recv();
+        if (ec) {
+            CHECK(ec == conet::error::channel_closed);
+            CHECK(value == "second");
+            CHECK_FALSE(v.has_value());
+        } else {
+            CHECK(v == "second");
+        }
+        CHECK_FALSE((co_await ch.recv()).has_value());
+    };
+    run_bounded(body());
+}
+
 TEST_CASE("channel serves 100 waiting receivers and 100 waiting senders FIFO", "[channel]") {
     auto body = []() -> conet::task<> {
         constexpr int n = 100;
@@ -511,4 +613,39 @@ TEST_CASE("shared_channel receiver cancelled with a value on its way leaves it q
         CHECK_FALSE(ch.try_recv().has_value());
     };
     run_bounded(r, body(r));
+}
+
+TEST_CASE("shared_channel send losing a when_any after room was made for it does not queue its "
+          "value",
+          "[channel][shared_channel]") {
+    auto body = []() -> conet::task<> {
+        conet::shared_channel<std::string> ch(1);
+        conet::event other;
+        CHECK(ch.try_send(std::string("filler")));
+        std::string value = "precious";
+        conet::task_group g;
+        g.spawn([](conet::shared_channel<std::string>& ch, conet::event& other) -> conet::task<> {
+            co_await conet::yield(); // the send waits now: the channel is full
+            other.set();             // the other branch resumes first ...
+            auto v = ch.try_recv();  // ... and this makes room for the send (its wake-up posted)
+            CHECK(v == "filler");
+        }(ch, other));
+        auto sender = [](conet::shared_channel<std::string>& ch,
+                         std::string& value) -> conet::task<int> {
+            co_await ch.send(std::move(value));
+            co_return 1;
+        };
+        auto waiter = [](conet::event& e) -> conet::task<int> {
+            co_await e.wait();
+            co_return 2;
+        };
+        auto first = co_await conet::when_any(sender(ch, value), waiter(other));
+        CHECK(first.index() == 1);
+        // The send lost: its value must not be queued, and must still be the caller's.
+        CHECK(ch.size() == 0);
+        CHECK(value == "precious");
+        CHECK_FALSE(ch.try_recv().has_value());
+        co_await g.join();
+    };
+    run_bounded(body());
 }

@@ -1120,6 +1120,62 @@ TEST_CASE("chat_room drops a client that never reads, and the others talk on",
     CHECK(server.wait() == 0);
 }
 
+TEST_CASE("chat_room's memory stays bounded when a client floods empty lines at clients that "
+          "never read",
+          "[examples][chat_room]") {
+    // One receive of 1024 "\n" is 1024 messages, each becoming "NAME: \n" in every outbox:
+    // about 19 KiB of text per receive. Ten clients never read; a flooder sends such receives
+    // until the room has dropped all ten.
+    child_process server(example("chat_room"), {"0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    conet::reactor r;
+    constexpr std::size_t slow_count = 10;
+    std::vector<std::unique_ptr<room_client>> slow;
+    for (std::size_t i = 0; i < slow_count; ++i) {
+        slow.push_back(std::make_unique<room_client>(run_bounded(r, connect_to(where))));
+        CHECK(server.read_line() == slow.back()->name + " joined");
+    }
+    room_client flooder(run_bounded(r, connect_to(where)));
+    CHECK(server.read_line() == flooder.name + " joined");
+    const long rss_before = resident_kib(server.pid());
+    long rss_peak = rss_before;
+    std::size_t dropped = 0, sent = 0;
+    auto flood = [](room_client& c, const std::size_t& dropped, std::size_t& sent, long& peak,
+                    int pid) -> conet::task<> {
+        const std::string empty_lines(1024, '\n');
+        while (dropped < slow_count && sent < 20'000) {
+            co_await c.conn.send_all(empty_lines);
+            if (++sent % 16 == 0) peak = std::max(peak, resident_kib(pid));
+            co_await conet::sleep_for(100us); // one receive each, not coalesced
+        }
+    };
+    auto count_drops = [](room_client& c, std::size_t& dropped) -> conet::task<> {
+        while (dropped < slow_count) {
+            const auto line = co_await next_room_line(c);
+            if (!line) co_return;
+            if (line->ends_with(" left (too slow)")) ++dropped;
+        }
+    };
+    run_bounded(
+        r,
+        [&]() -> conet::task<> {
+            co_await conet::when_all(flood(flooder, dropped, sent, rss_peak, server.pid()),
+                                     count_drops(flooder, dropped));
+        }(),
+        30s);
+    INFO("flooder sent " << sent << " receives of empty lines");
+    CHECK(dropped == slow_count);
+#if !defined(__SANITIZE_ADDRESS__) // (ASan keeps freed memory in quarantine)
+    INFO("server resident memory " << rss_before << " KiB before, at most " << rss_peak
+                                   << " during the flood");
+    CHECK(rss_peak - rss_before < 8 * 1024);
+#else
+    (void)rss_before;
+#endif
+    server.send_signal(SIGTERM);
+    CHECK(server.wait() == 0);
+}
+
 TEST_CASE("chat_room relays the course's client, which sends no newline", "[examples][chat_room]") {
     child_process server(example("chat_room"), {"0", "--host", "127.0.0.1"});
     const auto where = loopback(listening_port(server.read_line()));

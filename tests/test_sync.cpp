@@ -223,6 +223,26 @@ TEST_CASE("semaphore counts permits and serves waiters first come first served",
     run_bounded(body());
 }
 
+TEST_CASE("semaphore released past the largest count is an error, not a wrap",
+          "[sync][semaphore]") {
+    auto body = []() -> conet::task<> {
+        conet::semaphore s(1);
+        // A wrapped count would be 0: the next acquire would wait for ever.
+        CHECK_THROWS_AS(s.release(static_cast<std::size_t>(-1)), std::overflow_error);
+        CHECK(s.available() == 1); // unchanged
+        co_await s.acquire();
+        CHECK(s.available() == 0);
+        s.release(static_cast<std::size_t>(-1)); // the largest count itself is fine
+        CHECK(s.available() == static_cast<std::size_t>(-1));
+        CHECK_THROWS_AS(s.release(), std::overflow_error);
+        // Permits handed to waiters do not count: only what is left over is added.
+        conet::semaphore full(static_cast<std::size_t>(-1) - 1);
+        CHECK_NOTHROW(full.release());
+        CHECK_THROWS_AS(full.release(), std::overflow_error);
+    };
+    run_bounded(body());
+}
+
 TEST_CASE("semaphore waiter cancelled while waiting holds no permit", "[sync][semaphore]") {
     auto body = []() -> conet::task<> {
         conet::semaphore s(1);

@@ -440,6 +440,41 @@ TEST_CASE("more descriptors than the receive has room for: an error, and none le
     }());
 }
 
+TEST_CASE("a receive limited to an odd number of descriptors takes no more than that", "[unix]") {
+    // CMSG_SPACE rounds the control buffer up to 8 bytes: room for one int more than an odd
+    // limit asks. Each message carries one descriptor more than the limit.
+    run_bounded([]() -> conet::task<> {
+        auto [sender, receiver] = conet::unix_stream::pair();
+        std::array<conet::owned_fd, 8> originals;
+        std::array<int, 8> fds{};
+        for (std::size_t i = 0; i < fds.size(); ++i) {
+            originals[i].reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+            fds[i] = originals[i].get();
+        }
+        const auto before = open_descriptors();
+        for (std::size_t limit = 0; limit < fds.size(); ++limit) {
+            INFO("limit " << limit);
+            co_await sender.send_fds(conet::const_buffer("m"),
+                                     std::span<const int>(fds.data(), limit + 1));
+            char buf[8];
+            std::error_code ec;
+            conet::received_fds got = co_await receiver.recv_fds(buf, limit, ec);
+            CHECK(ec == conet::error::descriptors_truncated);
+            CHECK(got.fds.empty());
+            CHECK(got.size == 1);
+            CHECK(new_descriptors(before, open_descriptors()).empty());
+        }
+        // Exactly the limit passes, odd or even.
+        for (std::size_t limit = 1; limit < fds.size(); ++limit) {
+            co_await sender.send_fds(conet::const_buffer("m"),
+                                     std::span<const int>(fds.data(), limit));
+            char buf[8];
+            conet::received_fds got = co_await receiver.recv_fds(buf, limit);
+            CHECK(got.fds.size() == limit);
+        }
+    }());
+}
+
 TEST_CASE("a plain receive after a message with descriptors does not wait for more",
           "[unix][readiness]") {
     // The kernel ends a read after data that carried descriptors, with the rest queued behind

@@ -14,8 +14,13 @@
 //    promised to a receiver that is cancelled before it resumes goes to the next receiver
 //    (or stays queued). A send() either queued its value (it returned normally) or did not
 //    (it failed: operation_canceled, channel_closed), and the value passed to it is moved
-//    from only when it was queued. So recv() and send() work under with_timeout and as
-//    when_any branches without losing or duplicating a value.
+//    from only when it was queued, by its own coroutine as it resumes: a sender that waited
+//    is promised room (a slot kept for it), as a receiver is promised a value, and if it is
+//    cancelled before it resumes (a when_any it loses in that turn) the room goes to the next
+//    sender and its value stays the caller's. So recv() and send() work under with_timeout
+//    and as when_any branches without losing or duplicating a value. (The price: through a
+//    capacity-1 channel, a sender and a receiver that keep waiting for each other resume
+//    once per value each.)
 //  - First come, first served: waiting senders queue their values in the order they began
 //    to wait, and waiting receivers get values in the order they began to wait.
 //  - No allocation per operation: the buffer is allocated once, by the constructor; a
@@ -107,7 +112,7 @@ public:
     bool try_send(const T& v) requires std::is_copy_constructible_v<T> {
         if (!home_.here()) [[unlikely]]
             detail::throw_wrong_reactor("channel::try_send");
-        if (closed_ || size_ == capacity_) return try_push(nullptr);
+        if (closed_ || full()) return try_push(nullptr);
         T copy(v); // may throw: before anything changed
         return try_push(&copy);
     }
@@ -133,7 +138,7 @@ public:
         if (closed_) return;
         closed_ = true;
         while (detail::wait_node* n = senders_.pop_front())
-            static_cast<send_op&>(*n).finish(make_error_code(error::channel_closed));
+            static_cast<send_op&>(*n).fail(make_error_code(error::channel_closed));
         settle();
     }
 
@@ -150,7 +155,10 @@ public:
         send_op(const send_op& other) noexcept
             : wait_node(other), ch_(other.ch_), value_(other.value_), out_(other.out_) {}
         send_op& operator=(const send_op&) = delete;
-        ~send_op() = default; // the wait_node leaves its list and its chain
+        // Destroyed with room kept for it: the room goes to the next sender.
+        ~send_op() {
+            if (state_ == state::granted) ch_->give_up_room(*this);
+        }
 
         using wait_node::set_chain;
 
@@ -168,37 +176,46 @@ public:
                 ec_ = error::channel_closed;
                 return true;
             }
-            if (ch.size_ == ch.capacity_) return false; // (senders wait only when it is full)
+            if (ch.full()) return false;  // (senders wait only when it is full)
+            if (!detail::take_budget()) { // spent: room is kept for it until it resumes
+                ++ch.granted_;
+                state_ = state::granted;
+                return false;
+            }
             ch.push_back(take_value());
             ch.settle();
-            queued_ = true;
-            return detail::take_budget(); // queued; spent: the loop's turn before going on
+            return true;
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            wake.handle = h;
-            if (queued_ || ec_) { // decided: only the loop's turn is left to give
-                forget_chain();
-                return detail::give_turn(wake, h);
-            }
-            loop = detail::loop_core::current();
-            if (!loop) {
-                ec_ = error::no_reactor;
-                return false;
-            }
-            ch_->senders_.push_back(*this);
-            watch();
-            return true;
+            if (ec_) return give_turn_decided(h); // only the loop's turn is left to give
+            if (state_ == state::granted)         // the budget is spent: it queues at the next turn
+                return resume_promised(&ch_->granted_senders_, h);
+            state_ = state::waiting;
+            return suspend_on(ch_->senders_, h);
         }
 
         void await_resume() {
             unwatch();
+            if (state_ == state::granted) {
+                state_ = state::done;
+                detail::wait_list::remove(*this);
+                channel& ch = *ch_;
+                --ch.granted_;
+                if (ch.closed_) { // closed before it resumed: not queued
+                    ec_ = error::channel_closed;
+                } else {
+                    ch.push_back(take_value());
+                    ch.settle();
+                }
+            }
             detail::report(ec_, out_, "channel::send");
         }
 
     private:
         friend class channel;
         friend class send_copy_op;
+        enum class state : unsigned char { idle, waiting, granted, done };
 
         send_op(channel & ch, T * value, std::error_code * out) noexcept
             : wait_node(&send_op::cancelled), ch_(&ch), value_(value), out_(out) {}
@@ -207,10 +224,10 @@ public:
             return std::move(*value_);
         }
 
-        // The wait is over: `ec` says how (clear: the value was queued).
-        void finish(std::error_code ec) noexcept {
+        // The wait failed (the channel closed): the value was not queued.
+        void fail(std::error_code ec) noexcept {
             ec_ = ec;
-            queued_ = !ec;
+            state_ = state::done;
             unwatch();
             resume_later();
         }
@@ -218,16 +235,19 @@ public:
         static void cancelled(detail::cancel_watcher & w) noexcept {
             auto& self = static_cast<send_op&>(static_cast<detail::wait_node&>(w));
             self.forget_chain();
-            detail::wait_list::remove(self); // was waiting: its value was not queued
+            if (self.state_ == state::granted)
+                self.ch_->give_up_room(self); // the room goes to the next sender
+            else
+                detail::wait_list::remove(self); // was waiting: its value was not queued
+            self.state_ = state::done;
             self.ec_ = std::make_error_code(std::errc::operation_canceled);
             self.resume_urgently();
         }
 
         channel* ch_;
-        T* value_; // moved from only when it is queued
-        bool queued_ = false;
+        T* value_; // moved from only when it is queued, by its own coroutine as it resumes
+        state state_ = state::idle;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
     };
 
     /// What send(const T&) returns: send_op, sending a copy it holds.
@@ -287,27 +307,11 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            wake.handle = h;
-            if (state_ == state::done) {
-                forget_chain();
-                return detail::give_turn(wake, h);
-            }
-            loop = detail::loop_core::current();
-            if (!loop) {
-                if (state_ == state::promised) return false; // (no loop: nothing to give)
-                ec_ = error::no_reactor;
-                state_ = state::done;
-                return false;
-            }
-            if (state_ == state::promised) { // the budget is spent: take it at the next turn
-                ch_->promised_.push_back(*this);
-                resume_later();
-            } else {
-                state_ = state::waiting;
-                ch_->receivers_.push_back(*this);
-            }
-            watch(); // cancelled before it resumes: it gives the value up
-            return true;
+            if (state_ == state::done) return give_turn_decided(h);
+            if (state_ == state::promised) // the budget is spent: take it at the next turn
+                return resume_promised(&ch_->promised_, h);
+            state_ = state::waiting;
+            return suspend_on(ch_->receivers_, h);
         }
 
         std::optional<T> await_resume() {
@@ -347,7 +351,6 @@ public:
 
         channel* ch_;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
         state state_ = state::idle;
     };
 
@@ -384,10 +387,12 @@ private:
         settle_waiters();
     }
     void settle_waiters() noexcept {
-        while (size_ != capacity_ && !senders_.empty()) {
+        while (!full() && !senders_.empty()) {
             auto& s = static_cast<send_op&>(*senders_.pop_front());
-            push_back(s.take_value());
-            s.finish({});
+            ++granted_;
+            s.state_ = send_op::state::granted;
+            granted_senders_.push_back(s);
+            s.resume_later(); // it stays watched: cancelled before it resumes, it gives it up
         }
         while (size_ != reserved_ && !receivers_.empty()) {
             auto& r = static_cast<recv_op&>(*receivers_.pop_front());
@@ -406,6 +411,17 @@ private:
         }
     }
 
+    // A sender gives up the room kept for it (cancelled, or its frame destroyed).
+    void give_up_room(send_op& s) noexcept {
+        detail::wait_list::remove(s);
+        s.state_ = send_op::state::done;
+        --granted_;
+        settle();
+    }
+
+    // No room for one more value: every slot is queued or kept for a sender about to resume.
+    bool full() const noexcept { return size_ + granted_ == capacity_; }
+
     // A receiver gives up the value promised to it (cancelled, or its frame destroyed).
     void withdraw(recv_op& r) noexcept {
         detail::wait_list::remove(r);
@@ -419,7 +435,7 @@ private:
         if (!home_.here()) [[unlikely]]
             detail::throw_wrong_reactor("channel::try_send");
         if (closed_) throw std::system_error(error::channel_closed, "channel::try_send");
-        if (size_ == capacity_ || !v) return false;
+        if (full() || !v) return false;
         push_back(std::move(*v));
         settle();
         return true;
@@ -428,12 +444,16 @@ private:
     // The channel goes while coroutines wait on it: each resumes (urgently) and never touches
     // it again.
     void abandon_waiters() noexcept {
-        while (detail::wait_node* n = senders_.pop_front()) {
-            auto& s = static_cast<send_op&>(*n);
-            s.ec_ = make_error_code(error::channel_closed);
-            s.unwatch();
-            s.resume_urgently();
+        for (detail::wait_list* list : {&senders_, &granted_senders_}) {
+            while (detail::wait_node* n = list->pop_front()) {
+                auto& s = static_cast<send_op&>(*n);
+                s.state_ = send_op::state::done;
+                s.ec_ = make_error_code(error::channel_closed);
+                s.unwatch();
+                s.resume_urgently();
+            }
         }
+        granted_ = 0;
         for (detail::wait_list* list : {&receivers_, &promised_}) {
             while (detail::wait_node* n = list->pop_front()) {
                 auto& r = static_cast<recv_op&>(*n);
@@ -450,11 +470,13 @@ private:
     std::size_t head_ = 0;
     std::size_t size_ = 0;
     std::size_t reserved_ = 0; // queued values promised to receivers not resumed yet
+    std::size_t granted_ = 0;  // free slots kept for senders not resumed yet
     bool closed_ = false;
     detail::home_loop home_;
-    detail::wait_list senders_;   // waiting for room, their values in their frames
-    detail::wait_list receivers_; // waiting for a value
-    detail::wait_list promised_;  // promised a value, about to resume and take it
+    detail::wait_list senders_;         // waiting for room, their values in their frames
+    detail::wait_list granted_senders_; // given room, about to resume and queue their values
+    detail::wait_list receivers_;       // waiting for a value
+    detail::wait_list promised_;        // promised a value, about to resume and take it
 };
 
 } // namespace conet

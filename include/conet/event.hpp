@@ -66,23 +66,12 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            wake.handle = h;
-            if (ec_ || decided_) {
-                forget_chain();
-                return detail::give_turn(wake, h);
-            }
-            loop = detail::loop_core::current();
-            if (!loop) {
-                ec_ = error::no_reactor;
-                return false;
-            }
-            e_->waiters_.push_back(*this);
-            watch();
-            return true;
+            if (ec_ || decided_) return give_turn_decided(h);
+            return suspend_on(e_->waiters_, h);
         }
 
         void await_resume() {
-            unwatch();
+            end_wait();
             detail::report(ec_, out_, "event::wait");
         }
 
@@ -102,7 +91,6 @@ public:
 
         event* e_;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
         bool decided_ = false;
     };
 

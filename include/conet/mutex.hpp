@@ -115,30 +115,17 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            wake.handle = h;
-            if (ec_) {
-                forget_chain();
-                return detail::give_turn(wake, h);
-            }
-            loop = detail::loop_core::current();
-            if (!loop) {
-                if (state_ == state::granted) return false;
-                ec_ = error::no_reactor;
-                return false;
-            }
-            if (state_ == state::granted) {
+            if (ec_) return give_turn_decided(h);
+            if (state_ == state::granted) { // the budget is spent: it takes it at the next turn
                 m_->handed_ = this;
-                resume_later();
-            } else {
-                state_ = state::waiting;
-                m_->waiters_.push_back(*this);
+                return resume_promised(nullptr, h);
             }
-            watch();
-            return true;
+            state_ = state::waiting;
+            return suspend_on(m_->waiters_, h);
         }
 
         guard await_resume() {
-            unwatch();
+            end_wait();
             if (state_ == state::granted) {
                 state_ = state::done;
                 if (m_->handed_ == this) m_->handed_ = nullptr;
@@ -171,7 +158,6 @@ public:
 
         mutex* m_;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
         state state_ = state::idle;
     };
 

@@ -19,6 +19,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <initializer_list>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 
@@ -57,10 +58,16 @@ public:
     }
 
     /// Gives back `n` permits: each goes to the coroutine that has waited longest, or is
-    /// free again. Throws wrong_reactor.
+    /// free again. Throws wrong_reactor, and std::overflow_error (changing nothing) if the
+    /// free permits would pass the largest std::size_t: a count that wrapped would make
+    /// later acquires wait for ever.
     void release(std::size_t n = 1) {
         if (!home_.here()) [[unlikely]]
             detail::throw_wrong_reactor("semaphore::release");
+        // (While coroutines wait, none is free: what they do not take cannot overflow.)
+        if (waiters_.empty() && n > static_cast<std::size_t>(-1) - count_) [[unlikely]]
+            throw std::overflow_error("conet::semaphore::release: more permits than a "
+                                      "std::size_t counts");
         for (; n != 0 && !waiters_.empty(); --n)
             give();
         count_ += n; // nobody waits for the rest: no loop over a large n
@@ -91,31 +98,15 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            wake.handle = h;
-            if (ec_) {
-                forget_chain();
-                return detail::give_turn(wake, h);
-            }
-            loop = detail::loop_core::current();
-            if (!loop) {
-                if (state_ == state::granted) return false;
-                ec_ = error::no_reactor;
-                return false;
-            }
-            if (state_ == state::granted) {
-                s_->granted_.push_back(*this);
-                resume_later();
-            } else {
-                state_ = state::waiting;
-                s_->waiters_.push_back(*this);
-            }
-            watch();
-            return true;
+            if (ec_) return give_turn_decided(h);
+            if (state_ == state::granted) // the budget is spent: it takes it at the next turn
+                return resume_promised(&s_->granted_, h);
+            state_ = state::waiting;
+            return suspend_on(s_->waiters_, h);
         }
 
         void await_resume() {
-            unwatch();
-            detail::wait_list::remove(*this);
+            end_wait();
             if (state_ == state::granted) {
                 state_ = state::done;
                 if (out_) out_->clear();
@@ -146,7 +137,6 @@ public:
 
         semaphore* s_;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
         state state_ = state::idle;
     };
 

@@ -24,7 +24,7 @@
 // wait of each reactor allocates its wake-up node (kept until the channel goes). Nothing is
 // allocated per operation. A wake-up reaches a coroutine one turn of its reactor later than
 // a channel<T> wake-up would (it goes through the inbox), and a cancelled waiter the channel
-// had already promised a value to resumes when that wake-up arrives.
+// had already promised a value (or room) to resumes when that wake-up arrives.
 //
 // Lifetimes: the reactors must outlive the coroutines waiting here (as for anything handed
 // between reactors, see handoff.hpp). The channel itself may go first: coroutines still
@@ -95,7 +95,7 @@ public:
     bool try_send(T&& v) {
         detail::lock_guard lock(s_->mutex);
         if (s_->closed) throw std::system_error(error::channel_closed, "shared_channel::try_send");
-        if (s_->size == s_->capacity) return false;
+        if (s_->full()) return false;
         s_->push_back(std::move(v));
         s_->settle();
         return true;
@@ -132,8 +132,8 @@ private:
     enum class where : unsigned char {
         idle,     // not waiting
         waiting,  // in state::senders or state::receivers
-        in_box,   // decided (or promised a value), in its reactor's mailbox
-        promised, // promised a value, on its reactor's ready queue (state::promised)
+        in_box,   // decided (or promised a value or room), in its reactor's mailbox
+        promised, // promised a value or room, on its reactor's ready queue (state::promised)
         done,     // decided, on its reactor's ready queue or running
     };
 
@@ -180,6 +180,9 @@ private:
 
         // With the lock: as channel::settle, waking through the waiters' mailboxes.
         void settle() noexcept;
+        // With the lock: no room for one more value (every slot queued, or kept for a sender
+        // about to resume).
+        bool full() const noexcept { return size + granted == capacity; }
         // With the lock: closes (waiting senders fail, receivers drain then end).
         void close() noexcept;
         // With the lock: `op` resumes (its result decided, or a value promised).
@@ -193,10 +196,11 @@ private:
         std::size_t head = 0;
         std::size_t size = 0;
         std::size_t reserved = 0; // queued values promised to receivers not resumed yet
+        std::size_t granted = 0;  // free slots promised to senders not resumed yet
         bool closed = false;
         detail::wait_list senders;
         detail::wait_list receivers;
-        detail::wait_list promised; // receivers promised a value, on their ready queues
+        detail::wait_list promised; // promised a value or room, on their ready queues
         mailbox* boxes = nullptr;
         detail::atomic<std::size_t> refs{1};
     };
@@ -261,10 +265,14 @@ private:
         op_base(state& s, std::error_code* out, cancel_watcher::function when_cancelled) noexcept
             : wait_node(when_cancelled), s_(&s), out_(out) {}
 
-        // With the lock: a promised value goes to the next receiver.
+        // With the lock: a promised value goes to the next receiver, promised room to the
+        // next sender.
         void give_up() noexcept {
             promised_value = false;
-            --s_->reserved;
+            if (outgoing_)
+                --s_->granted;
+            else
+                --s_->reserved;
             s_->settle();
         }
 
@@ -317,7 +325,7 @@ private:
                 return;
             case where::in_box:
                 // The wake-up is posted: it resumes the coroutine when it arrives. A promised
-                // value goes to the next receiver now (a sender's value is queued already).
+                // value goes to the next receiver now, promised room to the next sender.
                 if (self.promised_value) {
                     self.give_up();
                     self.ec_ = std::make_error_code(std::errc::operation_canceled);
@@ -329,7 +337,7 @@ private:
         }
 
         // await_resume's common start: stops watching, and (with the lock) takes the
-        // promised value if there is one.
+        // promised value if there is one, or queues its value in the room promised to it.
         std::optional<T> finish() noexcept {
             unwatch();
             std::optional<T> v;
@@ -338,7 +346,16 @@ private:
             {
                 detail::lock_guard lock(s_->mutex);
                 detail::wait_list::remove(*this);
-                if (promised_value) {
+                if (promised_value && outgoing_) {
+                    promised_value = false;
+                    --s_->granted;
+                    if (s_->closed) { // closed before it resumed: not queued
+                        ec_ = error::channel_closed;
+                    } else {
+                        s_->push_back(std::move(*outgoing_));
+                        s_->settle();
+                    }
+                } else if (promised_value) {
                     promised_value = false;
                     --s_->reserved;
                     v.emplace(s_->pop_front());
@@ -352,10 +369,11 @@ private:
 
         state* s_;
         std::error_code* out_;
-        std::error_code ec_ = detail::no_error();
         mailbox* box_ = nullptr;
+        T* outgoing_ = nullptr;      // a sender's value (moved from only when queued)
         where at = where::idle;      // with the lock
-        bool promised_value = false; // with the lock: (receivers) a queued value is its
+        bool promised_value = false; // with the lock: a queued value (receivers) or room
+                                     // (senders) is its
         bool registered_ = false;    // its thread only: it holds a reference to the state
     };
 
@@ -363,7 +381,9 @@ public:
     class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_op
         : private op_base {
     public:
-        send_op(const send_op& other) noexcept : op_base(other), value_(other.value_) {}
+        send_op(const send_op& other) noexcept : op_base(other) {
+            this->outgoing_ = other.outgoing_;
+        }
         send_op& operator=(const send_op&) = delete;
 
         using op_base::set_chain;
@@ -379,17 +399,14 @@ public:
                 this->ec_ = error::channel_closed;
                 return true;
             }
-            if (s.size == s.capacity || !detail::take_budget()) return false;
-            s.push_back(std::move(*value_));
+            if (s.full() || !detail::take_budget()) return false;
+            s.push_back(std::move(*this->outgoing_));
             s.settle();
             return true;
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            if (this->ec_) {
-                this->forget_chain();
-                return detail::give_turn(this->wake, h);
-            }
+            if (this->ec_) return this->give_turn_decided(h);
             return this->wait_in(this->s_->senders, h);
         }
 
@@ -402,8 +419,9 @@ public:
         friend class shared_channel;
         friend struct state;
         send_op(state & s, T * value, std::error_code * out) noexcept
-            : op_base(s, out, &op_base::cancelled), value_(value) {}
-        T* value_; // moved from only when queued
+            : op_base(s, out, &op_base::cancelled) {
+            this->outgoing_ = value;
+        }
     };
 
     class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] recv_op
@@ -431,10 +449,7 @@ public:
         }
 
         bool await_suspend(std::coroutine_handle<> h) noexcept {
-            if (this->ec_) {
-                this->forget_chain();
-                return detail::give_turn(this->wake, h);
-            }
+            if (this->ec_) return this->give_turn_decided(h);
             return this->wait_in(this->s_->receivers, h);
         }
 
@@ -460,9 +475,10 @@ private:
 
 template <class T>
 void shared_channel<T>::state::settle() noexcept {
-    while (size != capacity && !senders.empty()) {
-        auto& s = static_cast<send_op&>(static_cast<op_base&>(*senders.pop_front()));
-        push_back(std::move(*s.value_));
+    while (!full() && !senders.empty()) {
+        auto& s = static_cast<op_base&>(*senders.pop_front());
+        ++granted; // room for it: it queues its value as it resumes (cancelled first, not)
+        s.promised_value = true;
         wake(s);
     }
     while (size != reserved && !receivers.empty()) {

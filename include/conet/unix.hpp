@@ -381,7 +381,9 @@ public:
         message.msg_iovlen = 1;
         if (max_fds_ > 0) {
             message.msg_control = control;
-            message.msg_controllen = CMSG_SPACE(sizeof(int) * max_fds_);
+            // CMSG_LEN, not CMSG_SPACE: the kernel fills as many descriptors as the length
+            // holds, and CMSG_SPACE's padding holds one more than an odd max_fds_.
+            message.msg_controllen = CMSG_LEN(sizeof(int) * max_fds_);
         }
         const auto n = retry_on_eintr(
             [&] { return ::recvmsg(d_->native_handle(), &message, MSG_CMSG_CLOEXEC); });

@@ -21,6 +21,8 @@
 
 namespace conet::detail {
 
+class wait_list;
+
 /// A coroutine waiting on a primitive. Its base ready_node links it into the primitive's
 /// list; `wake` queues its resumption on the loop.
 class wait_node : public ready_node, public cancel_watcher {
@@ -65,8 +67,32 @@ public:
         loop->urgent.push_back(wake);
     }
 
-    ready_node wake;           // wake.handle: the waiting coroutine
-    loop_core* loop = nullptr; // the loop it resumes on
+    /// await_suspend of an operation whose result is decided (cancelled, refused, or done
+    /// with the budget spent): it only gives the loop its turn, unwatched.
+    [[gnu::always_inline]] bool give_turn_decided(std::coroutine_handle<> h) noexcept {
+        forget_chain();
+        return give_turn(wake, h);
+    }
+
+    /// await_suspend of an operation that waits in `list`, watched. False (resume now, with
+    /// no_reactor in `ec_`) where no reactor runs.
+    [[gnu::always_inline]] inline bool suspend_on(wait_list& list,
+                                                  std::coroutine_handle<> h) noexcept;
+
+    /// await_suspend of an operation the primitive has already given what it asked for, with
+    /// the budget spent: it resumes at the next turn, in `list` meanwhile (null: in none) and
+    /// watched, so that cancelled before, it gives that up. False (resume now) where no
+    /// reactor runs.
+    [[gnu::always_inline]] inline bool resume_promised(wait_list* list,
+                                                       std::coroutine_handle<> h) noexcept;
+
+    /// The common start of await_resume: the chain no longer concerns it, and it leaves any
+    /// list it is still in.
+    [[gnu::always_inline]] inline void end_wait() noexcept;
+
+    ready_node wake;                  // wake.handle: the waiting coroutine
+    loop_core* loop = nullptr;        // the loop it resumes on
+    std::error_code ec_ = no_error(); // how the operation failed (clear: it did not)
 };
 
 /// A first-come first-served list of wait_nodes. Intrusive: costs no allocation, and a node
@@ -86,6 +112,36 @@ public:
 private:
     ready_queue q_;
 };
+
+[[gnu::always_inline]] inline bool wait_node::suspend_on(wait_list& list,
+                                                         std::coroutine_handle<> h) noexcept {
+    wake.handle = h;
+    loop = loop_core::current();
+    if (!loop) [[unlikely]] {
+        ec_ = error::no_reactor;
+        return false;
+    }
+    list.push_back(*this);
+    watch();
+    return true;
+}
+
+[[gnu::always_inline]] inline bool wait_node::resume_promised(wait_list* list,
+                                                              std::coroutine_handle<> h) noexcept {
+    wake.handle = h;
+    loop = loop_core::current();
+    if (!loop) [[unlikely]]
+        return false; // nothing to wait for: it takes it now
+    if (list) list->push_back(*this);
+    resume_later();
+    watch();
+    return true;
+}
+
+[[gnu::always_inline]] inline void wait_node::end_wait() noexcept {
+    unwatch();
+    wait_list::remove(*this);
+}
 
 /// The reactor a primitive belongs to: the first one that uses it. A primitive's state is
 /// that reactor's thread's (design invariant 8): used from another reactor's thread, or from a
