@@ -136,9 +136,9 @@ private:
             }
         const std::size_t begin = at_;
         if (s_[at_] == '-') ++at_;
-        while (at_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[at_])) ||
-                                   s_[at_] == '.' || s_[at_] == 'e' || s_[at_] == 'E' ||
-                                   s_[at_] == '+' || s_[at_] == '-'))
+        while (at_ < s_.size() &&
+               (std::isdigit(static_cast<unsigned char>(s_[at_])) || s_[at_] == '.' ||
+                s_[at_] == 'e' || s_[at_] == 'E' || s_[at_] == '+' || s_[at_] == '-'))
             ++at_;
         if (at_ == begin) fail("an unknown value");
         j.kind = json::number;
@@ -217,8 +217,8 @@ std::vector<json> check_trace(const std::string& text, bool killed = false) {
             if (kind == "wait") {
                 CHECK(row.waiting == 0); // a coroutine waits for one thing at a time
                 ++row.waiting;
-            } else if (kind == "wake" || kind == "timer" || kind == "timeout" ||
-                       kind == "cancel" || kind == "close") {
+            } else if (kind == "wake" || kind == "timer" || kind == "timeout" || kind == "cancel" ||
+                       kind == "close") {
                 row.waiting = 0;
             }
         } else {
@@ -306,8 +306,8 @@ TEST_CASE("CONET_TRACE=FILE writes the Trace Event Format: rows, slices and inst
     // The descriptor and the operation are the waits' arguments.
     bool recv_wait = false;
     for (const json& e : events)
-        if (const json* args = e.get("args"); args && args->text("event") == "wait" &&
-                                              args->text("op") == "recv" && args->get("fd"))
+        if (const json* args = e.get("args");
+            args && args->text("event") == "wait" && args->text("op") == "recv" && args->get("fd"))
             recv_wait = true;
     CHECK(recv_wait);
 }
@@ -359,8 +359,7 @@ TEST_CASE("CONET_TRACE names a file that cannot be made: a clear message, no tra
           std::string::npos);
 }
 
-TEST_CASE("CONET_TRACE=1 still prints the text trace and writes no file",
-          "[trace][trace_file]") {
+TEST_CASE("CONET_TRACE=1 still prints the text trace and writes no file", "[trace][trace_file]") {
     temp_dir dir;
     char path[] = "/tmp/conet_trace_text_XXXXXX";
     const int file = ::mkstemp(path);
@@ -401,12 +400,11 @@ TEST_CASE("trace file child", "[.trace_child]") {
     std::cout << "PORT " << listener.local_endpoint().port() << std::endl;
     watchdog dog(r, 20s);
     r.run([](conet::tcp_listener& l) -> conet::task<> {
-        auto [conn, peer] = co_await l.accept();
-        char buf[64];
-        for (;;) {
-            const std::size_t n = co_await conn.recv(buf);
-            if (n == 0) break;
-            co_await conn.send_all(conet::const_buffer(buf, n));
+        for (;;) { // until the signal: the next accept waits, surely
+            auto [conn, peer] = co_await l.accept();
+            char buf[64];
+            while (const std::size_t n = co_await conn.recv(buf))
+                co_await conn.send_all(conet::const_buffer(buf, n));
         }
     }(listener));
     CHECK(true);
@@ -423,8 +421,7 @@ TEST_CASE("CONET_TRACE=FILE: a program stopped by SIGINT leaves a valid file",
     std::unique_ptr<child_process> child;
     {
         trace_env env(path);
-        child = std::make_unique<child_process>(
-            self, std::vector<std::string>{"trace file child"});
+        child = std::make_unique<child_process>(self, std::vector<std::string>{"trace file child"});
     }
     const auto line = child->read_line_starting("PORT ");
     REQUIRE(line);
@@ -438,9 +435,14 @@ TEST_CASE("CONET_TRACE=FILE: a program stopped by SIGINT leaves a valid file",
             got += co_await conn.recv(conet::mutable_buffer(buf + got, sizeof buf - got));
         CHECK(got == 5);
     }(port));
-    // The child sleeps in epoll_wait again (it flushed before it slept): stop it now.
-    CHECK(holds_within([&] { return read_file(path).find("\"event\":\"wake\"") !=
-                                    std::string::npos; }));
+    // The child waits in accept again, and sleeps in epoll_wait (it flushed before it
+    // slept): stop it now.
+    CHECK(holds_within([&] {
+        const std::string text = read_file(path);
+        const auto last_accept = text.rfind("\"op\":\"accept\"");
+        return last_accept != std::string::npos &&
+               text.find("\"op\":\"recv\"") < last_accept; // the second accept
+    }));
     child->send_signal(SIGINT);
     const auto status = child->wait();
     REQUIRE(status);
@@ -451,4 +453,39 @@ TEST_CASE("CONET_TRACE=FILE: a program stopped by SIGINT leaves a valid file",
         if (const json* args = e.get("args"); args && args->text("op") == "accept")
             accept_waited = true;
     CHECK(accept_waited);
+}
+
+TEST_CASE("docs/trace_to_svg.py draws a trace as SVG, one row per coroutine",
+          "[trace][trace_file]") {
+    if (std::system("command -v python3 >/dev/null 2>&1") != 0) {
+        CONET_REPORT_SKIP("no python3 to run docs/trace_to_svg.py");
+        return;
+    }
+    temp_dir dir;
+    const std::string trace = dir.path + "/trace.json";
+    const std::string svg = dir.path + "/trace.svg";
+    {
+        std::unique_ptr<conet::reactor> r;
+        {
+            trace_env env(trace);
+            r = std::make_unique<conet::reactor>();
+        }
+        run_bounded(*r, scripted_exchange());
+    }
+    std::set<std::string> rows;
+    for (const json& e : check_trace(read_file(trace)))
+        if (e.text("cat") == "coroutine") rows.insert(e.text("id"));
+    const std::string draw =
+        "python3 '" CONET_SOURCE_DIR "/docs/trace_to_svg.py' '" + trace + "' -o '" + svg + "'";
+    REQUIRE(std::system(draw.c_str()) == 0);
+    // The SVG parses as XML, and has as many coroutine rows as the trace has coroutines.
+    const std::string count = dir.path + "/rows.txt";
+    const std::string parse = "python3 -c 'import sys, xml.etree.ElementTree as E\n"
+                              "root = E.parse(sys.argv[1]).getroot()\n"
+                              "print(sum(1 for g in root.iter(\"{http://www.w3.org/2000/svg}g\")"
+                              " if g.get(\"class\") == \"row coroutine\"))' '" +
+                              svg + "' > '" + count + "'";
+    REQUIRE(std::system(parse.c_str()) == 0);
+    CHECK(std::stoul(read_file(count)) == rows.size());
+    CHECK(read_file(svg).find("recv fd ") != std::string::npos);
 }

@@ -465,8 +465,7 @@ private:
 
     // The trace's lines (or the trace file's events), out of line and cold: off, they must
     // not weigh on the loop's code.
-    [[gnu::noinline, gnu::cold]] void trace_event(std::size_t fd,
-                                                  std::uint32_t events) noexcept {
+    [[gnu::noinline, gnu::cold]] void trace_event(std::size_t fd, std::uint32_t events) noexcept {
         char what[64];
         std::snprintf(what, sizeof what, "%s%s%s%s", (events & EPOLLIN) ? " readable" : "",
                       (events & EPOLLOUT) ? " writable" : "",

@@ -48,11 +48,11 @@ struct trace_file {
 
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     int fd = -1;
-    int users = 0;       // reactors tracing into it now
-    off_t end = 0;       // where the footer starts on disk
+    int users = 0; // reactors tracing into it now
+    off_t end = 0; // where the footer starts on disk
     char* buffer = nullptr;
     std::size_t used = 0;
-    bool first = true;   // no event written yet (no comma before the next)
+    bool first = true;    // no event written yet (no comma before the next)
     bool at_exit = false; // the exit flush is registered
     std::uint32_t reactors = 0;
     timespec start{};
@@ -78,8 +78,10 @@ struct trace_file {
     std::uint32_t open_for_reactor(const char* name) noexcept {
         if (users > 0) {
             if (std::strcmp(name, path) != 0)
-                std::fprintf(stderr, "conet: CONET_TRACE=%s: a reactor already traces into %s; "
-                                     "this one does too\n", name, path);
+                std::fprintf(stderr,
+                             "conet: CONET_TRACE=%s: a reactor already traces into %s; "
+                             "this one does too\n",
+                             name, path);
             ++users;
             return ++reactors;
         }
@@ -108,13 +110,13 @@ struct trace_file {
             end = 0;
             used = 0;
             reactors = 0;
-            append_raw("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
+            append_raw("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
             char line[256];
-            const int n = std::snprintf(
-                line, sizeof line,
-                "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"tid\":0,"
-                "\"args\":{\"name\":\"%s\"}}",
-                static_cast<int>(::getpid()), program_name());
+            const int n =
+                std::snprintf(line, sizeof line,
+                              "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"tid\":0,"
+                              "\"args\":{\"name\":\"%s\"}}",
+                              static_cast<int>(::getpid()), program_name());
             append_event(line, n);
             flush();
         }
@@ -159,7 +161,8 @@ struct trace_file {
         const std::size_t total = used + sizeof footer - 1;
         std::size_t done = 0;
         while (done < total) {
-            const auto w = ::pwrite(fd, buffer + done, total - done, end + static_cast<off_t>(done));
+            const auto w =
+                ::pwrite(fd, buffer + done, total - done, end + static_cast<off_t>(done));
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) break; // a full disk: the file keeps what it had
             done += static_cast<std::size_t>(w);
@@ -176,19 +179,22 @@ private:
         used += n;
     }
 
-    // The program's name (/proc/self/comm), without what a JSON string would need escaped.
+    // The program's name (its argv[0] without the directory, from /proc/self/cmdline),
+    // without what a JSON string would need escaped.
     static const char* program_name() noexcept {
         static char name[64];
-        char raw[64]{};
-        const int fd = ::open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+        char raw[256]{};
+        const int fd = ::open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
             [[maybe_unused]] const auto n = ::read(fd, raw, sizeof raw - 1);
             ::close(fd);
         }
+        const char* base = std::strrchr(raw, '/');
+        base = base ? base + 1 : raw;
         std::size_t j = 0;
-        for (std::size_t i = 0; raw[i] && j + 1 < sizeof name; ++i)
-            if (static_cast<unsigned char>(raw[i]) >= 0x20 && raw[i] != '"' && raw[i] != '\\')
-                name[j++] = raw[i];
+        for (std::size_t i = 0; base[i] && j + 1 < sizeof name; ++i)
+            if (static_cast<unsigned char>(base[i]) >= 0x20 && base[i] != '"' && base[i] != '\\')
+                name[j++] = base[i];
         name[j] = '\0';
         return name;
     }
@@ -232,10 +238,12 @@ public:
     trace_log(const trace_log&) = delete;
     trace_log& operator=(const trace_log&) = delete;
     ~trace_log() {
-        trace_file& f = trace_file::get();
-        ::pthread_mutex_lock(&f.lock);
-        f.close_for_reactor();
-        ::pthread_mutex_unlock(&f.lock);
+        if (tid_ != 0) { // (0: the file did not open, make() gives up)
+            trace_file& f = trace_file::get();
+            ::pthread_mutex_lock(&f.lock);
+            f.close_for_reactor();
+            ::pthread_mutex_unlock(&f.lock);
+        }
         delete[] rows_;
     }
 
@@ -290,8 +298,8 @@ public:
         va_start(list, args);
         std::vsnprintf(inner, sizeof inner, args, list);
         va_end(list);
-        async_event('n', row, "%s\",\"args\":{\"event\":\"%s\"%s%s}", name, kind,
-                    *inner ? "," : "", inner);
+        async_event('n', row, "%s\",\"args\":{\"event\":\"%s\"%s%s}", name, kind, *inner ? "," : "",
+                    inner);
     }
 
     /// Writes the file's buffer out now.
