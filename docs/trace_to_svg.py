@@ -231,15 +231,15 @@ def render(events, title, width, start_ms, length_ms, linear, gap_us):
     segments.append((s, t1))
     w('<g class="axis" fill="#555" font-size="10">')
     last_x = -1e9
-    for a, b in segments:
-        k = int(a // step) + 1
-        while k * step <= b:
-            x = X(k * step)
+    for a, b in segments:  # ticks at round times since the picture's start
+        k = int((a - t0) // step) + 1
+        while t0 + k * step <= b:
+            x = X(t0 + k * step)
             if x - last_x > 48:
                 w('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ccc"/>'
                   % (x, axis_y, x, top + row_h * len(rows)))
                 w('<text x="%.1f" y="%d" text-anchor="middle">%s</text>'
-                  % (x, axis_y - 3, tick_label(k * step - t0, step)))
+                  % (x, axis_y - 3, tick_label(k * step, step)))
                 last_x = x
             k += 1
     for a, b in tm.breaks:

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <fstream>
@@ -310,6 +311,49 @@ TEST_CASE("CONET_TRACE=FILE writes the Trace Event Format: rows, slices and inst
             args && args->text("event") == "wait" && args->text("op") == "recv" && args->get("fd"))
             recv_wait = true;
     CHECK(recv_wait);
+}
+
+TEST_CASE("CONET_TRACE=FILE: the reactors of a pool trace into one file, a thread each",
+          "[trace][trace_file]") {
+    temp_dir dir;
+    const std::string path = dir.path + "/trace.json";
+    constexpr std::size_t reactors = 3;
+    std::unique_ptr<conet::reactor_pool> pool;
+    {
+        trace_env env(path);
+        pool = std::make_unique<conet::reactor_pool>(reactors);
+    }
+    std::atomic<int> done{0};
+    // Each reactor exchanges a few messages over a connection of its own, waiting each time.
+    auto exchange = [](std::atomic<int>& finished) -> conet::task<> {
+        auto pair = co_await connected_pair();
+        auto& client = pair.client;
+        auto& server = pair.server;
+        for (int i = 0; i < 20; ++i) {
+            auto reader = [&]() -> conet::task<> {
+                char buf[16];
+                co_await server.recv(buf);
+            };
+            auto sender = [&]() -> conet::task<> {
+                co_await conet::sleep_for(1ms);
+                co_await client.send_all(conet::const_buffer("x"));
+            };
+            co_await conet::when_all(reader(), sender());
+        }
+        finished.fetch_add(1);
+    };
+    pool->run([&](std::size_t) { return exchange(done); });
+    pool.reset();
+    CHECK(done.load() == static_cast<int>(reactors));
+    const auto events = check_trace(read_file(path));
+    std::set<double> threads, with_rows;
+    for (const json& e : events) {
+        if (e.text("ph") == "M" && e.text("name") == "thread_name")
+            threads.insert(e.get("tid")->num);
+        if (e.text("cat") == "coroutine") with_rows.insert(e.get("tid")->num);
+    }
+    CHECK(threads.size() == reactors);
+    CHECK(with_rows.size() == reactors);
 }
 
 TEST_CASE("CONET_TRACE=FILE: reactors made one after another continue the same file",
