@@ -117,7 +117,8 @@ public:
         }
         tasks_.bind(core_);
         core_.own_group = &tasks_;
-        core_.trace = detail::trace_requested();
+        core_.log = detail::trace_log::make();
+        core_.trace = core_.log || detail::trace_requested();
         core_.pay_attention();
     }
 
@@ -166,6 +167,7 @@ public:
             if (s.writer) s.writer->detach_from_loop();
             if (s.owner) s.owner->detach_from_loop();
         }
+        delete core_.log; // (flushes the trace file)
         ::close(wake_fd_);
         ::close(core_.epoll_fd);
     }
@@ -378,6 +380,13 @@ private:
 
     // Resumes `h` with the budget fresh_budget() gave (and a try may have spent).
     [[gnu::always_inline]] void resume_budgeted(std::coroutine_handle<> h) {
+        if (core_.log) [[unlikely]]
+            return resume_logged(h);
+        resume_unlogged(h);
+    }
+
+    // resume_budgeted where the trace file is known off (resume_ready's common path).
+    [[gnu::always_inline]] void resume_unlogged(std::coroutine_handle<> h) {
         core_.count_resumption(h);
         h.resume();
         if (!core_.urgent.empty()) [[unlikely]]
@@ -390,8 +399,30 @@ private:
         while (detail::ready_node* n = core_.urgent.pop_front()) {
             fresh_budget();
             core_.count_resumption(n->handle);
+            if (core_.log) [[unlikely]] {
+                span_guard span{*core_.log, core_.log->span_begins(n->handle.address())};
+                n->handle.resume();
+                continue;
+            }
             n->handle.resume();
         }
+    }
+
+    // CONET_TRACE=FILE: a resumption is a slice of its coroutine's row, closed however the
+    // resumption ends.
+    struct span_guard {
+        detail::trace_log& log;
+        std::uint32_t row;
+        ~span_guard() { log.span_ends(row); }
+    };
+
+    [[gnu::noinline]] void resume_logged(std::coroutine_handle<> h) {
+        {
+            span_guard span{*core_.log, core_.log->span_begins(h.address())};
+            core_.count_resumption(h);
+            h.resume();
+        }
+        if (!core_.urgent.empty()) resume_urgent();
     }
 
     // Inline in both run()s: at one connection, each round trip is a whole turn.
@@ -415,14 +446,14 @@ private:
         int n;
         do {
             const int timeout = wait_timeout_ms();
-            if (core_.trace && timeout != 0) [[unlikely]]
+            if (core_.trace) [[unlikely]]
                 trace_sleep(timeout);
             n = detail::counted(::epoll_wait(core_.epoll_fd, events_.data(),
                                              static_cast<int>(events_.size()), timeout));
             ++detail::counters.epoll_waits;
+            if (core_.trace) [[unlikely]]
+                trace_polled(n, timeout);
         } while (n < 0 && errno == EINTR); // a signal: just poll again
-        if (core_.trace && n > 0) [[unlikely]]
-            detail::trace("epoll_wait returns %d event%s", n, n == 1 ? "" : "s");
         if (n < 0) detail::throw_error(detail::errno_code(errno), "epoll_wait");
         core_.polled(static_cast<std::uint32_t>(n));
         event_count_ = static_cast<std::size_t>(n);
@@ -432,33 +463,59 @@ private:
         expire_timers();
     }
 
-    // The trace's lines, out of line and cold: off, they must not weigh on the loop's code.
-    [[gnu::noinline, gnu::cold]] static void trace_event(std::size_t fd,
-                                                         std::uint32_t events) noexcept {
-        detail::trace("fd %zu reports%s%s%s%s", fd, (events & EPOLLIN) ? " readable" : "",
+    // The trace's lines (or the trace file's events), out of line and cold: off, they must
+    // not weigh on the loop's code.
+    [[gnu::noinline, gnu::cold]] void trace_event(std::size_t fd, std::uint32_t events) noexcept {
+        char what[64];
+        std::snprintf(what, sizeof what, "%s%s%s%s", (events & EPOLLIN) ? " readable" : "",
                       (events & EPOLLOUT) ? " writable" : "",
                       (events & EPOLLRDHUP) ? " peer-closed" : "",
                       (events & (EPOLLHUP | EPOLLERR)) ? " hang-up/error" : "");
+        if (core_.log)
+            core_.log->fd_reports(fd, what);
+        else
+            detail::trace("fd %zu reports%s", fd, what);
     }
 
-    [[gnu::noinline, gnu::cold]] static void trace_resume(const detail::waiter& w) noexcept {
-        detail::trace("fd %d is %s: its coroutine resumes", w.fd,
-                      w.dir == detail::direction::read ? "readable" : "writable");
+    [[gnu::noinline, gnu::cold]] void trace_resume(const detail::waiter& w) noexcept {
+        const char* ready = w.dir == detail::direction::read ? "readable" : "writable";
+        if (core_.log)
+            core_.log->instant(w.handle.address(), "wakes", "wake", "\"fd\":%d,\"ready\":\"%s\"",
+                               w.fd, ready);
+        else
+            detail::trace("fd %d is %s: its coroutine resumes", w.fd, ready);
     }
 
-    [[gnu::noinline, gnu::cold]] static void trace_expiry(const detail::deadline& d) noexcept {
-        if (d.is_error)
+    [[gnu::noinline, gnu::cold]] void trace_expiry(const detail::deadline& d) noexcept {
+        if (core_.log) {
+            if (d.is_error)
+                core_.log->instant(d.w->handle.address(), "times out", "timeout", "\"fd\":%d",
+                                   d.w->fd);
+            else
+                core_.log->instant(d.w->handle.address(), "timer expires", "timer",
+                                   "\"op\":\"sleep\"");
+        } else if (d.is_error) {
             detail::trace("timeout on fd %d: its coroutine resumes (timed out)", d.w->fd);
-        else
+        } else {
             detail::trace("timer expired: the sleeping coroutine resumes");
+        }
     }
 
-    [[gnu::noinline, gnu::cold]] static void trace_sleep(int timeout_ms) noexcept {
-        if (timeout_ms < 0)
+    [[gnu::noinline, gnu::cold]] void trace_sleep(int timeout_ms) noexcept {
+        if (core_.log)
+            core_.log->poll_starts(timeout_ms);
+        else if (timeout_ms < 0)
             detail::trace("nothing to run: epoll_wait sleeps until a descriptor is ready");
-        else
+        else if (timeout_ms > 0)
             detail::trace("nothing to run: epoll_wait sleeps (%d ms at most: the next timer)",
                           timeout_ms);
+    }
+
+    [[gnu::noinline, gnu::cold]] void trace_polled(int n, int timeout_ms) noexcept {
+        if (core_.log)
+            core_.log->polled(n, timeout_ms);
+        else if (n > 0)
+            detail::trace("epoll_wait returns %d event%s", n, n == 1 ? "" : "s");
     }
 
     void run_deferred() {
@@ -505,6 +562,8 @@ private:
             fresh_budget();
             if (!w.attempt(w)) continue;
             ++detail::counters.completed_after_wait;
+            if (core_.log && w.holds(detail::waiter::in_slot)) [[unlikely]]
+                trace_resume(w); // a wait the when_any pause held back ends here
             w.end_wait();
             resume_budgeted(w.handle);
         }
@@ -615,7 +674,7 @@ private:
         } else {
             w.end_wait();
         }
-        resume_budgeted(w.handle);
+        resume_unlogged(w.handle); // (logging, the loop takes resume_ready_attentive)
     }
 
     // resume_ready while the loop traces or a when_any holds: the try of a branch the
@@ -646,9 +705,23 @@ private:
             // thread): with a budget, and followed by the waits it cancelled, as resume() does.
             fresh_budget();
             detail::running_task = nullptr;
-            n->run(); // deletes a posted_function even when it throws
+            if (core_.log) [[unlikely]]
+                run_posted_logged(*n);
+            else
+                n->run(); // deletes a posted_function even when it throws
             resume_urgent();
         }
+    }
+
+    // CONET_TRACE=FILE: a posted function is a slice of the reactor's own row (the coroutine
+    // it may resume is not known).
+    [[gnu::noinline]] void run_posted_logged(detail::posted_node& n) {
+        struct slice {
+            detail::trace_log& log;
+            double start;
+            ~slice() { log.posted(start); }
+        } s{*core_.log, detail::trace_file::get().now_us()};
+        n.run();
     }
 
     detail::loop_core core_;

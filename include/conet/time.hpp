@@ -71,7 +71,7 @@ public:
         ec = arm(until_); // a passed deadline fires at the end of this turn
         if (ec) return false;
         if (loop->trace) [[unlikely]]
-            trace("sleep: the coroutine suspends until its timer expires");
+            trace_sleeping();
         watch_cancellation();
         return true;
     }
@@ -84,6 +84,13 @@ public:
     }
 
 private:
+    [[gnu::noinline, gnu::cold]] void trace_sleeping() noexcept {
+        if (loop->log)
+            loop->log->instant(handle.address(), "sleep waits", "wait", "\"op\":\"sleep\"");
+        else
+            trace("sleep: the coroutine suspends until its timer expires");
+    }
+
     steady_clock::time_point until_;
     std::error_code* out_;
 };

@@ -142,6 +142,15 @@ private:
 
     [[gnu::noinline, gnu::cold]] void trace_wait() noexcept {
         try {
+            if (loop->log) {
+                char op[48], name[64];
+                trace_log::json_copy(op, sizeof op, self().describe().c_str());
+                std::snprintf(name, sizeof name, "%s waits", op);
+                loop->log->instant(handle.address(), name, "wait",
+                                   "\"fd\":%d,\"op\":\"%s\",\"until\":\"%s\"", fd, op,
+                                   Dir == direction::read ? "readable" : "writable");
+                return;
+            }
             trace("%s waits: fd %d is not %s yet, so the coroutine suspends",
                   self().describe().c_str(), fd, Dir == direction::read ? "readable" : "writable");
         } catch (...) { // no memory for the name: no trace line

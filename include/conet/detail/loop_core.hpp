@@ -29,6 +29,8 @@ struct reactor_stats {
 
 namespace conet::detail {
 
+class trace_log;
+
 /// How many operations a coroutine may complete without waiting before it gives the loop its
 /// turn (design invariant 9). Each resumption by the loop starts with a full budget; an
 /// operation that finds the budget spent is tried again at the next turn, after timers,
@@ -133,7 +135,9 @@ struct loop_core {
     std::uint32_t resumptions_before_poll = 0;
     std::uint32_t last_batch = 0;
     std::uint32_t refills = 0;
-    bool trace = false; // CONET_TRACE=1: print what the loop does (detail/trace.hpp)
+    bool trace = false; // CONET_TRACE set: print or log what the loop does (detail/trace.hpp)
+    // CONET_TRACE=FILE: where this loop logs it (detail/trace_file.hpp); null when not.
+    trace_log* log = nullptr;
     // trace, or a when_any holding: what an event's dispatch tests once (pay_attention()).
     bool attention = false;
 

@@ -1,8 +1,10 @@
 // conet/detail/trace.hpp - the loop made visible: with CONET_TRACE=1 in the environment, a
 // reactor prints one line on stderr per event worth teaching (an operation that has to wait,
-// the epoll wake-up that ends the wait, a timer expiring, a cancellation). Each reactor reads
-// the variable once, when it is made; while it is off, a trace point costs a load and a
-// predictable branch, on the paths that wait (never on an operation that completes at once).
+// the epoll wake-up that ends the wait, a timer expiring, a cancellation); with CONET_TRACE
+// naming a file, it logs the same events and the spans its coroutines run in that file, for a
+// trace viewer (detail/trace_file.hpp). Each reactor reads the variable once, when it is made;
+// while it is off, a trace point costs a load and a predictable branch, on the paths that
+// wait (never on an operation that completes at once).
 #pragma once
 
 #include <cstdarg>
@@ -10,12 +12,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "trace_file.hpp"
+
 namespace conet::detail {
 
 /// True if CONET_TRACE is set to 1 (read once per reactor, when it is made).
 inline bool trace_requested() noexcept {
-    const char* value = std::getenv("CONET_TRACE");
-    return value && std::strcmp(value, "1") == 0;
+    return trace_mode_requested() == trace_mode::text;
 }
 
 /// Prints one trace line: "conet: " and the formatted text. Out of line: it never runs

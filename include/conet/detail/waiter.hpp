@@ -151,6 +151,8 @@ public:
     /// finished and is already queued to resume).
     void abort(std::error_code reason) noexcept {
         if (!holds(in_slot | deferred) && !timer_armed()) return;
+        if (loop->log) [[unlikely]]
+            log_ended(reason);
         finish_wait();
         // Nothing watches a wait that has ended: if its frame is destroyed before it resumes,
         // the chain must not be left pointing at it.
@@ -171,6 +173,13 @@ public:
 private:
     // Out of line and cold, so that every operation's destructor stays a test.
     [[gnu::noinline, gnu::cold]] void destroyed_waiting() noexcept { end_wait(); }
+
+    // CONET_TRACE=FILE: a cancellation or a close ends the wait (abort).
+    [[gnu::noinline, gnu::cold]] void log_ended(std::error_code reason) noexcept {
+        const bool closed = reason == make_error_code(error::closed);
+        loop->log->instant(handle.address(), closed ? "closed" : "cancelled",
+                           closed ? "close" : "cancel", "\"fd\":%d", holds(in_slot) ? fd : -1);
+    }
 
     static void cancelled(cancel_watcher& watcher) noexcept {
         auto& w = static_cast<waiter&>(watcher);
