@@ -7,7 +7,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <new>
@@ -236,12 +235,18 @@ private:
 /// send / send_all of several buffers, in order, as one stream: sendmsg with an iovec per
 /// buffer, up to max_buffers_per_call at a time, so that a header and a body go out without being
 /// copied together. A partial send resumes at the byte, in the buffer, where it stopped.
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] gather_send_op;
-class gather_send_op : public io_awaiter<gather_send_op, direction::write> {
+///
+/// (A template only so that it is compiled where it is used: its span of buffers costs the
+/// compiler as much to instantiate as the rest of this file, in every file that includes it.)
+template <class = void>
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] basic_gather_send_op;
+template <class Tag>
+class basic_gather_send_op : public io_awaiter<basic_gather_send_op<Tag>, direction::write> {
 public:
-    gather_send_op(descriptor& d, std::span<const const_buffer> bufs, bool all,
-                   std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), bufs_(bufs), all_(all) {
+    basic_gather_send_op(descriptor& d, std::span<const const_buffer> bufs, bool all,
+                         std::error_code* out) noexcept
+        : basic_gather_send_op::io_awaiter(out), d_(&d), bufs_(bufs), all_(all) {
         for (const const_buffer& b : bufs)
             total_ += b.size();
     }
@@ -266,7 +271,7 @@ public:
                 [&] { return ::sendmsg(d_->native_handle(), &message, MSG_NOSIGNAL); });
             if (n < 0) {
                 if (!would_block(errno)) {
-                    ec = errno_code(errno);
+                    this->ec = errno_code(errno);
                     return true;
                 }
                 d_->note_drained(direction::write);
@@ -309,36 +314,43 @@ private:
     std::size_t next_ = 0;   // the first buffer not wholly sent
     std::size_t offset_ = 0; // how much of it has been
 };
+using gather_send_op = basic_gather_send_op<>;
 
 /// send_file: `count` bytes of an open file from `offset`, sent on a stream socket by
 /// sendfile(2), the kernel copying from the page cache (no read into the program's memory).
 /// Partial sends resume at the next byte; a file that ends before the range does is
 /// conet::error::file_ended, with the count that went out.
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_file_op;
-class send_file_op : public io_awaiter<send_file_op, direction::write> {
+/// (A template only so that it is compiled where it is used.)
+template <class = void>
+class [[nodiscard(
+    "conet: co_await this operation; until awaited it does nothing")]] basic_send_file_op;
+template <class Tag>
+class basic_send_file_op : public io_awaiter<basic_send_file_op<Tag>, direction::write> {
 public:
-    send_file_op(descriptor& d, int file, off_t offset, std::size_t count,
-                 std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), file_(file), offset_(offset), count_(count) {}
+    basic_send_file_op(descriptor& d, int file, off_t offset, std::size_t count,
+                       std::error_code* out) noexcept
+        : basic_send_file_op::io_awaiter(out), d_(&d), file_(file), offset_(offset), count_(count) {
+    }
 
     bool try_once() noexcept {
         // Linux sends at most 0x7ffff000 bytes per call.
         constexpr std::size_t most_per_call = 0x7ffff000;
         while (sent_ < count_) {
-            const std::size_t wanted = std::min(count_ - sent_, most_per_call);
+            const std::size_t left = count_ - sent_;
+            const std::size_t wanted = left < most_per_call ? left : most_per_call;
             off_t at = offset_ + static_cast<off_t>(sent_);
             const auto n =
                 retry_on_eintr([&] { return ::sendfile(d_->native_handle(), file_, &at, wanted); });
             if (n < 0) {
                 if (!would_block(errno)) {
-                    ec = errno_code(errno);
+                    this->ec = errno_code(errno);
                     return true;
                 }
                 d_->note_drained(direction::write);
                 return false;
             }
             if (n == 0) { // nothing left to read at `at`
-                ec = error::file_ended;
+                this->ec = error::file_ended;
                 return true;
             }
             // A short count may mean a full send queue or the end of the file: the next
@@ -361,6 +373,7 @@ private:
     std::size_t count_;
     std::size_t sent_ = 0;
 };
+using send_file_op = basic_send_file_op<>;
 
 /// Waits until the descriptor is readable (or writable) without transferring anything, as
 /// Asio's async_wait does: for a library that makes its own syscalls on the socket (libpq,
