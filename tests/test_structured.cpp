@@ -597,6 +597,52 @@ TEST_CASE("nested when_any three deep: every byte received is delivered", "[stru
     run_bounded(body(cleanup), 5s);
 }
 
+TEST_CASE("a loser's cleanup may wait for a sibling of an enclosing when_all",
+          "[structured][when]") {
+    // when_all(server, client) on one reactor: the server's session loses to its stop timer
+    // and says goodbye, shielded, waiting for the client's ack. A sibling of a when_all
+    // cannot discard the session's result (it completes or fails the when_all, which then
+    // drops every other result by contract), so it is not paused: the ack comes at once.
+    // (It was paused: the goodbye waited for its 2 s timeout, or for ever without one.)
+    auto body = []() -> conet::task<> {
+        auto p = co_await connected_pair();
+        std::error_code ack;
+        auto goodbye = [](conet::tcp_stream& s, std::error_code& ack) -> conet::task<> {
+            co_await s.send_all("bye");
+            std::array<char, 3> buf{};
+            co_await conet::with_timeout(s.recv_exact(buf, ack), 2s);
+        };
+        auto session = [&](conet::tcp_stream& s) -> conet::task<int> {
+            std::array<char, 16> buf{};
+            try {
+                co_await s.recv(buf);
+            } catch (const std::system_error& e) {
+                if (!is_cancellation(e)) throw;
+            }
+            co_await conet::shield(goodbye(s, ack));
+            co_return 0;
+        };
+        auto stop_after = [](std::chrono::milliseconds d) -> conet::task<int> {
+            co_await conet::sleep_for(d);
+            co_return 1;
+        };
+        auto server = [&](conet::tcp_stream& s) -> conet::task<> {
+            auto r = co_await conet::when_any(session(s), stop_after(5ms));
+            CHECK(r.index() == 1);
+        };
+        auto client = [](conet::tcp_stream& c) -> conet::task<> {
+            std::array<char, 3> buf{};
+            co_await c.recv_exact(buf);
+            co_await c.send_all("ack");
+        };
+        const auto start = std::chrono::steady_clock::now();
+        co_await conet::when_all(server(p.server), client(p.client));
+        CHECK(!ack);
+        CHECK(std::chrono::steady_clock::now() - start < 1s);
+    };
+    run_bounded(body(), 5s);
+}
+
 TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {
     conet::reactor r;
     bool finished = false;
