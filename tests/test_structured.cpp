@@ -597,6 +597,47 @@ TEST_CASE("nested when_any three deep: every byte received is delivered", "[stru
     run_bounded(body(cleanup), 5s);
 }
 
+TEST_CASE("nested when_any: a scope or a joined group whose task received data is not beaten "
+          "by a later event of the same batch",
+          "[structured][when]") {
+    // The scope's body (or the group's task) reads "XYZ" and ends; the group is empty. Its
+    // joiner resumed through the ready queue, at the next turn, so the sibling's event, later
+    // in the same epoll batch, won the when_any and the scope's value was discarded (the
+    // sibling won with its own "XYZ", and a's bytes were gone). A joiner now resumes as a
+    // when_any's caller does: before the loop handles the next event.
+    const bool scoped = GENERATE(true, false);
+    CAPTURE(scoped);
+    auto body = [](bool scoped) -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto c = co_await connected_pair();
+        auto through_scope = [](conet::tcp_stream& a) -> conet::task<std::string> {
+            co_return co_await conet::scope([&a](conet::task_group&) -> conet::task<std::string> {
+                co_return co_await receive_once(a, 0ms);
+            });
+        };
+        auto through_group = [](conet::tcp_stream& a) -> conet::task<std::string> {
+            std::string got;
+            conet::task_group g;
+            g.spawn([](conet::tcp_stream& a, std::string& got) -> conet::task<> {
+                got = co_await receive_once(a, 0ms);
+            }(a, got));
+            co_await g.join();
+            co_return got;
+        };
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client, &c.client}, "XYZ"));
+        conet::task<std::string> first = scoped ? through_scope(a.server) : through_group(a.server);
+        auto r = co_await conet::when_any(std::move(first), receive_once(c.server, 0ms));
+        co_await writer.join();
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+        std::array<char, 16> buf{};
+        const auto n = co_await c.server.recv(buf);
+        CHECK(std::string_view(buf.data(), n) == "XYZ");
+    };
+    run_bounded(body(scoped), 5s);
+}
+
 TEST_CASE("a loser's cleanup may wait for a sibling of an enclosing when_all",
           "[structured][when]") {
     // when_all(server, client) on one reactor: the server's session loses to its stop timer
