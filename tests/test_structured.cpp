@@ -638,6 +638,44 @@ TEST_CASE("nested when_any: a scope or a joined group whose task received data i
     run_bounded(body(scoped), 5s);
 }
 
+TEST_CASE("nested when_any: a branch started while an earlier one holds cannot win with data "
+          "already queued",
+          "[structured][when]") {
+    // Data for a and c is queued before the join starts. The inner when_any's first branch
+    // reads a at once and wins; its loser cleans up for 20 ms, so the inner one holds. Then
+    // the outer join starts its second branch, whose recv on c would complete at once: it
+    // won, and "XYZ" read from a was discarded with the inner result (no wait, so nothing
+    // paused it). A socket operation that would complete at once in a branch a holding join
+    // holds back now waits like one that waits (also one started later through the ready
+    // queue: a group's first task, here the scope's body).
+    const int sibling = GENERATE(0, 1);
+    CAPTURE(sibling);
+    auto body = [](int sibling) -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        co_await a.client.send_all("XYZ");
+        co_await c.client.send_all("XYZ");
+        co_await conet::sleep_for(5ms); // (both arrived)
+        auto in_scope = [](conet::tcp_stream& c) -> conet::task<std::string> {
+            co_return co_await conet::scope([&c](conet::task_group&) -> conet::task<std::string> {
+                co_return co_await receive_once(c, 0ms);
+            });
+        };
+        conet::task<std::string> second =
+            sibling == 0 ? receive_once(c.server, 0ms) : in_scope(c.server);
+        auto r =
+            co_await conet::when_any(first_of_two(a.server, b.server, 20ms), std::move(second));
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+        // The second branch, started and paused, was cancelled: it consumed nothing.
+        std::array<char, 16> buf{};
+        const auto n = co_await c.server.recv(buf);
+        CHECK(std::string_view(buf.data(), n) == "XYZ");
+    };
+    run_bounded(body(sibling), 5s);
+}
+
 TEST_CASE("a loser's cleanup may wait for a sibling of an enclosing when_all",
           "[structured][when]") {
     // when_all(server, client) on one reactor: the server's session loses to its stop timer
