@@ -597,6 +597,131 @@ TEST_CASE("nested when_any three deep: every byte received is delivered", "[stru
     run_bounded(body(cleanup), 5s);
 }
 
+TEST_CASE("nested when_any: a scope or a joined group whose task received data is not beaten "
+          "by a later event of the same batch",
+          "[structured][when]") {
+    // The scope's body (or the group's task) reads "XYZ" and ends; the group is empty. Its
+    // joiner resumed through the ready queue, at the next turn, so the sibling's event, later
+    // in the same epoll batch, won the when_any and the scope's value was discarded (the
+    // sibling won with its own "XYZ", and a's bytes were gone). A joiner now resumes as a
+    // when_any's caller does: before the loop handles the next event.
+    const bool scoped = GENERATE(true, false);
+    CAPTURE(scoped);
+    auto body = [](bool scoped) -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto c = co_await connected_pair();
+        auto through_scope = [](conet::tcp_stream& a) -> conet::task<std::string> {
+            co_return co_await conet::scope([&a](conet::task_group&) -> conet::task<std::string> {
+                co_return co_await receive_once(a, 0ms);
+            });
+        };
+        auto through_group = [](conet::tcp_stream& a) -> conet::task<std::string> {
+            std::string got;
+            conet::task_group g;
+            g.spawn([](conet::tcp_stream& a, std::string& got) -> conet::task<> {
+                got = co_await receive_once(a, 0ms);
+            }(a, got));
+            co_await g.join();
+            co_return got;
+        };
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client, &c.client}, "XYZ"));
+        conet::task<std::string> first = scoped ? through_scope(a.server) : through_group(a.server);
+        auto r = co_await conet::when_any(std::move(first), receive_once(c.server, 0ms));
+        co_await writer.join();
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+        std::array<char, 16> buf{};
+        const auto n = co_await c.server.recv(buf);
+        CHECK(std::string_view(buf.data(), n) == "XYZ");
+    };
+    run_bounded(body(scoped), 5s);
+}
+
+TEST_CASE("nested when_any: a branch started while an earlier one holds cannot win with data "
+          "already queued",
+          "[structured][when]") {
+    // Data for a and c is queued before the join starts. The inner when_any's first branch
+    // reads a at once and wins; its loser cleans up for 20 ms, so the inner one holds. Then
+    // the outer join starts its second branch, whose recv on c would complete at once: it
+    // won, and "XYZ" read from a was discarded with the inner result (no wait, so nothing
+    // paused it). A socket operation that would complete at once in a branch a holding join
+    // holds back now waits like one that waits (also one started later through the ready
+    // queue: a group's first task, here the scope's body).
+    const int sibling = GENERATE(0, 1);
+    CAPTURE(sibling);
+    auto body = [](int sibling) -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        co_await a.client.send_all("XYZ");
+        co_await c.client.send_all("XYZ");
+        co_await conet::sleep_for(5ms); // (both arrived)
+        auto in_scope = [](conet::tcp_stream& c) -> conet::task<std::string> {
+            co_return co_await conet::scope([&c](conet::task_group&) -> conet::task<std::string> {
+                co_return co_await receive_once(c, 0ms);
+            });
+        };
+        conet::task<std::string> second =
+            sibling == 0 ? receive_once(c.server, 0ms) : in_scope(c.server);
+        auto r =
+            co_await conet::when_any(first_of_two(a.server, b.server, 20ms), std::move(second));
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+        // The second branch, started and paused, was cancelled: it consumed nothing.
+        std::array<char, 16> buf{};
+        const auto n = co_await c.server.recv(buf);
+        CHECK(std::string_view(buf.data(), n) == "XYZ");
+    };
+    run_bounded(body(sibling), 5s);
+}
+
+TEST_CASE("a loser's cleanup may wait for a sibling of an enclosing when_all",
+          "[structured][when]") {
+    // when_all(server, client) on one reactor: the server's session loses to its stop timer
+    // and says goodbye, shielded, waiting for the client's ack. A sibling of a when_all
+    // cannot discard the session's result (it completes or fails the when_all, which then
+    // drops every other result by contract), so it is not paused: the ack comes at once.
+    // (It was paused: the goodbye waited for its 2 s timeout, or for ever without one.)
+    auto body = []() -> conet::task<> {
+        auto p = co_await connected_pair();
+        std::error_code ack;
+        auto goodbye = [](conet::tcp_stream& s, std::error_code& ack) -> conet::task<> {
+            co_await s.send_all("bye");
+            std::array<char, 3> buf{};
+            co_await conet::with_timeout(s.recv_exact(buf, ack), 2s);
+        };
+        auto session = [&](conet::tcp_stream& s) -> conet::task<int> {
+            std::array<char, 16> buf{};
+            try {
+                co_await s.recv(buf);
+            } catch (const std::system_error& e) {
+                if (!is_cancellation(e)) throw;
+            }
+            co_await conet::shield(goodbye(s, ack));
+            co_return 0;
+        };
+        auto stop_after = [](std::chrono::milliseconds d) -> conet::task<int> {
+            co_await conet::sleep_for(d);
+            co_return 1;
+        };
+        auto server = [&](conet::tcp_stream& s) -> conet::task<> {
+            auto r = co_await conet::when_any(session(s), stop_after(5ms));
+            CHECK(r.index() == 1);
+        };
+        auto client = [](conet::tcp_stream& c) -> conet::task<> {
+            std::array<char, 3> buf{};
+            co_await c.recv_exact(buf);
+            co_await c.send_all("ack");
+        };
+        const auto start = std::chrono::steady_clock::now();
+        co_await conet::when_all(server(p.server), client(p.client));
+        CHECK(!ack);
+        CHECK(std::chrono::steady_clock::now() - start < 1s);
+    };
+    run_bounded(body(), 5s);
+}
+
 TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {
     conet::reactor r;
     bool finished = false;

@@ -248,9 +248,9 @@ public:
     /// How many operations a coroutine may complete without waiting before it gives the
     /// loop its turn (design invariant 9; default 128). 0 is taken as 1.
     void set_budget(std::uint32_t operations) noexcept {
-        core_.budget = operations ? operations : 1;
+        core_.configure_budget(operations ? operations : 1);
     }
-    std::uint32_t budget() const noexcept { return core_.budget; }
+    std::uint32_t budget() const noexcept { return core_.configured_budget(); }
 
     /// How many bytes a coroutine may move (received and sent) without waiting before it
     /// gives the loop its turn, whatever its count of operations (invariant 9; default

@@ -56,8 +56,8 @@ public:
     /// The task whose co_await waits for this owner's tasks (a join's caller, a scope), or
     /// nullptr: the next link of a chain of awaits (see awaits_within).
     promise_base* awaiting() const noexcept { return awaiting_; }
-    /// True for a when_all/when_any: finishing one of its branches can decide for it, and
-    /// discard what the others are doing (a task_group's tasks are independent).
+    /// True for a when_any: finishing one of its branches decides it, and discards what the
+    /// others are doing (a when_all's branches all count, a task_group's are independent).
     bool decides() const noexcept { return decides_; }
     /// True while this when_any holds (detail/pause.hpp): its losers' cleanup is never paused.
     bool holding() const noexcept { return holding_; }
@@ -319,8 +319,8 @@ inline promise_base* root_owner::enclosing() const noexcept {
     return owner ? owner->task() : nullptr;
 }
 
-/// True if the code of task `p` is in another branch than `holder` of a when_all/when_any
-/// enclosing both (through their chains of awaits, and from a group's task to the task that
+/// True if the code of task `p` is in another branch than `holder` of a when_any enclosing
+/// both (through their chains of awaits, and from a group's task to the task that
 /// owns the group): a branch whose completion could decide that join against the one
 /// `holder` is in (detail/pause.hpp). False for the tasks inside any holding when_any (the
 /// losers whose cleanup it waits for: pausing them could make two holders wait for each
@@ -334,7 +334,7 @@ inline bool paused_by(promise_base* p, const root_owner& holder) noexcept {
             continue;
         }
         if (owner == &holder || owner->holding()) return false;
-        if (owner->decides()) { // the lowest join enclosing both, if `holder` is under it
+        if (owner->decides()) { // the lowest when_any enclosing both, if `holder` is under it
             for (promise_base* q = holder.enclosing(); q;) {
                 promise_base& branch = *q->root_;
                 if (!branch.owner_) {

@@ -507,12 +507,16 @@ private:
         add(p);
     }
 
+    // A joiner resumes as soon as the coroutine running now suspends (the urgent queue), as
+    // a when_any's caller does when its last branch ends: a joiner in a when_any branch (a
+    // scope whose body received data) must finish before the loop handles the next event,
+    // which could decide that when_any for a sibling and discard the value.
     void wake_joiners_if_empty() noexcept {
         if (size_ != 0) return;
         while (detail::ready_node* n = joiners_.pop_front()) {
             auto& j = static_cast<join_awaiter&>(*n);
             j.joined(std::exchange(first_failure_, nullptr));
-            loop_->ready.push_back(j);
+            loop_->urgent.push_back(j);
         }
     }
 

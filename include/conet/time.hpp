@@ -61,7 +61,7 @@ public:
             ec = std::make_error_code(std::errc::operation_canceled);
             return take_budget(); // spent: await_suspend gives the loop its turn first
         }
-        return until_ <= steady_clock::now() && take_budget();
+        return until_ <= steady_clock::now() && take_budget(chain); // (paused: see pause.hpp)
     }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept {

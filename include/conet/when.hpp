@@ -15,8 +15,8 @@
 // operation ends before it transfers, and the loop resumes it before it handles the next
 // event, so a nested when_any finishes before an enclosing one can decide for another
 // branch. When a loser's shielded cleanup waits, the inner when_any cannot finish at once:
-// until it does, the loop pauses the other branches of every when_any/when_all enclosing it
-// (their socket tries and their expired timers wait; detail/pause.hpp), so none of them can
+// until it does, the loop pauses the other branches of every when_any enclosing it (their
+// socket tries and their expired timers wait; detail/pause.hpp), so none of them can
 // win there and discard the inner winner's result. The pause is what makes this safe, and
 // its price: a shielded cleanup must not wait for a sibling branch of an enclosing when_any
 // (it would wait for ever), and a coroutine that a user's awaitable, yield() or another
@@ -64,7 +64,11 @@ class join final : public root_owner {
 public:
     explicit join(task<Ts>... tasks) noexcept
         : root_owner(&join::root_done), tasks_(std::move(tasks)...) {
-        decides_ = true;
+        // Only a when_any decides for one branch against the others (detail/pause.hpp): a
+        // when_all's other branch completes it or fails it, and its failure drops every
+        // result by contract, so pausing it would protect nothing (and would hang a cleanup
+        // that talks to it, when_all(server, client) on one reactor).
+        decides_ = Any;
     }
     join(join&&) noexcept = default;
     join(const join&) = delete;

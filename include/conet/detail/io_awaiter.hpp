@@ -68,8 +68,8 @@ public:
         // Known drained (a stream socket's last read was short): wait for the next edge
         // without trying, which would only meet EAGAIN (docs/design.md, "Readiness").
         if (self().must_wait()) return false;
-        if (!take_budget()) {
-            hold(deferred); // await_suspend queues the try for the next turn
+        if (!take_budget(chain)) { // (or a holding when_any holds this branch back)
+            hold(deferred);        // await_suspend queues the try for the next turn
             return false;
         }
         if (!self().try_once()) return false;

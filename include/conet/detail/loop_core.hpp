@@ -6,6 +6,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "atomic.hpp"
 #include "descriptor_table.hpp"
@@ -29,6 +30,7 @@ struct reactor_stats {
 
 namespace conet::detail {
 
+class cancel_state;
 class trace_log;
 
 /// How many operations a coroutine may complete without waiting before it gives the loop its
@@ -56,8 +58,15 @@ inline thread_local std::uint32_t budget_left = UINT32_MAX;
 /// stays one check.
 inline thread_local std::int64_t bytes_left = INT64_MAX;
 
+/// What is left of the budget while a when_any holds (loop_core::budget is 0 then, see
+/// loop_core::hold_budget): counted on the cold path, across resumptions.
+inline thread_local std::uint32_t held_budget_left = 0;
+
 /// Takes one unit of the budget: false once it is spent (defined after loop_core).
 inline bool take_budget() noexcept;
+/// The same for an operation of chain `c` that would complete at once: false also while a
+/// holding when_any holds its branch back (detail/pause.hpp), so that it waits instead.
+inline bool take_budget(const cancel_state* c) noexcept;
 
 /// Counts `n` bytes that an operation moved against the running resumption's budget.
 [[gnu::always_inline]] inline void spend_bytes(std::size_t n) noexcept {
@@ -125,7 +134,14 @@ struct loop_core {
     task_group* own_group = nullptr;
     bool closing = false;       // the reactor is being destroyed: frames go without resuming
     std::size_t live_tasks = 0; // tasks of those groups not finished yet
+    // What each resumption starts with (fresh_budget): the budget reactor::set_budget gave,
+    // or 0 while a when_any holds, so that every operation that would complete at once goes
+    // through refill_budget, which holds back those of paused branches; the budget waits in
+    // held_budget then. configured_budget() is the one to report.
     std::uint32_t budget = default_budget;
+    std::uint32_t held_budget = default_budget;
+    // Set while a when_any holds (detail/pause.hpp): true if it holds chain `c` back.
+    bool (*held_back)(const loop_core&, const cancel_state* c) noexcept = nullptr;
     std::int64_t byte_budget = static_cast<std::int64_t>(default_byte_budget);
     // Who else the loop served around the last poll (loop_core::alone()): resumptions of a
     // coroutine other than the one resumed before, since the last epoll_wait and in the
@@ -161,10 +177,54 @@ struct loop_core {
                urgent.empty();
     }
 
+    /// The budget reactor::set_budget gave (budget is 0 while a when_any holds).
+    std::uint32_t configured_budget() const noexcept { return held_back ? held_budget : budget; }
+    void configure_budget(std::uint32_t operations) noexcept {
+        (held_back ? held_budget : budget) = operations;
+    }
+
+    /// Starts or ends the budget of holding (detail/pause.hpp): while a when_any holds, each
+    /// resumption starts with none, and refill_budget counts what is left (held_budget_left).
+    /// `on_loop`: this loop runs on this thread, in the resumption that starts or ends it.
+    void hold_budget(bool (*check)(const loop_core&, const cancel_state*) noexcept,
+                     bool on_loop) noexcept {
+        if (held_back) return;
+        held_back = check;
+        held_budget = budget;
+        budget = 0;
+        if (on_loop) held_budget_left = std::exchange(budget_left, 0U);
+    }
+    void release_budget(bool on_loop) noexcept {
+        if (!held_back) return;
+        held_back = nullptr;
+        budget = held_budget;
+        if (on_loop && bytes_left > 0)
+            budget_left = held_budget_left < budget ? held_budget_left : budget;
+    }
+
     /// Out of line, for take_budget() once the budget is spent: a new budget when the bytes
-    /// ran out (not the operations) and the coroutine is alone. False: defer.
-    [[gnu::noinline, gnu::cold]] static bool refill_budget() noexcept {
+    /// ran out (not the operations) and the coroutine is alone. False: defer. While a
+    /// when_any holds, every operation comes here: one of chain `c` that the holding join
+    /// holds back is deferred (the retry then pauses it), the others count held_budget_left.
+    [[gnu::noinline, gnu::cold]] static bool
+    refill_budget(const cancel_state* c = nullptr) noexcept {
         loop_core* l = current();
+        if (l && l->held_back) [[unlikely]] {
+            if (c && l->held_back(*l, c)) return false;
+            if (bytes_left > 0) {
+                if (held_budget_left == 0) { // spent: give the turn, the next starts afresh
+                    held_budget_left = l->held_budget;
+                    return false;
+                }
+                --held_budget_left;
+                return true;
+            }
+            if (!l->alone()) return false;
+            ++l->refills;
+            held_budget_left = l->held_budget - 1; // (this operation's unit)
+            bytes_left = l->byte_budget;
+            return true;
+        }
         if (bytes_left > 0 || !l || !l->alone()) return false;
         ++l->refills;
         budget_left = l->budget - 1; // (this operation's unit)
@@ -204,6 +264,13 @@ struct loop_core {
 [[gnu::always_inline]] inline bool take_budget() noexcept {
     if (budget_left == 0) [[unlikely]]
         return loop_core::refill_budget();
+    --budget_left;
+    return true;
+}
+
+[[gnu::always_inline]] inline bool take_budget(const cancel_state* c) noexcept {
+    if (budget_left == 0) [[unlikely]]
+        return loop_core::refill_budget(c);
     --budget_left;
     return true;
 }

@@ -45,10 +45,20 @@ inline bool pause_try(loop_core& l, waiter& w) noexcept {
     return true;
 }
 
-/// Starts holding: `n.join` decided while a loser still runs.
+/// loop_core::held_back while a join holds: the test refill_budget makes for an operation
+/// that would complete at once.
+inline bool holds_back(const loop_core& l, const cancel_state* c) noexcept {
+    return held_back(l, c);
+}
+
+/// Starts holding: `n.join` decided while a loser still runs. From now on, until no join
+/// holds, an operation that would complete at once is held back too (loop_core::budget):
+/// a branch the join pauses may run without having waited (started by an enclosing join
+/// after the one that began holding, or a group's task started at the next turn).
 inline void begin_hold(loop_core& l, hold_node& n) noexcept {
     l.holding.push_back(n);
     l.pay_attention();
+    l.hold_budget(&holds_back, loop_core::current() == &l);
 }
 
 /// Stops holding, and lets go what no other join still holds back: a try goes back to the
@@ -57,6 +67,7 @@ inline void begin_hold(loop_core& l, hold_node& n) noexcept {
 inline void end_hold(loop_core& l, hold_node& n) noexcept {
     n.unlink();
     l.pay_attention();
+    if (l.holding.empty()) l.release_budget(loop_core::current() == &l);
     ready_queue still;
     while (ready_node* p = l.paused.pop_front()) {
         auto& w = static_cast<waiter&>(*p);
