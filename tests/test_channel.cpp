@@ -649,3 +649,31 @@ TEST_CASE("shared_channel send losing a when_any after room was made for it does
     };
     run_bounded(body());
 }
+
+TEST_CASE("a channel and an event outlive the reactor that used them", "[channel][sync]") {
+    // Their reactor destroyed, they belong to none: usable where no reactor runs, and by the
+    // next reactor that uses them. (They kept a pointer to the destroyed reactor and read it:
+    // a heap-use-after-free under ASan.)
+    conet::channel<int> ch(2);
+    conet::event ev;
+    {
+        conet::reactor first;
+        first.run([](conet::channel<int>& ch, conet::event& ev) -> conet::task<> {
+            co_await ch.send(1);
+            ev.set();
+            co_return;
+        }(ch, ev));
+    }
+    CHECK(ch.try_send(2)); // no reactor on this thread, and the first one is gone
+    CHECK(ev.is_set());
+    std::vector<int> got;
+    conet::reactor second;
+    second.run(
+        [](conet::channel<int>& ch, conet::event& ev, std::vector<int>& got) -> conet::task<> {
+            ch.close();
+            while (auto v = co_await ch.recv())
+                got.push_back(*v);
+            co_await ev.wait();
+        }(ch, ev, got));
+    CHECK(got == std::vector<int>{1, 2});
+}

@@ -146,8 +146,12 @@ private:
 /// The reactor a primitive belongs to: the first one that uses it. A primitive's state is
 /// that reactor's thread's (design invariant 8): used from another reactor's thread, or from a
 /// thread without one while its reactor runs, it fails with conet::error::wrong_reactor.
-class home_loop {
+class home_loop : private loop_hook {
 public:
+    home_loop() noexcept { on_loop_destroyed = &loop_gone; }
+    home_loop(const home_loop&) = delete;
+    home_loop& operator=(const home_loop&) = delete;
+
     /// True if the primitive may be used on this thread now; binds it to the running reactor
     /// on first use. One compare on the hot path.
     [[gnu::always_inline]] bool here() noexcept {
@@ -157,17 +161,24 @@ public:
         return elsewhere(current);
     }
 
-    /// The reactor it belongs to, or nullptr if none has used it yet.
+    /// The reactor it belongs to, or nullptr if none has used it yet (or the one that did is
+    /// gone).
     loop_core* loop() const noexcept { return loop_; }
 
 private:
     [[gnu::noinline]] bool elsewhere(loop_core* current) noexcept {
         if (!loop_) {
+            // Told when that reactor is destroyed (the hook leaves its list when this goes),
+            // so that a primitive that outlives its reactor never reads it again.
+            if (current) current->hooks.push_back(*this);
             loop_ = current;
             return true;
         }
         return !current && loop_->usable_here(); // its reactor runs nowhere now
     }
+
+    // Its reactor is being destroyed: the primitive belongs to none again.
+    static void loop_gone(loop_hook& h) noexcept { static_cast<home_loop&>(h).loop_ = nullptr; }
 
     loop_core* loop_ = nullptr;
 };
