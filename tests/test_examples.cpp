@@ -25,6 +25,19 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// True when built with ThreadSanitizer (GCC says so with a macro, Clang with __has_feature).
+#if defined(__SANITIZE_THREAD__)
+constexpr bool under_thread_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool under_thread_sanitizer = true;
+#else
+constexpr bool under_thread_sanitizer = false;
+#endif
+#else
+constexpr bool under_thread_sanitizer = false;
+#endif
+
 std::string example(const std::string& name) {
     return std::string(CONET_EXAMPLES_DIR) + "/" + name;
 }
@@ -1168,7 +1181,10 @@ TEST_CASE("chat_room's memory stays bounded when a client floods empty lines at 
 #if !defined(__SANITIZE_ADDRESS__) // (ASan keeps freed memory in quarantine)
     INFO("server resident memory " << rss_before << " KiB before, at most " << rss_peak
                                    << " during the flood");
-    CHECK(rss_peak - rss_before < 8 * 1024);
+    // Under TSan every byte the server allocates brings shadow memory with it: the same
+    // bounded outboxes measure several times larger (10 MiB seen where 3 MiB is usual). Before
+    // the bound in bytes, the flood grew the server by 45 MiB without TSan.
+    CHECK(rss_peak - rss_before < (under_thread_sanitizer ? 32 : 8) * 1024);
 #else
     (void)rss_before;
 #endif
