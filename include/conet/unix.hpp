@@ -331,14 +331,7 @@ public:
             }
             const auto n = retry_on_eintr(
                 [&] { return ::sendmsg(d_->native_handle(), &message, MSG_NOSIGNAL); });
-            if (n < 0) {
-                if (!would_block(errno)) {
-                    ec = errno_code(errno);
-                    return true;
-                }
-                d_->note_drained(direction::write);
-                return false;
-            }
+            if (n < 0) return failed_or_drained(*d_, direction::write, this->ec);
             sent_ += static_cast<std::size_t>(n);
             if (static_cast<std::size_t>(n) < wanted) { // the send queue is full now
                 d_->note_drained(direction::write);
@@ -387,14 +380,7 @@ public:
         }
         const auto n = retry_on_eintr(
             [&] { return ::recvmsg(d_->native_handle(), &message, MSG_CMSG_CLOEXEC); });
-        if (n < 0) {
-            if (!would_block(errno)) {
-                ec = errno_code(errno);
-                return true;
-            }
-            d_->note_drained(direction::read);
-            return false;
-        }
+        if (n < 0) return failed_or_drained(*d_, direction::read, this->ec);
         received_.size = static_cast<std::size_t>(n);
         // The descriptors are this process's now: owned before anything else can fail.
         take_descriptors(message);

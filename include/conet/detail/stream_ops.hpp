@@ -23,6 +23,18 @@
 
 namespace conet::detail {
 
+/// What a transfer's failed system call means: true (the operation is over) with `ec` set
+/// for a real failure; false (it waits) for EAGAIN, after noting `d` drained in `dir`.
+[[gnu::always_inline]] inline bool failed_or_drained(descriptor& d, direction dir,
+                                                     std::error_code& ec) noexcept {
+    if (!would_block(errno)) {
+        ec = errno_code(errno);
+        return true;
+    }
+    d.note_drained(dir);
+    return false;
+}
+
 /// How a stream is read: read(), so that pipes and terminals work too (on a socket it is
 /// recv()). A short read proves what the descriptor's traits say (see descriptor).
 struct plain_reads {
@@ -84,14 +96,7 @@ public:
             const auto n = retry_on_eintr([&] {
                 return Reads::read(d_->native_handle(), buf_.data() + received_, wanted, stopped);
             });
-            if (n < 0) {
-                if (!would_block(errno)) {
-                    this->ec = errno_code(errno);
-                    return true;
-                }
-                d_->note_drained(direction::read);
-                return false;
-            }
+            if (n < 0) return failed_or_drained(*d_, direction::read, this->ec);
             if (n == 0) {
                 if (exact_ && received_ < buf_.size()) this->ec = error::end_of_stream;
                 return true;
@@ -160,14 +165,7 @@ public:
         bool stopped = false; // at a message boundary (message_reads)
         const auto n = retry_on_eintr(
             [&] { return Reads::read_scattered(d_->native_handle(), parts, count, stopped); });
-        if (n < 0) {
-            if (!would_block(errno)) {
-                this->ec = errno_code(errno);
-                return true;
-            }
-            d_->note_drained(direction::read);
-            return false;
-        }
+        if (n < 0) return failed_or_drained(*d_, direction::read, this->ec);
         received_ = static_cast<std::size_t>(n);
         if (received_ != 0 && received_ < wanted && !stopped) d_->note_drained(direction::read);
         return true;
@@ -201,14 +199,7 @@ public:
             const auto n = retry_on_eintr([&] {
                 return ::send(d_->native_handle(), buf_.data() + sent_, wanted, MSG_NOSIGNAL);
             });
-            if (n < 0) {
-                if (!would_block(errno)) {
-                    ec = errno_code(errno);
-                    return true;
-                }
-                d_->note_drained(direction::write);
-                return false;
-            }
+            if (n < 0) return failed_or_drained(*d_, direction::write, this->ec);
             sent_ += static_cast<std::size_t>(n);
             // Fewer bytes than offered: on a stream socket, the send queue is full now.
             if (static_cast<std::size_t>(n) < wanted) {
@@ -269,14 +260,7 @@ public:
             message.msg_iovlen = count;
             const auto n = retry_on_eintr(
                 [&] { return ::sendmsg(d_->native_handle(), &message, MSG_NOSIGNAL); });
-            if (n < 0) {
-                if (!would_block(errno)) {
-                    this->ec = errno_code(errno);
-                    return true;
-                }
-                d_->note_drained(direction::write);
-                return false;
-            }
+            if (n < 0) return failed_or_drained(*d_, direction::write, this->ec);
             advance(static_cast<std::size_t>(n));
             // Fewer bytes than offered: on a stream socket, the send queue is full now.
             if (static_cast<std::size_t>(n) < wanted) {
@@ -341,14 +325,7 @@ public:
             off_t at = offset_ + static_cast<off_t>(sent_);
             const auto n =
                 retry_on_eintr([&] { return ::sendfile(d_->native_handle(), file_, &at, wanted); });
-            if (n < 0) {
-                if (!would_block(errno)) {
-                    this->ec = errno_code(errno);
-                    return true;
-                }
-                d_->note_drained(direction::write);
-                return false;
-            }
+            if (n < 0) return failed_or_drained(*d_, direction::write, this->ec);
             if (n == 0) { // nothing left to read at `at`
                 this->ec = error::file_ended;
                 return true;
@@ -449,12 +426,7 @@ public:
         if (n <= 0) {
             buf_.release(); // nothing to hold: waiting, at end of stream, or failed
             if (n == 0) return true;
-            if (!would_block(errno)) {
-                this->ec = errno_code(errno);
-                return true;
-            }
-            d_->note_drained(direction::read);
-            return false;
+            return failed_or_drained(*d_, direction::read, this->ec);
         }
         buf_.resize(static_cast<std::size_t>(n));
         if (static_cast<std::size_t>(n) < wanted && !stopped) d_->note_drained(direction::read);
