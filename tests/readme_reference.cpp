@@ -387,7 +387,9 @@ conet::task<> concurrency() {
     auto [x, y] = co_await conet::when_all(value(), value());
     // row: `when_any(tasks...)`
     auto first = co_await conet::when_any(value(), nothing());
-    std::cout << x << y << first.index();
+    // row: `when_any_settled(tasks...)`
+    auto every = co_await conet::when_any_settled(value(), nothing());
+    std::cout << x << y << first.index() << every.winner << std::get<0>(every.values).has_value();
 }
 
 conet::task<> events() {
@@ -534,6 +536,9 @@ void yields(conet::tcp_listener& listener, conet::tcp_stream& conn, conet::udp_s
     // yields: `when_any(a, b, ...)`
     using any_yields = std::variant<int, std::monostate>;
     YIELDS(any_yields, conet::when_any(value(), nothing()));
+    // yields: `when_any_settled(a, b, ...)`
+    using settled_yields = conet::settled<int, void>;
+    YIELDS(settled_yields, conet::when_any_settled(value(), nothing()));
     // yields: `group.join()`
     YIELDS(void, group.join());
     // yields: `async_resolve(host, service)`

@@ -676,6 +676,79 @@ TEST_CASE("nested when_any: a branch started while an earlier one holds cannot w
     run_bounded(body(sibling), 5s);
 }
 
+namespace {
+
+// Receives once, then waits `linger`; cancelled while it waits, it still returns what it
+// received: a composite that completes with a value after another branch won.
+conet::task<std::string> receive_and_keep(conet::tcp_stream& s, std::chrono::milliseconds linger) {
+    std::array<char, 16> buf{};
+    const auto n = co_await s.recv(buf);
+    std::string got(buf.data(), n);
+    try {
+        co_await conet::sleep_for(linger);
+    } catch (const std::system_error& e) {
+        if (!is_cancellation(e)) throw;
+    }
+    co_return got;
+}
+
+conet::task<std::string> fail_after(std::chrono::milliseconds d) {
+    co_await conet::sleep_for(d);
+    throw std::runtime_error("winner failed");
+}
+
+} // namespace
+
+TEST_CASE("when_any_settled returns a loser's value that completed although cancelled",
+          "[structured][when]") {
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto c = co_await connected_pair();
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client}, "AAA"));
+        // The first branch has received "AAA" and lingers; the second receives later and
+        // wins; the first, cancelled, returns its bytes: they come back beside the winner's.
+        conet::task_group late;
+        late.spawn([](conet::tcp_stream& to) -> conet::task<> {
+            co_await conet::sleep_for(30ms);
+            co_await to.send_all("CCC");
+        }(c.client));
+        auto r = co_await conet::when_any_settled(receive_and_keep(a.server, 5s),
+                                                  receive_once(c.server, 0ms));
+        co_await writer.join();
+        co_await late.join();
+        CHECK(r.winner == 1);
+        CHECK_FALSE(r.error);
+        REQUIRE(std::get<0>(r.values).has_value());
+        CHECK(*std::get<0>(r.values) == "AAA");
+        REQUIRE(std::get<1>(r.values).has_value());
+        CHECK(*std::get<1>(r.values) == "CCC");
+    };
+    run_bounded(body(), 5s);
+}
+
+TEST_CASE("when_any_settled: a failed winner is reported beside the losers' values, and a "
+          "cancelled loser has none",
+          "[structured][when]") {
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client}, "AAA")); // at 5 ms
+        auto r = co_await conet::when_any_settled(receive_and_keep(a.server, 5s), fail_after(30ms),
+                                                  receive_once(b.server, 0ms));
+        co_await writer.join();
+        CHECK(r.winner == 1);
+        REQUIRE(r.error);
+        CHECK_THROWS_AS(std::rethrow_exception(r.error), std::runtime_error);
+        REQUIRE(std::get<0>(r.values).has_value());
+        CHECK(*std::get<0>(r.values) == "AAA");
+        CHECK_FALSE(std::get<1>(r.values).has_value());
+        CHECK_FALSE(std::get<2>(r.values).has_value()); // cancelled before it received
+    };
+    run_bounded(body(), 5s);
+}
+
 TEST_CASE("a loser's cleanup may wait for a sibling of an enclosing when_all",
           "[structured][when]") {
     // when_all(server, client) on one reactor: the server's session loses to its stop timer

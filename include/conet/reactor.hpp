@@ -195,8 +195,8 @@ public:
 
     /// Runs what when_all() or when_any() returns as run(task) runs a task, and returns the
     /// tuple or variant it yields: `r.run(conet::when_any(a(), b()))`.
-    template <bool Any, class... Ts>
-    auto run(detail::join<Any, Ts...> j) {
+    template <detail::join_mode Mode, class... Ts>
+    auto run(detail::join<Mode, Ts...> j) {
         return run(awaiting(std::move(j)));
     }
 

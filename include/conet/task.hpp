@@ -39,7 +39,9 @@ namespace detail {
 
 class promise_base;
 class resume_on_awaiter;
-template <bool Any, class... Ts>
+/// all: when_all; any: when_any; any_settled: when_any_settled (when.hpp).
+enum class join_mode : std::uint8_t { all, any, any_settled };
+template <join_mode Mode, class... Ts>
 class join;
 
 /// Whoever drives a task that has no awaiting coroutine (a task of a task_group, or a
@@ -238,7 +240,7 @@ private:
     friend class conet::task;
     friend class conet::task_group;
     friend class conet::reactor;
-    template <bool Any, class... Ts>
+    template <join_mode Mode, class... Ts>
     friend class join;
     friend class resume_on_awaiter;
     friend void mark_running(promise_base* p) noexcept;

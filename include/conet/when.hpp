@@ -22,13 +22,22 @@
 // (it would wait for ever), and a coroutine that a user's awaitable, yield() or another
 // thread resumes directly, or whose socket the program closes, is not paused (see
 // docs/design.md, "Ownership").
+//
+// What the pause cannot make safe: a branch that had already received when it lost (a
+// when_all with one part done, a task that returns what it has when cancelled) and so ends
+// with a value although another branch won. when_any drops that value; when_any_settled
+// returns it beside the winner's. when_all is all or nothing: failed or cancelled after
+// some branches finished, it drops their results, so a branch whose result must never be
+// lost hands it over as it gets it (to the caller's state, a channel).
 // Nothing is allocated beyond the tasks' own frames.
 #pragma once
 
 #include <array>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
@@ -48,13 +57,29 @@ namespace detail {
 template <class T>
 using branch_value_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
+} // namespace detail
+
+/// What when_any_settled yields: which branch won, the value of every branch that returned
+/// one (the winner's, and a loser's that completed although it was cancelled), and the
+/// winner's exception if it failed (then it has no value).
+template <class... Ts>
+struct settled {
+    std::size_t winner = 0;
+    std::tuple<std::optional<detail::branch_value_t<Ts>>...> values;
+    std::exception_ptr error;
+};
+
+namespace detail {
+
 /// Starts N tasks as branches and resumes the awaiting coroutine once all have finished.
-/// `Any`: the first branch to finish wins and the others are cancelled. Otherwise the first
-/// branch to fail cancels the others and its exception is rethrown.
-template <bool Any, class... Ts>
+/// In the `any` modes the first branch to finish wins and the others are cancelled;
+/// otherwise the first branch to fail cancels the others and its exception is rethrown.
+template <join_mode Mode, class... Ts>
 class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] join;
-template <bool Any, class... Ts>
+template <join_mode Mode, class... Ts>
 class join final : public root_owner {
+    static constexpr bool Any = Mode != join_mode::all;
+
     static_assert(sizeof...(Ts) > 0, "when_all/when_any need at least one task");
     static_assert((!std::is_reference_v<Ts> && ...),
                   "when_all/when_any do not take tasks returning references");
@@ -114,7 +139,9 @@ public:
 
     auto await_resume() {
         throw_refusal(refused_);
-        if constexpr (Any) {
+        if constexpr (Mode == join_mode::any_settled) {
+            return take_settled(std::make_index_sequence<count>{});
+        } else if constexpr (Any) {
             return take_winner<0>();
         } else {
             if (decided_ != none) std::rethrow_exception(promises_[decided_]->exception());
@@ -205,6 +232,22 @@ private:
         }
     }
 
+    template <std::size_t... I>
+    settled<Ts...> take_settled(std::index_sequence<I...>) {
+        settled<Ts...> out;
+        out.winner = decided_;
+        out.error = promises_[decided_]->exception();
+        (keep_value<I>(std::get<I>(out.values)), ...);
+        return out;
+    }
+
+    // A branch that ended without an exception hands over its value, winner or not.
+    template <std::size_t I, class Slot>
+    void keep_value(Slot& slot) {
+        if (promises_[I]->exception()) return;
+        slot.emplace(take_one<I>());
+    }
+
     template <std::size_t I>
     auto take_one() {
         auto& promise = std::get<I>(tasks_).handle().promise();
@@ -239,16 +282,25 @@ private:
 /// a task<void>). If one throws, the others are cancelled, all are awaited, and the first
 /// exception is rethrown.
 template <class... Ts>
-detail::join<false, Ts...> when_all(task<Ts>... tasks) noexcept {
-    return detail::join<false, Ts...>(std::move(tasks)...);
+detail::join<detail::join_mode::all, Ts...> when_all(task<Ts>... tasks) noexcept {
+    return detail::join<detail::join_mode::all, Ts...>(std::move(tasks)...);
 }
 
 /// Runs every task concurrently; the first to finish wins and the others are cancelled and
 /// awaited. Yields a std::variant whose index() says which task won, holding its result
 /// (std::monostate for a task<void>); if the winner threw, rethrows its exception.
 template <class... Ts>
-detail::join<true, Ts...> when_any(task<Ts>... tasks) noexcept {
-    return detail::join<true, Ts...>(std::move(tasks)...);
+detail::join<detail::join_mode::any, Ts...> when_any(task<Ts>... tasks) noexcept {
+    return detail::join<detail::join_mode::any, Ts...>(std::move(tasks)...);
+}
+
+/// Runs every task concurrently as when_any does, and yields a conet::settled: the winner's
+/// index and every branch's value, so that a loser which completed with a value although it
+/// was cancelled (a composite that had already received, say) loses nothing. A failed
+/// winner is reported in `error`, not thrown, beside the losers' values.
+template <class... Ts>
+detail::join<detail::join_mode::any_settled, Ts...> when_any_settled(task<Ts>... tasks) noexcept {
+    return detail::join<detail::join_mode::any_settled, Ts...>(std::move(tasks)...);
 }
 
 } // namespace conet
