@@ -395,9 +395,15 @@ TEST_CASE("nested when_any: a timer of the enclosing when_any that expires while
         auto a = co_await connected_pair();
         auto b = co_await connected_pair();
         conet::task_group writer;
-        writer.spawn(write_all_at_once({&a.client}, "XYZ")); // at 5 ms
-        // The inner loser's cleanup (20 ms) outlasts the outer timer (expiring at 10 ms).
-        auto r = co_await conet::when_any(first_of_two(a.server, b.server, 20ms), pause(10ms));
+        // Sends as soon as the when_any has started (its timer armed): the data comes in the
+        // next poll, 50 ms before the timer expires, so that a busy machine's time slices
+        // cannot make the timer expire first.
+        writer.spawn([](conet::tcp_stream& to) -> conet::task<> {
+            co_await conet::yield();
+            co_await to.send_all("XYZ");
+        }(a.client));
+        // The inner loser's cleanup (100 ms) outlasts the outer timer (expiring at 50 ms).
+        auto r = co_await conet::when_any(first_of_two(a.server, b.server, 100ms), pause(50ms));
         co_await writer.join();
         REQUIRE(r.index() == 0);
         CHECK(std::get<0>(r) == "XYZ");
@@ -518,6 +524,31 @@ TEST_CASE("nested when_any: a sibling's own task group is paused too", "[structu
     run_bounded(body(), 5s);
 }
 
+TEST_CASE("nested when_any: a sibling waiting in a task it awaits shielded, as an lvalue or not, "
+          "is paused too",
+          "[structured][when]") {
+    const bool as_lvalue = GENERATE(true, false);
+    CAPTURE(as_lvalue);
+    auto body = [](bool as_lvalue) -> conet::task<> {
+        auto a = co_await connected_pair();
+        auto b = co_await connected_pair();
+        auto c = co_await connected_pair();
+        auto shielded = [](conet::tcp_stream& c, bool as_lvalue) -> conet::task<std::string> {
+            if (!as_lvalue) co_return co_await conet::shield(receive_once(c, 0ms));
+            auto t = receive_once(c, 0ms);
+            co_return co_await conet::shield(t);
+        };
+        conet::task_group writer;
+        writer.spawn(write_all_at_once({&a.client, &c.client}, "XYZ"));
+        auto r = co_await conet::when_any(first_of_two(a.server, b.server, 20ms),
+                                          shielded(c.server, as_lvalue));
+        co_await writer.join();
+        REQUIRE(r.index() == 0);
+        CHECK(std::get<0>(r) == "XYZ");
+    };
+    run_bounded(body(as_lvalue), 5s);
+}
+
 TEST_CASE("a paused operation with a timeout that finds nothing when it goes on waits "
           "with its one deadline",
           "[structured][when]") {
@@ -535,7 +566,7 @@ TEST_CASE("a paused operation with a timeout that finds nothing when it goes on 
             } catch (const std::system_error&) {
             }
             co_await conet::shield([](conet::tcp_stream& c) -> conet::task<> {
-                co_await conet::sleep_for(10ms); // (the sibling's event comes meanwhile)
+                co_await conet::sleep_for(50ms); // (the sibling's event comes meanwhile)
                 std::array<char, 16> got{};
                 co_await c.recv(got); // takes what the sibling was told about
                 co_await conet::sleep_for(10ms);
@@ -549,7 +580,7 @@ TEST_CASE("a paused operation with a timeout that finds nothing when it goes on 
         };
         auto sibling = [](conet::tcp_stream& c) -> conet::task<> {
             std::array<char, 16> buf{};
-            co_await conet::with_timeout(c.recv(buf), 100ms);
+            co_await conet::with_timeout(c.recv(buf), 300ms); // far beyond the session's 90 ms
         };
         co_await a.client.send_all("A");
         conet::task_group writer;
@@ -561,7 +592,7 @@ TEST_CASE("a paused operation with a timeout that finds nothing when it goes on 
         co_await writer.join();
         CHECK(r.index() == 0);
         // A deadline left twice on the heap would expire after its frame is gone.
-        for (int i = 0; i < 20; ++i)
+        for (int i = 0; i < 40; ++i)
             co_await conet::sleep_for(10ms);
     };
     run_bounded(body(), 5s);
@@ -981,7 +1012,7 @@ TEST_CASE("a task of a scope, or one that owns a group, cannot move to another r
 }
 
 TEST_CASE("joining its own group is refused through a scope body, a when_all branch and an "
-          "lvalue await",
+          "lvalue await (shielded or not)",
           "[structured][group]") {
     auto join_it = [](conet::task_group& g) -> conet::task<> { co_await g.join(); };
     auto refused = [](const std::system_error& e) {
@@ -1011,9 +1042,15 @@ TEST_CASE("joining its own group is refused through a scope body, a when_all bra
             } catch (const std::system_error& e) {
                 seen += r(e);
             }
+            auto shielded = j(g); // shielded, it is still part of this task's code
+            try {
+                co_await conet::shield(shielded);
+            } catch (const std::system_error& e) {
+                seen += r(e);
+            }
         }(g, join_it, refused, seen));
         co_await g.join();
-        CHECK(seen == 3);
+        CHECK(seen == 4);
     };
     run_bounded(body(), 5s);
 }

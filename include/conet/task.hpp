@@ -249,8 +249,8 @@ private:
 
     std::coroutine_handle<> continuation_;
     await_link* awaited_by_ = nullptr; // the lvalue await in progress, if any
-    // The task awaiting this one as an lvalue, in its chain (not shielded): the next link of
-    // a chain of awaits (awaits_within), since this one is a root of its own.
+    // The task awaiting this one as an lvalue (shielded or not): the next link of a chain of
+    // awaits (awaits_within, paused_by), since this one is a root of its own.
     promise_base* parent_ = nullptr;
     bool started_ = false;
     bool taken_ = false;
@@ -511,8 +511,10 @@ private:
                         return detail::give_turn(static_cast<detail::ready_node&>(*this), caller);
                     }
                     p.own_cancel_.attach(chain);
-                    p.parent_ = &caller.promise();
                 }
+                // Shielded or not, its code is part of the caller's: the walks up the joins
+                // (the when_any pause, a join of one's own group) go through it.
+                p.parent_ = &caller.promise();
             }
             p.awaited_by_ = this;
             handle = caller;
