@@ -2,11 +2,15 @@
 // over loopback as a real peer would, checking the behaviour the examples promise.
 #include <conet/conet.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "catch.hpp"
@@ -1248,4 +1253,111 @@ TEST_CASE("chat_room: ## leaves, and joins and leaves are announced to the other
     server.send_signal(SIGINT);
     CHECK(server.wait() == 0);
     CHECK(run_bounded(r, next_line(a.lines)) == std::nullopt);
+}
+
+namespace {
+
+// A directory for file_server: two files, a subdirectory, a symbolic link to a file outside
+// it, and that file beside it. Removed when it goes.
+struct served_directory {
+    std::string parent;
+    std::string dir;
+    std::string big;
+
+    served_directory() {
+        char name[] = "/tmp/conet_file_server_XXXXXX";
+        REQUIRE(::mkdtemp(name) != nullptr);
+        parent = name;
+        dir = parent + "/served";
+        REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+        REQUIRE(::mkdir((dir + "/sub").c_str(), 0700) == 0);
+        write(dir + "/small.txt", "hello");
+        std::mt19937 random(7);
+        big.resize(4 * 1024 * 1024 + 3);
+        for (auto& c : big)
+            c = static_cast<char>(random());
+        write(dir + "/big.bin", big);
+        write(parent + "/secret", "not for you");
+        REQUIRE(::symlink((parent + "/secret").c_str(), (dir + "/link").c_str()) == 0);
+    }
+    ~served_directory() {
+        for (const char* f : {"/served/small.txt", "/served/big.bin", "/served/link", "/secret"})
+            ::unlink((parent + f).c_str());
+        ::rmdir((dir + "/sub").c_str());
+        ::rmdir(dir.c_str());
+        ::rmdir(parent.c_str());
+    }
+    static void write(const std::string& path, const std::string& data) {
+        std::FILE* f = std::fopen(path.c_str(), "wb");
+        REQUIRE(f != nullptr);
+        REQUIRE(std::fwrite(data.data(), 1, data.size(), f) == data.size());
+        std::fclose(f);
+    }
+};
+
+// Asks file_server for `name`: its header line ("OK 5", "ERROR ...") and the bytes that
+// follow an OK header.
+conet::task<std::pair<std::string, std::string>> fetch(conet::tcp_stream& conn, std::string name) {
+    co_await conn.send_all(name + "\n");
+    std::string got;
+    std::size_t header_end = std::string::npos;
+    std::size_t expected = 0;
+    char buf[64 * 1024];
+    for (;;) {
+        if (header_end == std::string::npos) {
+            header_end = got.find('\n');
+            if (header_end != std::string::npos && got.compare(0, 3, "OK ") == 0)
+                expected = std::stoul(got.substr(3, header_end - 3));
+        }
+        if (header_end != std::string::npos && got.size() - header_end - 1 >= expected) break;
+        std::error_code ec;
+        const std::size_t n = co_await conet::with_timeout(conn.recv(buf, ec), 5s);
+        if (ec || n == 0) co_return std::pair{"<" + ec.message() + ">", got};
+        got.append(buf, n);
+    }
+    co_return std::pair{got.substr(0, header_end), got.substr(header_end + 1)};
+}
+
+} // namespace
+
+TEST_CASE("file_server sends the files of its directory and nothing outside it", "[examples]") {
+    served_directory files;
+    child_process server(example("file_server"), {files.dir, "0", "--host", "127.0.0.1"});
+    const auto where = loopback(listening_port(server.read_line()));
+    run_bounded(
+        [](conet::endpoint to, const served_directory& files) -> conet::task<> {
+            auto conn = co_await conet::tcp_stream::connect(to);
+            auto [header, body] = co_await fetch(conn, "small.txt");
+            CHECK(header == "OK 5");
+            CHECK(body == "hello");
+            auto [big_header, big_body] = co_await fetch(conn, "big.bin");
+            CHECK(big_header == "OK " + std::to_string(files.big.size()));
+            CHECK(big_body.size() == files.big.size());
+            const bool same_bytes = big_body == files.big; // (not printed: megabytes)
+            CHECK(same_bytes);
+            for (const char* outside :
+                 {"../secret", "..", ".", "/etc/passwd", "sub/../small.txt"}) {
+                INFO(outside);
+                auto [refused, nothing] = co_await fetch(conn, outside);
+                CHECK(refused == "ERROR not a file name of this directory");
+                CHECK(nothing.empty());
+            }
+            auto [link, link_body] = co_await fetch(conn, "link"); // a symbolic link: not followed
+            CHECK(link.rfind("ERROR ", 0) == 0);
+            CHECK(link_body.empty());
+            auto [sub, sub_body] = co_await fetch(conn, "sub");
+            CHECK(sub == "ERROR not a regular file");
+            auto [missing, missing_body] = co_await fetch(conn, "missing.txt");
+            CHECK(missing == "ERROR No such file or directory");
+            auto [again, again_body] = co_await fetch(conn, "small.txt"); // still served
+            CHECK(again_body == "hello");
+        }(where, files),
+        30s);
+    server.send_signal(SIGTERM);
+    CHECK(server.wait() == 0);
+}
+
+TEST_CASE("file_server without a directory it can open prints the usage", "[examples]") {
+    check_usage_error("file_server", {});
+    check_usage_error("file_server", {"/nonexistent/conet/dir"});
 }
