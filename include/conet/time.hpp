@@ -30,6 +30,14 @@ namespace conet {
 /// The clock of every conet deadline.
 using steady_clock = std::chrono::steady_clock;
 
+/// The time on the reactor running on this thread: what its deadlines count from. On a
+/// reactor with a virtual clock (reactor(clock_kind)), its clock, which stands still while
+/// coroutines run; elsewhere (or outside any reactor), steady_clock::now(). Code that asks
+/// conet::now() instead of steady_clock is testable with the virtual clock.
+inline steady_clock::time_point now() noexcept {
+    return detail::clock_now();
+}
+
 namespace detail {
 
 /// Suspends until a deadline. Ends with operation_canceled if its task is cancelled, even
@@ -61,7 +69,7 @@ public:
             ec = std::make_error_code(std::errc::operation_canceled);
             return take_budget(); // spent: await_suspend gives the loop its turn first
         }
-        return until_ <= steady_clock::now() && take_budget(chain); // (paused: see pause.hpp)
+        return until_ <= clock_now() && take_budget(chain); // (paused: see pause.hpp)
     }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept {
@@ -156,12 +164,12 @@ inline detail::sleep_op sleep_until(steady_clock::time_point deadline,
 /// Suspends the calling coroutine for `duration`.
 template <class Rep, class Period>
 detail::sleep_op sleep_for(std::chrono::duration<Rep, Period> duration) noexcept {
-    return {steady_clock::now() + detail::bounded_duration(duration), nullptr};
+    return {detail::clock_now() + detail::bounded_duration(duration), nullptr};
 }
 template <class Rep, class Period>
 detail::sleep_op sleep_for(std::chrono::duration<Rep, Period> duration,
                            std::error_code& ec) noexcept {
-    return {steady_clock::now() + detail::bounded_duration(duration), &ec};
+    return {detail::clock_now() + detail::bounded_duration(duration), &ec};
 }
 
 /// Bounds how long a socket operation may wait: `co_await with_timeout(conn.recv(buf), 2s)`.
