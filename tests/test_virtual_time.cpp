@@ -3,6 +3,7 @@
 // timeouts of seconds are tested in milliseconds, in the same order every run; advance() by
 // hand; and the timer heap's order for equal deadlines, on either clock.
 #include <conet/conet.hpp>
+#include <conet/virtual_time.hpp>
 
 #include <chrono>
 #include <string>
@@ -99,4 +100,141 @@ TEST_CASE("virtual time: an idle client is dropped after 30 s, tested in millise
     CHECK(chatty == 50'000); // 30 s after its last message, at 20 s
     CHECK(silent == 30'000);
     CHECK(wall < 1500ms); // (a generous bound: it takes a few milliseconds)
+}
+
+TEST_CASE("virtual time: a backoff of 10 retries, checked to the millisecond", "[time][virtual]") {
+    conet::reactor r(clock_kind::virtual_auto);
+    watchdog guard(r);
+    refused_port nobody; // every connect is refused: a real failure, reported by epoll
+    const auto wall_start = std::chrono::steady_clock::now();
+    const auto tries = r.run([](conet::endpoint to) -> conet::task<std::vector<long long>> {
+        const auto start = conet::now();
+        std::vector<long long> at;
+        auto delay = 1s;
+        for (int attempt = 0; attempt < 10; ++attempt) {
+            std::error_code ec;
+            co_await conet::tcp_stream::connect(to, ec);
+            at.push_back(ms_between(start, conet::now()));
+            if (!ec) break;
+            co_await conet::sleep_for(delay);
+            delay *= 2;
+        }
+        at.push_back(ms_between(start, conet::now()));
+        co_return at;
+    }(nobody.endpoint()));
+    // Tries at 0, 1, 3, 7, ... s: each after the sum of the delays before it (2^k - 1 s), and
+    // the loop ends 1023 s in, after its tenth delay.
+    std::vector<long long> expected;
+    for (int k = 0; k < 10; ++k)
+        expected.push_back(((1LL << k) - 1) * 1000);
+    expected.push_back(1023 * 1000);
+    CHECK(tries == expected);
+    CHECK(std::chrono::steady_clock::now() - wall_start < 1500ms);
+}
+
+TEST_CASE("virtual time: with_timeout races real loopback data", "[time][virtual]") {
+    conet::reactor r(clock_kind::virtual_auto);
+    watchdog guard(r);
+    struct outcome {
+        std::string got;
+        long long at_ms;
+        bool timed_out;
+    };
+    // The writer sends after `send_after`; the reader waits at most 5 s for it.
+    auto race = [](std::chrono::milliseconds send_after) -> conet::task<outcome> {
+        auto [client, server] = co_await connected_pair();
+        const auto start = conet::now();
+        auto writer = [](conet::tcp_stream& s, std::chrono::milliseconds after) -> conet::task<> {
+            co_await conet::sleep_for(after);
+            co_await s.send_all("data");
+        };
+        auto reader = [](conet::tcp_stream& s,
+                         steady_clock::time_point t0) -> conet::task<outcome> {
+            char buf[16];
+            std::error_code ec;
+            const std::size_t n = co_await conet::with_timeout(s.recv(buf, ec), 5s);
+            outcome o{std::string(buf, ec ? 0 : n), ms_between(t0, conet::now()),
+                      ec == std::errc::timed_out};
+            if (o.timed_out) { // the data still comes, when it was sent
+                const std::size_t m = co_await s.recv(buf);
+                o.got.assign(buf, m);
+                o.at_ms = ms_between(t0, conet::now());
+            }
+            co_return o;
+        };
+        auto [w, o] = co_await conet::when_all(writer(client, send_after), reader(server, start));
+        (void)w;
+        co_return o;
+    };
+    auto early = r.run(race(4999ms));
+    CHECK_FALSE(early.timed_out);
+    CHECK(early.got == "data");
+    CHECK(early.at_ms == 4999);
+    auto late = r.run(race(5001ms));
+    CHECK(late.timed_out);
+    CHECK(late.got == "data");
+    CHECK(late.at_ms == 5001);
+    // Equal deadlines expire together, before any of their coroutines resumes: the timeout
+    // ends the recv even though the writer's sleep, set first, resumes first and sends.
+    auto tie = r.run(race(5000ms));
+    CHECK(tie.timed_out);
+    CHECK(tie.at_ms == 5000);
+}
+
+TEST_CASE("virtual time: advance by hand runs what falls due, in deadline order",
+          "[time][virtual]") {
+    conet::reactor r(clock_kind::virtual_manual);
+    watchdog guard(r);
+    const auto t0 = r.now();
+    std::vector<std::string> log;
+    auto sleeper = [](std::string name, std::chrono::milliseconds d,
+                      std::vector<std::string>& out) -> conet::task<> {
+        const auto from = conet::now();
+        co_await conet::sleep_for(d);
+        out.push_back(name + "@" + std::to_string(ms_between(from, conet::now())));
+    };
+    r.spawn(sleeper("c", 2000ms, log));
+    r.spawn(sleeper("a", 1000ms, log));
+    r.spawn(sleeper("d", 2000ms, log)); // same deadline as c, set after it
+    r.spawn(sleeper("e", 3000ms, log));
+    // One that re-arms inside the window: resumed at 1 s, due again at 1.5 s.
+    r.spawn([](std::vector<std::string>& out) -> conet::task<> {
+        co_await conet::sleep_for(1s);
+        co_await conet::sleep_for(500ms);
+        out.push_back("b@" + std::to_string(ms_between(conet::now() - 1500ms, conet::now())));
+    }(log));
+    CHECK(r.advance(2s) == t0 + 2s);
+    CHECK(log == std::vector<std::string>{"a@1000", "b@1500", "c@2000", "d@2000"});
+    CHECK(r.now() == t0 + 2s);
+    r.advance(500ms); // nothing falls due: the clock moves all the same
+    CHECK(r.now() == t0 + 2500ms);
+    CHECK(log.size() == 4);
+    r.advance(1s);
+    CHECK(log.back() == "e@3000");
+    CHECK(r.now() == t0 + 3500ms);
+    r.run(); // nothing left
+
+    // From a coroutine: the awaitable form waits until the clock has got there.
+    const auto t1 = r.now();
+    r.spawn(sleeper("f", 10s, log));
+    const auto seen = r.run([]() -> conet::task<long long> {
+        const auto from = conet::now();
+        co_await conet::advance(15s);
+        co_return ms_between(from, conet::now());
+    }());
+    CHECK(seen == 15'000);
+    CHECK(log.back() == "f@10000");
+    CHECK(r.now() == t1 + 15s);
+
+    conet::reactor real;
+    CHECK_THROWS_AS(real.advance(1s), std::logic_error);
+}
+
+TEST_CASE("virtual time: manual time does not move by itself", "[time][virtual]") {
+    conet::reactor r(clock_kind::virtual_manual);
+    watchdog guard(r, 300ms); // a sleep nobody advances to never ends: the watchdog stops it
+    const auto t0 = r.now();
+    CHECK_THROWS_AS(r.run([]() -> conet::task<> { co_await conet::sleep_for(1s); }()),
+                    std::system_error);
+    CHECK(r.now() == t0);
 }

@@ -308,15 +308,7 @@ public:
         const auto from = virtual_clock_.advancing() ? virtual_clock_.target() : virtual_clock_.now;
         const auto target = from + d;
         virtual_clock_.mark_target(core_, target);
-        if (running_here()) return target;
-        // (A task that never finishes: the loop polls until the mark has resumed.)
-        running_scope scope(*this, std::noop_coroutine());
-        while (virtual_clock_.advancing() || virtual_clock_.marker.linked()) {
-            if (stop_taken())
-                detail::throw_error(std::make_error_code(std::errc::operation_canceled),
-                                    "reactor::advance: stopped before the clock got there");
-            run_once();
-        }
+        if (!running_here()) run(until_marked());
         return target;
     }
 
@@ -661,6 +653,22 @@ private:
                 trace_expiry(d);
             core_.expired.push_back(w);
         }
+    }
+
+    // advance()'s run when no run() is in progress: a task that the mark's resumption ends.
+    task<> until_marked() {
+        struct reached {
+            detail::waiter& mark;
+            bool await_ready() const noexcept { return !mark.timer_armed() && !mark.linked(); }
+            void await_suspend(std::coroutine_handle<> h) noexcept { mark.handle = h; }
+            void await_resume() const noexcept {}
+        };
+        // However the task ends (a stop destroys it waiting), the mark resumes nobody after.
+        struct resumes_nobody {
+            detail::waiter& mark;
+            ~resumes_nobody() { mark.handle = std::noop_coroutine(); }
+        } reset{virtual_clock_.marker};
+        co_await reached{virtual_clock_.marker};
     }
 
     // The virtual clock's time for expiry: moved to the earliest deadline if this turn's
