@@ -2,11 +2,16 @@
 // coroutines run and jumps to the next deadline when only timers can make progress, so that
 // timeouts of seconds are tested in milliseconds, in the same order every run; advance() by
 // hand; and the timer heap's order for equal deadlines, on either clock.
+#include <conet/channel.hpp>
 #include <conet/conet.hpp>
 #include <conet/virtual_time.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <random>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "catch.hpp"
@@ -237,4 +242,156 @@ TEST_CASE("virtual time: manual time does not move by itself", "[time][virtual]"
     CHECK_THROWS_AS(r.run([]() -> conet::task<> { co_await conet::sleep_for(1s); }()),
                     std::system_error);
     CHECK(r.now() == t0);
+}
+
+namespace {
+
+// A small program whose order the determinism test records: three clients send to an echo
+// server after pseudo-random pauses (fixed seed), one of them too late for the server's
+// 3 s timeout, and every resumption that matters notes the time and who it was.
+conet::task<> recorded_program(std::vector<std::string>& log) {
+    const auto start = conet::now();
+    auto note = [&log, start](const std::string& what) {
+        log.push_back(std::to_string(ms_between(start, conet::now())) + " " + what);
+    };
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    auto serve = [](conet::tcp_listener& l, auto& note) -> conet::task<> {
+        conet::task_group conns;
+        for (int i = 0; i < 3; ++i) {
+            auto [conn, peer] = co_await l.accept();
+            conns.spawn([](conet::tcp_stream c, int id, auto& note) -> conet::task<> {
+                char buf[64];
+                for (;;) {
+                    std::error_code ec;
+                    const std::size_t n = co_await conet::with_timeout(c.recv(buf, ec), 3s);
+                    if (ec || n == 0) {
+                        note("server " + std::to_string(id) + (ec ? " times out" : " sees end"));
+                        co_return;
+                    }
+                    note("server " + std::to_string(id) + " got " + std::string(buf, n));
+                    co_await c.send_all(conet::const_buffer(buf, n));
+                }
+            }(std::move(conn), i, note));
+        }
+        co_await conns.join();
+    };
+    auto client = [](conet::endpoint to, int id, std::vector<int> pauses_ms,
+                     auto& note) -> conet::task<> {
+        auto s = co_await conet::tcp_stream::connect(to);
+        char buf[64];
+        for (int p : pauses_ms) {
+            co_await conet::sleep_for(std::chrono::milliseconds(p));
+            const std::string msg = std::to_string(id) + ":" + std::to_string(p);
+            co_await s.send_all(msg);
+            std::error_code ec;
+            const std::size_t n = co_await s.recv(buf, ec);
+            note("client " + std::to_string(id) +
+                 (n ? " echoed " + std::string(buf, n) : " ended"));
+            if (n == 0) co_return;
+        }
+    };
+    std::minstd_rand random(29);
+    std::vector<std::vector<int>> pauses(3);
+    for (auto& p : pauses)
+        for (int k = 0; k < 4; ++k)
+            p.push_back(static_cast<int>(random() % 2500));
+    pauses[2].push_back(4000); // past the server's timeout: client 2 is dropped
+    auto [a, b, c, d] = co_await conet::when_all(
+        serve(listener, note), client(listener.local_endpoint(), 0, pauses[0], note),
+        client(listener.local_endpoint(), 1, pauses[1], note),
+        client(listener.local_endpoint(), 2, pauses[2], note));
+    (void)a, (void)b, (void)c, (void)d;
+}
+
+std::vector<std::string> record_run() {
+    conet::reactor r(clock_kind::virtual_auto);
+    watchdog guard(r);
+    std::vector<std::string> log;
+    r.run(recorded_program(log));
+    return log;
+}
+
+} // namespace
+
+TEST_CASE("virtual time: two runs resume coroutines in the same order", "[time][virtual]") {
+    const auto first = record_run();
+    const auto second = record_run();
+    REQUIRE(first.size() > 20);
+    CHECK(first == second);
+    // The late client is dropped by the server's timeout, 3 s after its last message.
+    CHECK(std::count_if(first.begin(), first.end(), [](const std::string& line) {
+              return line.find("times out") != std::string::npos;
+          }) == 1);
+    INFO(first.front() + " ... " + first.back());
+    CHECK(first.back().find(" ended") != std::string::npos);
+}
+
+TEST_CASE("virtual time: when_any, when_all, task timeouts, channels, task groups",
+          "[time][virtual]") {
+    conet::reactor r(clock_kind::virtual_auto);
+    watchdog guard(r);
+    auto sleeps = [](std::chrono::milliseconds d) -> conet::task<long long> {
+        const auto from = conet::now();
+        co_await conet::sleep_for(d);
+        co_return ms_between(from, conet::now());
+    };
+    const auto t0 = r.now();
+    auto first = r.run(conet::when_any(sleeps(5s), sleeps(2s)));
+    CHECK(first.index() == 1);
+    CHECK(r.now() - t0 == 2s);
+    auto all = r.run(conet::when_all(sleeps(1s), sleeps(3s)));
+    CHECK(all == std::tuple<long long, long long>{1000, 3000});
+    CHECK(r.now() - t0 == 5s);
+
+    // A task bounded by with_timeout is cancelled at exactly its limit.
+    const auto t1 = r.now();
+    CHECK_THROWS_AS(r.run(conet::with_timeout(sleeps(1h), 10s)), std::system_error);
+    CHECK(r.now() - t1 == 10s);
+
+    // A producer sending every second, a consumer noting when each value came.
+    const auto got = r.run([]() -> conet::task<std::vector<long long>> {
+        conet::channel<int> values(1);
+        const auto from = conet::now();
+        conet::task_group producers;
+        producers.spawn([](conet::channel<int>& ch) -> conet::task<> {
+            for (int i = 0; i < 3; ++i) {
+                co_await conet::sleep_for(1s);
+                co_await ch.send(i);
+            }
+            ch.close();
+        }(values));
+        std::vector<long long> at;
+        while (auto v = co_await values.recv())
+            at.push_back(ms_between(from, conet::now()) + *v);
+        co_await producers.join();
+        co_return at;
+    }());
+    CHECK(got == std::vector<long long>{1000, 2001, 3002});
+}
+
+TEST_CASE("virtual time: a work guard keeps the clock still for another thread's data",
+          "[time][virtual]") {
+    conet::reactor r(clock_kind::virtual_auto);
+    watchdog guard(r);
+    const auto [got, elapsed] =
+        r.run([](conet::reactor& loop) -> conet::task<std::pair<std::string, long long>> {
+            auto [client, server] = co_await connected_pair();
+            const auto from = conet::now();
+            // The peer thread sends 50 ms (real) later. Without the guard the loop would find
+            // nothing to do, jump 1 s and time the recv out.
+            std::thread peer(
+                [fd = client.native_handle(), g = conet::reactor::work_guard(loop)]() mutable {
+                    std::this_thread::sleep_for(50ms);
+                    const ssize_t sent = ::send(fd, "late", 4, MSG_NOSIGNAL);
+                    (void)sent;
+                    g.reset(); // done: the clock may move again
+                });
+            char buf[16];
+            std::error_code ec;
+            const std::size_t n = co_await conet::with_timeout(server.recv(buf, ec), 1s);
+            peer.join();
+            co_return std::pair{std::string(buf, ec ? 0 : n), ms_between(from, conet::now())};
+        }(r));
+    CHECK(got == "late");
+    CHECK(elapsed == 0);
 }
