@@ -8,7 +8,9 @@
 // grown to the largest number of timers pending at once. The reactor sleeps in epoll_wait
 // until the earliest deadline, rounded up to the millisecond: a timer never fires early, and
 // fires within about a millisecond (plus scheduling delay) after its deadline. No timerfd:
-// that would cost a system call per timer armed.
+// that would cost a system call per timer armed. Every deadline counts from conet::now(), the
+// reactor's clock: steady_clock, or a virtual clock that moves only when the loop has nothing
+// else to do (conet/virtual_time.hpp).
 #pragma once
 
 #include <concepts>
