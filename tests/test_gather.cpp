@@ -129,7 +129,9 @@ TEST_CASE("gathered send sends at least a byte, in order, and empty buffers send
 
 TEST_CASE("gathered send_all that times out reports what went out, and nothing more arrives",
           "[gather][tcp]") {
+    conet::reactor r(conet::clock_kind::virtual_auto); // the 100 ms pass without waiting
     run_bounded(
+        r,
         []() -> conet::task<> {
             auto [client, server] = co_await connected_pair();
             pieces message(40'000); // about 9.5 MiB: more than loopback's buffers hold

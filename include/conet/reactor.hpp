@@ -41,6 +41,7 @@
 #include "detail/posted_queue.hpp"
 #include "detail/ready_queue.hpp"
 #include "detail/trace.hpp"
+#include "detail/virtual_clock.hpp"
 #include "detail/waiter.hpp"
 #include "error.hpp"
 #include "scheduling.hpp" // yield(), resumption: brought by reactor.hpp as they always were
@@ -56,6 +57,13 @@ struct run_refused : std::logic_error {
     using std::logic_error::logic_error;
 };
 } // namespace detail
+
+/// Which clock a reactor's deadlines read (reactor(clock_kind); see conet/virtual_time.hpp).
+enum class clock_kind : unsigned char {
+    real,           ///< steady_clock: the default
+    virtual_auto,   ///< virtual time, jumping to the next deadline when only timers can act
+    virtual_manual, ///< virtual time that moves only by advance()
+};
 
 /// The event loop. Owns every task spawned on it (directly or through a task_group) and
 /// every coroutine suspended on it.
@@ -120,6 +128,15 @@ public:
         core_.log = detail::trace_log::make();
         core_.trace = core_.log || detail::trace_requested();
         core_.pay_attention();
+    }
+
+    /// A reactor whose deadlines read `clock`. A virtual clock (for tests: see
+    /// conet/virtual_time.hpp) stands still while coroutines run and moves only when the
+    /// loop finds nothing to do: to the next deadline at once (virtual_auto), or towards
+    /// what advance() asks (both). It starts at steady_clock's time.
+    explicit reactor(clock_kind clock) : reactor() {
+        if (clock != clock_kind::real)
+            virtual_clock_.start(core_, clock == clock_kind::virtual_auto);
     }
 
     reactor(const reactor&) = delete;
@@ -261,6 +278,39 @@ public:
         core_.byte_budget = static_cast<std::int64_t>(bytes == 0 ? 1 : bytes < most ? bytes : most);
     }
     std::size_t byte_budget() const noexcept { return static_cast<std::size_t>(core_.byte_budget); }
+
+    /// The reactor's time (conet::now() on its thread): steady_clock's, or its virtual clock's.
+    /// On the reactor's thread, or when no run() is in progress.
+    std::chrono::steady_clock::time_point now() const noexcept { return core_.now(); }
+
+    /// True if the reactor keeps virtual time (reactor(clock_kind)).
+    bool keeps_virtual_time() const noexcept { return core_.virtual_now != nullptr; }
+
+    /// Moves the virtual clock forward by `d` (negative: zero), running what falls due in
+    /// deadline order, equal deadlines in the order they were set; each coroutine resumes
+    /// with the clock at its own deadline. Calls add up: the target is `d` past the previous
+    /// target still pending, else past now(). Returns the target.
+    ///
+    /// Called while no run() is in progress, runs the loop (spawned tasks, sockets, posted
+    /// functions) until the clock reads the target and what was due by then has resumed;
+    /// throws std::system_error (operation_canceled) if stop() comes first. Called on the
+    /// reactor's thread while it runs (from a coroutine, or a posted function), sets the
+    /// target and returns at once: the clock moves as the loop finds nothing else to do (a
+    /// coroutine awaits conet::advance() to wait for it). Throws std::logic_error on a
+    /// reactor that keeps real time, or while a run() is in progress on another thread.
+    std::chrono::steady_clock::time_point advance(std::chrono::nanoseconds d) {
+        if (!keeps_virtual_time())
+            throw std::logic_error("conet::reactor::advance: the reactor keeps real time "
+                                   "(make it with conet::clock_kind::virtual_auto or _manual)");
+        if (d < d.zero()) d = d.zero();
+        if (!running_here() && running_.load(detail::memory_order_acquire))
+            throw std::logic_error("conet::reactor::advance: the reactor runs on another thread");
+        const auto from = virtual_clock_.advancing() ? virtual_clock_.target() : virtual_clock_.now;
+        const auto target = from + d;
+        virtual_clock_.mark_target(core_, target);
+        if (!running_here()) run(until_marked());
+        return target;
+    }
 
     /// What this reactor has counted since it was made (reactor_stats): operations that
     /// completed at once or after a wait, epoll_wait calls, system calls. Read it on the
@@ -572,12 +622,14 @@ private:
     // How long epoll_wait may sleep: not at all if coroutines are ready, until the earliest
     // deadline (rounded up to whole milliseconds, so that a timer never fires early) if any,
     // else indefinitely.
-    int wait_timeout_ms() const noexcept {
+    int wait_timeout_ms() noexcept {
         if (!core_.ready.empty() || !core_.expired.empty() || !core_.retry.empty() ||
             !core_.urgent.empty() || !core_.deferred.empty())
             return 0;
         const detail::timer_entry* first = core_.timers.top();
         if (!first) return -1;
+        if (core_.virtual_now) [[unlikely]] // (virtual time: the poll never sleeps for a timer)
+            return virtual_wait_timeout(*first);
         const auto now = detail::timer_entry::clock::now();
         if (first->deadline() <= now) return 0; // (compared first: min() - now overflows)
         const auto left = first->deadline() - now;
@@ -589,7 +641,7 @@ private:
     // ready queue, so that a coroutine re-arming a zero timeout cannot starve the loop.
     void expire_timers() noexcept {
         if (core_.timers.empty()) return;
-        const auto now = detail::timer_entry::clock::now();
+        const auto now = core_.virtual_now ? virtual_step() : detail::timer_entry::clock::now();
         while (detail::timer_entry* e = core_.timers.top()) {
             if (e->deadline() > now) break;
             auto& d = static_cast<detail::deadline&>(*e);
@@ -600,6 +652,43 @@ private:
                 trace_expiry(d);
             core_.expired.push_back(w);
         }
+    }
+
+    // advance()'s run when no run() is in progress: a task that the mark's resumption ends.
+    task<> until_marked() {
+        struct reached {
+            detail::waiter& mark;
+            bool await_ready() const noexcept { return !mark.timer_armed() && !mark.linked(); }
+            void await_suspend(std::coroutine_handle<> h) noexcept { mark.handle = h; }
+            void await_resume() const noexcept {}
+        };
+        // However the task ends (a stop destroys it waiting), the mark resumes nobody after.
+        struct resumes_nobody {
+            detail::waiter& mark;
+            ~resumes_nobody() { mark.handle = std::noop_coroutine(); }
+        } reset{virtual_clock_.marker};
+        co_await reached{virtual_clock_.marker};
+    }
+
+    // wait_timeout_ms on virtual time (detail/virtual_clock.hpp): out of line, so that the
+    // real clock's loop carries nothing of it but a test.
+    [[gnu::noinline, gnu::cold]] int
+    virtual_wait_timeout(const detail::timer_entry& first) noexcept {
+        return virtual_clock_.wait_timeout(first,
+                                           outstanding_.load(detail::memory_order_relaxed) != 0);
+    }
+
+    // The virtual clock's time for expiry: moved to the earliest deadline if this turn's
+    // poll was made with nothing to do and found nothing (detail/virtual_clock.hpp).
+    [[gnu::noinline, gnu::cold]] detail::timer_entry::clock::time_point virtual_step() noexcept {
+        const auto before = virtual_clock_.now;
+        const auto now = virtual_clock_.step(*core_.timers.top(), event_count_);
+        if (core_.trace && now != before && !core_.log) [[unlikely]]
+            detail::trace(
+                "virtual clock: nothing to do, it jumps %lld us to the next deadline",
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::microseconds>(now - before).count()));
+        return now;
     }
 
     // What an exception left of the previous batch: rare, so out of line.
@@ -739,6 +828,8 @@ private:
     std::size_t event_count_ = 0;
     std::size_t next_event_ = 0;
     reactor_stats stats_; // while no run() is in progress
+    // Virtual time, if the reactor keeps it (declared after core_: destroyed before it).
+    detail::virtual_clock virtual_clock_;
 };
 
 } // namespace conet

@@ -8,7 +8,9 @@
 // grown to the largest number of timers pending at once. The reactor sleeps in epoll_wait
 // until the earliest deadline, rounded up to the millisecond: a timer never fires early, and
 // fires within about a millisecond (plus scheduling delay) after its deadline. No timerfd:
-// that would cost a system call per timer armed.
+// that would cost a system call per timer armed. Every deadline counts from conet::now(), the
+// reactor's clock: steady_clock, or a virtual clock that moves only when the loop has nothing
+// else to do (conet/virtual_time.hpp).
 #pragma once
 
 #include <concepts>
@@ -29,6 +31,14 @@ namespace conet {
 
 /// The clock of every conet deadline.
 using steady_clock = std::chrono::steady_clock;
+
+/// The time on the reactor running on this thread: what its deadlines count from. On a
+/// reactor with a virtual clock (reactor(clock_kind)), its clock, which stands still while
+/// coroutines run; elsewhere (or outside any reactor), steady_clock::now(). Code that asks
+/// conet::now() instead of steady_clock is testable with the virtual clock.
+inline steady_clock::time_point now() noexcept {
+    return detail::clock_now();
+}
 
 namespace detail {
 
@@ -61,7 +71,7 @@ public:
             ec = std::make_error_code(std::errc::operation_canceled);
             return take_budget(); // spent: await_suspend gives the loop its turn first
         }
-        return until_ <= steady_clock::now() && take_budget(chain); // (paused: see pause.hpp)
+        return until_ <= clock_now() && take_budget(chain); // (paused: see pause.hpp)
     }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept {
@@ -156,12 +166,12 @@ inline detail::sleep_op sleep_until(steady_clock::time_point deadline,
 /// Suspends the calling coroutine for `duration`.
 template <class Rep, class Period>
 detail::sleep_op sleep_for(std::chrono::duration<Rep, Period> duration) noexcept {
-    return {steady_clock::now() + detail::bounded_duration(duration), nullptr};
+    return {detail::clock_now() + detail::bounded_duration(duration), nullptr};
 }
 template <class Rep, class Period>
 detail::sleep_op sleep_for(std::chrono::duration<Rep, Period> duration,
                            std::error_code& ec) noexcept {
-    return {steady_clock::now() + detail::bounded_duration(duration), &ec};
+    return {detail::clock_now() + detail::bounded_duration(duration), &ec};
 }
 
 /// Bounds how long a socket operation may wait: `co_await with_timeout(conn.recv(buf), 2s)`.

@@ -156,6 +156,16 @@ struct loop_core {
     trace_log* log = nullptr;
     // trace, or a when_any holding: what an event's dispatch tests once (pay_attention()).
     bool attention = false;
+    // The virtual clock's reading while the reactor keeps virtual time (detail/virtual_clock.hpp),
+    // null on the real clock: every deadline reads it instead of steady_clock (now()).
+    const timer_entry::clock::time_point* virtual_now = nullptr;
+
+    /// The loop's time: steady_clock's, or its virtual clock's.
+    timer_entry::clock::time_point now() const noexcept {
+        if (virtual_now) [[unlikely]]
+            return *virtual_now;
+        return timer_entry::clock::now();
+    }
 
     /// Sets `attention` from what it sums up (after a change of trace or holding).
     void pay_attention() noexcept { attention = trace || !holding.empty(); }
@@ -273,6 +283,16 @@ struct loop_core {
         return loop_core::refill_budget(c);
     --budget_left;
     return true;
+}
+
+/// The time every deadline counts from: the clock of the loop running on this thread (its
+/// virtual clock, if it keeps one), else steady_clock's. On the real clock it costs a test
+/// of a thread-local pointer more than steady_clock::now().
+inline timer_entry::clock::time_point clock_now() noexcept {
+    const loop_core* l = loop_core::current();
+    if (l && l->virtual_now) [[unlikely]]
+        return *l->virtual_now;
+    return timer_entry::clock::now();
 }
 
 inline bool give_turn(ready_node& n, std::coroutine_handle<> h) noexcept {

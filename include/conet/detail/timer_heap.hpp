@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "chrono.hpp"
@@ -22,11 +23,14 @@ private:
     friend class timer_heap;
     clock::time_point deadline_{};
     std::size_t heap_index_ = not_armed;
+    std::uint64_t order_ = 0; // when it was pushed: breaks ties between equal deadlines
 };
 
-/// A binary min-heap of timer entries ordered by deadline. Each entry stores its own index,
-/// so removing one costs O(log n) with no search; nothing is allocated once the array has
-/// grown to the largest number of deadlines pending at once.
+/// A binary min-heap of timer entries ordered by deadline, and equal deadlines in the order
+/// they were pushed (a binary heap alone mixes them up; under the virtual clock, equal
+/// deadlines are common, and their order must not depend on the heap's shape). Each entry
+/// stores its own index, so removing one costs O(log n) with no search; nothing is allocated
+/// once the array has grown to the largest number of deadlines pending at once.
 class timer_heap {
 public:
     /// Adds `e` (not armed yet) with `deadline`. May throw std::bad_alloc before anything
@@ -34,6 +38,7 @@ public:
     void push(timer_entry& e, timer_entry::clock::time_point deadline) {
         entries_.push_back(&e);
         e.deadline_ = deadline;
+        e.order_ = pushed_++;
         e.heap_index_ = entries_.size() - 1;
         sift_up(e.heap_index_);
     }
@@ -66,7 +71,9 @@ public:
 
 private:
     bool earlier(std::size_t a, std::size_t b) const noexcept {
-        return entries_[a]->deadline_ < entries_[b]->deadline_;
+        const timer_entry& x = *entries_[a];
+        const timer_entry& y = *entries_[b];
+        return x.deadline_ < y.deadline_ || (x.deadline_ == y.deadline_ && x.order_ < y.order_);
     }
 
     void swap_entries(std::size_t a, std::size_t b) noexcept {
@@ -94,6 +101,7 @@ private:
     }
 
     growable_array<timer_entry*> entries_;
+    std::uint64_t pushed_ = 0; // (2^64 pushes: never wraps in practice)
 };
 
 } // namespace conet::detail
