@@ -436,7 +436,10 @@ private:
         // its budget goes behind what was queued before it and behind the sockets that
         // became ready meanwhile. Those deferred while the turn runs wait for the next.
         const bool retries = !core_.retry.empty();
-        if (retries) core_.retry.push_back(retry_end_);
+        if (retries) {
+            core_.retry.push_back(retry_end_);
+            resumed_before_retries_ = detail::counters.completed_after_wait;
+        }
         marker_guard retry_guard{retry_end_};
         run_ready();
         run_expired();
@@ -556,9 +559,10 @@ private:
     // Tries again the operations the budget deferred before the turn began (up to the
     // marker run_once placed); those that meet EAGAIN now wait for their descriptor.
     void run_retries() {
-        // The first try to resume, after a poll that returned no event, is the only
-        // coroutine the loop serves since that poll (see loop_core::alone).
-        bool first = event_count_ == 0;
+        // The first try to resume, when the poll's events resumed nobody (completed no wait:
+        // the other resumptions of the turn note_busy), is the only coroutine the loop
+        // serves since that poll (see loop_core::alone).
+        bool first = detail::counters.completed_after_wait == resumed_before_retries_;
         for (detail::ready_node* n; (n = core_.retry.pop_front()) != &retry_end_;) {
             auto& w = static_cast<detail::waiter&>(*n);
             if (!core_.holding.empty() && detail::pause_try(core_, w)) [[unlikely]]
@@ -745,6 +749,9 @@ private:
     std::array<epoll_event, 256> events_{};
     std::size_t event_count_ = 0;
     std::size_t next_event_ = 0;
+    // counters.completed_after_wait before the turn's events, in a turn with retries: did
+    // its events resume anyone (run_retries)?
+    std::uint64_t resumed_before_retries_ = 0;
     reactor_stats stats_; // while no run() is in progress
 };
 
