@@ -705,3 +705,56 @@ TEST_CASE("a flood alone is deferred no more often than the rule says", "[fair][
     };
     run_bounded(body(), 30s);
 }
+
+TEST_CASE("operations and bytes share one budget", "[fair]") {
+    // A byte budget of 1,000 and 10 operations: each operation costs 100 of it before it
+    // tries, and a receive of 150 bytes 150 more once it completes. A reader that is not
+    // alone (a task yields beside it) is resumed for the try the loop deferred for it, which
+    // costs its bytes only (1000 - 150 = 850), then makes 4 receives (600, 350, 100, -150)
+    // and defers the next: 5 between two turns of the yielder. Counted apart, as before
+    // (whichever ran out first), it made 7: the bytes ran out first. Operations that move
+    // nothing make 10, and the one deferred completes at the next turn: 11.
+    const bool moving = GENERATE(true, false);
+    CAPTURE(moving);
+    conet::reactor r;
+    r.set_byte_budget(1000);
+    r.set_budget(10);
+    int most = 0;
+    run_bounded(r, [](bool moving, int& most) -> conet::task<> {
+        int since_turn = 0;
+        bool done = false;
+        conet::task_group g;
+        g.spawn([](int& since, int& most, bool& done) -> conet::task<> {
+            for (;;) {
+                most = std::max(most, since);
+                since = 0;
+                if (done) break;
+                co_await conet::yield();
+            }
+        }(since_turn, most, done));
+        if (moving) {
+            auto pair = co_await connected_pair();
+            g.spawn([](conet::tcp_stream& s) -> conet::task<> {
+                co_await conet::sleep_for(1ms); // once the reader below waits
+                co_await s.send_all(std::string(150 * 201, 'b'));
+            }(pair.client));
+            char buf[150];
+            // Waits: the socket's registration and first edges are behind it, so that each
+            // resumption below is one try the budget deferred (one resumption per turn).
+            co_await pair.server.recv_exact(buf);
+            co_await conet::sleep_for(5ms); // every receive below completes at once
+            for (int i = 0; i < 200; ++i) {
+                co_await pair.server.recv_exact(buf);
+                ++since_turn;
+            }
+        } else {
+            for (int i = 0; i < 200; ++i) {
+                co_await conet::sleep_for(0ms);
+                ++since_turn;
+            }
+        }
+        done = true;
+        co_await g.join();
+    }(moving, most));
+    CHECK(most == (moving ? 5 : 11));
+}

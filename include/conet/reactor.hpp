@@ -263,19 +263,21 @@ public:
     }
 
     /// How many operations a coroutine may complete without waiting before it gives the
-    /// loop its turn (design invariant 9; default 128). 0 is taken as 1.
+    /// loop its turn (design invariant 9; default 128): each costs this share of the byte
+    /// budget, so that operations that move nothing make at most this many. 0 is taken as 1.
     void set_budget(std::uint32_t operations) noexcept {
-        core_.configure_budget(operations ? operations : 1);
+        core_.configure_budget(operations ? operations : 1, core_.byte_budget);
     }
     std::uint32_t budget() const noexcept { return core_.configured_budget(); }
 
     /// How many bytes a coroutine may move (received and sent) without waiting before it
-    /// gives the loop its turn, whatever its count of operations (invariant 9; default
-    /// 64 KiB). An operation is never split: the one that goes past the budget completes,
-    /// and the next waits for the turn. 0 is taken as 1.
+    /// gives the loop its turn, its operations' cost included (invariant 9; default 64 KiB).
+    /// An operation is never split: the one that goes past the budget completes, and the
+    /// next waits for the turn. 0 is taken as 1.
     void set_byte_budget(std::size_t bytes) noexcept {
         constexpr auto most = static_cast<std::size_t>(INT64_MAX);
-        core_.byte_budget = static_cast<std::int64_t>(bytes == 0 ? 1 : bytes < most ? bytes : most);
+        const std::size_t b = bytes == 0 ? 1 : bytes < most ? bytes : most;
+        core_.configure_budget(core_.operations, static_cast<std::int64_t>(b));
     }
     std::size_t byte_budget() const noexcept { return static_cast<std::size_t>(core_.byte_budget); }
 
@@ -332,7 +334,7 @@ private:
     public:
         explicit running_scope(reactor& r, std::coroutine_handle<> main = {})
             : reactor_(r), previous_(current_ref()), budget_(detail::budget_left),
-              bytes_(detail::bytes_left) {
+              cost_(detail::op_cost) {
             if (previous_ == &r) throw std::logic_error("conet::reactor::run: already running");
             if (previous_)
                 throw std::logic_error("conet::reactor::run: another reactor runs on this thread");
@@ -340,6 +342,7 @@ private:
                 throw detail::run_refused("conet::reactor::run: already running on another thread");
             current_ref() = &r;
             detail::loop_core::current() = &r.core_;
+            detail::op_cost = r.core_.cost;
             r.core_.running_on.store(&detail::loop_core::current(), detail::memory_order_relaxed);
             detail::running_task = nullptr;
             detail::counters = r.stats_; // counted thread-locally while it runs
@@ -354,7 +357,7 @@ private:
             current_ref() = previous_;
             detail::loop_core::current() = nullptr;
             detail::budget_left = budget_;
-            detail::bytes_left = bytes_;
+            detail::op_cost = cost_;
             reactor_.main_ = nullptr;
         }
         running_scope(const running_scope&) = delete;
@@ -363,8 +366,8 @@ private:
     private:
         reactor& reactor_;
         reactor* previous_;
-        std::uint32_t budget_;
-        std::int64_t bytes_;
+        std::int64_t budget_;
+        std::int64_t cost_;
     };
 
     // Unlinks a turn's end marker however the turn ends (an exception included).
@@ -418,10 +421,7 @@ private:
 
     // A resumption's fresh budget (invariant 9), given before the try that ends a wait so
     // that the bytes it moves count against the resumption they lead to.
-    [[gnu::always_inline]] void fresh_budget() noexcept {
-        detail::budget_left = core_.budget;
-        detail::bytes_left = core_.byte_budget;
-    }
+    [[gnu::always_inline]] void fresh_budget() noexcept { detail::budget_left = core_.budget; }
 
     void resume(std::coroutine_handle<> h) {
         fresh_budget();
@@ -437,7 +437,6 @@ private:
 
     // resume_budgeted where the trace file is known off (resume_ready's common path).
     [[gnu::always_inline]] void resume_unlogged(std::coroutine_handle<> h) {
-        core_.count_resumption(h);
         h.resume();
         if (!core_.urgent.empty()) [[unlikely]]
             resume_urgent();
@@ -447,8 +446,8 @@ private:
     // those their unwinding ends in turn.
     void resume_urgent() {
         while (detail::ready_node* n = core_.urgent.pop_front()) {
+            core_.note_busy();
             fresh_budget();
-            core_.count_resumption(n->handle);
             if (core_.log) [[unlikely]] {
                 span_guard span{*core_.log, core_.log->span_begins(n->handle.address())};
                 n->handle.resume();
@@ -469,7 +468,6 @@ private:
     [[gnu::noinline]] void resume_logged(std::coroutine_handle<> h) {
         {
             span_guard span{*core_.log, core_.log->span_begins(h.address())};
-            core_.count_resumption(h);
             h.resume();
         }
         if (!core_.urgent.empty()) resume_urgent();
@@ -488,7 +486,10 @@ private:
         // its budget goes behind what was queued before it and behind the sockets that
         // became ready meanwhile. Those deferred while the turn runs wait for the next.
         const bool retries = !core_.retry.empty();
-        if (retries) core_.retry.push_back(retry_end_);
+        if (retries) {
+            core_.retry.push_back(retry_end_);
+            resumed_before_retries_ = detail::counters.completed_after_wait;
+        }
         marker_guard retry_guard{retry_end_};
         run_ready();
         run_expired();
@@ -505,7 +506,7 @@ private:
                 trace_polled(n, timeout);
         } while (n < 0 && errno == EINTR); // a signal: just poll again
         if (n < 0) detail::throw_error(detail::errno_code(errno), "epoll_wait");
-        core_.polled(static_cast<std::uint32_t>(n));
+        if (n > 1) core_.note_busy(); // (several coroutines may resume: see loop_core::alone)
         event_count_ = static_cast<std::size_t>(n);
         next_event_ = 0;
         dispatch_events();
@@ -569,6 +570,7 @@ private:
     }
 
     void run_deferred() {
+        core_.note_busy();
         while (detail::ready_node* n = core_.deferred.pop_front()) {
             auto& action = static_cast<detail::deferred_action&>(*n);
             action.run(action);
@@ -578,6 +580,7 @@ private:
     // Resumes the coroutines that were ready when the turn began.
     void run_ready() {
         if (core_.ready.empty()) return;
+        core_.note_busy();
         core_.ready.push_back(turn_end_);
         marker_guard guard{turn_end_};
         for (detail::ready_node* n; (n = core_.ready.pop_front()) != &turn_end_;)
@@ -590,6 +593,7 @@ private:
     // when_any may start holding during this very turn.
     void run_expired() {
         if (core_.expired.empty()) return;
+        core_.note_busy();
         core_.expired.push_back(expired_end_);
         marker_guard guard{expired_end_};
         for (detail::ready_node* n; (n = core_.expired.pop_front()) != &expired_end_;) {
@@ -605,6 +609,10 @@ private:
     // Tries again the operations the budget deferred before the turn began (up to the
     // marker run_once placed); those that meet EAGAIN now wait for their descriptor.
     void run_retries() {
+        // The first try to resume, when the poll's events resumed nobody (completed no wait:
+        // the other resumptions of the turn note_busy), is the only coroutine the loop
+        // serves since that poll (see loop_core::alone).
+        bool first = detail::counters.completed_after_wait == resumed_before_retries_;
         for (detail::ready_node* n; (n = core_.retry.pop_front()) != &retry_end_;) {
             auto& w = static_cast<detail::waiter&>(*n);
             if (!core_.holding.empty() && detail::pause_try(core_, w)) [[unlikely]]
@@ -612,6 +620,7 @@ private:
             fresh_budget();
             if (!w.attempt(w)) continue;
             ++detail::counters.completed_after_wait;
+            if (!std::exchange(first, false)) core_.note_busy();
             if (core_.log && w.holds(detail::waiter::in_slot)) [[unlikely]]
                 trace_resume(w); // a wait the when_any pause held back ends here
             w.end_wait();
@@ -733,6 +742,7 @@ private:
                     continue;
                 }
                 ev.events = EPOLLOUT; // what is left to do, should the resumption throw
+                core_.note_busy();    // (two coroutines may resume: see loop_core::alone)
                 resume_ready(s->reader);
                 // Found again: resuming the reader may have closed the socket, or grown the
                 // table the slot lives in.
@@ -790,6 +800,7 @@ private:
         } guard{*this};
         while (detail::posted_node* n = posted_.pop()) {
             outstanding_.fetch_sub(1, detail::memory_order_acq_rel);
+            core_.note_busy();
             // A posted function may resume a coroutine (a value handed over from another
             // thread): with a budget, and followed by the waits it cancelled, as resume() does.
             fresh_budget();
@@ -827,6 +838,9 @@ private:
     std::array<epoll_event, 256> events_{};
     std::size_t event_count_ = 0;
     std::size_t next_event_ = 0;
+    // counters.completed_after_wait before the turn's events, in a turn with retries: did
+    // its events resume anyone (run_retries)?
+    std::uint64_t resumed_before_retries_ = 0;
     reactor_stats stats_; // while no run() is in progress
     // Virtual time, if the reactor keeps it (declared after core_: destroyed before it).
     detail::virtual_clock virtual_clock_;

@@ -34,45 +34,54 @@ class cancel_state;
 class trace_log;
 
 /// How many operations a coroutine may complete without waiting before it gives the loop its
-/// turn (design invariant 9). Each resumption by the loop starts with a full budget; an
-/// operation that finds the budget spent is tried again at the next turn, after timers,
-/// other sockets, posted functions and stop() have been served.
+/// turn (design invariant 9): each costs 1/128 of the byte budget, so that a resumption of
+/// operations that move nothing makes at most 128. An operation that finds the budget spent
+/// is tried again at the next turn, after timers, other sockets, posted functions and stop()
+/// have been served.
 inline constexpr std::uint32_t default_budget = 128;
 
 /// How many bytes a resumption may move (received and sent, counted when an operation
-/// completes) before it gives the loop its turn, whatever its count of operations: what a
+/// completes), its operations' own cost included, before it gives the loop its turn: what a
 /// flood costs the other connections is bytes copied, not operations (invariant 9).
 inline constexpr std::size_t default_byte_budget = 64 * 1024;
 
-/// How many more byte budgets a coroutine that is alone on its loop gets before the loop
-/// polls again: alone, giving the turn would only cost an empty epoll_wait per budget.
+/// How many more budgets a coroutine that is alone on its loop gets before the loop polls
+/// again: alone, giving the turn would only cost an empty epoll_wait per budget.
 inline constexpr std::uint32_t alone_refills = 15;
 
-/// What is left of the running coroutine's budget. Thread-local, not per reactor, so that
-/// the check on the fast path is a load, a compare and a decrement; the reactor sets it
-/// before each resumption. Outside any reactor it is effectively unlimited.
-inline thread_local std::uint32_t budget_left = UINT32_MAX;
+/// What one operation costs of the budget: the byte budget over the operation budget,
+/// rounded up (loop_core::cost).
+inline constexpr std::int64_t operation_cost(std::int64_t bytes,
+                                             std::uint32_t operations) noexcept {
+    return bytes / operations + (bytes % operations != 0);
+}
 
-/// What is left of the running resumption's bytes (negative once an operation went past it:
-/// an operation is never split). Spending it empties budget_left too, so that take_budget()
-/// stays one check.
-inline thread_local std::int64_t bytes_left = INT64_MAX;
+/// What is left of the running resumption's budget, in bytes: one signed counter for
+/// operations and bytes, so that the fast path is a test before an operation tries, the
+/// operation's cost taken then, and a subtraction of the bytes it moved once it completes.
+/// Negative once an operation went past it (an operation is never split). Thread-local, not
+/// per reactor: the reactor sets it before each resumption. Outside any reactor it is
+/// effectively unlimited.
+inline thread_local std::int64_t budget_left = INT64_MAX;
+
+/// What an operation costs of budget_left (the running reactor's loop_core::cost).
+inline thread_local std::int64_t op_cost = operation_cost(default_byte_budget, default_budget);
 
 /// What is left of the budget while a when_any holds (loop_core::budget is 0 then, see
 /// loop_core::hold_budget): counted on the cold path, across resumptions.
-inline thread_local std::uint32_t held_budget_left = 0;
+inline thread_local std::int64_t held_budget_left = 0;
 
-/// Takes one unit of the budget: false once it is spent (defined after loop_core).
+/// Takes one operation's cost of the budget: false once it is spent (defined after
+/// loop_core).
 inline bool take_budget() noexcept;
 /// The same for an operation of chain `c` that would complete at once: false also while a
 /// holding when_any holds its branch back (detail/pause.hpp), so that it waits instead.
 inline bool take_budget(const cancel_state* c) noexcept;
 
-/// Counts `n` bytes that an operation moved against the running resumption's budget.
+/// Counts `n` bytes that an operation moved against the running resumption's budget (the
+/// next take_budget() sees whether it is spent).
 [[gnu::always_inline]] inline void spend_bytes(std::size_t n) noexcept {
-    bytes_left -= static_cast<std::int64_t>(n);
-    if (bytes_left <= 0) [[unlikely]]
-        budget_left = 0;
+    budget_left -= static_cast<std::int64_t>(n);
 }
 
 /// The counters of the reactor running on this thread: thread-local like the budget, so
@@ -134,22 +143,24 @@ struct loop_core {
     task_group* own_group = nullptr;
     bool closing = false;       // the reactor is being destroyed: frames go without resuming
     std::size_t live_tasks = 0; // tasks of those groups not finished yet
-    // What each resumption starts with (fresh_budget): the budget reactor::set_budget gave,
-    // or 0 while a when_any holds, so that every operation that would complete at once goes
-    // through refill_budget, which holds back those of paused branches; the budget waits in
-    // held_budget then. configured_budget() is the one to report.
-    std::uint32_t budget = default_budget;
-    std::uint32_t held_budget = default_budget;
+    // What each resumption starts with (fresh_budget): the byte budget
+    // reactor::set_byte_budget gave, or 0 while a when_any holds, so that every operation
+    // that would complete at once goes through refill_budget, which holds back those of
+    // paused branches; the budget waits in held_budget then.
+    std::int64_t budget = static_cast<std::int64_t>(default_byte_budget);
+    std::int64_t held_budget = budget;
     // Set while a when_any holds (detail/pause.hpp): true if it holds chain `c` back.
     bool (*held_back)(const loop_core&, const cancel_state* c) noexcept = nullptr;
-    std::int64_t byte_budget = static_cast<std::int64_t>(default_byte_budget);
-    // Who else the loop served around the last poll (loop_core::alone()): resumptions of a
-    // coroutine other than the one resumed before, since the last epoll_wait and in the
-    // window before it; the events it returned; the byte budgets given again since.
-    void* last_resumed = nullptr;
-    std::uint32_t resumptions = 0;
-    std::uint32_t resumptions_before_poll = 0;
-    std::uint32_t last_batch = 0;
+    // What reactor::set_budget and set_byte_budget gave, and what an operation costs of the
+    // budget for that (op_cost while the loop runs).
+    std::uint32_t operations = default_budget;
+    std::int64_t byte_budget = budget;
+    std::int64_t cost = operation_cost(byte_budget, operations);
+    // Who else the loop served (alone()), kept only where it serves someone else than the
+    // coroutine an event or a deferred try resumes: the poll (counters.epoll_waits) after
+    // which it last did. And the budgets given again since the poll refill_poll.
+    std::uint64_t busy_poll = 0;
+    std::uint64_t refill_poll = 0;
     std::uint32_t refills = 0;
     bool trace = false; // CONET_TRACE set: print or log what the loop does (detail/trace.hpp)
     // CONET_TRACE=FILE: where this loop logs it (detail/trace_file.hpp); null when not.
@@ -175,22 +186,46 @@ struct loop_core {
     // path (groups, handles); a socket compares current() with its loop instead.
     atomic<loop_core* const*> running_on{nullptr};
 
-    /// True when the running coroutine seems to be the loop's only work: the last poll
-    /// returned at most one event, nobody else was resumed since the poll before it, and no
-    /// other coroutine or deferred try is queued. A coroutine that spent its bytes may then
-    /// go on with a new budget, alone_refills times before the loop polls again: a single
-    /// stream keeps its throughput without an empty epoll_wait per budget, and a client that
+    /// Notes that the loop resumes, or runs, something else than the one coroutine an event
+    /// or a deferred try resumes (a ready coroutine, an expired or ended wait, a posted
+    /// function, a second event or try): the running coroutine is not alone for this poll
+    /// and the next. Called on the paths that do so, none of which an echo's round trip takes.
+    void note_busy() noexcept { busy_poll = counters.epoll_waits; }
+
+    /// True when the running coroutine seems to be the loop's only work: the loop served
+    /// nobody else (note_busy) since the poll before the last one, and no other coroutine or
+    /// deferred try is queued. Each of the last two polls then returned at most one event
+    /// and resumed at most one coroutine. A coroutine that spent its budget may then go on
+    /// with a new one, alone_refills times before the loop polls again: a single stream
+    /// keeps its throughput without an empty epoll_wait per budget, and a client that
     /// arrives meanwhile waits for at most alone_refills + 1 budgets.
     bool alone() const noexcept {
-        return refills < alone_refills && last_batch <= 1 && resumptions <= 1 &&
-               resumptions_before_poll <= 1 && ready.idle() && expired.empty() && retry.idle() &&
-               urgent.empty();
+        const std::uint64_t polls = counters.epoll_waits;
+        return polls >= busy_poll + 2 && (refill_poll != polls || refills < alone_refills) &&
+               ready.idle() && expired.empty() && retry.idle() && urgent.empty();
     }
 
-    /// The budget reactor::set_budget gave (budget is 0 while a when_any holds).
-    std::uint32_t configured_budget() const noexcept { return held_back ? held_budget : budget; }
-    void configure_budget(std::uint32_t operations) noexcept {
-        (held_back ? held_budget : budget) = operations;
+    /// A new budget for the coroutine alone (alone() said so): counted against this poll's
+    /// refills.
+    void note_refill() noexcept {
+        const std::uint64_t polls = counters.epoll_waits;
+        if (refill_poll != polls) {
+            refill_poll = polls;
+            refills = 0;
+        }
+        ++refills;
+    }
+
+    /// The operation budget reactor::set_budget gave.
+    std::uint32_t configured_budget() const noexcept { return operations; }
+    /// Sets the operation budget (`ops`, at least 1) or the byte budget (`bytes`, at least 1),
+    /// and what an operation costs for them; op_cost too if this loop runs on this thread.
+    void configure_budget(std::uint32_t ops, std::int64_t bytes) noexcept {
+        operations = ops;
+        byte_budget = bytes;
+        (held_back ? held_budget : budget) = bytes;
+        cost = operation_cost(bytes, ops);
+        if (current() == this) op_cost = cost;
     }
 
     /// Starts or ends the budget of holding (detail/pause.hpp): while a when_any holds, each
@@ -202,60 +237,45 @@ struct loop_core {
         held_back = check;
         held_budget = budget;
         budget = 0;
-        if (on_loop) held_budget_left = std::exchange(budget_left, 0U);
+        if (on_loop) held_budget_left = std::exchange(budget_left, 0);
     }
     void release_budget(bool on_loop) noexcept {
         if (!held_back) return;
         held_back = nullptr;
         budget = held_budget;
-        if (on_loop && bytes_left > 0)
-            budget_left = held_budget_left < budget ? held_budget_left : budget;
+        if (on_loop) { // (budget_left is at most 0 while holding: the bytes moved since)
+            const std::int64_t rest = held_budget_left + budget_left;
+            budget_left = rest < budget ? rest : budget;
+        }
     }
 
-    /// Out of line, for take_budget() once the budget is spent: a new budget when the bytes
-    /// ran out (not the operations) and the coroutine is alone. False: defer. While a
-    /// when_any holds, every operation comes here: one of chain `c` that the holding join
-    /// holds back is deferred (the retry then pauses it), the others count held_budget_left.
+    /// Out of line, for take_budget() once the budget is spent: a new budget when the
+    /// coroutine is alone. False: defer. While a when_any holds, every operation comes here:
+    /// one of chain `c` that the holding join holds back is deferred (the retry then pauses
+    /// it), the others count held_budget_left, which takes in the bytes moved since.
     [[gnu::noinline, gnu::cold]] static bool
     refill_budget(const cancel_state* c = nullptr) noexcept {
         loop_core* l = current();
-        if (l && l->held_back) [[unlikely]] {
+        if (!l) return false;
+        if (l->held_back) [[unlikely]] {
             if (c && l->held_back(*l, c)) return false;
-            if (bytes_left > 0) {
-                if (held_budget_left == 0) { // spent: give the turn, the next starts afresh
-                    held_budget_left = l->held_budget;
-                    return false;
-                }
-                --held_budget_left;
+            held_budget_left += std::exchange(budget_left, 0);
+            if (held_budget_left > 0) {
+                held_budget_left -= op_cost;
                 return true;
             }
-            if (!l->alone()) return false;
-            ++l->refills;
-            held_budget_left = l->held_budget - 1; // (this operation's unit)
-            bytes_left = l->byte_budget;
+            if (!l->alone()) { // spent: give the turn, the next starts afresh
+                held_budget_left = l->held_budget;
+                return false;
+            }
+            l->note_refill();
+            held_budget_left = l->held_budget - op_cost; // (this operation's cost)
             return true;
         }
-        if (bytes_left > 0 || !l || !l->alone()) return false;
-        ++l->refills;
-        budget_left = l->budget - 1; // (this operation's unit)
-        bytes_left = l->byte_budget;
+        if (!l->alone()) return false;
+        l->note_refill();
+        budget_left = l->budget - op_cost; // (this operation's cost)
         return true;
-    }
-
-    /// Notes a resumption of `h` (the reactor calls it before resuming): a coroutine resumed
-    /// again (a deferred try, then its event) is still one.
-    [[gnu::always_inline]] void count_resumption(std::coroutine_handle<> h) noexcept {
-        void* const frame = h.address();
-        resumptions += frame != last_resumed;
-        last_resumed = frame;
-    }
-
-    /// Notes a poll that returned `events` events (the reactor calls it after epoll_wait).
-    void polled(std::uint32_t events) noexcept {
-        resumptions_before_poll = resumptions;
-        resumptions = 0;
-        refills = 0;
-        last_batch = events;
     }
 
     /// The loop running on this thread, or nullptr.
@@ -272,16 +292,16 @@ struct loop_core {
 };
 
 [[gnu::always_inline]] inline bool take_budget() noexcept {
-    if (budget_left == 0) [[unlikely]]
+    if (budget_left <= 0) [[unlikely]]
         return loop_core::refill_budget();
-    --budget_left;
+    budget_left -= op_cost;
     return true;
 }
 
 [[gnu::always_inline]] inline bool take_budget(const cancel_state* c) noexcept {
-    if (budget_left == 0) [[unlikely]]
+    if (budget_left <= 0) [[unlikely]]
         return loop_core::refill_budget(c);
-    --budget_left;
+    budget_left -= op_cost;
     return true;
 }
 
