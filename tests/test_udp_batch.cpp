@@ -3,6 +3,7 @@
 // (sendmsg), cancellation, IPv6, and bad input.
 #include <conet/time.hpp>
 #include <conet/udp.hpp>
+#include <conet/when.hpp>
 
 #include <array>
 #include <chrono>
@@ -432,6 +433,38 @@ TEST_CASE("send_to and send of several buffers make one datagram", "[udp][batch]
         CHECK(std::string(buf, last) == "head|");
         (void)from2;
         (void)from3;
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("a waiting recv_batch on a connected socket reports a refusal, then waits again",
+          "[udp][batch]") {
+    auto body = []() -> conet::task<> {
+        const refused_port dead(refused_port::protocol::udp);
+        auto c = conet::udp_socket::open();
+        c.connect(dead.endpoint());
+        std::vector<std::string> storage;
+        auto slots = make_slots(storage, 4, 16);
+        // The batch waits, known drained after its EAGAIN, when the ICMP error comes back:
+        // the error's edge must end the wait.
+        std::error_code recv_ec;
+        std::size_t got = 99;
+        auto receive = [&]() -> conet::task<> {
+            got = co_await conet::with_timeout(c.recv_batch(slots, recv_ec), 2s);
+        };
+        auto send_later = [&]() -> conet::task<> {
+            co_await conet::sleep_for(10ms);
+            // One datagram: a second one in the same batch could meet the refusal itself (the
+            // kernel reports a pending error to the next send or receive, whichever is first).
+            const std::array<conet::const_buffer, 1> one{conet::const_buffer("anyone?")};
+            co_await c.send_batch(one);
+        };
+        co_await conet::when_all(receive(), send_later());
+        CHECK(recv_ec == std::errc::connection_refused);
+        CHECK(got == 0);
+        std::error_code ec;
+        co_await conet::with_timeout(c.recv_batch(slots, ec), 30ms);
+        CHECK(ec == std::errc::timed_out);
     };
     run_bounded(body());
 }
