@@ -2,14 +2,19 @@
 // recv_from loop, a hand-written recvmmsg loop, a hand-written recvfrom loop and Asio, each
 // fed the same way by a sender thread (sendmmsg), in rounds that alternate the receivers.
 //
-//   udp_batch [SECONDS] [ROUNDS] [RATE] [BURST]
+//   udp_batch backlog [ROUNDS] [CYCLES] [QUEUED]   (the default)
+//   udp_batch flood [SECONDS] [ROUNDS]
+//   udp_batch paced [SECONDS] [ROUNDS] [RATE] [BURST]
 //
-// RATE 0 (the default) is a flood: the sender sends as fast as it can, so the receiver falls
-// behind, a queue builds up, and a batch finds many datagrams waiting. RATE > 0 offers that
-// many datagrams per second in bursts of BURST (one sendmmsg each), paced by the clock.
-// For each receiver and round it prints the datagrams received per second and the receiver
-// thread's CPU per datagram (user + system, CLOCK_THREAD_CPUTIME_ID), then the medians, and
-// each receiver's CPU per datagram as a ratio to Asio's within each round.
+// backlog: before each drain the sender queues QUEUED datagrams (and a stop mark) while the
+// receiver sleeps, then the receiver takes them: a receiver that fell behind, where a batch
+// finds many datagrams waiting. flood: the sender sends as fast as it can while the receiver
+// takes them (on a loaded machine the sender, sharing cores, may be the slower). paced: RATE
+// datagrams per second in bursts of BURST (one sendmmsg each): at low rates batches are of
+// one or two. For each receiver and round it prints the datagrams received per second, the
+// receiver thread's CPU per datagram (user + system, CLOCK_THREAD_CPUTIME_ID, only while it
+// receives), datagrams per receiving call and system calls per datagram; then the medians,
+// with each receiver's CPU as a ratio to Asio's and to conet_one's within each round.
 #include <conet/conet.hpp>
 
 #ifdef CONET_BENCH_ASIO
@@ -25,12 +30,14 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,8 +52,9 @@ struct tally {
     long received = 0;
     double cpu_seconds = 0;
     std::chrono::steady_clock::time_point first, last;
-    long batches = 0;  // system calls that returned datagrams
-    long syscalls = 0; // every system call of the receiver's thread (-1: not counted)
+    long batches = 0;        // system calls that returned datagrams
+    long syscalls = 0;       // every system call of the receiver's thread (-1: not counted)
+    double wall_seconds = 0; // the drains' time (backlog), else 0
 
     // Counts `n` datagrams received now.
     void add(long n) {
@@ -55,6 +63,42 @@ struct tally {
         last = now;
         received += n;
         ++batches;
+    }
+};
+
+/// Starts the receiver's drains one at a time: each runs until the stop mark, between them
+/// the receiver thread waits here (its CPU counts only while it drains).
+struct gate {
+    std::mutex m;
+    std::condition_variable cv;
+    int go = 0, taken = 0, done = 0;
+    bool over = false;
+
+    bool next() { // (receiver) waits for the next drain: false when there is none
+        std::unique_lock lock(m);
+        cv.wait(lock, [&] { return go > taken || over; });
+        if (go == taken) return false;
+        ++taken;
+        return true;
+    }
+    void finished() { // (receiver)
+        std::lock_guard lock(m);
+        ++done;
+        cv.notify_all();
+    }
+    void start() {
+        std::lock_guard lock(m);
+        ++go;
+        cv.notify_all();
+    }
+    bool wait_done(int n, std::chrono::milliseconds limit) {
+        std::unique_lock lock(m);
+        return cv.wait_for(lock, limit, [&] { return done >= n; });
+    }
+    void end() {
+        std::lock_guard lock(m);
+        over = true;
+        cv.notify_all();
     }
 };
 
@@ -107,23 +151,25 @@ conet::task<> conet_one_loop(conet::udp_socket& s, tally& t) {
     }
 }
 
-void run_conet(int fd, tally& t, bool batch) {
+void run_conet(int fd, tally& t, bool batch, gate& g) {
     conet::reactor r;
     auto s = conet::udp_socket::adopt(fd);
-    const double c0 = thread_cpu();
-    r.run(batch ? conet_batch_loop(s, t) : conet_one_loop(s, t));
-    t.cpu_seconds = thread_cpu() - c0;
+    while (g.next()) {
+        const double c0 = thread_cpu();
+        r.run(batch ? conet_batch_loop(s, t) : conet_one_loop(s, t));
+        t.cpu_seconds += thread_cpu() - c0;
+        g.finished();
+    }
     t.syscalls = static_cast<long>(r.stats().syscalls);
 }
 
 // What a C programmer writes: a blocking socket, recvmmsg waiting for the first datagram
 // only (MSG_WAITFORONE), then taking what is queued.
-void run_recvmmsg(int fd, tally& t) {
+void recvmmsg_loop(int fd, tally& t) {
     std::vector<std::array<char, 2048>> storage(batch_slots);
     std::array<mmsghdr, batch_slots> messages{};
     std::array<iovec, batch_slots> parts{};
     std::array<sockaddr_in6, batch_slots> senders{};
-    const double c0 = thread_cpu();
     for (;;) {
         for (std::size_t i = 0; i < batch_slots; ++i) {
             parts[i] = {storage[i].data(), storage[i].size()};
@@ -140,7 +186,6 @@ void run_recvmmsg(int fd, tally& t) {
             if (messages[static_cast<std::size_t>(i)].msg_len == 1 &&
                 storage[static_cast<std::size_t>(i)][0] == stop_mark) {
                 if (i > 0) t.add(i);
-                t.cpu_seconds = thread_cpu() - c0;
                 return;
             }
         t.add(n);
@@ -148,9 +193,8 @@ void run_recvmmsg(int fd, tally& t) {
 }
 
 // A blocking recvfrom loop.
-void run_recvfrom(int fd, tally& t) {
+void recvfrom_loop(int fd, tally& t) {
     std::array<char, 2048> buf;
-    const double c0 = thread_cpu();
     for (;;) {
         sockaddr_in6 from{};
         socklen_t length = sizeof from;
@@ -160,7 +204,15 @@ void run_recvfrom(int fd, tally& t) {
         if (n == 1 && buf[0] == stop_mark) break;
         if (n >= 0) t.add(1);
     }
-    t.cpu_seconds = thread_cpu() - c0;
+}
+
+void run_plain(int fd, tally& t, void (*loop)(int, tally&), gate& g) {
+    while (g.next()) {
+        const double c0 = thread_cpu();
+        loop(fd, t);
+        t.cpu_seconds += thread_cpu() - c0;
+        g.finished();
+    }
 }
 
 #ifdef CONET_BENCH_ASIO
@@ -175,60 +227,83 @@ asio::awaitable<void> asio_loop(asio::ip::udp::socket& s, tally& t) {
     }
 }
 
-void run_asio(int fd, tally& t) {
+void run_asio(int fd, tally& t, gate& g) {
     asio::io_context context(1);
     asio::ip::udp::socket s(context, asio::ip::udp::v4(), fd);
-    const double c0 = thread_cpu();
     t.syscalls = -1;
-    asio::co_spawn(context, asio_loop(s, t), asio::detached);
-    context.run();
-    t.cpu_seconds = thread_cpu() - c0;
+    while (g.next()) {
+        const double c0 = thread_cpu();
+        asio::co_spawn(context, asio_loop(s, t), asio::detached);
+        context.run();
+        context.restart();
+        t.cpu_seconds += thread_cpu() - c0;
+        g.finished();
+    }
 }
 #endif
 
 // --- the sender ------------------------------------------------------------------------
 
-/// Sends 64-byte datagrams to `port` for `seconds`: as fast as it can (rate 0) or `rate` per
-/// second in bursts of `burst`; then, once the receiver has had time to drain, the stop mark.
-long send_for(std::uint16_t port, double seconds, double rate, std::size_t burst) {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    to.sin_port = htons(port);
-    ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);
-    std::array<char, payload> data;
-    data.fill('d');
-    std::vector<mmsghdr> messages(burst);
-    std::vector<iovec> parts(burst);
-    for (std::size_t i = 0; i < burst; ++i) {
-        parts[i] = {data.data(), data.size()};
-        messages[i].msg_hdr = {};
-        messages[i].msg_hdr.msg_iov = &parts[i];
-        messages[i].msg_hdr.msg_iovlen = 1;
+/// 64-byte datagrams to the receiver's port, `burst` per sendmmsg, from a connected socket.
+class sender {
+public:
+    sender(std::uint16_t port, std::size_t burst) : messages_(burst), parts_(burst) {
+        fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        to.sin_port = htons(port);
+        ::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to);
+        data_.fill('d');
+        for (std::size_t i = 0; i < burst; ++i) {
+            parts_[i] = {data_.data(), data_.size()};
+            messages_[i].msg_hdr = {};
+            messages_[i].msg_hdr.msg_iov = &parts_[i];
+            messages_[i].msg_hdr.msg_iovlen = 1;
+        }
     }
+    ~sender() { ::close(fd_); }
+
+    long burst() {
+        const int n = ::sendmmsg(fd_, messages_.data(), static_cast<unsigned>(messages_.size()), 0);
+        return n > 0 ? n : 0;
+    }
+    void stop() { ::send(fd_, &stop_mark, 1, 0); }
+
+private:
+    int fd_ = -1;
+    std::array<char, payload> data_;
+    std::vector<mmsghdr> messages_;
+    std::vector<iovec> parts_;
+};
+
+/// Sends for `seconds`: as fast as it can (rate 0) or `rate` datagrams per second in bursts,
+/// paced by the clock. Yields how many went.
+long send_for(sender& out, double seconds, double rate, std::size_t burst) {
     long sent = 0;
     const auto start = std::chrono::steady_clock::now();
     const auto end = start + std::chrono::duration<double>(seconds);
     auto next = start;
-    const auto gap = rate > 0 ? std::chrono::duration<double>(static_cast<double>(burst) / rate)
-                              : std::chrono::duration<double>(0);
+    const auto gap = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(rate > 0 ? static_cast<double>(burst) / rate : 0));
     while (std::chrono::steady_clock::now() < end) {
         if (rate > 0) {
-            next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(gap);
+            next += gap;
             std::this_thread::sleep_until(next);
         }
-        const int n = ::sendmmsg(fd, messages.data(), static_cast<unsigned>(burst), 0);
-        if (n > 0) sent += n;
+        sent += out.burst();
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the receiver drains
-    for (int i = 0; i < 20; ++i) { // (repeated: a full queue would drop a single one)
-        ::send(fd, &stop_mark, 1, 0);
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    ::close(fd);
     return sent;
 }
+
+struct scenario {
+    bool backlog = false; // queue built first, then drained (else sent while received)
+    double seconds = 1;   // flood / paced: how long the sender sends
+    double rate = 0;      // paced: datagrams per second (0: flood)
+    std::size_t burst = 32;
+    int cycles = 200;         // backlog: drains per run
+    std::size_t queued = 256; // backlog: datagrams queued before each drain
+};
 
 struct outcome {
     double per_second = 0; // datagrams received per second, while they arrived
@@ -238,30 +313,59 @@ struct outcome {
     double syscalls = -1;  // receiver system calls per datagram (-1: not counted)
 };
 
-outcome run_one(const std::string& mode, double seconds, double rate, std::size_t burst) {
+outcome run_one(const std::string& mode, const scenario& sc) {
     std::uint16_t port = 0;
     const int fd = bound_socket(port);
     tally t;
+    gate g;
     std::thread receiver([&] {
         if (mode == "conet_batch")
-            run_conet(fd, t, true);
+            run_conet(fd, t, true, g);
         else if (mode == "conet_one")
-            run_conet(fd, t, false);
+            run_conet(fd, t, false, g);
         else if (mode == "recvmmsg")
-            run_recvmmsg(fd, t);
+            run_plain(fd, t, recvmmsg_loop, g);
         else if (mode == "recvfrom")
-            run_recvfrom(fd, t);
+            run_plain(fd, t, recvfrom_loop, g);
 #ifdef CONET_BENCH_ASIO
         else if (mode == "asio")
-            run_asio(fd, t);
+            run_asio(fd, t, g);
 #endif
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(20)); // it waits for the first
-    const long sent = send_for(port, seconds, rate, burst);
+    sender out(port, sc.burst);
+    long sent = 0;
+    // Until the receiver has seen the stop mark: resent, in case a full queue dropped it.
+    auto stop = [&](int drains) {
+        out.stop();
+        while (!g.wait_done(drains, std::chrono::milliseconds(100)))
+            out.stop();
+    };
+    if (sc.backlog) {
+        for (int c = 0; c < sc.cycles; ++c) {
+            for (std::size_t queued = 0; queued < sc.queued; queued += sc.burst)
+                sent += out.burst();
+            std::this_thread::sleep_for(std::chrono::milliseconds(1)); // all delivered
+            out.stop();
+            const auto w0 = std::chrono::steady_clock::now();
+            g.start();
+            while (!g.wait_done(c + 1, std::chrono::milliseconds(200)))
+                out.stop();
+            t.wall_seconds +=
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+        }
+    } else {
+        g.start();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20)); // it waits for the first
+        sent = send_for(out, sc.seconds, sc.rate, sc.burst);
+        std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the receiver drains
+        stop(1);
+    }
+    g.end();
     receiver.join();
     if (mode == "recvmmsg" || mode == "recvfrom") ::close(fd); // (conet and Asio own theirs)
     outcome o;
-    const double span = std::chrono::duration<double>(t.last - t.first).count();
+    const double span =
+        sc.backlog ? t.wall_seconds : std::chrono::duration<double>(t.last - t.first).count();
     o.per_second = span > 0 ? static_cast<double>(t.received) / span : 0;
     o.cpu_ns = t.received ? t.cpu_seconds * 1e9 / static_cast<double>(t.received) : 0;
     o.per_batch = t.batches ? static_cast<double>(t.received) / static_cast<double>(t.batches) : 0;
@@ -287,19 +391,43 @@ double median(std::vector<double> v) {
 } // namespace
 
 int main(int argc, char** argv) {
-    const double seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
-    const int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
-    const double rate = argc > 3 ? std::atof(argv[3]) : 0;
-    const auto burst = static_cast<std::size_t>(argc > 4 ? std::atoi(argv[4]) : 32);
+    const std::string kind = argc > 1 ? argv[1] : "backlog";
+    auto number = [&](int i, double otherwise) {
+        return argc > i ? std::atof(argv[i]) : otherwise;
+    };
+    scenario sc;
+    int rounds = 3;
+    if (kind == "backlog") {
+        sc.backlog = true;
+        rounds = static_cast<int>(number(2, 3));
+        sc.cycles = static_cast<int>(number(3, 200));
+        sc.queued = static_cast<std::size_t>(number(4, 256));
+    } else if (kind == "flood" || kind == "paced") {
+        sc.seconds = number(2, 1);
+        rounds = static_cast<int>(number(3, 3));
+        sc.rate = kind == "paced" ? number(4, 20000) : 0;
+        sc.burst = static_cast<std::size_t>(number(5, kind == "paced" ? 1 : 32));
+    } else {
+        std::fprintf(stderr, "usage: udp_batch backlog [ROUNDS] [CYCLES] [QUEUED]\n"
+                             "       udp_batch flood [SECONDS] [ROUNDS]\n"
+                             "       udp_batch paced [SECONDS] [ROUNDS] [RATE] [BURST]\n");
+        return 2;
+    }
     std::vector<std::string> modes{"conet_batch", "conet_one", "recvmmsg", "recvfrom"};
 #ifdef CONET_BENCH_ASIO
     modes.push_back("asio");
 #endif
-    std::printf("udp_batch: %g s per run, %d rounds, %s, bursts of %zu, %zu-byte datagrams, "
-                "batches of %zu; load average %s\n",
-                seconds, rounds,
-                rate > 0 ? (std::to_string(rate) + " datagrams/s").c_str() : "flood", burst,
-                payload, batch_slots, load_average().c_str());
+    if (sc.backlog)
+        std::printf("udp_batch backlog: %d rounds of %d drains of %zu queued datagrams", rounds,
+                    sc.cycles, sc.queued);
+    else if (sc.rate > 0)
+        std::printf("udp_batch paced: %d rounds of %g s at %.0f datagrams/s in bursts of %zu",
+                    rounds, sc.seconds, sc.rate, sc.burst);
+    else
+        std::printf("udp_batch flood: %d rounds of %g s, bursts of %zu", rounds, sc.seconds,
+                    sc.burst);
+    std::printf("; %zu-byte datagrams, batches of %zu; load average %s\n", payload, batch_slots,
+                load_average().c_str());
     std::map<std::string, std::vector<double>> rates, cpu, per_batch, arrived, ratio, syscalls,
         to_one;
     for (int round = 0; round < rounds; ++round) {
@@ -307,7 +435,7 @@ int main(int argc, char** argv) {
         // Each round starts with another receiver, so that none always runs first or last.
         for (std::size_t k = 0; k < modes.size(); ++k) {
             const std::string& mode = modes[(k + static_cast<std::size_t>(round)) % modes.size()];
-            got[mode] = run_one(mode, seconds, rate, burst);
+            got[mode] = run_one(mode, sc);
             const outcome& o = got[mode];
             std::printf("round %d %-12s %9.0f datagrams/s %7.0f ns CPU/datagram %5.1f per call "
                         "%5.2f syscalls/datagram %5.1f%% arrived\n",
