@@ -21,7 +21,6 @@
 #include <span>
 #include <string>
 #include <system_error>
-#include <type_traits>
 
 #include "address.hpp"
 #include "buffer.hpp"
@@ -254,21 +253,21 @@ public:
     }
 
     // The batch and gathered operations below are templates (over what converts to a span of
-    // the element type, each with its element type as a defaulted parameter) only so that a
-    // program that never calls them compiles none of them: conet.hpp's include cost.
+    // the element type, the element type a defaulted parameter) only so that a program that
+    // never calls them compiles none of them: conet.hpp's include cost.
 
     /// Sends the buffers `bufs` (an array or vector of const_buffer) as one datagram to `to`,
     /// in order (sendmsg): a header and a payload without copying them together. Yields the
     /// byte count; more than 1,024 buffers is std::errc::message_size.
-    template <class Buffers, class Buffer = const_buffer>
-    requires std::is_convertible_v<Buffers&, std::span<const Buffer>>
-        detail::basic_gather_datagram_op<Buffer> send_to(Buffers&& bufs, const endpoint& to)
-    noexcept { return {*this, std::span<const Buffer>(bufs), &to, nullptr}; }
-    template <class Buffers, class Buffer = const_buffer>
-    requires std::is_convertible_v<Buffers&, std::span<const Buffer>>
-        detail::basic_gather_datagram_op<Buffer> send_to(Buffers&& bufs, const endpoint& to,
-                                                         std::error_code& ec)
-    noexcept { return {*this, std::span<const Buffer>(bufs), &to, &ec}; }
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_gather_datagram_op<Buffer> send_to(Buffers&& bufs, const endpoint& to) noexcept {
+        return {*this, std::span<const Buffer>(bufs), &to, nullptr};
+    }
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_gather_datagram_op<Buffer> send_to(Buffers&& bufs, const endpoint& to,
+                                                     std::error_code& ec) noexcept {
+        return {*this, std::span<const Buffer>(bufs), &to, &ec};
+    }
 
     /// Receives up to 256 datagrams in one system call (recvmmsg) into `slots` (an array or
     /// vector of datagram_slot), one each, in order: waits for the first, then takes what is
@@ -277,39 +276,43 @@ public:
     /// keeps what fitted and is flagged `truncated`: the batch does not fail (recv_from's
     /// datagram_truncated would lose the others). No slots at all is
     /// std::errc::invalid_argument. The slots and their buffers must live until it completes.
-    template <class Slots, class Slot = datagram_slot>
-    requires std::is_convertible_v<Slots&, std::span<Slot>> detail::basic_recv_batch_op<Slot>
-    recv_batch(Slots&& slots)
-    noexcept { return {*this, std::span<Slot>(slots), nullptr}; }
-    template <class Slots, class Slot = datagram_slot>
-    requires std::is_convertible_v<Slots&, std::span<Slot>> detail::basic_recv_batch_op<Slot>
-    recv_batch(Slots&& slots, std::error_code& ec)
-    noexcept { return {*this, std::span<Slot>(slots), &ec}; }
+    template <class Slot = datagram_slot, detail::span_of<datagram_slot> Slots>
+    detail::basic_recv_batch_op<Slot> recv_batch(Slots&& slots) noexcept {
+        return {*this, std::span<Slot>(slots), nullptr};
+    }
+    template <class Slot = datagram_slot, detail::span_of<datagram_slot> Slots>
+    detail::basic_recv_batch_op<Slot> recv_batch(Slots&& slots, std::error_code& ec) noexcept {
+        return {*this, std::span<Slot>(slots), &ec};
+    }
 
     /// Sends up to 256 datagrams (an array or vector of outgoing_datagram), each to its own
     /// endpoint, in one system call (sendmmsg). Yields how many went, in order: fewer than
     /// given when the kernel refused one (too big, an address of the other family, no room),
     /// which is reported when the rest is sent again. No datagrams is
     /// std::errc::invalid_argument.
-    template <class Datagrams, class Datagram = outgoing_datagram>
-    requires std::is_convertible_v<Datagrams&, std::span<const outgoing_datagram>>
-        detail::basic_send_batch_op<Datagram> send_batch(Datagrams&& datagrams)
-    noexcept { return {*this, std::span<const Datagram>(datagrams), nullptr}; }
-    template <class Datagrams, class Datagram = outgoing_datagram>
-    requires std::is_convertible_v<Datagrams&, std::span<const outgoing_datagram>>
-        detail::basic_send_batch_op<Datagram> send_batch(Datagrams&& datagrams, std::error_code& ec)
-    noexcept { return {*this, std::span<const Datagram>(datagrams), &ec}; }
+    template <class Datagram = outgoing_datagram,
+              detail::span_of<const outgoing_datagram> Datagrams>
+    detail::basic_send_batch_op<Datagram> send_batch(Datagrams&& datagrams) noexcept {
+        return {*this, std::span<const Datagram>(datagrams), nullptr};
+    }
+    template <class Datagram = outgoing_datagram,
+              detail::span_of<const outgoing_datagram> Datagrams>
+    detail::basic_send_batch_op<Datagram> send_batch(Datagrams&& datagrams,
+                                                     std::error_code& ec) noexcept {
+        return {*this, std::span<const Datagram>(datagrams), &ec};
+    }
 
     /// Connected form of send_batch: each buffer (of an array or vector of const_buffer) one
     /// datagram to the peer given to connect().
-    template <class Buffers, class Buffer = const_buffer>
-    requires std::is_convertible_v<Buffers&, std::span<const const_buffer>>
-        detail::basic_send_batch_op<Buffer> send_batch(Buffers&& datagrams)
-    noexcept { return {*this, std::span<const Buffer>(datagrams), nullptr}; }
-    template <class Buffers, class Buffer = const_buffer>
-    requires std::is_convertible_v<Buffers&, std::span<const const_buffer>>
-        detail::basic_send_batch_op<Buffer> send_batch(Buffers&& datagrams, std::error_code& ec)
-    noexcept { return {*this, std::span<const Buffer>(datagrams), &ec}; }
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_send_batch_op<Buffer> send_batch(Buffers&& datagrams) noexcept {
+        return {*this, std::span<const Buffer>(datagrams), nullptr};
+    }
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_send_batch_op<Buffer> send_batch(Buffers&& datagrams,
+                                                   std::error_code& ec) noexcept {
+        return {*this, std::span<const Buffer>(datagrams), &ec};
+    }
 
     /// Connected form of send_to: one datagram to the peer given to connect().
     detail::send_op send(const_buffer buf) noexcept { return {*this, buf, false, nullptr}; }
@@ -318,14 +321,14 @@ public:
     }
 
     /// Connected form of the gathered send_to: the buffers as one datagram to the peer.
-    template <class Buffers, class Buffer = const_buffer>
-    requires std::is_convertible_v<Buffers&, std::span<const Buffer>>
-        detail::basic_gather_datagram_op<Buffer> send(Buffers&& bufs)
-    noexcept { return {*this, std::span<const Buffer>(bufs), nullptr, nullptr}; }
-    template <class Buffers, class Buffer = const_buffer>
-    requires std::is_convertible_v<Buffers&, std::span<const Buffer>>
-        detail::basic_gather_datagram_op<Buffer> send(Buffers&& bufs, std::error_code& ec)
-    noexcept { return {*this, std::span<const Buffer>(bufs), nullptr, &ec}; }
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_gather_datagram_op<Buffer> send(Buffers&& bufs) noexcept {
+        return {*this, std::span<const Buffer>(bufs), nullptr, nullptr};
+    }
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_gather_datagram_op<Buffer> send(Buffers&& bufs, std::error_code& ec) noexcept {
+        return {*this, std::span<const Buffer>(bufs), nullptr, &ec};
+    }
 
     /// Connected form of recv_from: yields the size of one datagram from the peer.
     detail::udp_recv_op recv(mutable_buffer buf) noexcept { return {*this, buf, false, nullptr}; }

@@ -25,6 +25,12 @@
 
 namespace conet::detail {
 
+/// What a caller passes for a span of `T` (an array, a vector, a span): udp_socket's batch
+/// and gathered operations are templates over it, so that nothing of them is compiled where
+/// they are not called.
+template <class R, class T>
+concept span_of = std::is_convertible_v<R&, std::span<T>>;
+
 /// The most datagrams one recv_batch or send_batch moves: one recvmmsg / sendmmsg, whose
 /// headers, buffers and addresses are built on the stack for each call (27 KiB at most), so
 /// that a batch allocates nothing. Slots past it are left alone, as a short batch leaves them.
