@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <coroutine>
 #include <csignal>
@@ -355,7 +356,21 @@ conet::task<> udp() {
     n = co_await b.send(buf);
     n = co_await b.recv(buf);
     b.set_broadcast(true);
-    std::cout << n << size;
+    // row: `udp_socket::recv_batch(slots)`, `datagram_slot`
+    std::array<conet::datagram_slot, 2> slots{};
+    slots[0].buffer = buf;
+    std::size_t got = co_await a.recv_batch(slots);
+    std::cout << slots[0].size << slots[0].from << slots[0].truncated;
+    // row: `udp_socket::send_batch(datagrams)`, `outgoing_datagram`
+    const std::vector<conet::outgoing_datagram> out{{"one", from}, {"two", from}};
+    std::size_t went = co_await a.send_batch(out);
+    const std::array<conet::const_buffer, 2> pieces{conet::const_buffer("head"),
+                                                    conet::const_buffer("body")};
+    went += co_await b.send_batch(pieces);
+    // row: `udp_socket::send_to(bufs, endpoint)`, `send(bufs)`
+    n = co_await a.send_to(pieces, from);
+    n = co_await b.send(pieces);
+    std::cout << n << size << got << went;
 }
 
 conet::task<> lines(conet::tcp_stream& stream) {
@@ -501,7 +516,7 @@ void yields(conet::tcp_listener& listener, conet::tcp_stream& conn, conet::udp_s
     YIELDS(void, conn.wait_writable(ec));
     YIELDS(void, udp.wait_readable(ec));
     YIELDS(void, local.wait_writable());
-    // yields: `udp.send_to(buf, to)`, `udp.send(buf)`
+    // yields: `udp.send_to(buf, to)`, `udp.send(buf)`, `udp.send_to(bufs, to)`, `udp.send(bufs)`
     YIELDS(std::size_t, udp.send_to(buf, to));
     YIELDS(std::size_t, udp.send_to(buf, to, ec));
     YIELDS(std::size_t, udp.send(buf));
@@ -512,6 +527,21 @@ void yields(conet::tcp_listener& listener, conet::tcp_stream& conn, conet::udp_s
     // yields: `udp.recv(buf)`
     YIELDS(std::size_t, udp.recv(buf));
     YIELDS(std::size_t, udp.recv(buf, ec));
+    std::array<conet::datagram_slot, 4> slots{};
+    std::array<conet::outgoing_datagram, 2> datagrams{};
+    std::array<conet::const_buffer, 2> pieces{};
+    YIELDS(std::size_t, udp.send_to(pieces, to));
+    YIELDS(std::size_t, udp.send_to(pieces, to, ec));
+    YIELDS(std::size_t, udp.send(pieces));
+    YIELDS(std::size_t, udp.send(pieces, ec));
+    // yields: `udp.recv_batch(slots)`
+    YIELDS(std::size_t, udp.recv_batch(slots));
+    YIELDS(std::size_t, udp.recv_batch(slots, ec));
+    // yields: `udp.send_batch(datagrams)`
+    YIELDS(std::size_t, udp.send_batch(datagrams));
+    YIELDS(std::size_t, udp.send_batch(datagrams, ec));
+    YIELDS(std::size_t, udp.send_batch(pieces));
+    YIELDS(std::size_t, udp.send_batch(pieces, ec));
     // yields: `lines.read_line()`
     YIELDS(std::optional<std::string>, lines.read_line());
     YIELDS(std::optional<std::string>, lines.read_line(ec));

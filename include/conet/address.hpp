@@ -374,49 +374,63 @@ std::basic_ostream<char, Traits>& operator<<(std::basic_ostream<char, Traits>& o
 
 namespace detail {
 
+/// Writes `e` as the system's address into `out`, which has room for a sockaddr_in6 (the
+/// larger of the two); returns its length. For the sockaddr_any below, and for batches of
+/// datagrams, which keep one small address per datagram.
+inline socklen_t write_sockaddr(const endpoint& e, void* out) noexcept {
+    const auto bytes = e.address().bytes();
+    if (e.address().is_v4()) {
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(e.port());
+        std::memcpy(&sin.sin_addr, bytes.data(), 4);
+        std::memcpy(out, &sin, sizeof sin);
+        return sizeof sin;
+    }
+    sockaddr_in6 sin6{};
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(e.port());
+    std::memcpy(&sin6.sin6_addr, bytes.data(), 16);
+    sin6.sin6_scope_id = e.address().scope_id();
+    std::memcpy(out, &sin6, sizeof sin6);
+    return sizeof sin6;
+}
+
+/// The endpoint of a system address of `length` bytes at `in` (an IPv4 or IPv6 one; any other
+/// gives 0.0.0.0:0).
+inline endpoint read_sockaddr(const void* in, socklen_t length) noexcept {
+    sa_family_t family = AF_UNSPEC;
+    if (length >= sizeof family) std::memcpy(&family, in, sizeof family);
+    if (family == AF_INET && length >= sizeof(sockaddr_in)) {
+        sockaddr_in sin;
+        std::memcpy(&sin, in, sizeof sin);
+        std::array<std::uint8_t, 4> b;
+        std::memcpy(b.data(), &sin.sin_addr, 4);
+        return {ip_address::v4(b), ntohs(sin.sin_port)};
+    }
+    if (family == AF_INET6 && length >= sizeof(sockaddr_in6)) {
+        sockaddr_in6 sin6;
+        std::memcpy(&sin6, in, sizeof sin6);
+        std::array<std::uint8_t, 16> b;
+        std::memcpy(b.data(), &sin6.sin6_addr, 16);
+        return {ip_address::v6(b, sin6.sin6_scope_id), ntohs(sin6.sin6_port)};
+    }
+    return {};
+}
+
 /// The system's view of an endpoint, for bind/connect/sendto.
 struct sockaddr_any {
     sockaddr_storage storage{};
     socklen_t length = 0;
 
     sockaddr_any() noexcept = default;
-    explicit sockaddr_any(const endpoint& e) noexcept {
-        const auto bytes = e.address().bytes();
-        if (e.address().is_v4()) {
-            auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
-            sin->sin_family = AF_INET;
-            sin->sin_port = htons(e.port());
-            std::memcpy(&sin->sin_addr, bytes.data(), 4);
-            length = sizeof(sockaddr_in);
-        } else {
-            auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
-            sin6->sin6_family = AF_INET6;
-            sin6->sin6_port = htons(e.port());
-            std::memcpy(&sin6->sin6_addr, bytes.data(), 16);
-            sin6->sin6_scope_id = e.address().scope_id();
-            length = sizeof(sockaddr_in6);
-        }
-    }
+    explicit sockaddr_any(const endpoint& e) noexcept : length(write_sockaddr(e, &storage)) {}
 
     sockaddr* get() noexcept { return reinterpret_cast<sockaddr*>(&storage); }
     const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage); }
 
     /// Back to an endpoint (an unknown family gives 0.0.0.0:0).
-    endpoint to_endpoint() const noexcept {
-        if (storage.ss_family == AF_INET) {
-            const auto* sin = reinterpret_cast<const sockaddr_in*>(&storage);
-            std::array<std::uint8_t, 4> b;
-            std::memcpy(b.data(), &sin->sin_addr, 4);
-            return {ip_address::v4(b), ntohs(sin->sin_port)};
-        }
-        if (storage.ss_family == AF_INET6) {
-            const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&storage);
-            std::array<std::uint8_t, 16> b;
-            std::memcpy(b.data(), &sin6->sin6_addr, 16);
-            return {ip_address::v6(b, sin6->sin6_scope_id), ntohs(sin6->sin6_port)};
-        }
-        return {};
-    }
+    endpoint to_endpoint() const noexcept { return read_sockaddr(&storage, sizeof storage); }
 };
 
 inline int to_af(ip_family f) noexcept {

@@ -7,17 +7,24 @@
 // still yields the part that fitted). UDP has no end of stream: a size of 0 is an empty
 // datagram, so receiving into an empty buffer is allowed. It takes the next datagram, and
 // succeeds only if that datagram is empty (any other is datagram_truncated).
+//
+// Batches: recv_batch takes up to 256 datagrams in one system call (recvmmsg) into slots the
+// caller owns, flagging each one too big for its slot instead of failing the batch;
+// send_batch sends up to 256 (sendmmsg). send_to and send also take several buffers, sent as
+// one datagram (sendmsg).
 #pragma once
 
 #include <sys/socket.h>
 
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 #include <system_error>
 
 #include "address.hpp"
 #include "buffer.hpp"
+#include "detail/datagram_ops.hpp"
 #include "detail/io_awaiter.hpp"
 #include "detail/socket_ops.hpp"
 #include "detail/stream_ops.hpp"
@@ -30,6 +37,21 @@ namespace conet {
 struct datagram {
     std::size_t size = 0;
     endpoint from;
+};
+
+/// One datagram of a recv_batch: the caller's buffer it goes into, and what the batch says of
+/// it. Slots are the caller's, reused from batch to batch: a batch allocates nothing.
+struct datagram_slot {
+    mutable_buffer buffer;  ///< where the datagram goes (may be empty: an empty datagram fits)
+    std::size_t size = 0;   ///< set by the batch: bytes stored in `buffer`
+    endpoint from;          ///< set by the batch: who sent it
+    bool truncated = false; ///< set by the batch: it was larger than `buffer`, the rest is lost
+};
+
+/// One datagram of a send_batch: its bytes and where it goes.
+struct outgoing_datagram {
+    const_buffer data;
+    endpoint to;
 };
 
 namespace detail {
@@ -230,10 +252,82 @@ public:
         return {*this, buf, true, &ec};
     }
 
+    // The batch and gathered operations below are templates (over what converts to a span of
+    // the element type, the element type a defaulted parameter) only so that a program that
+    // never calls them compiles none of them: conet.hpp's include cost.
+
+    /// Sends the buffers `bufs` (an array or vector of const_buffer) as one datagram to `to`,
+    /// in order (sendmsg): a header and a payload without copying them together. Yields the
+    /// byte count; more than 1,024 buffers is std::errc::message_size.
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_gather_datagram_op<Buffer> send_to(Buffers&& bufs, const endpoint& to) noexcept {
+        return {*this, std::span<const Buffer>(bufs), &to, nullptr};
+    }
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_gather_datagram_op<Buffer> send_to(Buffers&& bufs, const endpoint& to,
+                                                     std::error_code& ec) noexcept {
+        return {*this, std::span<const Buffer>(bufs), &to, &ec};
+    }
+
+    /// Receives up to 256 datagrams in one system call (recvmmsg) into `slots` (an array or
+    /// vector of datagram_slot), one each, in order: waits for the first, then takes what is
+    /// queued without waiting. Yields how many slots were filled (their `size`, `from` and
+    /// `truncated` set; the rest are left alone). A datagram larger than its slot's buffer
+    /// keeps what fitted and is flagged `truncated`: the batch does not fail (recv_from's
+    /// datagram_truncated would lose the others). No slots at all is
+    /// std::errc::invalid_argument. The slots and their buffers must live until it completes.
+    template <class Slot = datagram_slot, detail::span_of<datagram_slot> Slots>
+    detail::basic_recv_batch_op<Slot> recv_batch(Slots&& slots) noexcept {
+        return {*this, std::span<Slot>(slots), nullptr};
+    }
+    template <class Slot = datagram_slot, detail::span_of<datagram_slot> Slots>
+    detail::basic_recv_batch_op<Slot> recv_batch(Slots&& slots, std::error_code& ec) noexcept {
+        return {*this, std::span<Slot>(slots), &ec};
+    }
+
+    /// Sends up to 256 datagrams (an array or vector of outgoing_datagram), each to its own
+    /// endpoint, in one system call (sendmmsg). Yields how many went, in order: fewer than
+    /// given when the kernel refused one (too big, an address of the other family, no room),
+    /// which is reported when the rest is sent again. No datagrams is
+    /// std::errc::invalid_argument.
+    template <class Datagram = outgoing_datagram,
+              detail::span_of<const outgoing_datagram> Datagrams>
+    detail::basic_send_batch_op<Datagram> send_batch(Datagrams&& datagrams) noexcept {
+        return {*this, std::span<const Datagram>(datagrams), nullptr};
+    }
+    template <class Datagram = outgoing_datagram,
+              detail::span_of<const outgoing_datagram> Datagrams>
+    detail::basic_send_batch_op<Datagram> send_batch(Datagrams&& datagrams,
+                                                     std::error_code& ec) noexcept {
+        return {*this, std::span<const Datagram>(datagrams), &ec};
+    }
+
+    /// Connected form of send_batch: each buffer (of an array or vector of const_buffer) one
+    /// datagram to the peer given to connect().
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_send_batch_op<Buffer> send_batch(Buffers&& datagrams) noexcept {
+        return {*this, std::span<const Buffer>(datagrams), nullptr};
+    }
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_send_batch_op<Buffer> send_batch(Buffers&& datagrams,
+                                                   std::error_code& ec) noexcept {
+        return {*this, std::span<const Buffer>(datagrams), &ec};
+    }
+
     /// Connected form of send_to: one datagram to the peer given to connect().
     detail::send_op send(const_buffer buf) noexcept { return {*this, buf, false, nullptr}; }
     detail::send_op send(const_buffer buf, std::error_code& ec) noexcept {
         return {*this, buf, false, &ec};
+    }
+
+    /// Connected form of the gathered send_to: the buffers as one datagram to the peer.
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_gather_datagram_op<Buffer> send(Buffers&& bufs) noexcept {
+        return {*this, std::span<const Buffer>(bufs), nullptr, nullptr};
+    }
+    template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
+    detail::basic_gather_datagram_op<Buffer> send(Buffers&& bufs, std::error_code& ec) noexcept {
+        return {*this, std::span<const Buffer>(bufs), nullptr, &ec};
     }
 
     /// Connected form of recv_from: yields the size of one datagram from the peer.

@@ -119,6 +119,11 @@ public:
     /// is registered: nothing is known then, and the registration reports the state.
     bool known_ready(direction d) const noexcept { return loop_ && (state_ & ready_bits(d)); }
 
+    /// True if the descriptor is registered and was last seen drained in direction `d`, with
+    /// no edge since: an operation whose own result proved the drain (a short batch of
+    /// datagrams) may then wait without trying, whatever kind of descriptor it is.
+    bool known_drained(direction d) const noexcept { return loop_ && !(state_ & ready_bits(d)); }
+
     /// Asks the kernel whether the descriptor is ready in direction `d` now, without waiting
     /// (poll). A failure of poll itself counts as ready: the caller's next syscall tells.
     bool ready_now(direction d) const noexcept {
