@@ -917,11 +917,13 @@ TEST_CASE("a socket, a group and a handle used from the wrong reactor fail with 
     std::optional<conet::tcp_stream> client;
     std::optional<conet::tcp_stream> server;
     conet::task_group group;
+    std::optional<conet::task_handle> finished; // a task of `group` that has ended
     // On `home`: connect, accept, and wait once on the server side, so that it registers;
     // then leave data queued for it, which a try on the wrong thread would read.
     run_bounded(home,
                 [](conet::tcp_listener& l, std::optional<conet::tcp_stream>& c,
-                   std::optional<conet::tcp_stream>& s, conet::task_group& g) -> conet::task<> {
+                   std::optional<conet::tcp_stream>& s, conet::task_group& g,
+                   std::optional<conet::task_handle>& finished) -> conet::task<> {
                     c.emplace(co_await conet::tcp_stream::connect(l.local_endpoint()));
                     auto accepted = co_await l.accept();
                     s.emplace(std::move(accepted.stream));
@@ -935,7 +937,8 @@ TEST_CASE("a socket, a group and a handle used from the wrong reactor fail with 
                     co_await sender.join();
                     co_await c->send_all("y");
                     g.spawn([]() -> conet::task<> { co_await conet::sleep_for(1h); }());
-                }(listener, client, server, group));
+                    finished.emplace(g.spawn([]() -> conet::task<> { co_return; }()));
+                }(listener, client, server, group, finished));
     // `home` is still running (on its own thread) while `other` uses its things.
     std::atomic<bool> release{false};
     std::atomic<bool> home_running{false};
@@ -969,12 +972,56 @@ TEST_CASE("a socket, a group and a handle used from the wrong reactor fail with 
                         join_refused = e.code() == conet::error::wrong_reactor;
                     }
                 }(*server, group, recv_ec, send_ec, spawn_refused, join_refused));
+    // From a thread that runs no reactor, while `home` runs: leave_reactor would unregister
+    // the socket from `home`'s records, and a handle's cancel would look its task up in the
+    // group's registry (the task has ended: it must still be refused, not looked up).
+    std::error_code leave_ec;
+    server->leave_reactor(leave_ec);
+    bool cancel_refused = false;
+    try {
+        finished->cancel();
+    } catch (const std::system_error& e) {
+        cancel_refused = e.code() == conet::error::wrong_reactor;
+    }
     release = true;
     home_thread.join();
     CHECK(recv_ec == conet::error::wrong_reactor);
     CHECK(send_ec == conet::error::wrong_reactor);
     CHECK(spawn_refused);
     CHECK(join_refused);
+    CHECK(leave_ec == conet::error::wrong_reactor);
+    CHECK(cancel_refused);
+}
+
+TEST_CASE("a group of a reactor that is not running is refused to a task of another reactor",
+          "[structured][threads]") {
+    conet::reactor home;
+    conet::reactor other;
+    conet::task_group group;
+    run_bounded(home, [](conet::task_group& g) -> conet::task<> {
+        g.spawn([]() -> conet::task<> { co_await conet::sleep_for(1h); }());
+        co_return;
+    }(group));
+    // `home` is idle: its group belongs to it all the same. Joined from `other`, it would
+    // resume `other`'s task on `home`'s thread once `home` runs again.
+    std::error_code join_ec;
+    bool spawn_refused = false;
+    run_bounded(
+        other,
+        [](conet::task_group& g, std::error_code& join_ec, bool& spawn_refused) -> conet::task<> {
+            try {
+                co_await conet::with_timeout(g.join(), 200ms);
+            } catch (const std::system_error& e) {
+                join_ec = e.code();
+            }
+            try {
+                g.spawn([]() -> conet::task<> { co_return; }());
+            } catch (const std::system_error& e) {
+                spawn_refused = e.code() == conet::error::wrong_reactor;
+            }
+        }(group, join_ec, spawn_refused));
+    CHECK(join_ec == conet::error::wrong_reactor);
+    CHECK(spawn_refused);
 }
 
 // The defects a second review found in the first version of the above.

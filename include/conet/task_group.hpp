@@ -268,6 +268,7 @@ public:
             if (next_group_) next_group_->prev_group_ = prev_group_;
             prev_group_ = next_group_ = nullptr;
             loop_ = nullptr;
+            registry_->loop.store(nullptr, detail::memory_order_relaxed);
         }
     }
 
@@ -275,6 +276,7 @@ public:
     void bind(detail::loop_core& l) noexcept {
         if (loop_) return;
         loop_ = &l;
+        registry_->loop.store(&l, detail::memory_order_relaxed);
         next_group_ = l.groups;
         if (next_group_) next_group_->prev_group_ = this;
         l.groups = this;
@@ -303,7 +305,7 @@ private:
                 state_ = state::cancelled;
                 return detail::take_budget(); // else: through the ready queue, for fairness
             }
-            if (group_->on_other_thread()) {
+            if (group_->refused_here()) {
                 state_ = state::wrong_thread;
                 return true;
             }
@@ -389,12 +391,8 @@ private:
         state state_ = state::waiting;
     };
 
-    // For a handle: checks the thread, then cancels.
-    static void cancel_task(detail::promise_base& p) {
-        if (task_group* g = owner_of(p); g && g->on_other_thread())
-            throw std::system_error(error::wrong_reactor, "task_handle::cancel");
-        p.own_cancel_.state().request();
-    }
+    // For a handle whose registry's thread was checked: cancels.
+    static void cancel_task(detail::promise_base& p) noexcept { p.own_cancel_.state().request(); }
 
     void cancel_all() noexcept {
         for (detail::promise_base* p = first_; p; p = p->next_in_group_)
@@ -404,8 +402,12 @@ private:
     // True when the group's reactor runs on another thread than this one.
     bool on_other_thread() const noexcept { return loop_ && !loop_->usable_here(); }
 
+    // What spawn, cancel and join check: the group's records and tasks are its reactor's,
+    // and a task of another reactor must not start or wait on them even while that one is
+    // idle (it would be resumed on the group's reactor's thread).
+    bool refused_here() const noexcept { return loop_ && !loop_->usable_by_this_thread(); }
     void check_thread(const char* what) const {
-        if (on_other_thread()) throw std::system_error(error::wrong_reactor, what);
+        if (refused_here()) throw std::system_error(error::wrong_reactor, what);
     }
 
     // Its tasks and its reactor's records belong to the thread that runs the reactor: a
@@ -608,6 +610,11 @@ private:
 
 inline void task_handle::cancel() const {
     if (!registry_) return;
+    // The thread first: the registry is the group's reactor's, and another thread's lookup
+    // would race with its spawns (a finished task is refused the same way).
+    if (const detail::loop_core* l = registry_->loop.load(detail::memory_order_relaxed);
+        l && !l->usable_by_this_thread())
+        throw std::system_error(error::wrong_reactor, "task_handle::cancel");
     if (detail::promise_base* p = registry_->find(slot_, generation_)) task_group::cancel_task(*p);
 }
 

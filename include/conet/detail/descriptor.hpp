@@ -179,8 +179,7 @@ public:
     void leave_reactor(std::error_code& ec) noexcept {
         ec.clear();
         if (!loop_) return;
-        loop_core* current = loop_core::current();
-        if (current && current != loop_) {
+        if (!usable_here()) { // its loop's records are that loop's thread's
             ec = error::wrong_reactor;
             return;
         }

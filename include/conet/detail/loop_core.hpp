@@ -289,6 +289,15 @@ struct loop_core {
         loop_core* const* t = running_on.load(memory_order_relaxed);
         return !t || t == &current();
     }
+
+    /// True if what belongs to this loop may be used on this thread: it is the thread's
+    /// running loop, or no loop runs here and this one runs nowhere else. A thread running
+    /// another loop is refused even while this one is idle: what it would start or wait for
+    /// would be resumed on this loop's thread.
+    bool usable_by_this_thread() const noexcept {
+        loop_core* here = current();
+        return here == this || (!here && usable_here());
+    }
 };
 
 [[gnu::always_inline]] inline bool take_budget() noexcept {

@@ -5,11 +5,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "atomic.hpp"
 #include "growable_array.hpp"
 
 namespace conet::detail {
 
 class promise_base;
+class loop_core;
 
 /// Which tasks of a group are alive, by slot and generation: what makes a handle O(1) and
 /// safe after its task is gone. Shared by the group and its handles through a count
@@ -50,6 +52,10 @@ public:
         if (slot >= entries_.size() || entries_[slot].generation != generation) return nullptr;
         return entries_[slot].task;
     }
+
+    /// The reactor of the group, while it is bound to one: what a handle checks its thread
+    /// against before it looks anything up (atomic: read from any thread).
+    atomic<const loop_core*> loop{nullptr};
 
     void retain() noexcept { ++refs_; }
     void release() noexcept {
