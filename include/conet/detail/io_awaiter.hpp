@@ -151,8 +151,9 @@ private:
                                    Dir == direction::read ? "readable" : "writable");
                 return;
             }
-            trace("%s waits: fd %d is not %s yet, so the coroutine suspends",
-                  self().describe().c_str(), fd, Dir == direction::read ? "readable" : "writable");
+            trace("%s waits: fd %d is not %s yet, so the coroutine suspends%s",
+                  self().describe().c_str(), fd, Dir == direction::read ? "readable" : "writable",
+                  traced_name(chain).text);
         } catch (...) { // no memory for the name: no trace line
         }
     }
