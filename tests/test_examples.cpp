@@ -1249,3 +1249,33 @@ TEST_CASE("chat_room: ## leaves, and joins and leaves are announced to the other
     CHECK(server.wait() == 0);
     CHECK(run_bounded(r, next_line(a.lines)) == std::nullopt);
 }
+
+TEST_CASE("CONET_DUMP_SIGNAL: echo_server and chat_room print what every task does on the signal",
+          "[examples][task_dump]") {
+    for (const char* name : {"echo_server", "chat_room"}) {
+        INFO(name);
+        ::setenv("CONET_DUMP_SIGNAL", "SIGUSR1", 1);
+        child_process server(example(name), {"0", "--host", "127.0.0.1"});
+        ::unsetenv("CONET_DUMP_SIGNAL");
+        const auto where = loopback(listening_port(server.read_line()));
+        conet::reactor r;
+        auto conn = run_bounded(r, connect_to(where));
+        const std::string client = conn.local_endpoint().to_string();
+        // The server's task for this client waits in recv once it has accepted it: dump until
+        // the dump shows it (a few tries: the accept may not have happened yet).
+        std::string dump;
+        for (int i = 0; i < 10 && dump.find("<- " + client) == std::string::npos; ++i) {
+            server.send_signal(SIGUSR1);
+            dump = server.read_stderr(1s);
+        }
+        INFO(dump);
+        CHECK(dump.find("conet: task dump: ") != std::string::npos);
+        CHECK(dump.find(": accept fd ") != std::string::npos);
+        CHECK(dump.find(": recv fd ") != std::string::npos);
+        CHECK(dump.find("<- " + client) != std::string::npos);
+        if (std::string(name) == "chat_room")
+            CHECK(dump.find("\"client " + client + "\"") != std::string::npos);
+        server.send_signal(SIGTERM);
+        CHECK(server.wait() == 0);
+    }
+}
