@@ -164,9 +164,7 @@ inline std::vector<task_info> task_list(reactor& r) {
                                                        : "group";
             else if (t.id != 0)
                 t.group = "branch";
-            if (n.group)
-                if (const detail::promise_base* o = access::owner(*n.group))
-                    t.group_owner = access::id(*o);
+            if (n.group) t.group_owner = access::owner_id(*n.group);
             if (p.name()) t.name = p.name();
             t.cancelled = access::cancelled(p);
             t.shielded = n.shielded;

@@ -36,8 +36,12 @@ struct task_dump_access {
     static promise_base* first_task(const task_group& g) noexcept { return g.first_; }
     static promise_base* next_task(const promise_base& p) noexcept { return p.next_in_group_; }
     static void* frame(const promise_base& p) noexcept { return p.self_.address(); }
-    /// The task that owns group `g` (made inside it, or a scope's), or null.
-    static const promise_base* owner(const task_group& g) noexcept { return g.enclosing(); }
+    /// The id of the root task that owns group `g` (the one it was made in, or a scope's
+    /// awaiting task, through its chain of awaits), or 0.
+    static std::uint32_t owner_id(const task_group& g) noexcept {
+        const promise_base* o = g.enclosing();
+        return o ? o->root_->id_ : 0;
+    }
     static bool is_scope(const task_group& g) noexcept { return g.awaiting_ != nullptr; }
     // A reactor's (templates: the reactor is not complete where this is included).
     template <class R>
