@@ -337,8 +337,10 @@ inline void mark_running(promise_base* p) noexcept {
 /// of it. A few stores, no call.
 template <class A>
 [[gnu::always_inline]] inline void note_suspension(promise_base& p, const A& a) noexcept {
-    if constexpr (!loop_operation<A>) p.record_.awaiter = &a;
-    p.record_.describe = &describe_erased<A>;
+    if constexpr (!loop_operation<A>) {
+        p.record_.awaiter = &a;
+        p.record_.describe = &describe_erased<A>;
+    }
     p.record_.since = loop_time;
 }
 

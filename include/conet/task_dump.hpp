@@ -169,14 +169,20 @@ inline std::vector<task_info> task_list(reactor& r) {
             t.cancelled = access::cancelled(p);
             t.shielded = n.shielded;
             const detail::await_record& rec = *n.record;
-            // What it awaits: an awaiter it recorded, or a loop operation
-            // that will resume its frame.
+            // What it awaits: an awaiter it recorded, or a loop operation that will resume
+            // its frame (described through its type's entry in operation_describers).
             const void* awaiter = rec.awaiter;
+            detail::describe_function describe = awaiter ? rec.describe : nullptr;
+            const detail::waiter* op = nullptr;
             if (!awaiter) {
-                const auto op = operations.find(n.frame);
-                if (op != operations.end()) awaiter = op->second;
+                const auto found = operations.find(n.frame);
+                if (found != operations.end()) {
+                    op = found->second;
+                    awaiter = op;
+                    if (op->attempt) describe = detail::operation_describers::find(op->attempt);
+                }
             }
-            if (!awaiter || !rec.describe) {
+            if (!awaiter) {
                 t.operation = !access::started(p)          ? "not started"
                               : &p == detail::running_task ? "running"
                                                            : "ready";
@@ -191,7 +197,12 @@ inline std::vector<task_info> task_list(reactor& r) {
             if (rec.since > 0 && now > rec.since)
                 t.suspended_for = std::chrono::nanoseconds(now - rec.since);
             detail::await_view v; // (no children: only what it is)
-            rec.describe(awaiter, v);
+            if (describe) {
+                describe(awaiter, v);
+            } else { // a sleep (a waiter with no attempt), or an operation of no known type
+                v.op = op;
+                v.kind = op && !op->attempt ? "sleep" : "operation";
+            }
             if (v.kind)
                 t.operation = v.kind;
             else if (v.name[0])

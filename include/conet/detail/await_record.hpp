@@ -110,6 +110,35 @@ void describe_erased(const void* a, await_view& v) {
 
 using describe_function = void (*)(const void*, await_view&);
 
+/// The describe function of each type of loop operation, by its waiter's attempt function
+/// (one per type): filled before main() (io_awaiter registers its types), so that a task
+/// suspending in a loop operation stores none. Read only by the task dump.
+struct operation_describers {
+    using attempt_function = bool (*)(waiter&) noexcept;
+    static constexpr std::size_t capacity = 256;
+    attempt_function attempt[capacity] = {};
+    describe_function describe[capacity] = {};
+    std::size_t count = 0;
+
+    static operation_describers& get() noexcept {
+        static operation_describers table; // (constant-initialized: no guard)
+        return table;
+    }
+    static bool add(attempt_function a, describe_function d) noexcept {
+        operation_describers& t = get();
+        if (t.count == capacity) return false; // its dump shows the operation's type unnamed
+        t.attempt[t.count] = a;
+        t.describe[t.count++] = d;
+        return true;
+    }
+    static describe_function find(attempt_function a) noexcept {
+        const operation_describers& t = get();
+        for (std::size_t i = 0; i < t.count; ++i)
+            if (t.attempt[i] == a) return t.describe[i];
+        return nullptr;
+    }
+};
+
 /// The loop's time at its last poll, in nanoseconds of steady_clock, when a reactor stamps
 /// its polls (reactor::watch_tasks, on for a dump or the stall detector); else 0. A task
 /// suspending copies it: how long it has been suspended costs no clock read.
@@ -119,10 +148,11 @@ inline thread_local std::int64_t loop_time = 0;
 /// task): ids are unique per thread, so per reactor.
 inline thread_local std::uint32_t last_task_id = 0;
 
-/// What a task is suspended in. Set as it suspends: the location, the time, the describe
-/// function of the awaiter's type, and, unless it is a loop operation (found in the loop's
-/// tables), the awaiter, which is cleared as the task resumes (so that a task running, or
-/// resumed inline by another, never shows a dead awaiter).
+/// What a task is suspended in. Set as it suspends: the location (at each co_await), the
+/// time and, unless it is a loop operation (found in the loop's tables, and described through
+/// operation_describers), the awaiter and its type's describe function; the awaiter is
+/// cleared as the task resumes (so that a task running, or resumed inline by another, never
+/// shows a dead awaiter).
 struct await_record {
     const void* awaiter = nullptr;
     describe_function describe = nullptr;
