@@ -1261,8 +1261,23 @@ TEST_CASE("CONET_DUMP_SIGNAL: echo_server and chat_room print what every task do
         conet::reactor r;
         auto conn = run_bounded(r, connect_to(where));
         const std::string client = conn.local_endpoint().to_string();
-        // The server's task for this client waits in recv once it has accepted it: dump until
-        // the dump shows it (a few tries: the accept may not have happened yet).
+        // Served first: its reactor then exists, so the signal is blocked and read by its
+        // loop (it prints "Listening on" before making the reactor; a signal sent before
+        // would end it). echo_server echoes; chat_room passes a line to another client.
+        conet::line_reader lines{conn};
+        run_bounded(r, send_text(conn, "hello\n"));
+        std::optional<conet::tcp_stream> other;
+        if (std::string(name) == "echo_server") {
+            CHECK(run_bounded(r, next_line(lines)) == "hello");
+        } else {
+            other.emplace(run_bounded(r, connect_to(where)));
+            conet::line_reader other_lines{*other};
+            const std::string joined = "*** " + other->local_endpoint().to_string() + " joined";
+            CHECK(run_bounded(r, next_line(lines)) == joined); // (then the room has it)
+            run_bounded(r, send_text(conn, "hi\n"));
+            CHECK(run_bounded(r, next_line(other_lines)) == client + ": hi");
+        }
+        // The server's task for this client waits in recv: dump until the dump shows it.
         std::string dump;
         for (int i = 0; i < 10 && dump.find("<- " + client) == std::string::npos; ++i) {
             server.send_signal(SIGUSR1);
