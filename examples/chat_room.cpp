@@ -31,9 +31,14 @@
 // worth, taken out in one piece, while a full outbox waits behind it).
 //
 // SIGINT or SIGTERM (Ctrl-C) closes every connection and exits with status 0.
+//
+// What is every coroutine doing? Start it with CONET_DUMP_SIGNAL=SIGUSR1 in the environment,
+// then `kill -USR1 <pid>`: it prints on stderr every task, what it waits for and where
+// (conet/task_dump.hpp; each client's task is named after its address).
 #include <conet/channel.hpp> // (not in conet.hpp yet)
 #include <conet/conet.hpp>
 #include <conet/event.hpp>
+#include <conet/task_dump.hpp> // CONET_DUMP_SIGNAL
 
 #include <algorithm>
 #include <csignal>
@@ -166,7 +171,8 @@ conet::task<> serve(conet::tcp_listener& listener) {
                 auto [conn, peer] = co_await listener.accept(ec);
                 if (ec == std::errc::operation_canceled) co_return; // stop
                 if (ec) throw std::system_error(ec, "accept");
-                clients.spawn(serve_client(std::move(conn), peer.unmapped().to_string(), members));
+                const std::string name = peer.unmapped().to_string();
+                clients.spawn(serve_client(std::move(conn), name, members), "client " + name);
             }
         });
 }

@@ -11,7 +11,11 @@
 // them. A client stays on the reactor that accepted it, so nothing is shared between
 // threads. SIGINT or SIGTERM stops every reactor; the server then exits with status 0 (with
 // --stats, after printing each reactor's counters: what bench/run reads).
+//
+// With CONET_DUMP_SIGNAL=SIGUSR1 in its environment, `kill -USR1 <pid>` makes it print on
+// stderr what each of its coroutines is doing (conet/task_dump.hpp).
 #include <conet/conet.hpp>
+#include <conet/task_dump.hpp> // CONET_DUMP_SIGNAL
 
 #include <chrono>
 #include <csignal>

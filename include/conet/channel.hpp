@@ -45,6 +45,7 @@
 #include <utility>
 
 #include "cancel.hpp"
+#include "detail/await_record.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/wait_list.hpp"
 #include "error.hpp"
@@ -162,6 +163,10 @@ public:
 
         using wait_node::set_chain;
 
+        /// For the task dump (conet/task_dump.hpp).
+        void describe_await(detail::await_view & v) const noexcept {
+            v.kind = "channel send";
+        }
         bool await_ready() noexcept {
             if (cancel_requested()) [[unlikely]] {
                 ec_ = std::make_error_code(std::errc::operation_canceled);
@@ -282,6 +287,10 @@ public:
 
         using wait_node::set_chain;
 
+        /// For the task dump (conet/task_dump.hpp).
+        void describe_await(detail::await_view & v) const noexcept {
+            v.kind = "channel recv";
+        }
         bool await_ready() noexcept {
             if (cancel_requested()) [[unlikely]] {
                 ec_ = std::make_error_code(std::errc::operation_canceled);

@@ -19,6 +19,7 @@
 #include <system_error>
 
 #include "cancel.hpp"
+#include "detail/await_record.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/wait_list.hpp"
 #include "error.hpp"
@@ -59,6 +60,10 @@ public:
 
         using wait_node::set_chain;
 
+        /// For the task dump (conet/task_dump.hpp).
+        void describe_await(detail::await_view & v) const noexcept {
+            v.kind = "event wait";
+        }
         bool await_ready() noexcept {
             if (detail::refused_at_start(*this, e_->home_, ec_)) return detail::take_budget();
             decided_ = e_->set_;

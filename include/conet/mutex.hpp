@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "cancel.hpp"
+#include "detail/await_record.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/wait_list.hpp"
 #include "error.hpp"
@@ -106,6 +107,10 @@ public:
 
         using wait_node::set_chain;
 
+        /// For the task dump (conet/task_dump.hpp).
+        void describe_await(detail::await_view & v) const noexcept {
+            v.kind = "mutex lock";
+        }
         bool await_ready() noexcept {
             if (detail::refused_at_start(*this, m_->home_, ec_)) return detail::take_budget();
             if (m_->locked_) return false;

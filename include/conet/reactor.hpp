@@ -27,6 +27,8 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <system_error>
 #include <type_traits>
@@ -40,6 +42,7 @@
 #include "detail/pause.hpp"
 #include "detail/posted_queue.hpp"
 #include "detail/ready_queue.hpp"
+#include "detail/task_walk.hpp"
 #include "detail/trace.hpp"
 #include "detail/virtual_clock.hpp"
 #include "detail/waiter.hpp"
@@ -51,6 +54,26 @@
 namespace conet {
 
 namespace detail {
+/// Set by conet/task_dump.hpp when a program includes it: what a reactor made while
+/// CONET_DUMP_SIGNAL is set calls to start listening for that signal.
+inline void (*start_dump_signal)(reactor&, const char* signal) = nullptr;
+
+/// CONET_STALL_MS as nanoseconds (0: unset, or not a positive number).
+inline std::int64_t stall_threshold_requested() noexcept {
+    const char* value = std::getenv("CONET_STALL_MS");
+    if (!value || !*value) return 0;
+    char* end = nullptr;
+    const double ms = std::strtod(value, &end);
+    if (*end != '\0' || !(ms > 0) || ms > 1e9) {
+        std::fprintf(stderr,
+                     "conet: CONET_STALL_MS=%s is not a number of milliseconds: the "
+                     "stall detector stays off\n",
+                     value);
+        return 0;
+    }
+    return static_cast<std::int64_t>(ms * 1e6);
+}
+
 /// What run() throws when the reactor already runs on another thread (a logic_error): a
 /// reactor_pool tells it from a failure of the loop, which it would retry.
 struct run_refused : std::logic_error {
@@ -128,6 +151,10 @@ public:
         core_.log = detail::trace_log::make();
         core_.trace = core_.log || detail::trace_requested();
         core_.pay_attention();
+        stall_ns_ = detail::stall_threshold_requested();
+        watch();
+        if (const char* sig = std::getenv("CONET_DUMP_SIGNAL"); sig && *sig) [[unlikely]]
+            start_dump_signal(sig);
     }
 
     /// A reactor whose deadlines read `clock`. A virtual clock (for tests: see
@@ -204,6 +231,8 @@ public:
             throw std::logic_error("conet::reactor::run: the task already runs, or ran");
         running_scope scope(*this, t.handle());
         auto h = t.handle();
+        main_task_ = &h.promise();
+        detail::task_dump_access::set_id(h.promise(), ++detail::last_task_id);
         h.promise().start_node_.handle = h;
         core_.ready.push_back(h.promise().start_node_);
         run_until_done(h);
@@ -319,7 +348,56 @@ public:
     /// reactor's thread, or when no run() is in progress.
     reactor_stats stats() const noexcept { return running_here() ? detail::counters : stats_; }
 
+    /// The stall detector: a resumption of a coroutine that runs longer than `threshold`
+    /// without suspending (a blocking call inside the loop) prints one line on stderr naming
+    /// the coroutine, where it suspended next and how long it ran. Zero turns it off (the
+    /// default, unless CONET_STALL_MS gives milliseconds when the reactor is made). Off, it
+    /// costs no clock read; on, two per resumption.
+    void set_stall_threshold(std::chrono::nanoseconds threshold) noexcept {
+        stall_ns_ = threshold.count() > 0 ? threshold.count() : 0;
+        watch();
+    }
+    std::chrono::nanoseconds stall_threshold() const noexcept {
+        return std::chrono::nanoseconds(stall_ns_);
+    }
+
+    /// Reads the clock once per poll, so that the task dump can say how long each task has
+    /// been suspended (to within a turn). Off by default; on once a dump was taken, with
+    /// CONET_DUMP_SIGNAL, or with the stall detector.
+    void time_suspensions(bool on) noexcept {
+        stamp_polls_ = on;
+        watch();
+    }
+
 private:
+    friend struct detail::task_dump_access;
+
+    // What the loop watches beyond its work, from the settings: the stall detector times
+    // resumptions, the task dump stamps polls.
+    void watch() noexcept {
+        core_.stall_watch = stall_ns_ > 0;
+        core_.pay_attention();
+        stamp_polls_ = stamp_polls_ || stall_ns_ > 0;
+        watch_resumptions_ = core_.log || stall_ns_ > 0;
+        poll_attention_ = core_.trace || stamp_polls_;
+        if (stamp_polls_) stamp_poll();
+    }
+
+    static void stamp_poll() noexcept {
+        detail::loop_time = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                detail::timer_entry::clock::now().time_since_epoch())
+                                .count();
+    }
+
+    [[gnu::noinline, gnu::cold]] void start_dump_signal(const char* sig) {
+        if (detail::start_dump_signal) {
+            time_suspensions(true);
+            detail::start_dump_signal(*this, sig);
+        } else {
+            std::fprintf(stderr, "conet: CONET_DUMP_SIGNAL is set, but this program does not "
+                                 "include <conet/task_dump.hpp>: no dump on a signal\n");
+        }
+    }
     // A task that awaits `a` and yields its result: how run() drives an awaitable.
     template <class Awaitable>
     static auto awaiting(Awaitable a) -> task<decltype(std::declval<Awaitable&>().await_resume())> {
@@ -359,6 +437,7 @@ private:
             detail::budget_left = budget_;
             detail::op_cost = cost_;
             reactor_.main_ = nullptr;
+            reactor_.main_task_ = nullptr;
         }
         running_scope(const running_scope&) = delete;
         running_scope& operator=(const running_scope&) = delete;
@@ -430,7 +509,7 @@ private:
 
     // Resumes `h` with the budget fresh_budget() gave (and a try may have spent).
     [[gnu::always_inline]] void resume_budgeted(std::coroutine_handle<> h) {
-        if (core_.log) [[unlikely]]
+        if (watch_resumptions_) [[unlikely]] // the trace file, or the stall detector
             return resume_logged(h);
         resume_unlogged(h);
     }
@@ -448,9 +527,8 @@ private:
         while (detail::ready_node* n = core_.urgent.pop_front()) {
             core_.note_busy();
             fresh_budget();
-            if (core_.log) [[unlikely]] {
-                span_guard span{*core_.log, core_.log->span_begins(n->handle.address())};
-                n->handle.resume();
+            if (watch_resumptions_) [[unlikely]] {
+                resume_watched(n->handle);
                 continue;
             }
             n->handle.resume();
@@ -466,11 +544,71 @@ private:
     };
 
     [[gnu::noinline]] void resume_logged(std::coroutine_handle<> h) {
-        {
+        resume_watched(h);
+        if (!core_.urgent.empty()) resume_urgent();
+    }
+
+    // One resumption in a span of the trace file, timed by the stall detector, or both.
+    void resume_watched(std::coroutine_handle<> h) {
+        struct stall_guard {
+            reactor& self;
+            void* frame;
+            std::int64_t start;
+            ~stall_guard() {
+                if (start) self.check_stall(frame, start);
+            }
+        } stall{*this, h.address(), stall_ns_ ? now_ns() : 0};
+        if (core_.log) {
             span_guard span{*core_.log, core_.log->span_begins(h.address())};
             h.resume();
+            return;
         }
-        if (!core_.urgent.empty()) resume_urgent();
+        h.resume();
+    }
+
+    static std::int64_t now_ns() noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   detail::timer_entry::clock::now().time_since_epoch())
+            .count();
+    }
+
+    void check_stall(void* frame, std::int64_t start) noexcept {
+        const std::int64_t ran = now_ns() - start;
+        if (ran > stall_ns_) [[unlikely]]
+            report_stall(frame, ran);
+    }
+
+    // One line on stderr: which coroutine ran `ran` nanoseconds, and where it is now.
+    [[gnu::noinline, gnu::cold]] void report_stall(void* frame, std::int64_t ran) noexcept {
+        char who[96] = "a coroutine";
+        const detail::await_record* found = nullptr;
+        const detail::promise_base* root = nullptr;
+        detail::walk_tasks(core_, main_task_, main_.address(), [&](const detail::task_node& n) {
+            if (n.depth == 0) root = n.task;
+            if (n.frame == frame && !found) {
+                found = n.record;
+                const char* name = root->name();
+                if (name)
+                    std::snprintf(who, sizeof who, "task %u \"%s\"",
+                                  detail::task_dump_access::id(*root), name);
+                else
+                    std::snprintf(who, sizeof who, "task %u", detail::task_dump_access::id(*root));
+            }
+        });
+        const double ms = static_cast<double>(ran) / 1e6;
+        if (found) {
+            char function[96];
+            detail::short_function(found->where.function(), function, sizeof function);
+            std::fprintf(stderr,
+                         "conet: stall: %s ran %.1f ms without suspending (blocking the loop), "
+                         "in %s before its co_await at %s:%u\n",
+                         who, ms, function, found->where.file(), found->where.line());
+        } else {
+            std::fprintf(stderr,
+                         "conet: stall: a coroutine (frame %p) ran %.1f ms without suspending "
+                         "(blocking the loop), until it finished\n",
+                         frame, ms);
+        }
     }
 
     // Inline in both run()s: at one connection, each round trip is a whole turn.
@@ -502,8 +640,10 @@ private:
             n = detail::counted(::epoll_wait(core_.epoll_fd, events_.data(),
                                              static_cast<int>(events_.size()), timeout));
             ++detail::counters.epoll_waits;
-            if (core_.trace) [[unlikely]]
-                trace_polled(n, timeout);
+            if (poll_attention_) [[unlikely]] { // tracing, or stamping polls (the task dump)
+                if (stamp_polls_) stamp_poll();
+                if (core_.trace) trace_polled(n, timeout);
+            }
         } while (n < 0 && errno == EINTR); // a signal: just poll again
         if (n < 0) detail::throw_error(detail::errno_code(errno), "epoll_wait");
         if (n > 1) core_.note_busy(); // (several coroutines may resume: see loop_core::alone)
@@ -534,7 +674,8 @@ private:
             core_.log->instant(w.handle.address(), "wakes", "wake", "\"fd\":%d,\"ready\":\"%s\"",
                                w.fd, ready);
         else
-            detail::trace("fd %d is %s: its coroutine resumes", w.fd, ready);
+            detail::trace("fd %d is %s: its coroutine resumes%s", w.fd, ready,
+                          detail::traced_name(w.chain).text);
     }
 
     [[gnu::noinline, gnu::cold]] void trace_expiry(const detail::deadline& d) noexcept {
@@ -826,8 +967,13 @@ private:
 
     detail::loop_core core_;
     int wake_fd_ = -1;
-    task_group tasks_{cancel_token{}}; // owned by nobody, wherever the reactor is made
-    std::coroutine_handle<> main_;     // the task the current run() drives, if any
+    task_group tasks_{cancel_token{}};          // owned by nobody, wherever the reactor is made
+    std::coroutine_handle<> main_;              // the task the current run() drives, if any
+    detail::promise_base* main_task_ = nullptr; // its promise (for the task dump)
+    std::int64_t stall_ns_ = 0;                 // the stall detector's threshold, 0: off
+    bool watch_resumptions_ = false;            // the trace file, or the stall detector
+    bool stamp_polls_ = false;                  // loop_time at each poll (task dump)
+    bool poll_attention_ = false;               // trace, or stamp_polls_
     detail::atomic<bool> stop_requested_{false};
     detail::atomic<bool> running_{false};        // a run() is in progress (on whichever thread)
     detail::atomic<std::size_t> outstanding_{0}; // posted functions not run yet + work guards

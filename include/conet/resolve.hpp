@@ -32,6 +32,7 @@
 #include "address.hpp"
 #include "cancel.hpp"
 #include "detail/atomic.hpp"
+#include "detail/await_record.hpp"
 #include "detail/lookup_pool.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/posted_queue.hpp"
@@ -130,6 +131,8 @@ public:
         if (request_) request_->abandon(); // destroyed while it waits (its frame went)
     }
 
+    /// For the task dump (conet/task_dump.hpp).
+    void describe_await(detail::await_view& v) const noexcept { v.kind = "lookup"; }
     bool await_ready() const noexcept { return false; }
 
     template <class Promise>

@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "cancel.hpp"
+#include "detail/await_record.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
 #include "error.hpp"
@@ -26,6 +27,8 @@ public:
     yield_awaiter& operator=(const yield_awaiter&) = delete;
 
     void set_chain(cancel_state* c) noexcept { chain_ = c; }
+    /// For the task dump.
+    void describe_await(await_view& v) const noexcept { v.kind = "yield"; }
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) noexcept {

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "cancel.hpp"
+#include "detail/await_record.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/wait_list.hpp"
 #include "error.hpp"
@@ -89,6 +90,10 @@ public:
 
         using wait_node::set_chain;
 
+        /// For the task dump (conet/task_dump.hpp).
+        void describe_await(detail::await_view & v) const noexcept {
+            v.kind = "semaphore acquire";
+        }
         bool await_ready() noexcept {
             if (detail::refused_at_start(*this, s_->home_, ec_)) return detail::take_budget();
             if (s_->count_ == 0) return false; // (coroutines wait only when none is free)

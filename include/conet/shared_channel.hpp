@@ -44,6 +44,7 @@
 
 #include "cancel.hpp"
 #include "detail/atomic.hpp"
+#include "detail/await_record.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/posted_queue.hpp"
 #include "detail/ready_queue.hpp"
@@ -388,6 +389,10 @@ public:
 
         using op_base::set_chain;
 
+        /// For the task dump (conet/task_dump.hpp).
+        void describe_await(detail::await_view & v) const noexcept {
+            v.kind = "shared_channel send";
+        }
         bool await_ready() noexcept {
             if (this->cancel_requested()) [[unlikely]] {
                 this->ec_ = std::make_error_code(std::errc::operation_canceled);
@@ -432,6 +437,10 @@ public:
 
         using op_base::set_chain;
 
+        /// For the task dump (conet/task_dump.hpp).
+        void describe_await(detail::await_view & v) const noexcept {
+            v.kind = "shared_channel recv";
+        }
         bool await_ready() noexcept {
             if (this->cancel_requested()) [[unlikely]] {
                 this->ec_ = std::make_error_code(std::errc::operation_canceled);

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "cancel.hpp"
+#include "detail/await_record.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
 #include "error.hpp"
@@ -39,6 +40,7 @@ namespace detail {
 
 class promise_base;
 class resume_on_awaiter;
+struct task_dump_access;
 /// all: when_all; any: when_any; any_settled: when_any_settled (when.hpp).
 enum class join_mode : std::uint8_t { all, any, any_settled };
 template <join_mode Mode, class... Ts>
@@ -101,6 +103,10 @@ inline thread_local promise_base* running_task = nullptr;
 inline void mark_running(promise_base* p) noexcept;
 template <class A, class H>
 decltype(auto) suspend_marked(A& a, H h);
+template <class A>
+void note_suspension(promise_base& p, const A& a) noexcept;
+template <class A>
+void mark_resumed(promise_base* p) noexcept;
 
 /// Awaits `*a` (see promise_base::await_transform), and marks the awaiting task as the one
 /// running again when it resumes.
@@ -111,10 +117,11 @@ struct forwarder {
     bool await_ready() { return a->await_ready(); }
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
+        note_suspension(*self, *a);
         return suspend_marked(*a, h);
     }
     decltype(auto) await_resume() {
-        mark_running(self);
+        mark_resumed<A>(self);
         return a->await_resume();
     }
 };
@@ -127,10 +134,11 @@ struct holding_forwarder {
     bool await_ready() { return a.await_ready(); }
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
+        note_suspension(*self, a);
         return suspend_marked(a, h);
     }
     decltype(auto) await_resume() {
-        mark_running(self);
+        mark_resumed<A>(self);
         return a.await_resume();
     }
 };
@@ -175,6 +183,7 @@ public:
     ~promise_base() {
         if (running_task == this) running_task = nullptr;
         if (awaited_by_) awaited_by_->task_destroyed(*awaited_by_);
+        delete[] name_;
     }
 
     initial_awaiter initial_suspend() noexcept { return {this}; }
@@ -191,26 +200,39 @@ public:
     ///
     /// The forwarders also mark this task as the running one when it resumes (running_task),
     /// which is how a task_group learns its owner.
+    ///
+    /// Each co_await also stores its source location in the task (a defaulted argument: a
+    /// constant, one pointer with std::source_location), for the task dump: stored here, in
+    /// the frame's own record, rather than carried in the forwarder, which GCC keeps in the
+    /// frame too (the same store, and a load more when the task suspends).
+#if defined(__cpp_lib_source_location)
     template <class Awaitable>
-    decltype(auto) await_transform(Awaitable&& a) noexcept {
-        if constexpr (requires { a.set_chain(cancel_); }) a.set_chain(cancel_);
-        if constexpr (requires { a.await_ready(); })
-            return forwarder<std::remove_reference_t<Awaitable>>{&a, this};
-        else if constexpr (requires { std::forward<Awaitable>(a).operator co_await(); })
-            return holding_forwarder<decltype(std::forward<Awaitable>(a).operator co_await())>{
-                std::forward<Awaitable>(a).operator co_await(), this};
-        else
-            return std::forward<Awaitable>(a);
+    decltype(auto)
+    await_transform(Awaitable&& a,
+                    std::source_location at = std::source_location::current()) noexcept {
+        return transform(std::forward<Awaitable>(a), await_site{at});
     }
+#else
+    template <class Awaitable>
+    decltype(auto) await_transform(Awaitable&& a, const char* file = __builtin_FILE(),
+                                   unsigned line = __builtin_LINE(),
+                                   const char* function = __builtin_FUNCTION()) noexcept {
+        return transform(std::forward<Awaitable>(a), await_site{file, line, function});
+    }
+#endif
 
     /// The cancellation chain this task runs in.
-    cancel_state& chain() noexcept { return *cancel_; }
+    cancel_state& chain() noexcept {
+        return *cancel_;
+    }
 
     /// The task at the bottom of the chain of awaits this one belongs to: the task of a
     /// task_group, a when_all/when_any branch or a run() that (indirectly) awaits it, or this
     /// task itself when nothing awaits it. A task awaited as an lvalue (`co_await t;`, owned
     /// elsewhere) is a root of its own: it may outlive its awaiter.
-    promise_base& root() noexcept { return *root_; }
+    promise_base& root() noexcept {
+        return *root_;
+    }
 
     /// What an lvalue await leaves in the awaited task: told if the task is destroyed first.
     struct await_link {
@@ -218,11 +240,20 @@ public:
     };
 
     /// The exception the task ended with, if any.
-    const std::exception_ptr& exception() const noexcept { return exception_; }
+    const std::exception_ptr& exception() const noexcept {
+        return exception_;
+    }
 
     /// True once the task has been started, or while something awaits or owns it: it cannot
     /// be awaited, run or spawned again.
-    bool busy() const noexcept { return started_ || awaited_by_ || owner_; }
+    bool busy() const noexcept {
+        return started_ || awaited_by_ || owner_;
+    }
+
+    /// The task's name (task_group::spawn(t, name)), or null.
+    const char* name() const noexcept {
+        return name_;
+    }
 
 protected:
     // Its result is taken once: a second await of a finished task must not see a moved-from
@@ -236,9 +267,27 @@ protected:
     }
 
 private:
+    template <class Awaitable>
+    decltype(auto) transform(Awaitable&& a, const await_site& where) noexcept {
+        if constexpr (requires { a.set_chain(cancel_); }) a.set_chain(cancel_);
+        record_.where = where;
+        if constexpr (requires { a.await_ready(); })
+            return forwarder<std::remove_reference_t<Awaitable>>{&a, this};
+        else if constexpr (requires { std::forward<Awaitable>(a).operator co_await(); })
+            return holding_forwarder<decltype(std::forward<Awaitable>(a).operator co_await())>{
+                std::forward<Awaitable>(a).operator co_await(), this};
+        else
+            return std::forward<Awaitable>(a);
+    }
+
     template <class T>
     friend class conet::task;
     friend class conet::task_group;
+    friend struct task_dump_access;
+    template <class A>
+    friend void note_suspension(promise_base& p, const A& a) noexcept;
+    template <class A>
+    friend void mark_resumed(promise_base* p) noexcept;
     friend class conet::reactor;
     template <join_mode Mode, class... Ts>
     friend class join;
@@ -273,12 +322,45 @@ private:
     promise_base* prev_in_group_ = nullptr;
     promise_base* next_in_group_ = nullptr;
     std::uint32_t handle_slot_ = 0;
+    std::uint32_t id_ = 0; // a root task's id in the task dump (0: an awaited task)
+
+    // For the task dump and the stall detector (conet/task_dump.hpp): what the task is
+    // suspended in, where and since when, and its name (owned, or null).
+    await_record record_;
+    char* name_ = nullptr;
 };
 
 /// `p` resumes: it is the running task now.
 inline void mark_running(promise_base* p) noexcept {
     running_task = p;
 }
+
+/// `p` suspends in `a` (its co_await stored where, await_transform): what the task dump shows
+/// of it. A few stores, no call.
+template <class A>
+[[gnu::always_inline]] inline void note_suspension(promise_base& p, const A& a) noexcept {
+    if constexpr (!loop_operation<A>) {
+        p.record_.awaiter = &a;
+        p.record_.describe = &describe_erased<A>;
+    }
+    p.record_.since = loop_time;
+}
+
+/// `p` resumes from a co_await of an A: it is the running task, and suspended in nothing.
+template <class A>
+[[gnu::always_inline]] inline void mark_resumed(promise_base* p) noexcept {
+    running_task = p;
+    if constexpr (!loop_operation<A>) p->record_.awaiter = nullptr;
+}
+
+/// The name of the task that chain `c` belongs to (its root's), for the trace.
+inline const char* task_name(const cancel_state* c) noexcept {
+    promise_base* p = c->task();
+    return p ? p->root().name() : nullptr;
+}
+
+/// Tells the trace (detail/trace.hpp) how to name a task, once per program, before main().
+inline const bool trace_knows_task_names = (task_name_of = &task_name, true);
 
 inline void promise_base::initial_awaiter::await_resume() const noexcept {
     self->started_ = true;
@@ -490,6 +572,11 @@ private:
         }
 
         bool await_ready() const noexcept { return h_ && h_.done(); }
+        /// For the task dump: the task it awaits.
+        void describe_await(detail::await_view& v) const {
+            v.kind = "task";
+            if (h_ && !h_.done()) v.child(h_.promise(), h_.address(), shielded_);
+        }
         template <class CallerPromise>
         bool await_suspend(std::coroutine_handle<CallerPromise> caller) noexcept {
             if (!h_) {
@@ -570,6 +657,11 @@ private:
         detail::refusal refused = detail::refusal::none;
 
         bool await_ready() const noexcept { return h && h.done(); }
+        /// For the task dump: the task it awaits.
+        void describe_await(detail::await_view& v) const {
+            v.kind = "task";
+            if (h && !h.done()) v.child(h.promise(), h.address(), shielded);
+        }
         // Starts the task. If it finishes without suspending, the caller continues at once
         // (returning false) in its own frame; otherwise the task resumes the caller by
         // symmetric transfer when it ends. Returning `h` here (plain symmetric transfer) would

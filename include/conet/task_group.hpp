@@ -45,6 +45,7 @@
 #include <cstdio>
 #include <exception>
 #include <stdexcept>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -63,6 +64,7 @@ class reactor_pool;
 namespace detail {
 class resume_on_awaiter;
 struct scope_access;
+struct task_dump_access;
 } // namespace detail
 
 namespace detail {
@@ -206,9 +208,25 @@ public:
         p.self_ = h;
         const std::uint32_t slot = add(p); // may throw: `t` still owns the frame
         t.release();
+        p.id_ = ++detail::last_task_id;
         p.start_node_.handle = h;
         loop_->ready.push_back(p.start_node_);
         return task_handle(*registry_, slot);
+    }
+
+    /// spawn(t), naming the task: the task dump (conet/task_dump.hpp) and CONET_TRACE show
+    /// the name. The name is copied (one allocation, made before the task is taken).
+    template <class T>
+    task_handle spawn(task<T> t, std::string_view name) {
+        char* copy = new char[name.size() + 1];
+        name.copy(copy, name.size());
+        copy[name.size()] = '\0';
+        if (t.valid() && !t.handle().promise().busy()) {
+            delete[] std::exchange(t.handle().promise().name_, copy);
+            copy = nullptr;
+        }
+        delete[] copy;
+        return spawn(std::move(t));
     }
 
     /// Cancels every task of the group (tasks spawned afterwards are not affected, unless
@@ -285,6 +303,7 @@ public:
 private:
     friend class task_handle;
     friend class detail::resume_on_awaiter;
+    friend struct detail::task_dump_access;
     friend class reactor_pool;
     friend struct detail::scope_access;
 
@@ -299,6 +318,8 @@ private:
             : cancel_node(&join_awaiter::cancelled), group_(&g) {}
 
         void set_chain(detail::cancel_state* c) noexcept { chain_ = c; }
+        /// For the task dump: the group's tasks are listed as the group's.
+        void describe_await(detail::await_view& v) const noexcept { v.kind = "join (its group)"; }
 
         bool await_ready() noexcept {
             if (chain_ && chain_->requested()) {

@@ -92,13 +92,19 @@ public:
         else if (ec)
             throw_error(ec, "sleep");
     }
+    /// For the task dump: a sleep, its deadline on the waiter.
+    void describe_await(await_view& v) const noexcept {
+        v.kind = "sleep";
+        v.op = this;
+    }
 
 private:
     [[gnu::noinline, gnu::cold]] void trace_sleeping() noexcept {
         if (loop->log)
             loop->log->instant(handle.address(), "sleep waits", "wait", "\"op\":\"sleep\"");
         else
-            trace("sleep: the coroutine suspends until its timer expires");
+            trace("sleep: the coroutine suspends until its timer expires%s",
+                  traced_name(chain).text);
     }
 
     steady_clock::time_point until_;
@@ -129,6 +135,9 @@ public:
     }
     auto await_suspend(std::coroutine_handle<> h) noexcept { return op_.await_suspend(h); }
     decltype(auto) await_resume() { return op_.await_resume(); }
+    /// For the task dump: a loop operation, found in the loop's tables as `Op`'s waiter
+    /// (which carries this deadline).
+    using loop_operation_of = Op;
 
 private:
     deadline deadline_; // declared first, destroyed last: ~waiter may still take it off

@@ -108,6 +108,20 @@ public:
 
     bool await_ready() const noexcept { return false; }
 
+    /// For the task dump: the branches still running.
+    void describe_await(await_view& v) const {
+        v.kind = Any ? "when_any" : "when_all";
+        std::size_t i = 0;
+        std::apply(
+            [&](const auto&... t) {
+                (((promises_[i] && !t.done() ? v.child(*promises_[i], t.handle().address())
+                                             : void()),
+                  ++i),
+                 ...);
+            },
+            tasks_);
+    }
+
     template <class Promise>
     bool await_suspend(std::coroutine_handle<Promise> caller) noexcept {
         caller_ = caller;
@@ -208,6 +222,7 @@ private:
         promise_base& p = h.promise();
         promises_[I] = &p;
         p.owner_ = this;
+        p.id_ = ++last_task_id;
         if (parent) p.own_cancel_.attach(*parent);
         // Already decided: start it cancelled, so that its first co_await fails before it
         // transfers anything (a when_any loser must not consume data it cannot deliver).

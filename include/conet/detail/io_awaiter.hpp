@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "../error.hpp"
+#include "await_record.hpp"
 #include "chrono.hpp"
 #include "descriptor.hpp"
 #include "loop_core.hpp"
@@ -48,7 +49,9 @@ inline std::error_code arm_timeout(waiter& w) noexcept {
 template <class Derived, direction Dir>
 class io_awaiter : public waiter {
 public:
-    explicit io_awaiter(std::error_code* out) noexcept : waiter(&attempt_thunk), out_(out) {}
+    explicit io_awaiter(std::error_code* out) noexcept : waiter(&attempt_thunk), out_(out) {
+        (void)described_; // instantiates it: registered before main(), no code here
+    }
 
     void set_chain(cancel_state* c) noexcept { chain = c; }
 
@@ -151,8 +154,9 @@ private:
                                    Dir == direction::read ? "readable" : "writable");
                 return;
             }
-            trace("%s waits: fd %d is not %s yet, so the coroutine suspends",
-                  self().describe().c_str(), fd, Dir == direction::read ? "readable" : "writable");
+            trace("%s waits: fd %d is not %s yet, so the coroutine suspends%s",
+                  self().describe().c_str(), fd, Dir == direction::read ? "readable" : "writable",
+                  traced_name(chain).text);
         } catch (...) { // no memory for the name: no trace line
         }
     }
@@ -189,6 +193,10 @@ private:
     }
 
     void spend_bytes_moved() noexcept { spend_bytes(moved()); }
+
+    // This type's describe function, for the task dump (detail/await_record.hpp).
+    static inline const bool described_ =
+        operation_describers::add(&attempt_thunk, &describe_erased<Derived>);
 
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
 

@@ -165,7 +165,10 @@ struct loop_core {
     bool trace = false; // CONET_TRACE set: print or log what the loop does (detail/trace.hpp)
     // CONET_TRACE=FILE: where this loop logs it (detail/trace_file.hpp); null when not.
     trace_log* log = nullptr;
-    // trace, or a when_any holding: what an event's dispatch tests once (pay_attention()).
+    // The stall detector is on (reactor::set_stall_threshold): resumptions are timed.
+    bool stall_watch = false;
+    // trace, stall_watch, or a when_any holding: what an event's dispatch tests once
+    // (pay_attention()).
     bool attention = false;
     // The virtual clock's reading while the reactor keeps virtual time (detail/virtual_clock.hpp),
     // null on the real clock: every deadline reads it instead of steady_clock (now()).
@@ -178,8 +181,8 @@ struct loop_core {
         return timer_entry::clock::now();
     }
 
-    /// Sets `attention` from what it sums up (after a change of trace or holding).
-    void pay_attention() noexcept { attention = trace || !holding.empty(); }
+    /// Sets `attention` from what it sums up (after a change of trace, stall_watch or holding).
+    void pay_attention() noexcept { attention = trace || stall_watch || !holding.empty(); }
 
     // The thread that runs the loop, while it runs: the address of that thread's current()
     // slot (unique among live threads). Read by the checks of thread affinity off the hot

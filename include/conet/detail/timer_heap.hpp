@@ -61,6 +61,12 @@ public:
     /// The entry with the earliest deadline, or nullptr.
     timer_entry* top() const noexcept { return entries_.empty() ? nullptr : entries_.front(); }
     bool empty() const noexcept { return entries_.empty(); }
+    /// Calls f(timer_entry&) for each entry, in no order (the task dump).
+    template <class F>
+    void for_each(F f) const {
+        for (std::size_t i = 0; i < entries_.size(); ++i)
+            f(*entries_[i]);
+    }
 
     /// Forgets every entry (they stay unarmed).
     void clear() noexcept {

@@ -12,9 +12,19 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "await_record.hpp"
 #include "trace_file.hpp"
 
 namespace conet::detail {
+
+/// " (task "NAME")" for the trace line of an operation of chain `c`, or "" if unnamed.
+struct traced_name {
+    char text[80] = "";
+    explicit traced_name(const cancel_state* c) noexcept {
+        const char* name = c && task_name_of ? task_name_of(c) : nullptr;
+        if (name) std::snprintf(text, sizeof text, " (task \"%s\")", name);
+    }
+};
 
 /// True if CONET_TRACE is set to 1 (read once per reactor, when it is made).
 inline bool trace_requested() noexcept {

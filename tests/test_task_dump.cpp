@@ -1,0 +1,436 @@
+// The task dump (conet/task_dump.hpp), the stall detector and task names.
+#include <conet/task_dump.hpp>
+
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using namespace conet_test;
+
+namespace {
+
+// The lines of the co_awaits the dump must name.
+// (Each co_await on one line: GCC and Clang name different lines of one that spans several.)
+constexpr unsigned accept_line = __LINE__ + 3;
+conet::task<> server_task(conet::tcp_listener& listener, std::vector<conet::tcp_stream>& accepted) {
+    for (;;) {
+        auto [conn, peer] = co_await listener.accept();
+        accepted.push_back(std::move(conn));
+    }
+}
+
+constexpr unsigned recv_line = __LINE__ + 10;
+constexpr unsigned timed_recv_line = __LINE__ + 7;
+conet::task<> client_task(conet::endpoint server, bool timed, int& connected) {
+    auto conn = co_await conet::tcp_stream::connect(server);
+    ++connected;
+    char buf[16];
+    const conet::mutable_buffer b(buf, sizeof buf);
+    if (timed)
+        co_await conet::with_timeout(conn.recv(b), std::chrono::seconds(5));
+    else
+        co_await conn.recv(b);
+}
+
+constexpr unsigned sleep_line = __LINE__ + 2;
+conet::task<> sleeper() {
+    co_await conet::sleep_for(std::chrono::seconds(5));
+}
+
+constexpr unsigned branch_sleep_line = __LINE__ + 2;
+conet::task<> branch_sleep() {
+    co_await conet::sleep_for(std::chrono::seconds(4));
+}
+constexpr unsigned when_any_line = __LINE__ + 2;
+conet::task<> racer() {
+    co_await conet::when_any(branch_sleep(), branch_sleep());
+}
+
+constexpr unsigned cleanup_line = __LINE__ + 2;
+conet::task<> cleanup() {
+    co_await conet::sleep_for(std::chrono::seconds(3));
+}
+constexpr unsigned shield_line = __LINE__ + 7;
+conet::task<> doomed() {
+    try {
+        co_await conet::sleep_for(std::chrono::seconds(10));
+    } catch (const std::system_error&) {
+    }
+    // Cancelled: its cleanup runs shielded.
+    co_await conet::shield(cleanup());
+}
+
+conet::task<> finishes_at_once() {
+    co_return;
+}
+
+bool ends_with(const std::string& s, const std::string& end) {
+    return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+}
+
+const conet::task_info* named(const std::vector<conet::task_info>& list, const std::string& name) {
+    const conet::task_info* found = nullptr;
+    for (const auto& t : list)
+        if (t.name == name) {
+            if (found) FAIL("two tasks named " << name);
+            found = &t;
+        }
+    return found;
+}
+
+// What a dump says of a task waiting in a co_await of this file.
+void check_where(const conet::task_info& t, unsigned line, const std::string& function) {
+    CHECK(ends_with(t.file, "test_task_dump.cpp"));
+    CHECK(t.line == line);
+    CHECK(t.function.find(function) != std::string::npos);
+}
+
+} // namespace
+
+TEST_CASE("the task dump lists every suspended task once: what it waits for, where, and who "
+          "awaits it",
+          "[task_dump]") {
+    conet::reactor r;
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    const conet::endpoint server = listener.local_endpoint();
+    std::vector<conet::tcp_stream> accepted;
+    int connected = 0;
+    std::vector<conet::task_info> list;
+    std::string text;
+    run_bounded(r, [&]() -> conet::task<> {
+        auto& g = conet::reactor::current()->tasks();
+        g.spawn(server_task(listener, accepted), "server");
+        g.spawn(client_task(server, false, connected), "client 1");
+        g.spawn(client_task(server, true, connected), "client 2");
+        g.spawn(client_task(server, false, connected), "client 3");
+        g.spawn(sleeper(), "sleeper");
+        g.spawn(racer(), "racer");
+        auto doomed_handle = g.spawn(doomed(), "doomed");
+        g.spawn(finishes_at_once(), "finished");
+        for (int i = 0; i < 1000 && (connected < 3 || accepted.size() < 3); ++i)
+            co_await conet::sleep_for(std::chrono::milliseconds(1));
+        doomed_handle.cancel();
+        co_await conet::sleep_for(std::chrono::milliseconds(5));
+        list = conet::task_list(*conet::reactor::current());
+        text = conet::dump_tasks(*conet::reactor::current());
+        g.cancel();
+    }());
+    INFO(text);
+    REQUIRE(connected == 3);
+    REQUIRE(accepted.size() == 3);
+
+    // The run's own task, which took the dump: running.
+    REQUIRE(!list.empty());
+    CHECK(list[0].group == "run");
+    CHECK(list[0].operation == "running");
+
+    CHECK(named(list, "finished") == nullptr); // it ended: gone
+
+    const auto* s = named(list, "server");
+    REQUIRE(s);
+    CHECK(s->group == "reactor");
+    CHECK(s->depth == 0);
+    CHECK(s->id != 0);
+    CHECK(s->operation == "accept");
+    CHECK(s->fd == listener.native_handle());
+    CHECK(s->local == server.to_string());
+    CHECK(s->peer.empty());
+    CHECK(!s->deadline);
+    check_where(*s, accept_line, "server_task");
+
+    for (const char* name : {"client 1", "client 2", "client 3"}) {
+        INFO(name);
+        const auto* c = named(list, name);
+        REQUIRE(c);
+        CHECK(c->operation == "recv");
+        CHECK(c->fd >= 0);
+        CHECK(c->peer == server.to_string()); // a client: its peer is the server
+        CHECK(!c->local.empty());
+        CHECK(!c->cancelled);
+        const bool timed = std::string(name) == "client 2";
+        check_where(*c, timed ? timed_recv_line : recv_line, "client_task");
+        CHECK(c->deadline.has_value() == timed);
+        if (timed) {
+            CHECK(*c->deadline > std::chrono::seconds(3));
+            CHECK(*c->deadline <= std::chrono::seconds(5));
+        }
+    }
+    // Each client's server side is there, by its descriptor, nowhere else (the server task
+    // keeps them without waiting on them).
+    for (const auto& conn : accepted)
+        for (const auto& t : list)
+            CHECK(t.fd != conn.native_handle());
+
+    const auto* sl = named(list, "sleeper");
+    REQUIRE(sl);
+    CHECK(sl->operation == "sleep");
+    CHECK(sl->fd == -1);
+    REQUIRE(sl->deadline);
+    CHECK(*sl->deadline > std::chrono::seconds(3));
+    CHECK(*sl->deadline <= std::chrono::seconds(5));
+    check_where(*sl, sleep_line, "sleeper");
+
+    const auto* ra = named(list, "racer");
+    REQUIRE(ra);
+    CHECK(ra->operation == "when_any");
+    check_where(*ra, when_any_line, "racer");
+    const std::size_t racer_index = static_cast<std::size_t>(ra - list.data());
+    int branches = 0;
+    for (const auto& t : list)
+        if (t.parent == racer_index) {
+            ++branches;
+            CHECK(t.depth == 1);
+            CHECK(t.group == "branch");
+            CHECK(t.id != 0);
+            CHECK(t.id != ra->id);
+            CHECK(t.operation == "sleep");
+            check_where(t, branch_sleep_line, "branch_sleep");
+        }
+    CHECK(branches == 2);
+
+    const auto* d = named(list, "doomed");
+    REQUIRE(d);
+    CHECK(d->cancelled);
+    CHECK(d->operation == "task");
+    check_where(*d, shield_line, "doomed");
+    const std::size_t doomed_index = static_cast<std::size_t>(d - list.data());
+    REQUIRE(doomed_index + 1 < list.size());
+    const auto& clean = list[doomed_index + 1];
+    CHECK(clean.parent == doomed_index);
+    CHECK(clean.depth == 1);
+    CHECK(clean.id == 0); // awaited: part of the doomed task, not a task of its own
+    CHECK(clean.shielded);
+    CHECK(clean.operation == "sleep");
+    check_where(clean, cleanup_line, "cleanup");
+
+    // Every task once: 1 run + 8 spawned - 1 finished = 8 roots; + 2 branches + 1 cleanup.
+    std::size_t roots = 0;
+    for (const auto& t : list)
+        roots += t.depth == 0;
+    CHECK(roots == 8);
+    CHECK(list.size() == 11);
+
+    // The text: one line per task, awaited ones indented under their task.
+    CHECK(text.find("conet: task dump: 8 tasks, 11 coroutines\n") == 0);
+    CHECK(text.find("\"server\": accept fd " + std::to_string(listener.native_handle()) + " " +
+                    server.to_string() + ", at ") != std::string::npos);
+    CHECK(text.find("<- " + server.to_string() + ", deadline in ") != std::string::npos);
+    CHECK(text.find("\n  task ") != std::string::npos);         // a branch
+    CHECK(text.find("\n  awaits: sleep") != std::string::npos); // the shielded cleanup
+    CHECK(text.find(", cancelled") != std::string::npos);
+    CHECK(text.find(", shielded") != std::string::npos);
+    CHECK(text.find("test_task_dump.cpp:" + std::to_string(accept_line) + " in server_task") !=
+          std::string::npos);
+}
+
+TEST_CASE("a dump says how long each task has been suspended, once the reactor stamps its polls",
+          "[task_dump]") {
+    conet::reactor r;
+    std::vector<conet::task_info> first, second;
+    run_bounded(r, [&]() -> conet::task<> {
+        auto& reactor = *conet::reactor::current();
+        first = conet::task_list(reactor); // turns the stamps on
+        reactor.tasks().spawn(sleeper(), "sleeper");
+        co_await conet::sleep_for(std::chrono::milliseconds(60));
+        second = conet::task_list(reactor);
+        reactor.tasks().cancel();
+    }());
+    const auto* s = named(second, "sleeper");
+    REQUIRE(s);
+    REQUIRE(s->suspended_for);
+    CHECK(*s->suspended_for >= std::chrono::milliseconds(50));
+    CHECK(*s->suspended_for < std::chrono::seconds(5));
+}
+
+namespace {
+
+conet::task<> churn_one(int& finished) {
+    co_await conet::yield();
+    ++finished;
+}
+
+// Spawns `total` tasks in waves while taking dumps between them: each dump must see exactly
+// the tasks alive, each well formed.
+conet::task<> churn(int total, int& finished, bool& consistent) {
+    auto& reactor = *conet::reactor::current();
+    int spawned = 0;
+    while (spawned < total) {
+        for (int i = 0; i < 100; ++i, ++spawned)
+            reactor.tasks().spawn(churn_one(finished), "churn");
+        co_await conet::yield();
+        const auto list = conet::task_list(reactor);
+        int alive = 0;
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            const auto& t = list[i];
+            if (t.name == "churn") ++alive;
+            if (t.depth > 0 && !(t.parent < i && list[t.parent].depth + 1 == t.depth))
+                consistent = false;
+        }
+        if (alive != spawned - finished) consistent = false;
+        std::ostringstream out;
+        conet::dump_tasks(reactor, out);
+        if (out.str().find("conet: task dump:") != 0) consistent = false;
+    }
+    while (finished < total)
+        co_await conet::yield();
+}
+
+} // namespace
+
+TEST_CASE("dumps taken while 10,000 tasks come and go, on two reactors at once, are consistent",
+          "[task_dump]") {
+    struct side {
+        int finished = 0;
+        bool consistent = true;
+    };
+    std::array<side, 2> sides;
+    std::thread other([&] {
+        conet::reactor r;
+        run_bounded(r, churn(5000, sides[1].finished, sides[1].consistent), 30s);
+    });
+    {
+        conet::reactor r;
+        run_bounded(r, churn(5000, sides[0].finished, sides[0].consistent), 30s);
+    }
+    other.join();
+    for (const auto& s : sides) {
+        CHECK(s.finished == 5000);
+        CHECK(s.consistent);
+    }
+}
+
+namespace {
+
+// Runs `body` with stderr going to a file; returns what was written there.
+template <class F>
+std::string captured_stderr(F body) {
+    char path[] = "/tmp/conet_dump_err_XXXXXX";
+    const int file = ::mkstemp(path);
+    REQUIRE(file >= 0);
+    const int saved = ::dup(2);
+    ::dup2(file, 2);
+    try {
+        body();
+    } catch (...) {
+        ::dup2(saved, 2);
+        ::close(saved);
+        ::close(file);
+        ::unlink(path);
+        throw;
+    }
+    ::dup2(saved, 2);
+    ::close(saved);
+    std::string text(8192, '\0');
+    const auto n = ::pread(file, text.data(), text.size(), 0);
+    ::close(file);
+    ::unlink(path);
+    text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return text;
+}
+
+constexpr unsigned after_block_line = __LINE__ + 4;
+conet::task<> blocks_the_loop() {
+    co_await conet::sleep_for(std::chrono::milliseconds(1));
+    ::usleep(100000); // a blocking call inside the loop
+    co_await conet::yield();
+}
+
+conet::task<> busy_but_yielding() {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+    while (std::chrono::steady_clock::now() < until) {
+        const auto slice = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+        while (std::chrono::steady_clock::now() < slice) {
+        }
+        co_await conet::yield();
+    }
+}
+
+} // namespace
+
+TEST_CASE("the stall detector names a coroutine that blocks the loop, and only such a one",
+          "[task_dump][stall]") {
+    SECTION("a blocking call: one line naming the task and where it suspended next") {
+        const std::string text = captured_stderr([] {
+            conet::reactor r;
+            r.set_stall_threshold(std::chrono::milliseconds(50));
+            run_bounded(r, [&]() -> conet::task<> {
+                auto h = conet::reactor::current()->tasks().spawn(blocks_the_loop(), "blocker");
+                while (!h.done())
+                    co_await conet::sleep_for(std::chrono::milliseconds(1));
+            }());
+        });
+        INFO(text);
+        CHECK(text.find("conet: stall: task ") != std::string::npos);
+        CHECK(text.find("\"blocker\" ran 1") != std::string::npos); // 100 ms and more
+        CHECK(text.find("in blocks_the_loop before its co_await at ") != std::string::npos);
+        CHECK(text.find("test_task_dump.cpp:" + std::to_string(after_block_line) + "\n") !=
+              std::string::npos);
+        std::size_t lines = 0;
+        for (std::size_t at = 0; (at = text.find("conet: stall:", at)) != std::string::npos; ++at)
+            ++lines;
+        CHECK(lines == 1);
+    }
+    SECTION("busy but yielding: silent") {
+        const std::string text = captured_stderr([] {
+            conet::reactor r;
+            r.set_stall_threshold(std::chrono::milliseconds(50));
+            run_bounded(r, busy_but_yielding());
+        });
+        CHECK(text.find("stall") == std::string::npos);
+    }
+    SECTION("off by default; CONET_STALL_MS sets it when a reactor is made") {
+        CHECK(conet::reactor().stall_threshold() == std::chrono::nanoseconds(0));
+        ::setenv("CONET_STALL_MS", "50", 1);
+        conet::reactor r;
+        ::unsetenv("CONET_STALL_MS");
+        CHECK(r.stall_threshold() == std::chrono::milliseconds(50));
+        const std::string text = captured_stderr([] {
+            ::setenv("CONET_STALL_MS", "soon", 1);
+            conet::reactor bad;
+            ::unsetenv("CONET_STALL_MS");
+            CHECK(bad.stall_threshold() == std::chrono::nanoseconds(0));
+        });
+        CHECK(text.find("CONET_STALL_MS=soon is not a number") != std::string::npos);
+    }
+}
+
+TEST_CASE("a task's name shows in CONET_TRACE's lines", "[task_dump][trace]") {
+    const std::string text = captured_stderr([] {
+        ::setenv("CONET_TRACE", "1", 1);
+        conet::reactor r;
+        ::unsetenv("CONET_TRACE");
+        run_bounded(r, []() -> conet::task<> {
+            auto napper = []() -> conet::task<> {
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+            };
+            auto h = conet::reactor::current()->tasks().spawn(napper(), "napper");
+            auto [client, server] = co_await connected_pair();
+            auto reader = [](conet::tcp_stream& s) -> conet::task<> {
+                char buf[8];
+                co_await s.recv(conet::mutable_buffer(buf, sizeof buf));
+            };
+            auto r = conet::reactor::current()->tasks().spawn(reader(server), "reader 1");
+            co_await conet::sleep_for(std::chrono::milliseconds(5));
+            co_await client.send_all(std::string("x"));
+            while (!h.done() || !r.done())
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+        }());
+    });
+    INFO(text);
+    CHECK(text.find("sleep: the coroutine suspends until its timer expires (task \"napper\")\n") !=
+          std::string::npos);
+    CHECK(text.find("recv waits: fd ") != std::string::npos);
+    CHECK(text.find("is not readable yet, so the coroutine suspends (task \"reader 1\")\n") !=
+          std::string::npos);
+    CHECK(text.find("is readable: its coroutine resumes (task \"reader 1\")\n") !=
+          std::string::npos);
+}
