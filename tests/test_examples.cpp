@@ -1360,49 +1360,49 @@ TEST_CASE("file_server sends the files of its directory and nothing outside it",
 TEST_CASE("file_server without a directory it can open prints the usage", "[examples]") {
     check_usage_error("file_server", {});
     check_usage_error("file_server", {"/nonexistent/conet/dir"});
+}
 
-    TEST_CASE(
-        "CONET_DUMP_SIGNAL: echo_server and chat_room print what every task does on the signal",
-        "[examples][task_dump]") {
-        for (const char* name : {"echo_server", "chat_room"}) {
-            INFO(name);
-            ::setenv("CONET_DUMP_SIGNAL", "SIGUSR1", 1);
-            child_process server(example(name), {"0", "--host", "127.0.0.1"});
-            ::unsetenv("CONET_DUMP_SIGNAL");
-            const auto where = loopback(listening_port(server.read_line()));
-            conet::reactor r;
-            auto conn = run_bounded(r, connect_to(where));
-            const std::string client = conn.local_endpoint().to_string();
-            // Served first: its reactor then exists, so the signal is blocked and read by its
-            // loop (it prints "Listening on" before making the reactor; a signal sent before
-            // would end it). echo_server echoes; chat_room passes a line to another client.
-            conet::line_reader lines{conn};
-            run_bounded(r, send_text(conn, "hello\n"));
-            std::optional<conet::tcp_stream> other;
-            if (std::string(name) == "echo_server") {
-                CHECK(run_bounded(r, next_line(lines)) == "hello");
-            } else {
-                other.emplace(run_bounded(r, connect_to(where)));
-                conet::line_reader other_lines{*other};
-                const std::string joined = "*** " + other->local_endpoint().to_string() + " joined";
-                CHECK(run_bounded(r, next_line(lines)) == joined); // (then the room has it)
-                run_bounded(r, send_text(conn, "hi\n"));
-                CHECK(run_bounded(r, next_line(other_lines)) == client + ": hi");
-            }
-            // The server's task for this client waits in recv: dump until the dump shows it.
-            std::string dump;
-            for (int i = 0; i < 10 && dump.find("<- " + client) == std::string::npos; ++i) {
-                server.send_signal(SIGUSR1);
-                dump = server.read_stderr(1s);
-            }
-            INFO(dump);
-            CHECK(dump.find("conet: task dump: ") != std::string::npos);
-            CHECK(dump.find(": accept fd ") != std::string::npos);
-            CHECK(dump.find(": recv fd ") != std::string::npos);
-            CHECK(dump.find("<- " + client) != std::string::npos);
-            if (std::string(name) == "chat_room")
-                CHECK(dump.find("\"client " + client + "\"") != std::string::npos);
-            server.send_signal(SIGTERM);
-            CHECK(server.wait() == 0);
+TEST_CASE("CONET_DUMP_SIGNAL: echo_server and chat_room print what every task does on the signal",
+          "[examples][task_dump]") {
+    for (const char* name : {"echo_server", "chat_room"}) {
+        INFO(name);
+        ::setenv("CONET_DUMP_SIGNAL", "SIGUSR1", 1);
+        child_process server(example(name), {"0", "--host", "127.0.0.1"});
+        ::unsetenv("CONET_DUMP_SIGNAL");
+        const auto where = loopback(listening_port(server.read_line()));
+        conet::reactor r;
+        auto conn = run_bounded(r, connect_to(where));
+        const std::string client = conn.local_endpoint().to_string();
+        // Served first: its reactor then exists, so the signal is blocked and read by its
+        // loop (it prints "Listening on" before making the reactor; a signal sent before
+        // would end it). echo_server echoes; chat_room passes a line to another client.
+        conet::line_reader lines{conn};
+        run_bounded(r, send_text(conn, "hello\n"));
+        std::optional<conet::tcp_stream> other;
+        if (std::string(name) == "echo_server") {
+            CHECK(run_bounded(r, next_line(lines)) == "hello");
+        } else {
+            other.emplace(run_bounded(r, connect_to(where)));
+            conet::line_reader other_lines{*other};
+            const std::string joined = "*** " + other->local_endpoint().to_string() + " joined";
+            CHECK(run_bounded(r, next_line(lines)) == joined); // (then the room has it)
+            run_bounded(r, send_text(conn, "hi\n"));
+            CHECK(run_bounded(r, next_line(other_lines)) == client + ": hi");
         }
+        // The server's task for this client waits in recv: dump until the dump shows it.
+        std::string dump;
+        for (int i = 0; i < 10 && dump.find("<- " + client) == std::string::npos; ++i) {
+            server.send_signal(SIGUSR1);
+            dump = server.read_stderr(1s);
+        }
+        INFO(dump);
+        CHECK(dump.find("conet: task dump: ") != std::string::npos);
+        CHECK(dump.find(": accept fd ") != std::string::npos);
+        CHECK(dump.find(": recv fd ") != std::string::npos);
+        CHECK(dump.find("<- " + client) != std::string::npos);
+        if (std::string(name) == "chat_room")
+            CHECK(dump.find("\"client " + client + "\"") != std::string::npos);
+        server.send_signal(SIGTERM);
+        CHECK(server.wait() == 0);
     }
+}
