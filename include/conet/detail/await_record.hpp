@@ -15,6 +15,8 @@
 #include <source_location>
 #endif
 
+#include "atomic.hpp"
+
 namespace conet::detail {
 
 class promise_base;
@@ -111,14 +113,19 @@ void describe_erased(const void* a, await_view& v) {
 using describe_function = void (*)(const void*, await_view&);
 
 /// The describe function of each type of loop operation, by its waiter's attempt function
-/// (one per type): filled before main() (io_awaiter registers its types), so that a task
-/// suspending in a loop operation stores none. Read only by the task dump.
+/// (one per type): each type adds itself at its first suspension (io_awaiter::await_suspend),
+/// so that a task suspending in a loop operation stores none. Read only by the task dump,
+/// on the reactor's thread; a type added on another reactor's thread meanwhile is seen
+/// once `count` is (the entry is written first).
 struct operation_describers {
     using attempt_function = bool (*)(waiter&) noexcept;
     static constexpr std::size_t capacity = 256;
-    attempt_function attempt[capacity] = {};
+    // Added from any reactor's thread: a slot is taken with one fetch_add, its describe
+    // function written before its attempt function is published (release), and a reader
+    // skips a slot whose attempt function it does not see yet.
+    atomic<attempt_function> attempt[capacity] = {};
     describe_function describe[capacity] = {};
-    std::size_t count = 0;
+    atomic<std::size_t> count{0};
 
     static operation_describers& get() noexcept {
         static operation_describers table; // (constant-initialized: no guard)
@@ -126,15 +133,18 @@ struct operation_describers {
     }
     static bool add(attempt_function a, describe_function d) noexcept {
         operation_describers& t = get();
-        if (t.count == capacity) return false; // its dump shows the operation's type unnamed
-        t.attempt[t.count] = a;
-        t.describe[t.count++] = d;
+        const std::size_t slot = t.count.fetch_add(1, memory_order_relaxed);
+        if (slot >= capacity) return false; // its dump shows the operation's type unnamed
+        t.describe[slot] = d;
+        t.attempt[slot].store(a, memory_order_release);
         return true;
     }
     static describe_function find(attempt_function a) noexcept {
         const operation_describers& t = get();
-        for (std::size_t i = 0; i < t.count; ++i)
-            if (t.attempt[i] == a) return t.describe[i];
+        std::size_t n = t.count.load(memory_order_relaxed);
+        if (n > capacity) n = capacity;
+        for (std::size_t i = 0; i < n; ++i)
+            if (t.attempt[i].load(memory_order_acquire) == a) return t.describe[i];
         return nullptr;
     }
 };

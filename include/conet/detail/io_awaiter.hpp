@@ -49,9 +49,7 @@ inline std::error_code arm_timeout(waiter& w) noexcept {
 template <class Derived, direction Dir>
 class io_awaiter : public waiter {
 public:
-    explicit io_awaiter(std::error_code* out) noexcept : waiter(&attempt_thunk), out_(out) {
-        (void)described_; // instantiates it: registered before main(), no code here
-    }
+    explicit io_awaiter(std::error_code* out) noexcept : waiter(&attempt_thunk), out_(out) {}
 
     void set_chain(cancel_state* c) noexcept { chain = c; }
 
@@ -82,6 +80,13 @@ public:
     }
 
     bool await_suspend(std::coroutine_handle<> h) noexcept {
+        // This type's describe function, for the task dump (detail/await_record.hpp), given
+        // at its first suspension: only a type that suspends can be in a dump, and a static
+        // of the class (filled before main()) would compile every operation's code into
+        // every file that includes conet.hpp (it doubled the include's cost). A guard test
+        // per suspension.
+        static const bool described [[maybe_unused]] =
+            operation_describers::add(&attempt_thunk, &describe_erased<Derived>);
         handle = h;
         if (ec) return give_turn(*this, h); // cancelled, with the budget spent
         if (holds(deferred)) {
@@ -193,10 +198,6 @@ private:
     }
 
     void spend_bytes_moved() noexcept { spend_bytes(moved()); }
-
-    // This type's describe function, for the task dump (detail/await_record.hpp).
-    static inline const bool described_ =
-        operation_describers::add(&attempt_thunk, &describe_erased<Derived>);
 
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
 

@@ -11,7 +11,7 @@
 namespace conet::detail {
 
 class promise_base;
-class loop_core;
+struct loop_core;
 
 /// Which tasks of a group are alive, by slot and generation: what makes a handle O(1) and
 /// safe after its task is gone. Shared by the group and its handles through a count
