@@ -7,6 +7,7 @@
 #include <conet/virtual_time.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <random>
 #include <string>
@@ -394,4 +395,36 @@ TEST_CASE("virtual time: a work guard keeps the clock still for another thread's
         }(r));
     CHECK(got == "late");
     CHECK(elapsed == 0);
+}
+
+TEST_CASE("virtual time: the clock stands still while coroutines are ready, after an idle poll "
+          "that found the last deadline's data",
+          "[time][virtual]") {
+    // B's recv, bounded by the only deadline, gets its data in a poll made because nothing
+    // else could happen; the deadline goes with the recv. Later, coroutines that are always
+    // ready share the loop with a 5 s sleep: the clock must not move while they run.
+    conet::reactor r(conet::clock_kind::virtual_auto);
+    std::vector<long long> moved; // ms the clock moved at each of B's turns
+    auto b_side = [](conet::tcp_stream& s, std::vector<long long>& moved) -> conet::task<> {
+        std::array<char, 16> buf{};
+        co_await conet::with_timeout(s.recv(buf), 10s);
+        co_await conet::yield();
+        const auto start = conet::now();
+        conet::task_group sleepers;
+        sleepers.spawn([]() -> conet::task<> { co_await conet::sleep_for(5s); }());
+        for (int i = 0; i < 5; ++i) {
+            co_await conet::yield(); // always ready: time must stand still
+            moved.push_back((conet::now() - start) / 1ms);
+        }
+        sleepers.cancel();
+        co_await sleepers.join();
+    };
+    auto body = [&]() -> conet::task<> {
+        auto pair = co_await connected_pair();
+        co_await conet::when_all(
+            b_side(pair.server, moved),
+            [](conet::tcp_stream& c) -> conet::task<> { co_await c.send_all("x"); }(pair.client));
+    };
+    run_bounded(r, body(), 5s);
+    CHECK(moved == std::vector<long long>(5, 0));
 }

@@ -825,14 +825,16 @@ private:
     [[gnu::noinline, gnu::cold]] int
     virtual_wait_timeout(const detail::timer_entry& first) noexcept {
         return virtual_clock_.wait_timeout(first,
-                                           outstanding_.load(detail::memory_order_relaxed) != 0);
+                                           outstanding_.load(detail::memory_order_relaxed) != 0,
+                                           detail::counters.epoll_waits + 1);
     }
 
     // The virtual clock's time for expiry: moved to the earliest deadline if this turn's
     // poll was made with nothing to do and found nothing (detail/virtual_clock.hpp).
     [[gnu::noinline, gnu::cold]] detail::timer_entry::clock::time_point virtual_step() noexcept {
         const auto before = virtual_clock_.now;
-        const auto now = virtual_clock_.step(*core_.timers.top(), event_count_);
+        const auto now =
+            virtual_clock_.step(*core_.timers.top(), event_count_, detail::counters.epoll_waits);
         if (core_.trace && now != before && !core_.log) [[unlikely]]
             detail::trace(
                 "virtual clock: nothing to do, it jumps %lld us to the next deadline",

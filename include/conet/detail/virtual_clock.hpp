@@ -25,9 +25,10 @@ struct virtual_clock {
 
     time_point now{};
     bool auto_advance = true;
-    // The turn's poll was made because nothing was ready and timers are pending, and it may
-    // move the clock if it finds nothing either (set by the poll's timeout, taken by expiry).
-    bool idle = false;
+    // The number of the last poll made because nothing was ready and timers are pending: it
+    // may move the clock if it finds nothing either (set by the poll's timeout, read by
+    // expiry). 0: none.
+    std::uint64_t idle_poll = 0;
     deadline mark;          // advance()'s target, while armed
     waiter marker{nullptr}; // the wait `mark` ends
 
@@ -63,18 +64,21 @@ struct virtual_clock {
     /// if it finds nothing; else until an event (-1). The clock may move towards advance()'s
     /// target, or by itself (auto-advance) unless `guarded`: a work guard exists, so another
     /// thread has said it will hand the loop work, and only it can tell when it is done.
-    int wait_timeout(const timer_entry& first, bool guarded) noexcept {
+    /// `poll`: the number the poll about to be made will have (counters.epoll_waits + 1).
+    int wait_timeout(const timer_entry& first, bool guarded, std::uint64_t poll) noexcept {
         if (first.deadline() <= now) return 0;
         if (!(auto_advance && !guarded) && !advancing()) return -1;
-        idle = true;
+        idle_poll = poll;
         return 0;
     }
 
-    /// The time deadlines expire against, after a poll that found `events` events: the
-    /// earliest deadline `first`'s if the poll was idle and found none (the clock jumps).
-    time_point step(const timer_entry& first, std::size_t events) noexcept {
-        if (idle && events == 0 && first.deadline() > now) now = first.deadline();
-        idle = false;
+    /// The time deadlines expire against, after poll number `poll` found `events` events:
+    /// the earliest deadline `first`'s if that very poll was made with nothing to do and
+    /// found none (the clock jumps). The poll's number, not a flag: a turn whose poll found
+    /// an event that ended the last deadline makes no step, and a flag left set would make
+    /// a later turn's poll, made because coroutines were ready, count as idle.
+    time_point step(const timer_entry& first, std::size_t events, std::uint64_t poll) noexcept {
+        if (idle_poll == poll && events == 0 && first.deadline() > now) now = first.deadline();
         return now;
     }
 };
