@@ -428,3 +428,24 @@ TEST_CASE("virtual time: the clock stands still while coroutines are ready, afte
     run_bounded(r, body(), 5s);
     CHECK(moved == std::vector<long long>(5, 0));
 }
+
+TEST_CASE("virtual time: deadlines at the end of time saturate instead of overflowing",
+          "[time][virtual]") {
+    // The virtual clock reaches any deadline, time_point::max() too; counting on from there
+    // overflowed (UBSan: signed overflow in sleep_for, with_timeout and advance).
+    conet::reactor r(conet::clock_kind::virtual_auto);
+    auto body = []() -> conet::task<> {
+        co_await conet::sleep_until(steady_clock::time_point::max());
+        CHECK(conet::now() == steady_clock::time_point::max());
+        co_await conet::sleep_for(std::chrono::hours::max());
+        co_await conet::sleep_for(1s);
+        auto pair = co_await connected_pair();
+        std::array<char, 4> buf{};
+        std::error_code ec;
+        co_await conet::with_timeout(pair.server.recv(buf, ec), 1s);
+        CHECK(ec == std::errc::timed_out);
+        CHECK(conet::now() == steady_clock::time_point::max());
+    };
+    run_bounded(r, body(), 5s);
+    CHECK(r.advance(std::chrono::nanoseconds::max()) == steady_clock::time_point::max());
+}

@@ -337,7 +337,7 @@ public:
         if (!running_here() && running_.load(detail::memory_order_acquire))
             throw std::logic_error("conet::reactor::advance: the reactor runs on another thread");
         const auto from = virtual_clock_.advancing() ? virtual_clock_.target() : virtual_clock_.now;
-        const auto target = from + d;
+        const auto target = detail::later_by(from, d); // saturates: never past the clock's end
         virtual_clock_.mark_target(core_, target);
         if (!running_here()) run(until_marked());
         return target;

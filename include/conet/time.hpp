@@ -175,12 +175,12 @@ inline detail::sleep_op sleep_until(steady_clock::time_point deadline,
 /// Suspends the calling coroutine for `duration`.
 template <class Rep, class Period>
 detail::sleep_op sleep_for(std::chrono::duration<Rep, Period> duration) noexcept {
-    return {detail::clock_now() + detail::bounded_duration(duration), nullptr};
+    return {detail::later_by(detail::clock_now(), detail::bounded_duration(duration)), nullptr};
 }
 template <class Rep, class Period>
 detail::sleep_op sleep_for(std::chrono::duration<Rep, Period> duration,
                            std::error_code& ec) noexcept {
-    return {detail::clock_now() + detail::bounded_duration(duration), &ec};
+    return {detail::later_by(detail::clock_now(), detail::bounded_duration(duration)), &ec};
 }
 
 /// Bounds how long a socket operation may wait: `co_await with_timeout(conn.recv(buf), 2s)`.

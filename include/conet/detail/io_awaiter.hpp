@@ -21,7 +21,7 @@ namespace conet::detail {
 /// Arms `w`'s timeout (with_timeout's deadline) to end it with timed_out after its limit,
 /// counted from now (the loop's clock: virtual, if it keeps virtual time).
 inline std::error_code arm_timeout(waiter& w) noexcept {
-    return w.arm(clock_now() + w.timer->limit); // bounded to a century
+    return w.arm(later_by(clock_now(), w.timer->limit)); // (a virtual clock may be far on)
 }
 
 /// CRTP base of every socket operation. It lives in the awaiting coroutine's frame (no

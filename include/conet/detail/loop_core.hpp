@@ -327,6 +327,16 @@ inline timer_entry::clock::time_point clock_now() noexcept {
     return timer_entry::clock::now();
 }
 
+/// `from` + `d` (d >= 0), or the clock's last time point where that would not fit: a far
+/// deadline saturates instead of overflowing (a virtual clock can reach any deadline, even
+/// time_point::max(), and count on from there).
+inline timer_entry::clock::time_point later_by(timer_entry::clock::time_point from,
+                                               std::chrono::nanoseconds d) noexcept {
+    using time_point = timer_entry::clock::time_point;
+    if (d > time_point::max() - from) return time_point::max();
+    return from + d;
+}
+
 inline bool give_turn(ready_node& n, std::coroutine_handle<> h) noexcept {
     loop_core* l = loop_core::current();
     if (!l) return false;
