@@ -1,5 +1,6 @@
 // The task dump (conet/task_dump.hpp), the stall detector and task names.
 #include <conet/task_dump.hpp>
+#include <conet/virtual_time.hpp>
 
 #include <unistd.h>
 
@@ -433,4 +434,27 @@ TEST_CASE("a task's name shows in CONET_TRACE's lines", "[task_dump][trace]") {
           std::string::npos);
     CHECK(text.find("is readable: its coroutine resumes (task \"reader 1\")\n") !=
           std::string::npos);
+}
+
+TEST_CASE("task dump: a deadline is counted on the reactor's clock, virtual time too",
+          "[task_dump][virtual]") {
+    // After the virtual clock jumped an hour, a 10 s sleep taken 1 s ago has 9 s left (it
+    // showed 3,610 s when the dump read steady_clock).
+    conet::reactor r(conet::clock_kind::virtual_auto);
+    std::vector<conet::task_info> list;
+    auto body = [](std::vector<conet::task_info>& list) -> conet::task<> {
+        co_await conet::sleep_for(std::chrono::hours(1));
+        conet::task_group g;
+        g.spawn([]() -> conet::task<> { co_await conet::sleep_for(std::chrono::seconds(10)); }());
+        co_await conet::sleep_for(std::chrono::seconds(1));
+        list = conet::task_list(*conet::reactor::current());
+        g.cancel();
+        co_await g.join();
+    };
+    run_bounded(r, body(list), std::chrono::seconds(5));
+    const conet::task_info* sleeper = nullptr;
+    for (const auto& t : list)
+        if (t.operation == "sleep" && t.deadline) sleeper = &t;
+    REQUIRE(sleeper != nullptr);
+    CHECK(*sleeper->deadline == std::chrono::seconds(9));
 }

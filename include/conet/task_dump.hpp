@@ -147,6 +147,13 @@ inline std::vector<task_info> task_list(reactor& r) {
     std::vector<std::size_t> stack; // the index of the last task seen at each depth
     const std::int64_t now = detail::steady_now_ns();
     auto& core = access::core(r);
+    // Deadlines count on the reactor's clock (virtual, if it keeps one); how long a task has
+    // been suspended, on the real one.
+    const std::int64_t clock_now = core.virtual_now
+                                       ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             core.virtual_now->time_since_epoch())
+                                             .count()
+                                       : now;
     const auto operations = detail::waiting_operations(core);
     detail::walk_tasks(
         core, access::main_task(r), access::main_frame(r), [&](const detail::task_node& n) {
@@ -217,7 +224,7 @@ inline std::vector<task_info> task_list(reactor& r) {
                         std::chrono::duration_cast<std::chrono::nanoseconds>(
                             w->timer->timer_entry::deadline().time_since_epoch())
                             .count() -
-                        now);
+                        clock_now);
                 if (t.fd >= 0) detail::endpoints(t.fd, t.local, t.peer);
             }
             list.push_back(std::move(t));

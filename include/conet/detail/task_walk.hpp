@@ -99,10 +99,17 @@ inline void short_function(const char* pretty, char* out, std::size_t size) noex
     out[n] = '\0';
 }
 
-/// Visits `n` and, below it, what it awaits (recursively), calling visit(const task_node&).
+/// How deep a walk goes below a root: it recurses, and a chain of tens of thousands of
+/// nested awaits would overflow the stack of the thread taking the dump. Deeper tasks are
+/// left out (the deepest shown says what it awaits).
+inline constexpr std::uint32_t max_walk_depth = 1000;
+
+/// Visits `n` and, below it, what it awaits (recursively, to max_walk_depth), calling
+/// visit(const task_node&).
 template <class Visit>
 void walk_task(const task_node& n, Visit& visit) {
     visit(n);
+    if (n.depth >= max_walk_depth) return;
     const await_record& r = task_dump_access::record(*n.task);
     if (!r.awaiter || !r.describe) return; // running, or not started
     struct context {
