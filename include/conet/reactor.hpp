@@ -804,20 +804,25 @@ private:
         }
     }
 
+    // Waits until the virtual clock's mark has expired. A member, not a class local to
+    // until_marked: GCC 12 crashes (an internal error in mangling) precompiling a header whose
+    // coroutine declares a local class that is awaited.
+    struct mark_reached {
+        detail::waiter& mark;
+        bool await_ready() const noexcept { return !mark.timer_armed() && !mark.linked(); }
+        void await_suspend(std::coroutine_handle<> h) noexcept { mark.handle = h; }
+        void await_resume() const noexcept {}
+    };
+    // However the task ends (a stop destroys it waiting), the mark resumes nobody after.
+    struct mark_resumes_nobody {
+        detail::waiter& mark;
+        ~mark_resumes_nobody() { mark.handle = std::noop_coroutine(); }
+    };
+
     // advance()'s run when no run() is in progress: a task that the mark's resumption ends.
     task<> until_marked() {
-        struct reached {
-            detail::waiter& mark;
-            bool await_ready() const noexcept { return !mark.timer_armed() && !mark.linked(); }
-            void await_suspend(std::coroutine_handle<> h) noexcept { mark.handle = h; }
-            void await_resume() const noexcept {}
-        };
-        // However the task ends (a stop destroys it waiting), the mark resumes nobody after.
-        struct resumes_nobody {
-            detail::waiter& mark;
-            ~resumes_nobody() { mark.handle = std::noop_coroutine(); }
-        } reset{virtual_clock_.marker};
-        co_await reached{virtual_clock_.marker};
+        mark_resumes_nobody reset{virtual_clock_.marker};
+        co_await mark_reached{virtual_clock_.marker};
     }
 
     // wait_timeout_ms on virtual time (detail/virtual_clock.hpp): out of line, so that the
