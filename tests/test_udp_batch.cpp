@@ -1,6 +1,8 @@
 // Tests for udp_socket's batches over loopback: recv_batch (recvmmsg) with each sender, size
 // and truncation, send_batch (sendmmsg) whole and partial, one datagram from several buffers
 // (sendmsg), cancellation, IPv6, and bad input.
+#include <conet/reactor.hpp>
+#include <conet/scheduling.hpp>
 #include <conet/time.hpp>
 #include <conet/udp.hpp>
 #include <conet/when.hpp>
@@ -465,6 +467,59 @@ TEST_CASE("a waiting recv_batch on a connected socket reports a refusal, then wa
         std::error_code ec;
         co_await conet::with_timeout(c.recv_batch(slots, ec), 30ms);
         CHECK(ec == std::errc::timed_out);
+    };
+    run_bounded(body());
+}
+
+TEST_CASE("each datagram of a batch takes an operation's share of the budget as send_to would",
+          "[udp][batch][fair]") {
+    // A batch loop beside a coroutine that only yields (so the batching one is not alone on
+    // the loop, which would earn it more budgets): each batch that finds its resumption's
+    // budget spent is deferred to the loop's next turn, and the reactor counts it.
+    auto body = []() -> conet::task<> {
+        auto& loop = *conet::reactor::current();
+        loop.set_budget(16); // an operation costs 4 KiB of the 64 KiB budget
+        bool done = false;
+        auto yield_until_done = [&]() -> conet::task<> {
+            while (!done)
+                co_await conet::yield();
+        };
+
+        auto sink = conet::udp_socket::bind(any_loopback_port());
+        auto sender = conet::udp_socket::open();
+        sender.connect(sink.local_endpoint());
+        const std::array<conet::const_buffer, 64> empty{}; // 64 datagrams of no byte
+        auto send_batches = [&]() -> conet::task<> {
+            for (int i = 0; i < 20; ++i) {
+                const std::size_t sent = co_await sender.send_batch(empty);
+                CHECK(sent == empty.size());
+            }
+            done = true;
+        };
+        auto before = loop.stats().deferred;
+        co_await conet::when_all(yield_until_done(), send_batches());
+        // 64 operations' worth each, over a whole budget: one batch a resumption, every
+        // other deferred (all 20 in one resumption when a batch cost one operation).
+        CHECK(loop.stats().deferred - before >= 19);
+
+        // The same for recv_batch: 120 datagrams queued, taken 8 at a time, 8 operations'
+        // worth each: two or three a resumption (all 15 in one before).
+        auto receiver = conet::udp_socket::bind(any_loopback_port());
+        auto from = conet::udp_socket::open();
+        for (int i = 0; i < 120; ++i)
+            co_await from.send_to(conet::const_buffer(), receiver.local_endpoint());
+        co_await settle();
+        std::vector<std::string> storage;
+        auto slots = make_slots(storage, 8, 16);
+        done = false;
+        auto receive_batches = [&]() -> conet::task<> {
+            for (std::size_t taken = 0; taken < 120;)
+                taken += co_await receiver.recv_batch(slots);
+            done = true;
+        };
+        before = loop.stats().deferred;
+        co_await conet::when_all(yield_until_done(), receive_batches());
+        CHECK(loop.stats().deferred - before >= 4);
     };
     run_bounded(body());
 }

@@ -44,6 +44,13 @@ inline constexpr std::size_t max_datagrams_per_call = 256;
 /// receive queue empty (recvmmsg stops at the first EAGAIN), so that the next batch waits for
 /// the next datagram's edge without trying first; a single recvfrom proves nothing, since it
 /// takes one datagram whatever is queued behind it (see descriptor, "Readiness").
+/// What the datagrams of a batch past its first cost of the budget beyond their bytes: an
+/// operation's share each, as many recv_from / send_to would (design, "Datagrams in
+/// batches"), so that a batch loop gives the loop its turn as often as a loop of single sends.
+inline std::size_t operations_worth(std::size_t datagrams) noexcept {
+    return datagrams > 1 ? (datagrams - 1) * static_cast<std::size_t>(op_cost) : 0;
+}
+
 template <class Slot>
 class [[nodiscard(
     "conet: co_await this operation; until awaited it does nothing")]] basic_recv_batch_op;
@@ -96,7 +103,8 @@ public:
     bool must_wait() noexcept { return !slots_.empty() && d_->known_drained(direction::read); }
     std::size_t result() const noexcept { return received_; }
     std::size_t failed_result() const noexcept { return 0; }
-    std::size_t bytes_moved() const noexcept { return bytes_; } // (the byte budget)
+    // (the byte budget: the first datagram's operation is taken before the try)
+    std::size_t bytes_moved() const noexcept { return bytes_ + operations_worth(received_); }
     std::string describe() const { return "recv_batch"; }
 
 private:
@@ -173,7 +181,9 @@ public:
     descriptor& target() noexcept { return *d_; }
     std::size_t result() const noexcept { return sent_; }
     std::size_t failed_result() const noexcept { return 0; }
-    std::size_t bytes_moved() const noexcept { return bytes_; } // (the byte budget)
+    std::size_t bytes_moved() const noexcept {
+        return bytes_ + operations_worth(sent_);
+    } // (as recv_batch)
     std::string describe() const { return "send_batch"; }
 
 private:
