@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -780,6 +781,108 @@ TEST_CASE("when_any_settled: a failed winner is reported beside the losers' valu
         CHECK_FALSE(std::get<2>(r.values).has_value()); // cancelled before it received
     };
     run_bounded(body(), 5s);
+}
+
+namespace {
+
+// Waits until cancelled, then cleans up (shielded, waiting `cleanup`) and returns `value`: a
+// loser whose value comes only after its cleanup.
+conet::task<int> returns_after_cleanup(int value, std::chrono::milliseconds cleanup) {
+    try {
+        co_await conet::sleep_for(1h);
+    } catch (const std::system_error& e) {
+        if (!is_cancellation(e)) throw;
+    }
+    co_await conet::shield(pause(cleanup));
+    co_return value;
+}
+
+conet::task<conet::settled<std::string, int>> settled_of_failure_and_cleanup() {
+    co_return co_await conet::when_any_settled(fail_after(10ms), returns_after_cleanup(42, 30ms));
+}
+
+} // namespace
+
+TEST_CASE("when_any_settled whose winner failed holds as when_any does: an enclosing when_any "
+          "does not discard the loser's value",
+          "[structured][when]") {
+    // The winner fails at 10 ms; the loser's value comes after its cleanup, at 40 ms. The
+    // enclosing when_any's timer (20 ms) is paused meanwhile, as for a winner with a value:
+    // the settled result (an error and the loser's 42) is a value that can be discarded.
+    auto body = []() -> conet::task<> {
+        auto r = co_await conet::when_any(settled_of_failure_and_cleanup(), pause(20ms));
+        REQUIRE(r.index() == 0);
+        const auto& got = std::get<0>(r);
+        CHECK(got.winner == 0);
+        CHECK(got.error);
+        REQUIRE(std::get<1>(got.values).has_value());
+        CHECK(*std::get<1>(got.values) == 42);
+    };
+    conet::reactor r(conet::clock_kind::virtual_auto);
+    run_bounded(r, body(), 5s);
+}
+
+namespace {
+
+// A when_any whose winner wakes at `at` and whose loser, cancelled, cleans up for 50 ms: it
+// holds meanwhile.
+conet::task<int> wins_at(std::chrono::steady_clock::time_point at, int value) {
+    co_await conet::sleep_until(at);
+    co_return value;
+}
+
+conet::task<> holds_once(std::chrono::steady_clock::time_point at, int i, int& delivered) {
+    auto r = co_await conet::when_any(wins_at(at, i), returns_after_cleanup(-1, 50ms));
+    if (r.index() == 0 && std::get<0>(r) == i) ++delivered;
+}
+
+struct holds_seen {
+    std::uint64_t steps = 0; // the pause's walk steps (detail::pause_steps)
+    int delivered = 0;
+    std::size_t won = 99;
+};
+
+conet::task<> serve_holders(int n, std::chrono::steady_clock::time_point at, int& delivered) {
+    conet::task_group g;
+    for (int i = 0; i < n; ++i)
+        g.spawn(holds_once(at, i, delivered));
+    co_await g.join();
+}
+
+// `n` holders deciding together, in a group owned by a branch of an enclosing when_any whose
+// other branch, a timer, expires while they hold (so it is paused), then ending together.
+holds_seen hold_together(int n) {
+    holds_seen seen;
+    auto body = [](int n, holds_seen& seen) -> conet::task<> {
+        const auto at = conet::now() + 10ms;
+        const std::uint64_t before = conet::detail::pause_steps;
+        auto r = co_await conet::when_any(serve_holders(n, at, seen.delivered), pause(30ms));
+        seen.steps = conet::detail::pause_steps - before;
+        seen.won = r.index();
+    };
+    conet::reactor r(conet::clock_kind::virtual_auto);
+    run_bounded(r, body(n, seen), 60s);
+    return seen;
+}
+
+} // namespace
+
+TEST_CASE("holds that begin and end together cost time linear in their number",
+          "[structured][when]") {
+    // Each of n when_any decides in the same turn, each loser's cleanup waits: n joins hold
+    // at once, then end at once. The pause's tests walked every holding join for each
+    // decision (n*n/2 steps in all, seconds of a stalled loop at 10,000); a test walks up
+    // the joins enclosing its operation now.
+    const holds_seen small = hold_together(1000);
+    const holds_seen large = hold_together(4000);
+    CHECK(small.delivered == 1000);
+    CHECK(large.delivered == 4000);
+    CHECK(small.won == 0); // the enclosing when_any's timer was paused while they held
+    CHECK(large.won == 0);
+    CAPTURE(small.steps, large.steps);
+    CHECK(small.steps > 0);
+    // Four times the holders: about four times the steps when linear, sixteen when quadratic.
+    CHECK(large.steps <= 6 * small.steps);
 }
 
 TEST_CASE("a loser's cleanup may wait for a sibling of an enclosing when_all",

@@ -394,3 +394,47 @@ TEST_CASE("event used from another reactor fails with wrong_reactor", "[sync][ev
     CHECK(wait_ec == conet::error::wrong_reactor);
     CHECK_FALSE(e.is_set());
 }
+
+TEST_CASE("two reactors using a fresh primitive at once: one claims it, the other is refused",
+          "[sync][event]") {
+    // The claim is made by the first use. Two first uses at once on two reactors' threads:
+    // exactly one binds the event, the other fails with wrong_reactor before touching it
+    // (a plain pointer let both bind, and both go on: ThreadSanitizer saw the race).
+    int both_claimed = 0;
+    int none_claimed = 0;
+    for (int round = 0; round < 100; ++round) {
+        conet::event e;
+        std::atomic<int> ready{0};
+        std::atomic<int> claimed{0};
+        std::atomic<int> refused{0};
+        auto use = [&]() {
+            conet::reactor r;
+            r.run([](conet::event& e, std::atomic<int>& ready, std::atomic<int>& claimed,
+                     std::atomic<int>& refused) -> conet::task<> {
+                ready.fetch_add(1);
+                while (ready.load() < 2) {
+                } // (both reactors run: the uses overlap as much as they can)
+                try {
+                    e.set();
+                    claimed.fetch_add(1);
+                } catch (const std::system_error& ex) {
+                    if (ex.code() == conet::error::wrong_reactor) refused.fetch_add(1);
+                }
+                // Both reactors live until both have tried (a reactor destroyed lets go of
+                // what it claimed).
+                ready.fetch_add(1);
+                while (ready.load() < 4) {
+                }
+                co_return;
+            }(e, ready, claimed, refused));
+        };
+        std::thread a(use);
+        std::thread b(use);
+        a.join();
+        b.join();
+        if (claimed.load() == 2) ++both_claimed;
+        if (claimed.load() == 0 || refused.load() != 1) ++none_claimed;
+    }
+    CHECK(both_claimed == 0);
+    CHECK(none_claimed == 0);
+}

@@ -65,6 +65,8 @@ public:
     bool decides() const noexcept { return decides_; }
     /// True while this when_any holds (detail/pause.hpp): its losers' cleanup is never paused.
     bool holding() const noexcept { return holding_; }
+    /// How many holding when_any are inside this owner's tasks (detail/pause.hpp).
+    std::int32_t holds_below() const noexcept { return holds_below_; }
     /// The task whose code this owner's tasks are part of: the one awaiting them, or else the
     /// task that owns this group (through its cancellation link), or nullptr.
     inline promise_base* enclosing() const noexcept;
@@ -87,6 +89,11 @@ protected:
     bool holding_ = false;
 
 private:
+    friend bool count_holds(promise_base* p, std::int32_t delta) noexcept;
+    friend bool count_holds_in(root_owner& owner, std::int32_t delta) noexcept;
+
+    // The holding joins inside this owner's tasks, kept by count_holds.
+    std::int32_t holds_below_ = 0;
     done_function done_;
 };
 
@@ -294,7 +301,8 @@ private:
     friend class resume_on_awaiter;
     friend void mark_running(promise_base* p) noexcept;
     friend bool awaits_within(promise_base* p, const root_owner* owner) noexcept;
-    friend bool paused_by(promise_base* p, const root_owner& holder) noexcept;
+    friend bool count_holds(promise_base* p, std::int32_t delta) noexcept;
+    friend bool held_by_a_join(promise_base* p) noexcept;
 
     std::coroutine_handle<> continuation_;
     await_link* awaited_by_ = nullptr; // the lvalue await in progress, if any
@@ -303,6 +311,9 @@ private:
     promise_base* parent_ = nullptr;
     bool started_ = false;
     bool taken_ = false;
+    // For a root: the holding joins inside its code (its awaits, the groups it owns), kept by
+    // count_holds; for the other tasks, 0.
+    std::int32_t holds_below_ = 0;
     // While non-null, the task is being started by an awaiter that wants to know whether it
     // finished before suspending.
     bool* finished_inline_ = nullptr;
@@ -403,32 +414,57 @@ inline promise_base* root_owner::enclosing() const noexcept {
     return owner ? owner->task() : nullptr;
 }
 
-/// True if the code of task `p` is in another branch than `holder` of a when_any enclosing
-/// both (through their chains of awaits, and from a group's task to the task that
-/// owns the group): a branch whose completion could decide that join against the one
-/// `holder` is in (detail/pause.hpp). False for the tasks inside any holding when_any (the
-/// losers whose cleanup it waits for: pausing them could make two holders wait for each
-/// other) and for tasks of another group task.
-inline bool paused_by(promise_base* p, const root_owner& holder) noexcept {
+/// Adds `delta` to the count of holding joins (detail/pause.hpp) of every root and every
+/// owner that the code of task `p` is part of, walking up its chain of awaits (joins, lvalue
+/// awaits, and from a group's task to the task that owns the group): +1 from a join's
+/// awaiting task when the join begins holding, -1 when it stops, and a task's whole count
+/// when it leaves an owner (a group destroyed, an lvalue await undone). Returns true if the
+/// count of a when_any's branch fell to zero (what that branch held back may go on).
+inline bool count_holds(promise_base* p, std::int32_t delta) noexcept {
+    bool branch_freed = false;
     while (p) {
+        promise_base& root = *p->root_;
+        root.holds_below_ += delta;
+        root_owner* owner = root.owner_;
+        if (!owner) {
+            p = root.parent_;
+            continue;
+        }
+        owner->holds_below_ += delta;
+        branch_freed = branch_freed || (owner->decides() && root.holds_below_ == 0);
+        p = owner->enclosing();
+    }
+    return branch_freed;
+}
+
+/// count_holds for a task of `owner` joining it (`delta` its count) or leaving it (minus).
+inline bool count_holds_in(root_owner& owner, std::int32_t delta) noexcept {
+    owner.holds_below_ += delta;
+    return count_holds(owner.enclosing(), delta);
+}
+
+/// The steps the when_any pause's tests have walked on this thread (for the tests: holds that
+/// begin or end together must cost time linear in their number, docs/design.md).
+inline thread_local std::uint64_t pause_steps = 0;
+
+/// True if the code of task `p` is in one branch of a when_any enclosing it (through its
+/// chain of awaits, and from a group's task to the task that owns the group) while a join
+/// inside another branch holds: a branch whose completion could decide that when_any against
+/// the holder (detail/pause.hpp). False for the tasks inside any holding when_any (the losers
+/// whose cleanup it waits for: pausing them could make two holders wait for each other).
+/// Walks up the joins enclosing `p` once, whatever the number of holding joins: each owner
+/// counts those inside it, and each root those inside its code (count_holds).
+inline bool held_by_a_join(promise_base* p) noexcept {
+    while (p) {
+        ++pause_steps;
         promise_base& root = *p->root_;
         root_owner* owner = root.owner_;
         if (!owner) {
             p = root.parent_;
             continue;
         }
-        if (owner == &holder || owner->holding()) return false;
-        if (owner->decides()) { // the lowest when_any enclosing both, if `holder` is under it
-            for (promise_base* q = holder.enclosing(); q;) {
-                promise_base& branch = *q->root_;
-                if (!branch.owner_) {
-                    q = branch.parent_;
-                    continue;
-                }
-                if (branch.owner_ == owner) return &branch != &root;
-                q = branch.owner_->enclosing();
-            }
-        }
+        if (owner->holding()) return false;
+        if (owner->decides() && owner->holds_below() > root.holds_below_) return true;
         p = owner->enclosing();
     }
     return false;
@@ -618,7 +654,7 @@ private:
             auto& p = h_.promise();
             p.awaited_by_ = nullptr;
             p.continuation_ = nullptr;
-            p.parent_ = nullptr;
+            leave_parent(p);
             p.own_cancel_.detach();
             return p.take();
         }
@@ -629,9 +665,18 @@ private:
             auto& p = h_.promise();
             p.awaited_by_ = nullptr;
             p.continuation_ = nullptr;
-            p.parent_ = nullptr;
+            leave_parent(p);
             p.own_cancel_.detach();
             p.own_cancel_.state().request();
+        }
+
+        // The task's code is no longer part of its awaiter's: the joins holding inside it
+        // (in a group it owns that outlives it, say) no longer count there.
+        void leave_parent(detail::promise_base& p) const noexcept {
+            if (p.holds_below_) [[unlikely]]
+                if (detail::count_holds(p.parent_, -p.holds_below_) && loop_)
+                    loop_->recheck_paused = true; // (see end_hold)
+            p.parent_ = nullptr;
         }
 
         // The task goes first: resume the awaiter with error::closed.

@@ -184,6 +184,7 @@ public:
         if (on_other_thread()) [[unlikely]]
             destroyed_on_wrong_thread();
         if (alive_) *alive_ = false; // destroyed from inside finish()
+        if (owner_link_.registered()) leave_owner(owner_link_.owner()->task());
         owner_link_.unregister();
         hand_over_to_reactor();
         detach();
@@ -454,16 +455,29 @@ private:
         explicit owner_link(task_group& g) noexcept
             : cancel_node(&owner_link::owner_cancelled), group(&g) {}
         static void owner_cancelled(detail::cancel_node& n) noexcept {
-            task_group& g = *static_cast<owner_link&>(n).group;
+            auto& link = static_cast<owner_link&>(n);
+            task_group& g = *link.group;
+            g.leave_owner(link.chain->task()); // (the link is off the chain already)
             g.cancel_newcomers_ = true;
             g.cancel_all();
         }
         task_group* group;
+        detail::cancel_state* chain = nullptr; // the owner's, while linked
     };
 
     void own_to(detail::cancel_state& owner) noexcept {
+        owner_link_.chain = &owner;
         owner.add(owner_link_);
         link_to_owner_ = &owner_link_; // (how the when_any pause finds the owner)
+    }
+
+    // The group's tasks are no longer part of `owner`'s code for the when_any pause (its link
+    // to its owner is cut): the joins holding inside them no longer count there
+    // (detail::count_holds). A scope's group stays part of the scope's task.
+    void leave_owner(detail::promise_base* owner) noexcept {
+        if (!holds_below() || awaiting_) [[likely]]
+            return;
+        if (detail::count_holds(owner, -holds_below()) && loop_) loop_->recheck_paused = true;
     }
 
     // The group goes while tasks still run: they are cancelled and move to the reactor's own
@@ -499,6 +513,8 @@ private:
         const std::uint32_t slot = registry_->add(p);
         if (cancel_newcomers_) p.own_cancel_.state().request();
         p.owner_ = this;
+        if (p.holds_below_) [[unlikely]] // (a task handed over by a group destroyed)
+            detail::count_holds_in(*this, p.holds_below_);
         p.handle_slot_ = slot;
         p.prev_in_group_ = nullptr;
         p.next_in_group_ = first_;
@@ -552,6 +568,11 @@ private:
 
     // Takes `p` out of the group's bookkeeping.
     void forget(detail::promise_base& p) noexcept {
+        // A task leaving with joins holding inside it (handed over, or moving on): they no
+        // longer count in this group and what encloses it (detail::count_holds).
+        if (p.holds_below_) [[unlikely]]
+            if (detail::count_holds_in(*this, -p.holds_below_) && loop_)
+                loop_->recheck_paused = true;
         if (p.prev_in_group_)
             p.prev_in_group_->next_in_group_ = p.next_in_group_;
         else

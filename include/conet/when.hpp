@@ -192,9 +192,12 @@ private:
         // branches of the joins enclosing this one wait (detail/pause.hpp), so that none of
         // them wins there and discards this result. Most losers end before the loop looks
         // at anything else (urgent queue); those whose shielded cleanup waits are why. A
-        // winner that failed (a cancellation, say) has nothing to lose: no hold.
+        // when_any whose winner failed (a cancellation, say) has nothing to lose: it throws,
+        // no hold. A when_any_settled has a result all the same (the error beside the
+        // losers' values, one of which may come after its cleanup): it holds.
         if constexpr (Any) {
-            if (awaiting_ && remaining_ > 1 && !promises_[index]->exception_)
+            if (awaiting_ && remaining_ > 1 &&
+                (Mode == join_mode::any_settled || !promises_[index]->exception_))
                 if (loop_core* l = loop_core::current()) {
                     hold_.join = this;
                     hold_loop_ = l;

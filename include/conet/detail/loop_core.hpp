@@ -133,6 +133,9 @@ struct loop_core {
     // `deferred` bit) and waits a deadline ended, resumed once no join holds them back.
     ready_queue holding;
     ready_queue paused;
+    // A task left a when_any's branch while joins inside it held (a group destroyed, an
+    // await undone): the next end of a hold looks at every paused operation again.
+    bool recheck_paused = false;
     ready_queue deferred;         // deferred_actions, run at the start of the next turn
     ready_queue hooks;            // loop_hooks, told when the loop is destroyed
     timer_heap timers;            // deadlines of sleeps and timeouts

@@ -25,14 +25,10 @@ struct hold_node : ready_node {
 };
 
 /// True if some holding join pauses the operations of chain `c`. Off the hot path: the loop
-/// calls it only while a join holds.
-inline bool held_back(const loop_core& l, const cancel_state* c) noexcept {
-    if (!c || !c->task()) return false;
-    bool held = false;
-    l.holding.for_each([&](ready_node& n) {
-        held = held || paused_by(c->task(), *static_cast<hold_node&>(n).join);
-    });
-    return held;
+/// calls it only while a join holds. One walk up the joins enclosing `c`'s task, whatever
+/// the number of holding joins (task.hpp, held_by_a_join).
+inline bool held_back(const loop_core&, const cancel_state* c) noexcept {
+    return c && held_by_a_join(c->task());
 }
 
 /// Puts `w`'s try (an event came, or its deferred turn) on the paused list instead of making
@@ -56,6 +52,7 @@ inline bool holds_back(const loop_core& l, const cancel_state* c) noexcept {
 /// a branch the join pauses may run without having waited (started by an enclosing join
 /// after the one that began holding, or a group's task started at the next turn).
 inline void begin_hold(loop_core& l, hold_node& n) noexcept {
+    count_holds(n.join->enclosing(), 1);
     l.holding.push_back(n);
     l.pay_attention();
     l.hold_budget(&holds_back, loop_core::current() == &l);
@@ -66,8 +63,14 @@ inline void begin_hold(loop_core& l, hold_node& n) noexcept {
 /// at again just before it resumes: another join may hold by then).
 inline void end_hold(loop_core& l, hold_node& n) noexcept {
     n.unlink();
+    const bool branch_freed = count_holds(n.join->enclosing(), -1);
     l.pay_attention();
     if (l.holding.empty()) l.release_budget(loop_core::current() == &l);
+    // What is paused stays paused unless a when_any's branch holds nothing any more: each
+    // other branch of each join it is in still holds (the count of every join enclosing this
+    // one still counts the others), so holds that end together cost no walk of the paused.
+    if (!branch_freed && !l.recheck_paused && !l.holding.empty()) return;
+    l.recheck_paused = false;
     ready_queue still;
     while (ready_node* p = l.paused.pop_front()) {
         auto& w = static_cast<waiter&>(*p);

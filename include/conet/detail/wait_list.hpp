@@ -15,6 +15,7 @@
 
 #include "../cancel.hpp"
 #include "../error.hpp"
+#include "atomic.hpp"
 #include "loop_core.hpp"
 #include "ready_queue.hpp"
 #include "waiter.hpp" // no_error()
@@ -146,6 +147,10 @@ private:
 /// The reactor a primitive belongs to: the first one that uses it. A primitive's state is
 /// that reactor's thread's (design invariant 8): used from another reactor's thread, or from a
 /// thread without one while its reactor runs, it fails with conet::error::wrong_reactor.
+/// The claim is atomic: of two reactors whose first uses meet, one claims it and the other
+/// is refused (a plain pointer let both claim it and go on). A thread without a reactor
+/// claims nothing: it may use a primitive no reactor has claimed, and that use races with a
+/// reactor's first one (the program's own race, as for any object two threads share).
 class home_loop : private loop_hook {
 public:
     home_loop() noexcept { on_loop_destroyed = &loop_gone; }
@@ -156,31 +161,37 @@ public:
     /// on first use. One compare on the hot path.
     [[gnu::always_inline]] bool here() noexcept {
         loop_core* const current = loop_core::current();
-        if (loop_ == current) [[likely]]
+        if (loop_.load(memory_order_relaxed) == current) [[likely]] // (a plain load on x86)
             return true;
         return elsewhere(current);
     }
 
     /// The reactor it belongs to, or nullptr if none has used it yet (or the one that did is
     /// gone).
-    loop_core* loop() const noexcept { return loop_; }
+    loop_core* loop() const noexcept { return loop_.load(memory_order_relaxed); }
 
 private:
     [[gnu::noinline]] bool elsewhere(loop_core* current) noexcept {
-        if (!loop_) {
-            // Told when that reactor is destroyed (the hook leaves its list when this goes),
-            // so that a primitive that outlives its reactor never reads it again.
-            if (current) current->hooks.push_back(*this);
-            loop_ = current;
-            return true;
+        loop_core* owner = loop_.load(memory_order_acquire);
+        if (!owner) {
+            if (!current) return true; // no reactor here, and none has claimed it
+            if (loop_.compare_exchange_strong(owner, current, memory_order_acq_rel)) {
+                // Told when that reactor is destroyed (the hook leaves its list when this
+                // goes), so that a primitive that outlives its reactor never reads it again.
+                current->hooks.push_back(*this);
+                return true;
+            }
+            // Another reactor's first use came first: `owner` is that reactor now.
         }
-        return !current && loop_->usable_here(); // its reactor runs nowhere now
+        return !current && owner->usable_here(); // its reactor runs nowhere now
     }
 
     // Its reactor is being destroyed: the primitive belongs to none again.
-    static void loop_gone(loop_hook& h) noexcept { static_cast<home_loop&>(h).loop_ = nullptr; }
+    static void loop_gone(loop_hook& h) noexcept {
+        static_cast<home_loop&>(h).loop_.store(nullptr, memory_order_release);
+    }
 
-    loop_core* loop_ = nullptr;
+    atomic<loop_core*> loop_{nullptr};
 };
 
 /// Throws conet::error::wrong_reactor for `what` (out of line: a cold path of every operation).
