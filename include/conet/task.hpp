@@ -15,6 +15,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -107,6 +108,8 @@ template <class A>
 void note_suspension(promise_base& p, const A& a) noexcept;
 template <class A>
 void mark_resumed(promise_base* p) noexcept;
+template <class A, class H>
+decltype(auto) suspend_noted(A& a, H h, promise_base& p);
 
 /// Awaits `*a` (see promise_base::await_transform), and marks the awaiting task as the one
 /// running again when it resumes.
@@ -118,7 +121,7 @@ struct forwarder {
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
         note_suspension(*self, *a);
-        return suspend_marked(*a, h);
+        return suspend_noted(*a, h, *self);
     }
     decltype(auto) await_resume() {
         mark_resumed<A>(self);
@@ -135,7 +138,7 @@ struct holding_forwarder {
     template <class Promise>
     decltype(auto) await_suspend(std::coroutine_handle<Promise> h) {
         note_suspension(*self, a);
-        return suspend_marked(a, h);
+        return suspend_noted(a, h, *self);
     }
     decltype(auto) await_resume() {
         mark_resumed<A>(self);
@@ -155,6 +158,8 @@ public:
             // Finished while its awaiter is still starting it: let the awaiter go on in its
             // own stack frame (see task::awaiter::await_suspend).
             running_task = nullptr;
+            if (stall_probe_now) [[unlikely]] // the stall detector times this resumption
+                p.note_end(*stall_probe_now);
             if (p.finished_inline_) {
                 *p.finished_inline_ = true;
                 return std::noop_coroutine();
@@ -267,6 +272,18 @@ protected:
     }
 
 private:
+    // For the stall detector: this task ends in the resumption it times (its frame goes).
+    [[gnu::noinline, gnu::cold]] void note_end(stall_probe& probe) const noexcept {
+        probe.finished = true;
+        probe.finished_id = root_->id_;
+        probe.finished_where = record_.where;
+        const char* name = root_->name_ ? root_->name_ : "";
+        std::size_t i = 0;
+        for (; name[i] && i + 1 < sizeof probe.finished_name; ++i)
+            probe.finished_name[i] = name[i];
+        probe.finished_name[i] = '\0';
+    }
+
     template <class Awaitable>
     decltype(auto) transform(Awaitable&& a, const await_site& where) noexcept {
         if constexpr (requires { a.set_chain(cancel_); }) a.set_chain(cancel_);
@@ -288,6 +305,8 @@ private:
     friend void note_suspension(promise_base& p, const A& a) noexcept;
     template <class A>
     friend void mark_resumed(promise_base* p) noexcept;
+    template <class A, class H>
+    friend decltype(auto) suspend_noted(A& a, H h, promise_base& p);
     friend class conet::reactor;
     template <join_mode Mode, class... Ts>
     friend class join;
@@ -383,6 +402,25 @@ decltype(auto) suspend_marked(A& a, H h) {
         auto next = a.await_suspend(h);
         running_task = nullptr;
         return next;
+    }
+}
+
+/// suspend_marked for a forwarder, after note_suspension(p, a): if `a`'s await_suspend
+/// throws, the task goes on (the exception is thrown at its co_await) and `a` is a temporary
+/// about to die, so the record forgets it (a dump would describe it through a dangling
+/// pointer, and show it instead of the task's next loop operation). Nothing is added where
+/// await_suspend cannot throw, or where no awaiter was recorded (a loop operation).
+template <class A, class H>
+[[gnu::always_inline]] inline decltype(auto) suspend_noted(A& a, H h, promise_base& p) {
+    if constexpr (loop_operation<A> || noexcept(a.await_suspend(h))) {
+        return suspend_marked(a, h);
+    } else {
+        try {
+            return suspend_marked(a, h);
+        } catch (...) {
+            p.record_.awaiter = nullptr;
+            throw;
+        }
     }
 }
 
