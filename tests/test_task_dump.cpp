@@ -754,3 +754,33 @@ TEST_CASE("task dump: the small things (spawn with a name on the reactor, durati
         CHECK(kept);
     }
 }
+
+TEST_CASE("CONET_DUMP_SIGNAL: a dump on the signal says which reactor it is (its thread), and "
+          "how many reactors watch the signal",
+          "[task_dump]") {
+    // With several reactors (a reactor_pool), each signal dumps one of them: the dump must
+    // say which (it said nothing: "task 2" on one reactor was not "task 2" on another).
+    pid_t thread_id = 0;
+    const std::string text = captured_stderr([&] {
+        std::thread t([&] {
+            thread_id = ::gettid();
+            ::setenv("CONET_DUMP_SIGNAL", "SIGWINCH", 1);
+            conet::reactor r;
+            conet::reactor other; // (never run: it watches the signal too)
+            ::unsetenv("CONET_DUMP_SIGNAL");
+            run_bounded(r, []() -> conet::task<> {
+                ::pthread_kill(::pthread_self(), SIGWINCH); // (blocked: read by a signalfd)
+                for (int i = 0; i < 20; ++i)
+                    co_await conet::sleep_for(std::chrono::milliseconds(1));
+            }());
+        });
+        t.join();
+    });
+    INFO(text);
+    const auto header = text.find("conet: CONET_DUMP_SIGNAL (signal " + std::to_string(SIGWINCH) +
+                                  "): the reactor on thread " + std::to_string(thread_id) +
+                                  ", one of 2 reactors watching this signal");
+    CHECK(header != std::string::npos);
+    CHECK(text.find("conet: task dump: ") > header);
+    CHECK(text.find("conet: task dump: ") != std::string::npos);
+}

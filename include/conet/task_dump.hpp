@@ -5,7 +5,9 @@
 //
 // or, without writing code, CONET_DUMP_SIGNAL=SIGUSR1 in the environment of a program that
 // includes this header: each reactor made then dumps on stderr when the signal comes (read
-// through a signalfd by the loop, between resumptions: no signal handler runs).
+// through a signalfd by the loop, between resumptions: no signal handler runs), under a
+// line naming its thread. With several reactors, a signal reaches one of them (that line
+// says how many there are).
 //
 // A task keeps what it is suspended in as it suspends (detail/await_record.hpp: a few stores,
 // nothing looked up); the dump reads that, and asks each socket its endpoints, when taken.
@@ -16,6 +18,7 @@
 #include <pthread.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -353,6 +356,7 @@ public:
     dump_signal_watch(reactor& r, int signal_fd, int number)
         : waiter(&dump_signal_watch::attempt_dump), r_(r), fd_(signal_fd), number_(number),
           thread_(::pthread_self()) {
+        watching().fetch_add(1, memory_order_relaxed);
         deferred_action::run = &dump_signal_watch::start;
         on_loop_destroyed = &dump_signal_watch::gone;
         auto& core = task_dump_access::core(r);
@@ -369,6 +373,7 @@ private:
     }
     static void gone(loop_hook& h) noexcept {
         auto* self = &static_cast<dump_signal_watch&>(h);
+        watching().fetch_sub(1, memory_order_relaxed);
         if (::pthread_equal(self->thread_, ::pthread_self()))
             unblock_dump_signal(self->number_, self->fd_.native_handle());
         delete self;
@@ -383,7 +388,19 @@ private:
             signalled = true;
         if (signalled) {
             try {
-                const std::string dump = dump_tasks(self.r_);
+                // Which reactor this is: with several (a reactor_pool), each signal reaches
+                // the one that reads it first, and their tasks' ids do not tell them apart.
+                char head[160];
+                const int others = watching().load(memory_order_relaxed);
+                std::snprintf(head, sizeof head,
+                              "conet: CONET_DUMP_SIGNAL (signal %d): the reactor on thread %d%s",
+                              self.number_, static_cast<int>(::syscall(SYS_gettid)),
+                              others > 1 ? ", one of " : "\n");
+                std::string dump = head;
+                if (others > 1)
+                    dump += std::to_string(others) +
+                            " reactors watching this signal (each signal dumps one of them)\n";
+                dump += dump_tasks(self.r_);
                 std::fwrite(dump.data(), 1, dump.size(), stderr);
                 std::fflush(stderr);
             } catch (...) {
@@ -391,6 +408,12 @@ private:
             }
         }
         return false; // wait on
+    }
+
+    // How many reactors of the process watch a signal for a dump (any signal).
+    static atomic<int>& watching() noexcept {
+        static atomic<int> count{0}; // (constant-initialized: no guard)
+        return count;
     }
 
     reactor& r_;
