@@ -360,9 +360,12 @@ public:
 
     /// The stall detector: a resumption of a coroutine that runs longer than `threshold`
     /// without suspending (a blocking call inside the loop) prints one line on stderr naming
-    /// the coroutine, where it suspended next and how long it ran. Zero turns it off (the
-    /// default, unless CONET_STALL_MS gives milliseconds when the reactor is made). Off, it
-    /// costs no clock read; on, two per resumption.
+    /// the task that ran (a group's task, a join's branch or the run's: its id and name), how
+    /// long it ran, and where: each co_await the resumption stopped at, outermost first (the
+    /// blocking code ran before one of them), or, for a task that ended in it, the co_await it
+    /// last resumed from. Zero turns it off (the default, unless CONET_STALL_MS gives
+    /// milliseconds when the reactor is made). Off, it costs no clock read; on, two per
+    /// resumption.
     void set_stall_threshold(std::chrono::nanoseconds threshold) noexcept {
         stall_ns_ = threshold.count() > 0 ? threshold.count() : 0;
         watch();
