@@ -2,12 +2,17 @@
 #include <conet/task_dump.hpp>
 #include <conet/virtual_time.hpp>
 
+#include <pthread.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -457,4 +462,325 @@ TEST_CASE("task dump: a deadline is counted on the reactor's clock, virtual time
         if (t.operation == "sleep" && t.deadline) sleeper = &t;
     REQUIRE(sleeper != nullptr);
     CHECK(*sleeper->deadline == std::chrono::seconds(9));
+}
+
+// --- A review's findings (break7): each seen failing before its fix. ---
+
+namespace {
+
+std::atomic<bool> mover_arrived{false};
+std::atomic<bool> mover_may_leave{false};
+
+conet::task<> mover(conet::reactor& there, conet::reactor& back) {
+    co_await conet::resume_on(there);
+    mover_arrived = true;
+    for (int i = 0; i < 5000 && !mover_may_leave; ++i)
+        co_await conet::sleep_for(std::chrono::milliseconds(1));
+    co_await conet::resume_on(back);
+}
+
+} // namespace
+
+TEST_CASE("task ids stay unique in a reactor that a task moved to with resume_on", "[task_dump]") {
+    // A task spawned on reactor A keeps its id on B, where B's own tasks were numbered from
+    // a counter of B's thread: both were "task 2" (ids were unique per thread only).
+    conet::reactor a;
+    conet::reactor b;
+    mover_arrived = false;
+    mover_may_leave = false;
+    std::vector<conet::task_info> list;
+    std::thread other([&] {
+        run_bounded(b, [&]() -> conet::task<> {
+            b.tasks().spawn(sleeper(), "b's own");
+            for (int i = 0; i < 5000 && !mover_arrived; ++i)
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+            list = conet::task_list(b);
+            mover_may_leave = true;
+            b.tasks().cancel();
+        }());
+    });
+    // (Each reactor on a thread of its own, where its counter, when it was one per thread,
+    // started from 0: the mover and b's own task were both task 2.)
+    std::thread first([&] {
+        run_bounded(a, [&]() -> conet::task<> {
+            conet::task_group g;
+            g.spawn(mover(b, a), "mover");
+            co_await g.join();
+        }());
+    });
+    first.join();
+    other.join();
+    std::string ids;
+    std::vector<std::uint32_t> seen;
+    for (const auto& t : list)
+        if (t.id) {
+            ids += " " + std::to_string(t.id) + "(" + t.name + ")";
+            seen.push_back(t.id);
+        }
+    INFO("ids on b:" << ids);
+    REQUIRE(named(list, "mover") != nullptr);
+    REQUIRE(named(list, "b's own") != nullptr);
+    std::sort(seen.begin(), seen.end());
+    CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());
+}
+
+namespace {
+
+struct throws_in_suspend {
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const { throw std::runtime_error("refused"); }
+    void await_resume() const noexcept {}
+};
+
+constexpr unsigned after_throw_line = __LINE__ + 7;
+conet::task<> survives_a_throwing_await() {
+    try {
+        co_await throws_in_suspend{};
+    } catch (const std::runtime_error&) {
+    }
+    // (the awaiter above is gone: the dump must not describe it any more)
+    co_await conet::sleep_for(std::chrono::seconds(5));
+}
+
+} // namespace
+
+TEST_CASE("after an await_suspend that threw, the dump shows the task's next wait", "[task_dump]") {
+    conet::reactor r;
+    std::vector<conet::task_info> list;
+    run_bounded(r, [&]() -> conet::task<> {
+        r.tasks().spawn(survives_a_throwing_await(), "thrown at");
+        co_await conet::sleep_for(std::chrono::milliseconds(5));
+        list = conet::task_list(r);
+        r.tasks().cancel();
+    }());
+    const auto* t = named(list, "thrown at");
+    REQUIRE(t);
+    CHECK(t->operation == "sleep");
+    CHECK(t->deadline.has_value());
+    check_where(*t, after_throw_line, "survives_a_throwing_await");
+}
+
+namespace {
+
+conet::task<int> quick_child() {
+    co_await conet::sleep_for(std::chrono::milliseconds(2));
+    co_return 1;
+}
+
+constexpr unsigned after_child_line = __LINE__ + 4;
+conet::task<> blocks_after_its_child() {
+    co_await quick_child();
+    ::usleep(100000); // blocks in the resumption its child's end handed over to it
+    co_await conet::sleep_for(std::chrono::milliseconds(1));
+}
+
+constexpr unsigned finisher_line = __LINE__ + 2;
+conet::task<> blocks_then_ends() {
+    co_await conet::sleep_for(std::chrono::milliseconds(2));
+    ::usleep(100000); // blocks in its last resumption
+}
+
+constexpr unsigned branch_block_line = __LINE__ + 6;
+conet::task<> blocking_branch(std::uint32_t& id) {
+    for (const auto& t : conet::task_list(*conet::reactor::current()))
+        if (t.operation == "running") id = t.id;
+    co_await conet::sleep_for(std::chrono::milliseconds(2));
+    ::usleep(100000);
+    co_await conet::sleep_for(std::chrono::milliseconds(1));
+}
+
+conet::task<> races_a_blocker(std::uint32_t& id) {
+    co_await conet::when_any(blocking_branch(id), sleeper());
+}
+
+// The stall lines of running `body` with a 50 ms threshold.
+template <class F>
+std::string stall_report(F body) {
+    return captured_stderr([&] {
+        conet::reactor r;
+        r.set_stall_threshold(std::chrono::milliseconds(50));
+        run_bounded(r, body(r));
+    });
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = 0; (at = text.find(what, at)) != std::string::npos; ++at)
+        ++n;
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("the stall detector names the task that blocked: after its child ended, in its last "
+          "resumption, in a when_any branch",
+          "[task_dump][stall]") {
+    const std::string at = "test_task_dump.cpp:";
+    SECTION("blocking after an awaited task ended (the resumed frame was the child's)") {
+        const std::string text = stall_report([](conet::reactor& r) -> conet::task<> {
+            auto h = r.tasks().spawn(blocks_after_its_child(), "parent");
+            while (!h.done())
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+        });
+        INFO(text);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("\"parent\" ran 1") != std::string::npos);
+        CHECK(text.find("in blocks_after_its_child before its co_await at ") != std::string::npos);
+        CHECK(text.find(at + std::to_string(after_child_line)) != std::string::npos);
+    }
+    SECTION("blocking in the last resumption of a task") {
+        const std::string text = stall_report([](conet::reactor& r) -> conet::task<> {
+            auto h = r.tasks().spawn(blocks_then_ends(), "finisher");
+            while (!h.done())
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+        });
+        INFO(text);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("\"finisher\" ran 1") != std::string::npos);
+        CHECK(text.find("in blocks_then_ends after its co_await at ") != std::string::npos);
+        CHECK(text.find(at + std::to_string(finisher_line)) != std::string::npos);
+        CHECK(text.find("until it finished") != std::string::npos);
+    }
+    SECTION("blocking in a when_any branch: the branch is named, not the root") {
+        std::uint32_t id = 0;
+        const std::string text =
+            stall_report([&id](conet::reactor&) -> conet::task<> { return races_a_blocker(id); });
+        INFO(text);
+        REQUIRE(id != 0);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("conet: stall: task " + std::to_string(id) + " ran 1") !=
+              std::string::npos);
+        CHECK(text.find("in blocking_branch before its co_await at ") != std::string::npos);
+        CHECK(text.find(at + std::to_string(branch_block_line) + "\n") != std::string::npos);
+    }
+}
+
+TEST_CASE("task dump: function names are cut to the function, templates and lambdas too",
+          "[task_dump]") {
+    auto cut = [](const char* pretty) {
+        char out[160];
+        conet::detail::short_function(pretty, out, sizeof out);
+        return std::string(out);
+    };
+    // GCC 12's, for a template whose return type names its parameters: a "[with ...]" part.
+    CHECK(cut("conet::task<T> conet::with_timeout(task<T>, std::chrono::duration<_Rep, _Period>) "
+              "[with T = int; Rep = long int; Period = std::ratio<1>]") == "conet::with_timeout");
+    CHECK(cut("T ns::S<U>::f(int) [with T = int; U = std::map<int, int>]") == "ns::S<U>::f");
+    // GCC's lambda at namespace scope: no space after the return type.
+    CHECK(cut("void<lambda(std::map<int, int>)>::operator()(<lambda(std::map<int, int>)>::_"
+              "ZNK2opMUlSt3mapIiiSt4lessIiESaISt4pairIKiiEEEE_clES6_.Frame*)") ==
+          "<lambda(std::map<int, int>)>");
+    // What already held.
+    CHECK(cut("void two(two<int, double>(int, double)::_Z3twoIidE2coT_T0_.Frame*)") == "two");
+    CHECK(cut("void S<std::map<int, int> >::m(S<std::map<int, int> >::m()::_ZN1SISt3mapIiiSt4l"
+              "essIiESaISt4pairIKiiEEEE1mEv.Frame*)") == "S<std::map<int, int> >::m");
+    CHECK(cut("void main()::<lambda(int)>::operator()(main()::<lambda(int)>::_ZZ4mainENKUliE_"
+              "clEi.Frame*)") == "main()::<lambda(int)>");
+    CHECK(cut("void {anonymous}::anon(anon()::_ZN12_GLOBAL__N_14anonEv.Frame*)") == "anon");
+    CHECK(cut("conet::task<> f(int)") == "f");
+    CHECK(cut("plain") == "plain"); // Clang 14's __builtin_FUNCTION()
+    CHECK(cut("operator()") == "operator()");
+    CHECK(cut("") == "");
+    CHECK(cut(nullptr) == "");
+    char small[4];
+    conet::detail::short_function("conet::task<> function_name(int)", small, sizeof small);
+    CHECK(std::string(small) == "fun");
+}
+
+TEST_CASE("task dump: the small things (spawn with a name on the reactor, durations, stall "
+          "thresholds under a nanosecond, the signal mask after the reactor)",
+          "[task_dump]") {
+    SECTION("reactor::spawn(t, name)") {
+        conet::reactor r;
+        std::vector<conet::task_info> list;
+        run_bounded(r, [&]() -> conet::task<> {
+            r.spawn(sleeper(), "by the reactor");
+            co_await conet::yield();
+            list = conet::task_list(r);
+            r.tasks().cancel();
+        }());
+        const auto* t = named(list, "by the reactor");
+        REQUIRE(t);
+        CHECK(t->group == "reactor");
+    }
+    SECTION("a duration that rounds to 1000.0 ms is shown in seconds") {
+        conet::task_info t;
+        t.operation = "sleep";
+        t.deadline = std::chrono::nanoseconds(999'960'000);
+        CHECK(conet::detail::dump_line(t) == "awaits: sleep, deadline in 1.0 s");
+        t.deadline = std::chrono::nanoseconds(999'940'000);
+        CHECK(conet::detail::dump_line(t) == "awaits: sleep, deadline in 999.9 ms");
+    }
+    SECTION("CONET_STALL_MS below a nanosecond is the smallest threshold, not off") {
+        ::setenv("CONET_STALL_MS", "0.0000001", 1);
+        conet::reactor r;
+        ::unsetenv("CONET_STALL_MS");
+        CHECK(r.stall_threshold() == std::chrono::nanoseconds(1));
+    }
+    SECTION("CONET_DUMP_SIGNAL: the thread's mask is as it was once the reactor is gone") {
+        // (On a thread of its own: the test's thread keeps its mask whatever happens.)
+        auto blocked = [](int sig) {
+            sigset_t now;
+            ::pthread_sigmask(SIG_BLOCK, nullptr, &now);
+            return sigismember(&now, sig) == 1;
+        };
+        bool before = true, during = false, after = true, kept = false;
+        std::thread t([&] {
+            before = blocked(SIGWINCH);
+            {
+                ::setenv("CONET_DUMP_SIGNAL", "SIGWINCH", 1);
+                conet::reactor r;
+                ::unsetenv("CONET_DUMP_SIGNAL");
+                during = blocked(SIGWINCH);
+                run_bounded(r, []() -> conet::task<> { co_await conet::yield(); }());
+            }
+            after = blocked(SIGWINCH);
+            // Blocked before the reactor: blocked after it too.
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, SIGWINCH);
+            ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+            {
+                ::setenv("CONET_DUMP_SIGNAL", "SIGWINCH", 1);
+                conet::reactor r;
+                ::unsetenv("CONET_DUMP_SIGNAL");
+            }
+            kept = blocked(SIGWINCH);
+        });
+        t.join();
+        CHECK(!before);
+        CHECK(during);
+        CHECK(!after);
+        CHECK(kept);
+    }
+}
+
+TEST_CASE("CONET_DUMP_SIGNAL: a dump on the signal says which reactor it is (its thread), and "
+          "how many reactors watch the signal",
+          "[task_dump]") {
+    // With several reactors (a reactor_pool), each signal dumps one of them: the dump must
+    // say which (it said nothing: "task 2" on one reactor was not "task 2" on another).
+    pid_t thread_id = 0;
+    const std::string text = captured_stderr([&] {
+        std::thread t([&] {
+            thread_id = ::gettid();
+            ::setenv("CONET_DUMP_SIGNAL", "SIGWINCH", 1);
+            conet::reactor r;
+            conet::reactor other; // (never run: it watches the signal too)
+            ::unsetenv("CONET_DUMP_SIGNAL");
+            run_bounded(r, []() -> conet::task<> {
+                ::pthread_kill(::pthread_self(), SIGWINCH); // (blocked: read by a signalfd)
+                for (int i = 0; i < 20; ++i)
+                    co_await conet::sleep_for(std::chrono::milliseconds(1));
+            }());
+        });
+        t.join();
+    });
+    INFO(text);
+    const auto header = text.find("conet: CONET_DUMP_SIGNAL (signal " + std::to_string(SIGWINCH) +
+                                  "): the reactor on thread " + std::to_string(thread_id) +
+                                  ", one of 2 reactors watching this signal");
+    CHECK(header != std::string::npos);
+    CHECK(text.find("conet: task dump: ") > header);
+    CHECK(text.find("conet: task dump: ") != std::string::npos);
 }

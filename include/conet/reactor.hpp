@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 #include <utility>
@@ -58,7 +59,8 @@ namespace detail {
 /// CONET_DUMP_SIGNAL is set calls to start listening for that signal.
 inline void (*start_dump_signal)(reactor&, const char* signal) = nullptr;
 
-/// CONET_STALL_MS as nanoseconds (0: unset, or not a positive number).
+/// CONET_STALL_MS as nanoseconds (0: unset, or not a positive number). A positive value below
+/// a nanosecond, the clock's resolution, is the smallest threshold, 1 ns (not 0, which is off).
 inline std::int64_t stall_threshold_requested() noexcept {
     const char* value = std::getenv("CONET_STALL_MS");
     if (!value || !*value) return 0;
@@ -71,7 +73,8 @@ inline std::int64_t stall_threshold_requested() noexcept {
                      value);
         return 0;
     }
-    return static_cast<std::int64_t>(ms * 1e6);
+    const double ns = ms * 1e6;
+    return ns < 1 ? 1 : static_cast<std::int64_t>(ns);
 }
 
 /// What run() throws when the reactor already runs on another thread (a logic_error): a
@@ -232,7 +235,7 @@ public:
         running_scope scope(*this, t.handle());
         auto h = t.handle();
         main_task_ = &h.promise();
-        detail::task_dump_access::set_id(h.promise(), ++detail::last_task_id);
+        detail::task_dump_access::set_id(h.promise(), detail::next_task_id());
         h.promise().start_node_.handle = h;
         core_.ready.push_back(h.promise().start_node_);
         run_until_done(h);
@@ -265,6 +268,13 @@ public:
     template <class T>
     task_handle spawn(task<T> t) {
         return tasks_.spawn(std::move(t));
+    }
+
+    /// spawn(t), naming the task (task_group::spawn(t, name)): the task dump and CONET_TRACE
+    /// show the name. It is copied, and kept as a C string: it ends at its first NUL, if any.
+    template <class T>
+    task_handle spawn(task<T> t, std::string_view name) {
+        return tasks_.spawn(std::move(t), name);
     }
 
     /// Asks the run() in progress to return at its next turn. Safe to call from any thread.
@@ -350,9 +360,12 @@ public:
 
     /// The stall detector: a resumption of a coroutine that runs longer than `threshold`
     /// without suspending (a blocking call inside the loop) prints one line on stderr naming
-    /// the coroutine, where it suspended next and how long it ran. Zero turns it off (the
-    /// default, unless CONET_STALL_MS gives milliseconds when the reactor is made). Off, it
-    /// costs no clock read; on, two per resumption.
+    /// the task that ran (a group's task, a join's branch or the run's: its id and name), how
+    /// long it ran, and where: each co_await the resumption stopped at, outermost first (the
+    /// blocking code ran before one of them), or, for a task that ended in it, the co_await it
+    /// last resumed from. Zero turns it off (the default, unless CONET_STALL_MS gives
+    /// milliseconds when the reactor is made). Off, it costs no clock read; on, two per
+    /// resumption.
     void set_stall_threshold(std::chrono::nanoseconds threshold) noexcept {
         stall_ns_ = threshold.count() > 0 ? threshold.count() : 0;
         watch();
@@ -549,15 +562,30 @@ private:
     }
 
     // One resumption in a span of the trace file, timed by the stall detector, or both.
+    // Timed, the resumption has a stamp of its own (loop_time), which each task suspending in
+    // it keeps as its `since`, and a probe that a task ending in it notes itself in: what
+    // report_stall finds the task that ran by, if it ran too long.
     void resume_watched(std::coroutine_handle<> h) {
         struct stall_guard {
             reactor& self;
             void* frame;
-            std::int64_t start;
+            std::int64_t start = 0;
+            detail::stall_probe* outer = nullptr;
+            detail::stall_probe probe{};
             ~stall_guard() {
-                if (start) self.check_stall(frame, start);
+                if (!start) return;
+                detail::stall_probe_now = outer;
+                self.check_stall(frame, start, probe);
             }
-        } stall{*this, h.address(), stall_ns_ ? now_ns() : 0};
+        } stall{*this, h.address()};
+        if (stall_ns_) {
+            stall.start = now_ns();
+            // (after every earlier stamp, so that only this resumption's suspensions hold it)
+            stall.probe.stamp =
+                stall.start > detail::loop_time ? stall.start : detail::loop_time + 1;
+            detail::loop_time = stall.probe.stamp;
+            stall.outer = std::exchange(detail::stall_probe_now, &stall.probe);
+        }
         if (core_.log) {
             span_guard span{*core_.log, core_.log->span_begins(h.address())};
             h.resume();
@@ -572,37 +600,77 @@ private:
             .count();
     }
 
-    void check_stall(void* frame, std::int64_t start) noexcept {
+    void check_stall(void* frame, std::int64_t start, const detail::stall_probe& probe) noexcept {
         const std::int64_t ran = now_ns() - start;
         if (ran > stall_ns_) [[unlikely]]
-            report_stall(frame, ran);
+            report_stall(frame, probe, ran);
     }
 
-    // One line on stderr: which coroutine ran `ran` nanoseconds, and where it is now.
-    [[gnu::noinline, gnu::cold]] void report_stall(void* frame, std::int64_t ran) noexcept {
-        char who[96] = "a coroutine";
-        const detail::await_record* found = nullptr;
-        const detail::promise_base* root = nullptr;
+    // One line on stderr: which task ran `ran` nanoseconds, and where. The coroutines that
+    // suspended in the resumption (their `since` is its stamp) are one chain of awaits: the
+    // line names its task (a group's task, a branch, the run's) and each co_await it stopped
+    // at, outermost first, since the blocking code ran before one of them. If none did, the
+    // last task that ended in it is named, by what its probe kept.
+    [[gnu::noinline, gnu::cold]] void report_stall(void* frame, const detail::stall_probe& probe,
+                                                   std::int64_t ran) noexcept {
+        using access = detail::task_dump_access;
+        constexpr std::size_t most = 3; // co_awaits named
+        const detail::await_record* chain[most] = {};
+        const char* functions[most] = {};
+        std::size_t steps = 0;
+        const detail::promise_base* task = nullptr; // the outermost's
+        std::uint32_t chain_depth = 0;
+        bool in_chain = false;
         detail::walk_tasks(core_, main_task_, main_.address(), [&](const detail::task_node& n) {
-            if (n.depth == 0) root = n.task;
-            if (n.frame == frame && !found) {
-                found = n.record;
-                const char* name = root->name();
-                if (name)
-                    std::snprintf(who, sizeof who, "task %u \"%s\"",
-                                  detail::task_dump_access::id(*root), name);
-                else
-                    std::snprintf(who, sizeof who, "task %u", detail::task_dump_access::id(*root));
+            if (in_chain && n.depth <= chain_depth) in_chain = false; // left its subtree
+            if (n.record->since != probe.stamp || !n.record->where.line()) return;
+            if (!task) {
+                task = n.task;
+                chain_depth = n.depth;
+                in_chain = true;
+            } else if (!in_chain) {
+                return; // (another chain: the first one found is named)
+            }
+            if (steps < most) {
+                chain[steps] = n.record;
+                functions[steps++] = n.record->where.function();
             }
         });
+        char who[96] = "a coroutine";
+        auto name_task = [&](std::uint32_t id, const char* name) {
+            if (id == 0) return;
+            if (name && *name)
+                std::snprintf(who, sizeof who, "task %u \"%s\"", id, name);
+            else
+                std::snprintf(who, sizeof who, "task %u", id);
+        };
         const double ms = static_cast<double>(ran) / 1e6;
-        if (found) {
-            char function[96];
-            detail::short_function(found->where.function(), function, sizeof function);
+        char function[96];
+        if (task) {
+            const detail::promise_base& root = access::root(*task);
+            name_task(access::id(root), root.name());
+            char where[512];
+            std::size_t used = 0;
+            for (std::size_t i = 0; i < steps && used < sizeof where; ++i) {
+                detail::short_function(functions[i], function, sizeof function);
+                const int n = std::snprintf(
+                    where + used, sizeof where - used, "%sin %s before its co_await at %s:%u",
+                    i ? ", then " : "", function, chain[i]->where.file(), chain[i]->where.line());
+                if (n < 0) break;
+                used += static_cast<std::size_t>(n);
+            }
             std::fprintf(stderr,
                          "conet: stall: %s ran %.1f ms without suspending (blocking the loop), "
-                         "in %s before its co_await at %s:%u\n",
-                         who, ms, function, found->where.file(), found->where.line());
+                         "%s\n",
+                         who, ms, where);
+        } else if (probe.finished) {
+            name_task(probe.finished_id, probe.finished_name);
+            detail::short_function(probe.finished_where.function(), function, sizeof function);
+            std::fprintf(stderr,
+                         "conet: stall: %s ran %.1f ms without suspending (blocking the loop), "
+                         "in %s after its co_await at %s:%u, until it finished\n",
+                         who, ms, function, probe.finished_where.file(),
+                         probe.finished_where.line());
         } else {
             std::fprintf(stderr,
                          "conet: stall: a coroutine (frame %p) ran %.1f ms without suspending "

@@ -5,7 +5,9 @@
 //
 // or, without writing code, CONET_DUMP_SIGNAL=SIGUSR1 in the environment of a program that
 // includes this header: each reactor made then dumps on stderr when the signal comes (read
-// through a signalfd by the loop, between resumptions: no signal handler runs).
+// through a signalfd by the loop, between resumptions: no signal handler runs), under a
+// line naming its thread. With several reactors, a signal reaches one of them (that line
+// says how many there are).
 //
 // A task keeps what it is suspended in as it suspends (detail/await_record.hpp: a few stores,
 // nothing looked up); the dump reads that, and asks each socket its endpoints, when taken.
@@ -16,6 +18,7 @@
 #include <pthread.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -240,7 +243,7 @@ inline void append_duration(std::string& s, std::chrono::nanoseconds d) {
     const double ms = static_cast<double>(d.count()) / 1e6;
     if (ms < 0)
         std::snprintf(text, sizeof text, "passed");
-    else if (ms < 1000)
+    else if (ms < 999.95) // (what "%.1f" would round up to 1000.0 is shown in seconds)
         std::snprintf(text, sizeof text, "%.1f ms", ms);
     else
         std::snprintf(text, sizeof text, "%.1f s", ms / 1000);
@@ -308,14 +311,52 @@ inline void dump_tasks(reactor& r, std::ostream& out) {
 
 namespace detail {
 
+/// Per thread, for each signal: how many reactors made on it block the signal for
+/// CONET_DUMP_SIGNAL, and whether it was blocked before the first did (then it stays blocked
+/// after the last is gone; else the last one unblocks it).
+struct dump_signal_blocks {
+    std::uint16_t users[NSIG] = {};
+    bool was_blocked[NSIG] = {};
+};
+inline thread_local dump_signal_blocks dump_signals_blocked{};
+
+/// Blocks `number` on the calling thread for a reactor's signalfd (see dump_signal_blocks).
+inline void block_dump_signal(int number) noexcept {
+    sigset_t set, before;
+    sigemptyset(&set);
+    sigaddset(&set, number);
+    ::pthread_sigmask(SIG_BLOCK, &set, &before);
+    dump_signal_blocks& b = dump_signals_blocked;
+    if (b.users[number]++ == 0) b.was_blocked[number] = sigismember(&before, number) == 1;
+}
+
+/// Undoes block_dump_signal(number) on the calling thread. `fd`, the reactor's signalfd if
+/// any, is drained first: a signal that came after the loop's last turn is dropped, not
+/// delivered (its default action would end the process).
+inline void unblock_dump_signal(int number, int fd) noexcept {
+    dump_signal_blocks& b = dump_signals_blocked;
+    if (b.users[number] == 0 || --b.users[number] != 0 || b.was_blocked[number]) return;
+    signalfd_siginfo info;
+    while (fd >= 0 && ::read(fd, &info, sizeof info) == sizeof info) {
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, number);
+    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
 /// The loop's side of CONET_DUMP_SIGNAL: a signalfd waited on by a waiter that never resumes
 /// anything (its try dumps and goes on waiting), so it keeps no run() from ending. Registered
 /// at the reactor's first turn (a descriptor registers on its loop's thread, while it runs);
-/// deleted when the reactor goes (its loop hook).
+/// deleted when the reactor goes (its loop hook), which gives the signal back to the thread
+/// that made the reactor, if it is the thread destroying it (another thread's mask cannot be
+/// changed: the signal then stays blocked on the reactor's).
 class dump_signal_watch : private deferred_action, private loop_hook, private waiter {
 public:
-    dump_signal_watch(reactor& r, int signal_fd)
-        : waiter(&dump_signal_watch::attempt_dump), r_(r), fd_(signal_fd) {
+    dump_signal_watch(reactor& r, int signal_fd, int number)
+        : waiter(&dump_signal_watch::attempt_dump), r_(r), fd_(signal_fd), number_(number),
+          thread_(::pthread_self()) {
+        watching().fetch_add(1, memory_order_relaxed);
         deferred_action::run = &dump_signal_watch::start;
         on_loop_destroyed = &dump_signal_watch::gone;
         auto& core = task_dump_access::core(r);
@@ -330,7 +371,13 @@ private:
             std::fprintf(stderr, "conet: CONET_DUMP_SIGNAL: cannot wait for the signal (%s)\n",
                          self.ec.message().c_str());
     }
-    static void gone(loop_hook& h) noexcept { delete &static_cast<dump_signal_watch&>(h); }
+    static void gone(loop_hook& h) noexcept {
+        auto* self = &static_cast<dump_signal_watch&>(h);
+        watching().fetch_sub(1, memory_order_relaxed);
+        if (::pthread_equal(self->thread_, ::pthread_self()))
+            unblock_dump_signal(self->number_, self->fd_.native_handle());
+        delete self;
+    }
 
     // The signal came (or a spurious wake-up): drain the signalfd, dump once if it held one.
     static bool attempt_dump(waiter& w) noexcept {
@@ -341,7 +388,19 @@ private:
             signalled = true;
         if (signalled) {
             try {
-                const std::string dump = dump_tasks(self.r_);
+                // Which reactor this is: with several (a reactor_pool), each signal reaches
+                // the one that reads it first, and their tasks' ids do not tell them apart.
+                char head[160];
+                const int others = watching().load(memory_order_relaxed);
+                std::snprintf(head, sizeof head,
+                              "conet: CONET_DUMP_SIGNAL (signal %d): the reactor on thread %d%s",
+                              self.number_, static_cast<int>(::syscall(SYS_gettid)),
+                              others > 1 ? ", one of " : "\n");
+                std::string dump = head;
+                if (others > 1)
+                    dump += std::to_string(others) +
+                            " reactors watching this signal (each signal dumps one of them)\n";
+                dump += dump_tasks(self.r_);
                 std::fwrite(dump.data(), 1, dump.size(), stderr);
                 std::fflush(stderr);
             } catch (...) {
@@ -351,8 +410,16 @@ private:
         return false; // wait on
     }
 
+    // How many reactors of the process watch a signal for a dump (any signal).
+    static atomic<int>& watching() noexcept {
+        static atomic<int> count{0}; // (constant-initialized: no guard)
+        return count;
+    }
+
     reactor& r_;
     descriptor fd_;
+    int number_;       // the signal
+    pthread_t thread_; // the thread whose mask blocks it
 };
 
 inline int signal_number(const char* name) noexcept {
@@ -372,7 +439,8 @@ inline int signal_number(const char* name) noexcept {
 
 /// CONET_DUMP_SIGNAL's start: blocks the signal on the calling thread (the reactor's, made
 /// before other threads are started, as for conet::signal_set) and reads it through a
-/// signalfd on the loop.
+/// signalfd on the loop. When the reactor is destroyed (on that thread), the thread's mask is
+/// given back as it was.
 inline void start_dump_on_signal(reactor& r, const char* name) {
     const int number = signal_number(name);
     if (number == 0) {
@@ -385,14 +453,21 @@ inline void start_dump_on_signal(reactor& r, const char* name) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, number);
-    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    block_dump_signal(number);
     const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0) {
         std::fprintf(stderr, "conet: CONET_DUMP_SIGNAL: signalfd failed: %s\n",
                      std::strerror(errno));
+        unblock_dump_signal(number, -1);
         return;
     }
-    new dump_signal_watch(r, fd);
+    try {
+        new dump_signal_watch(r, fd, number);
+    } catch (...) {
+        ::close(fd);
+        unblock_dump_signal(number, -1);
+        throw;
+    }
 }
 
 /// Tells reactor.hpp that this header is here (a reactor made with CONET_DUMP_SIGNAL set

@@ -209,7 +209,7 @@ public:
         p.self_ = h;
         const std::uint32_t slot = add(p); // may throw: `t` still owns the frame
         t.release();
-        p.id_ = ++detail::last_task_id;
+        p.id_ = detail::next_task_id();
         p.start_node_.handle = h;
         loop_->ready.push_back(p.start_node_);
         return task_handle(*registry_, slot);

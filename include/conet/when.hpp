@@ -225,7 +225,7 @@ private:
         promise_base& p = h.promise();
         promises_[I] = &p;
         p.owner_ = this;
-        p.id_ = ++last_task_id;
+        p.id_ = next_task_id();
         if (parent) p.own_cancel_.attach(*parent);
         // Already decided: start it cancelled, so that its first co_await fails before it
         // transfers anything (a when_any loser must not consume data it cannot deliver).

@@ -150,13 +150,50 @@ struct operation_describers {
 };
 
 /// The loop's time at its last poll, in nanoseconds of steady_clock, when a reactor stamps
-/// its polls (reactor::watch_tasks, on for a dump or the stall detector); else 0. A task
-/// suspending copies it: how long it has been suspended costs no clock read.
+/// its polls (reactor::time_suspensions, on for a dump or the stall detector); else 0. With
+/// the stall detector on, the start of the resumption it times (a stamp of its own: see
+/// stall_probe). A task suspending copies it: how long it has been suspended costs no clock
+/// read.
 inline thread_local std::int64_t loop_time = 0;
 
-/// The last id given to a root task on this thread (a group's task, a join's branch, a run's
-/// task): ids are unique per thread, so per reactor.
-inline thread_local std::uint32_t last_task_id = 0;
+/// Where the ids of root tasks (a group's task, a join's branch, a run's task) come from: one
+/// counter for the process, from which each thread takes a block of ids at a time. So an id
+/// is unique in the process, also in a reactor that a task moved to with resume_on (it keeps
+/// its id), for one atomic add per 64 ids. Ids are 32 bits, never 0; they repeat after 2^32.
+inline atomic<std::uint32_t> task_ids_taken{0};
+inline constexpr std::uint32_t task_id_block = 64;
+struct task_id_range {
+    std::uint32_t last = 0; // the last id given, in [first, end) of the thread's block
+    std::uint32_t end = 0;
+};
+inline thread_local task_id_range task_ids{};
+
+/// A new root task id (see task_ids_taken).
+inline std::uint32_t next_task_id() noexcept {
+    task_id_range& r = task_ids;
+    if (r.last == r.end) [[unlikely]] {
+        r.last = task_ids_taken.fetch_add(task_id_block, memory_order_relaxed);
+        r.end = r.last + task_id_block;
+    }
+    const std::uint32_t id = ++r.last;
+    return id != 0 ? id : next_task_id(); // (the counter wrapped)
+}
+
+/// What the stall detector learns of one resumption it times (reactor::set_stall_threshold):
+/// its stamp, which every task suspending in it stores as its `since` (loop_time is set to
+/// it), and the last task that finished in it (promise_base::final_awaiter notes it: its frame
+/// is gone when the detector looks).
+struct stall_probe {
+    std::int64_t stamp = 0;
+    bool finished = false;
+    std::uint32_t finished_id = 0; // the id of the task it was part of (its root's)
+    await_site finished_where{};   // the co_await it last resumed from
+    char finished_name[64] = {};   // its root's name, cut
+};
+
+/// The probe of the resumption the stall detector times on this thread, else null: what a
+/// task ending tests (one load and a predictable branch per task, none per co_await).
+inline thread_local stall_probe* stall_probe_now = nullptr;
 
 /// What a task is suspended in. Set as it suspends: the location (at each co_await), the
 /// time and, unless it is a loop operation (found in the loop's tables, and described through

@@ -32,6 +32,7 @@ struct task_dump_access {
     static bool cancelled(const promise_base& p) noexcept { return p.cancel_->requested(); }
     static const cancel_state* chain(const promise_base& p) noexcept { return p.cancel_; }
     static bool started(const promise_base& p) noexcept { return p.started_; }
+    static const promise_base& root(const promise_base& p) noexcept { return *p.root_; }
     static const task_group* next_group(const task_group& g) noexcept { return g.next_group_; }
     static promise_base* first_task(const task_group& g) noexcept { return g.first_; }
     static promise_base* next_task(const promise_base& p) noexcept { return p.next_in_group_; }
@@ -59,13 +60,19 @@ struct task_dump_access {
 };
 
 /// The name of the function `pretty` spells (a source_location's function_name(), which GCC
-/// gives as "void f(f()::_Z1fv.Frame*)" in a coroutine): without return type and parameters
-/// ("f", "ns::S<int>::g", "main()::<lambda(int)>").
+/// gives as "void f(f()::_Z1fv.Frame*)" in a coroutine, or as "T f(T) [with T = int]" in
+/// some templates): without return type, parameters and template arguments' list
+/// ("f", "ns::S<int>::g", "main()::<lambda(int)>", "<lambda(int)>" for a lambda at namespace
+/// scope, whose name GCC writes right after its return type: "void<lambda(int)>::...").
 inline void short_function(const char* pretty, char* out, std::size_t size) noexcept {
     if (size == 0) return;
     out[0] = '\0';
     if (!pretty) return;
     std::size_t end = std::strlen(pretty);
+    // GCC names a template's parameters after it ("... [with T = int; U = ...]"): cut that.
+    constexpr char with[] = " [with ";
+    if (end > 0 && pretty[end - 1] == ']')
+        if (const char* w = std::strstr(pretty, with)) end = static_cast<std::size_t>(w - pretty);
     if (end > 0 && pretty[end - 1] == ')') { // cut the parameters: back to the matching '('
         int depth = 0;
         for (std::size_t i = end; i-- > 0;) {
@@ -75,11 +82,23 @@ inline void short_function(const char* pretty, char* out, std::size_t size) noex
                 break;
             }
         }
+        // "operator()" alone (Clang's __builtin_FUNCTION() in a lambda): its "()" stays.
+        constexpr char op[] = "operator";
+        const std::size_t op_size = sizeof op - 1;
+        if (end >= op_size && std::strncmp(pretty + end - op_size, op, op_size) == 0 &&
+            std::strncmp(pretty + end, "()", 2) == 0)
+            end += 2;
     }
     std::size_t begin = 0;
     int depth = 0;
+    constexpr char lambda[] = "<lambda";
+    const std::size_t lambda_size = sizeof lambda - 1;
     for (std::size_t i = 0; i < end; ++i) { // the return type ends at the last outer space
         const char c = pretty[i];
+        // ... or where a lambda's name starts right after it (GCC: "void<lambda(int)>::...")
+        if (depth == 0 && c == '<' && i > 0 && pretty[i - 1] != ':' && end - i >= lambda_size &&
+            std::strncmp(pretty + i, lambda, lambda_size) == 0)
+            begin = i;
         if (c == '<' || c == '(') ++depth;
         if ((c == '>' || c == ')') && depth > 0) --depth;
         if (depth == 0 && c == ' ') begin = i + 1;
