@@ -8,10 +8,8 @@
 // peer_credentials() (SO_PEERCRED), and send_fds / recv_fds (SCM_RIGHTS).
 #pragma once
 
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -31,6 +29,7 @@
 #include "detail/socket_ops.hpp"
 #include "detail/stream_ops.hpp"
 #include "detail/stream_socket.hpp"
+#include "detail/unix_socket.hpp"
 #include "error.hpp"
 #include "owned_fd.hpp"
 #include "reactor.hpp"
@@ -65,73 +64,6 @@ class [[nodiscard("conet: co_await this operation; until awaited it does nothing
 
 /// The most descriptors one message carries (the kernel's SCM_MAX_FD).
 inline constexpr std::size_t max_fds_per_message = 253;
-
-/// A new non-blocking, close-on-exec UNIX stream socket, or -1 with `ec` set.
-inline int open_unix_socket(std::error_code& ec) noexcept {
-    const int fd = counted(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (fd < 0) ec = errno_code(errno);
-    return fd;
-}
-
-/// getsockname/getpeername as a unix_address.
-template <auto Query>
-unix_address query_unix_address(int fd, std::error_code& ec) {
-    sockaddr_unix sa;
-    sa.length = sizeof sa.address;
-    if (Query(fd, sa.get(), &sa.length) < 0) {
-        ec = errno_code(errno);
-        return {};
-    }
-    ec.clear();
-    return sa.to_address();
-}
-
-/// Checks that `fd` is a UNIX stream socket, listening or connected as `listening` says, and
-/// makes it non-blocking and close-on-exec. Changes nothing if it is refused.
-inline std::error_code prepare_adopted_unix(int fd, bool listening) noexcept {
-    int value = 0;
-    socklen_t length = sizeof value;
-    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &length) < 0) return errno_code(errno);
-    if (value != AF_UNIX) return std::make_error_code(std::errc::address_family_not_supported);
-    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) < 0) return errno_code(errno);
-    if (value != SOCK_STREAM) return std::make_error_code(std::errc::wrong_protocol_type);
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) < 0) return errno_code(errno);
-    if ((value != 0) != listening) return std::make_error_code(std::errc::invalid_argument);
-    const int flags = ::fcntl(fd, F_GETFL);
-    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-        return errno_code(errno);
-    return {};
-}
-
-/// What every UNIX socket has: the socket, and the address it is bound to.
-class unix_socket_base : public any_socket {
-public:
-    using any_socket::any_socket;
-
-    /// The address this socket is bound to (unnamed if it is not).
-    unix_address local_address() const {
-        std::error_code ec;
-        auto a = local_address(ec);
-        throw_if(ec, "getsockname");
-        return a;
-    }
-    unix_address local_address(std::error_code& ec) const {
-        return query_unix_address<::getsockname>(native_handle(), ec);
-    }
-
-protected:
-    // The peer's address: published by unix_stream, not by a listener.
-    unix_address peer_address() const {
-        std::error_code ec;
-        auto a = peer_address(ec);
-        throw_if(ec, "getpeername");
-        return a;
-    }
-    unix_address peer_address(std::error_code& ec) const {
-        return query_unix_address<::getpeername>(native_handle(), ec);
-    }
-};
 
 } // namespace detail
 
@@ -184,7 +116,7 @@ public:
         return stream;
     }
     static unix_stream adopt(int fd, std::error_code& ec) noexcept {
-        ec = detail::prepare_adopted_unix(fd, false);
+        ec = detail::prepare_adopted_unix(fd, SOCK_STREAM, false);
         return ec ? unix_stream() : unix_stream(fd, adopted{});
     }
 
@@ -263,7 +195,7 @@ public:
     bool try_once() noexcept {
         sockaddr_unix sa;
         if ((ec = sa.assign(to_))) return true;
-        const int socket_fd = open_unix_socket(ec);
+        const int socket_fd = open_unix_socket(SOCK_STREAM, ec);
         if (socket_fd < 0) return true;
         stream_ = unix_stream(socket_fd, unix_stream::made_here{});
         if (retry_on_eintr([&] { return ::connect(socket_fd, sa.get(), sa.length); }) < 0)
@@ -488,19 +420,12 @@ public:
 
     /// A closed listener.
     unix_listener() noexcept = default;
-    unix_listener(unix_listener&& other) noexcept
-        : unix_socket_base(std::move(other)), path_(std::move(other.path_)), device_(other.device_),
-          inode_(other.inode_) {
-        other.path_.clear();
-    }
+    unix_listener(unix_listener&& other) noexcept = default;
     unix_listener& operator=(unix_listener&& other) noexcept {
         if (this != &other) {
             close();
             unix_socket_base::operator=(std::move(other));
-            path_ = std::move(other.path_);
-            other.path_.clear();
-            device_ = other.device_;
-            inode_ = other.inode_;
+            file_ = std::move(other.file_);
         }
         return *this;
     }
@@ -520,29 +445,11 @@ public:
     /// no file behind).
     static unix_listener bind(const unix_address& where, std::error_code& ec,
                               int backlog = default_backlog) {
-        detail::sockaddr_unix sa;
-        if ((ec = sa.assign(where))) return {};
-        const int fd = detail::open_unix_socket(ec);
+        detail::socket_file file;
+        const int fd = detail::open_bound_unix_socket(where, SOCK_STREAM, file, ec);
         if (fd < 0) return {};
         unix_listener listener(fd);
-        if (::bind(fd, sa.get(), sa.length) < 0) {
-            ec = detail::errno_code(errno);
-            return {};
-        }
-        if (!where.is_abstract()) {
-            struct stat made {};
-            try {
-                listener.path_.assign(where.name());
-            } catch (const std::bad_alloc&) {
-                ::unlink(sa.address.sun_path);
-                ec = std::make_error_code(std::errc::not_enough_memory);
-                return {};
-            }
-            if (::stat(listener.path_.c_str(), &made) == 0) {
-                listener.device_ = made.st_dev;
-                listener.inode_ = made.st_ino;
-            }
-        }
+        listener.file_ = std::move(file);
         if (::listen(fd, backlog) < 0) {
             ec = detail::errno_code(errno);
             return {}; // (the listener's destruction removes the file)
@@ -562,7 +469,7 @@ public:
         return listener;
     }
     static unix_listener adopt(int fd, std::error_code& ec) noexcept {
-        ec = detail::prepare_adopted_unix(fd, true);
+        ec = detail::prepare_adopted_unix(fd, SOCK_STREAM, true);
         return ec ? unix_listener() : unix_listener(fd);
     }
 
@@ -574,22 +481,14 @@ public:
     /// Removes the socket file this listener made (if it is still that file), then closes
     /// the socket: waiting accepts resume with conet::error::closed.
     void close() noexcept {
-        if (!path_.empty()) {
-            struct stat now {};
-            if (::lstat(path_.c_str(), &now) == 0 && S_ISSOCK(now.st_mode) &&
-                now.st_dev == device_ && now.st_ino == inode_)
-                ::unlink(path_.c_str());
-            path_.clear();
-        }
+        file_.remove();
         unix_socket_base::close();
     }
 
 private:
     explicit unix_listener(int fd) noexcept : unix_socket_base(fd, conet_made) {}
 
-    std::string path_; // the socket file this listener made, to remove on close
-    dev_t device_ = 0;
-    ino_t inode_ = 0;
+    detail::socket_file file_; // the socket file this listener made, to remove on close
 };
 
 } // namespace conet
