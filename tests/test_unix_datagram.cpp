@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "descriptor_check.hpp"
 #include "support.hpp"
 #include "unix_support.hpp"
 
@@ -641,5 +642,78 @@ TEST_CASE("a unix datagram reader whose peer always has data lets a timer fire",
         flood.join();
         CHECK(fired);
         CHECK(late < 1s); // unfair, it would fire only once the flood gives up after 3 s
+    }());
+}
+
+TEST_CASE("descriptors passed with unix datagrams, and none leaks when one is cut short",
+          "[unix][unix_datagram]") {
+    run_bounded([]() -> conet::task<> {
+        auto [sender, receiver] = conet::unix_datagram_socket::pair();
+        int pipe_fds[2];
+        REQUIRE(::pipe2(pipe_fds, O_CLOEXEC) == 0);
+        conet::owned_fd pipe_read(pipe_fds[0]), pipe_write(pipe_fds[1]);
+        conet::owned_fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        const std::array<int, 2> fds{pipe_write.get(), null.get()};
+        const std::size_t sent = co_await sender.send_fds(conet::const_buffer("two fds"), fds);
+        CHECK(sent == 7);
+        char buf[64];
+        conet::received_fds got = co_await receiver.recv_fds(buf);
+        CHECK(std::string(buf, got.size) == "two fds");
+        REQUIRE(got.fds.size() == 2);
+        // The pipe's write end, received: what is written through it comes out of ours.
+        REQUIRE(::write(got.fds[0].get(), "via dgram", 9) == 9);
+        char piped[9];
+        REQUIRE(::read(pipe_read.get(), piped, 9) == 9);
+        CHECK(std::string(piped, 9) == "via dgram");
+
+        const auto before = open_descriptors();
+        // More descriptors than room for: an error, and none left open.
+        co_await sender.send_fds(conet::const_buffer("cut"), fds);
+        std::error_code ec;
+        got = co_await receiver.recv_fds(buf, 1, ec);
+        CHECK(ec == conet::error::descriptors_truncated);
+        CHECK(got.fds.empty());
+        CHECK(std::string(buf, got.size) == "cut");
+        CHECK(new_descriptors(before, open_descriptors()).empty());
+        // A datagram larger than the buffer: datagram_truncated, its descriptors closed.
+        co_await sender.send_fds(conet::const_buffer("0123456789"), fds);
+        got = co_await receiver.recv_fds({buf, 4}, ec);
+        CHECK(ec == conet::error::datagram_truncated);
+        CHECK(got.size == 4);
+        CHECK(got.fds.empty());
+        CHECK(new_descriptors(before, open_descriptors()).empty());
+        // Each receive takes one datagram, with its own descriptors only.
+        co_await sender.send_fds(conet::const_buffer("a"), std::span<const int>(fds.data(), 1));
+        co_await sender.send(conet::const_buffer("b"));
+        got = co_await receiver.recv_fds(buf);
+        CHECK(std::string(buf, got.size) == "a");
+        CHECK(got.fds.size() == 1);
+        got = co_await receiver.recv_fds(buf);
+        CHECK(std::string(buf, got.size) == "b");
+        CHECK(got.fds.empty());
+    }());
+}
+
+TEST_CASE("a short unix datagram recv_fds does not make the next batch wait",
+          "[unix][unix_datagram][readiness]") {
+    // One datagram smaller than the buffer proves nothing about the queue behind it: a batch
+    // after it must take the datagrams already queued, not wait for an edge that will not come.
+    run_bounded([]() -> conet::task<> {
+        auto [sender, receiver] = conet::unix_datagram_socket::pair();
+        std::vector<std::string> storage;
+        auto slots = make_slots(storage, 8, 16);
+        std::error_code ec;
+        co_await conet::with_timeout(receiver.recv_batch(slots, ec), 10ms); // (registers it)
+        CHECK(ec == std::errc::timed_out);
+        co_await sender.send(conet::const_buffer("first"));
+        co_await sender.send(conet::const_buffer("second"));
+        co_await conet::sleep_for(10ms); // the loop takes the sends' edges: none is left
+        char buf[64];
+        conet::received_fds got = co_await receiver.recv_fds(buf);
+        CHECK(std::string(buf, got.size) == "first");
+        const std::size_t n = co_await conet::with_timeout(receiver.recv_batch(slots, ec), 2s);
+        CHECK(!ec);
+        REQUIRE(n == 1);
+        CHECK(text(slots[0]) == "second");
     }());
 }

@@ -26,6 +26,7 @@
 
 #include "buffer.hpp"
 #include "detail/datagram_ops.hpp"
+#include "detail/descriptor_passing.hpp"
 #include "detail/io_awaiter.hpp"
 #include "detail/socket_ops.hpp"
 #include "detail/stream_ops.hpp"
@@ -324,6 +325,38 @@ public:
     }
     detail::unix_datagram_recv_op recv(mutable_buffer buf, std::error_code& ec) noexcept {
         return {*this, buf, &ec};
+    }
+
+    /// Connected: sends `buf` as one datagram with the descriptors `fds` (at most 253)
+    /// attached (SCM_RIGHTS), as unix_stream::send_fds does: the peer receives them with
+    /// recv_fds. `fds` stay the caller's, open. An empty `buf`, or more than 253
+    /// descriptors, is std::errc::invalid_argument.
+    detail::send_fds_op send_fds(const_buffer buf, std::span<const int> fds) noexcept {
+        return {*this, buf, fds, nullptr};
+    }
+    detail::send_fds_op send_fds(const_buffer buf, std::span<const int> fds,
+                                 std::error_code& ec) noexcept {
+        return {*this, buf, fds, &ec};
+    }
+
+    /// Receives one datagram and the descriptors that came with it, at most `max_fds` (253 if
+    /// not given): yields {size, fds}, each descriptor owned and close-on-exec. More
+    /// descriptors than `max_fds` is conet::error::descriptors_truncated, a datagram larger
+    /// than `buf` conet::error::datagram_truncated; either way none is left open (the
+    /// non-throwing form yields the bytes that fitted). The sender's address is not kept:
+    /// for a connected socket, or a pair.
+    detail::recv_fds_op recv_fds(mutable_buffer buf) noexcept {
+        return {*this, buf, detail::max_fds_per_message, true, nullptr};
+    }
+    detail::recv_fds_op recv_fds(mutable_buffer buf, std::error_code& ec) noexcept {
+        return {*this, buf, detail::max_fds_per_message, true, &ec};
+    }
+    detail::recv_fds_op recv_fds(mutable_buffer buf, std::size_t max_fds) noexcept {
+        return {*this, buf, max_fds, true, nullptr};
+    }
+    detail::recv_fds_op recv_fds(mutable_buffer buf, std::size_t max_fds,
+                                 std::error_code& ec) noexcept {
+        return {*this, buf, max_fds, true, &ec};
     }
 
     /// Removes the socket file this socket made (if it is still that file), then closes the
