@@ -405,6 +405,11 @@ conet::task<> unix_datagrams() {
     went += co_await left.send_batch(pieces);
     n = co_await client.send_to(pieces, "@readme-dgram");
     n = co_await left.send(pieces);
+    // row: `unix_datagram_socket::send_fds(buf, fds)`, `recv_fds(buf, max_fds)`
+    const int fds[] = {0};
+    n += co_await left.send_fds("x", fds);
+    conet::received_fds passed = co_await right.recv_fds(buf, 1);
+    passed = co_await right.recv_fds(buf);
     std::cout << n << size << got << went << where.to_string();
 }
 
