@@ -631,11 +631,13 @@ TEST_CASE("a unix datagram reader whose peer always has data lets a timer fire",
         std::vector<std::string> storage;
         auto slots = make_slots(storage, 8, 64);
         char one[64];
-        for (int i = 0; !fired; ++i) {
-            if (i % 2)
-                co_await reader.recv(one);
-            else
+        bool batch = false; // (alternating: `fired` is set by the timer's task)
+        while (!fired) {
+            if (batch)
                 co_await reader.recv_batch(slots);
+            else
+                co_await reader.recv(one);
+            batch = !batch;
         }
         const auto late = std::chrono::steady_clock::now() - start;
         stop = true;
