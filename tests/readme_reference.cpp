@@ -14,6 +14,7 @@
 #include <conet/shared_channel.hpp>
 #include <conet/unix.hpp>
 #include <conet/unix_address.hpp>
+#include <conet/unix_datagram.hpp>
 
 #include <unistd.h>
 
@@ -373,6 +374,45 @@ conet::task<> udp() {
     std::cout << n << size << got << went;
 }
 
+conet::task<> unix_datagrams() {
+    // row: `unix_datagram_socket::bind(address)`, `autobind()`, `open()`
+    auto server = conet::unix_datagram_socket::bind("@readme-dgram");
+    auto at_path = conet::unix_datagram_socket::bind("/tmp/readme-dgram.sock");
+    auto client = conet::unix_datagram_socket::autobind();
+    auto anonymous = conet::unix_datagram_socket::open();
+    // row: `unix_datagram_socket::pair()`, `connect(address)`, `adopt(fd)`
+    auto [left, right] = conet::unix_datagram_socket::pair();
+    anonymous.connect("@readme-dgram");
+    auto adopted = conet::unix_datagram_socket::adopt(::dup(left.native_handle()));
+    conet::unix_address where = client.local_address();
+    where = anonymous.peer_address();
+    // row: `unix_datagram_socket::send_to(buf, address)`, `recv_from(buf)`, `send`, `recv`
+    char buf[64];
+    std::size_t n = co_await client.send_to("hi", "@readme-dgram");
+    conet::unix_datagram d = co_await server.recv_from(buf);
+    auto [size, from] = d;
+    n = co_await anonymous.send(buf);
+    n = co_await right.recv(buf);
+    // row: `unix_datagram_socket::recv_batch(slots)`, `send_batch(datagrams)`
+    std::array<conet::unix_datagram_slot, 2> slots{};
+    slots[0].buffer = buf;
+    std::size_t got = co_await server.recv_batch(slots);
+    std::cout << slots[0].size << slots[0].from.to_string() << slots[0].truncated;
+    const std::vector<conet::outgoing_unix_datagram> out{{"one", from}, {"two", "@elsewhere"}};
+    std::size_t went = co_await server.send_batch(out);
+    const std::array<conet::const_buffer, 2> pieces{conet::const_buffer("head"),
+                                                    conet::const_buffer("body")};
+    went += co_await left.send_batch(pieces);
+    n = co_await client.send_to(pieces, "@readme-dgram");
+    n = co_await left.send(pieces);
+    // row: `unix_datagram_socket::send_fds(buf, fds)`, `recv_fds(buf, max_fds)`
+    const int fds[] = {0};
+    n += co_await left.send_fds("x", fds);
+    conet::received_fds passed = co_await right.recv_fds(buf, 1);
+    passed = co_await right.recv_fds(buf);
+    std::cout << n << size << got << went << where.to_string();
+}
+
 conet::task<> lines(conet::tcp_stream& stream) {
     // row: `line_reader{stream, max}`
     conet::line_reader reader{stream, 1024};
@@ -456,8 +496,9 @@ void yields(conet::tcp_listener& listener, conet::tcp_stream& conn, conet::udp_s
             conet::line_reader& lines, conet::standard_input& input, conet::buffer_pool& pool,
             conet::signal_set& signals, conet::task_group& group, conet::reactor& other,
             conet::unix_listener& unix_listener, conet::unix_stream& local,
-            conet::channel<std::string>& channel, conet::shared_channel<std::string>& shared,
-            conet::event& event, conet::mutex& mutex, conet::semaphore& semaphore) {
+            conet::unix_datagram_socket& unix_dgram, conet::channel<std::string>& channel,
+            conet::shared_channel<std::string>& shared, conet::event& event, conet::mutex& mutex,
+            conet::semaphore& semaphore) {
     char buf[16];
     std::string line;
     std::error_code ec;
@@ -542,6 +583,24 @@ void yields(conet::tcp_listener& listener, conet::tcp_stream& conn, conet::udp_s
     YIELDS(std::size_t, udp.send_batch(datagrams, ec));
     YIELDS(std::size_t, udp.send_batch(pieces));
     YIELDS(std::size_t, udp.send_batch(pieces, ec));
+    // yields: `unix_dgram.recv_from(buf)`
+    YIELDS(conet::unix_datagram, unix_dgram.recv_from(buf));
+    YIELDS(conet::unix_datagram, unix_dgram.recv_from(buf, ec));
+    // yields: `unix_dgram.send_to(buf, to)`, `send`, `recv`, `recv_batch`, `send_batch`
+    std::array<conet::unix_datagram_slot, 4> unix_slots{};
+    std::array<conet::outgoing_unix_datagram, 2> unix_datagrams{};
+    YIELDS(std::size_t, unix_dgram.send_to(buf, address));
+    YIELDS(std::size_t, unix_dgram.send_to(buf, address, ec));
+    YIELDS(std::size_t, unix_dgram.send_to(pieces, address));
+    YIELDS(std::size_t, unix_dgram.send_to(pieces, address, ec));
+    YIELDS(std::size_t, unix_dgram.send(buf));
+    YIELDS(std::size_t, unix_dgram.send(pieces, ec));
+    YIELDS(std::size_t, unix_dgram.recv(buf));
+    YIELDS(std::size_t, unix_dgram.recv(buf, ec));
+    YIELDS(std::size_t, unix_dgram.recv_batch(unix_slots));
+    YIELDS(std::size_t, unix_dgram.recv_batch(unix_slots, ec));
+    YIELDS(std::size_t, unix_dgram.send_batch(unix_datagrams));
+    YIELDS(std::size_t, unix_dgram.send_batch(pieces, ec));
     // yields: `lines.read_line()`
     YIELDS(std::optional<std::string>, lines.read_line());
     YIELDS(std::optional<std::string>, lines.read_line(ec));

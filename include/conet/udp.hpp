@@ -55,90 +55,10 @@ struct outgoing_datagram {
 };
 
 namespace detail {
-
-/// Receives one datagram; MSG_TRUNC makes the kernel report its real length, so a datagram
-/// too big for the buffer is detected instead of silently cut.
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] recv_from_op;
-class recv_from_op : public io_awaiter<recv_from_op, direction::read> {
-public:
-    recv_from_op(descriptor& d, mutable_buffer buf, bool want_sender, std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf), want_sender_(want_sender) {}
-
-    bool try_once() noexcept {
-        sender_.length = sizeof sender_.storage;
-        const auto n = retry_on_eintr([&] {
-            return ::recvfrom(d_->native_handle(), buf_.data(), buf_.size(), MSG_TRUNC,
-                              want_sender_ ? sender_.get() : nullptr,
-                              want_sender_ ? &sender_.length : nullptr);
-        });
-        if (n < 0) {
-            if (would_block(errno)) return false;
-            ec = errno_code(errno);
-            return true;
-        }
-        received_.size = static_cast<std::size_t>(n);
-        if (received_.size > buf_.size()) {
-            received_.size = buf_.size();
-            ec = error::datagram_truncated;
-        }
-        if (want_sender_) received_.from = sender_.to_endpoint();
-        return true;
-    }
-    descriptor& target() noexcept { return *d_; }
-    datagram result() const noexcept { return received_; }
-    datagram failed_result() const noexcept { return received_; }
-    std::size_t bytes_moved() const noexcept { return received_.size; } // (the byte budget)
-    std::string describe() const { return want_sender_ ? "recv_from" : "recv"; }
-
-private:
-    descriptor* d_;
-    mutable_buffer buf_;
-    bool want_sender_;
-    sockaddr_any sender_;
-    datagram received_;
-};
-
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_to_op;
-class send_to_op : public io_awaiter<send_to_op, direction::write> {
-public:
-    send_to_op(descriptor& d, const_buffer buf, const endpoint& to, std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf), to_(to), address_(to) {}
-
-    bool try_once() noexcept {
-        const auto n = retry_on_eintr([&] {
-            return ::sendto(d_->native_handle(), buf_.data(), buf_.size(), MSG_NOSIGNAL,
-                            address_.get(), address_.length);
-        });
-        if (n < 0) {
-            if (would_block(errno)) return false;
-            ec = errno_code(errno);
-            return true;
-        }
-        sent_ = static_cast<std::size_t>(n);
-        return true;
-    }
-    descriptor& target() noexcept { return *d_; }
-    std::size_t result() const noexcept { return sent_; }
-    std::size_t failed_result() const noexcept { return 0; }
-    std::size_t bytes_moved() const noexcept { return sent_; } // (the byte budget)
-    std::string describe() const { return "send_to " + to_.to_string(); }
-
-private:
-    descriptor* d_;
-    const_buffer buf_;
-    endpoint to_;
-    sockaddr_any address_;
-    std::size_t sent_ = 0;
-};
-
-/// Adapts recv_from_op to yield only the size, for connected recv().
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] udp_recv_op;
-class udp_recv_op : public recv_from_op {
-public:
-    using recv_from_op::recv_from_op;
-    std::size_t await_resume() { return recv_from_op::await_resume().size; }
-};
-
+// udp_socket's operations: detail/datagram_ops.hpp's, over endpoints.
+using recv_from_op = basic_recv_from_op<datagram>;
+using udp_recv_op = basic_recv_op<datagram>;
+using send_to_op = basic_send_to_op<endpoint>;
 } // namespace detail
 
 /// How udp_socket::bind prepares its socket, between socket() and bind():
@@ -260,12 +180,13 @@ public:
     /// in order (sendmsg): a header and a payload without copying them together. Yields the
     /// byte count; more than 1,024 buffers is std::errc::message_size.
     template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
-    detail::basic_gather_datagram_op<Buffer> send_to(Buffers&& bufs, const endpoint& to) noexcept {
+    detail::basic_gather_datagram_op<endpoint, Buffer> send_to(Buffers&& bufs,
+                                                               const endpoint& to) noexcept {
         return {*this, std::span<const Buffer>(bufs), &to, nullptr};
     }
     template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
-    detail::basic_gather_datagram_op<Buffer> send_to(Buffers&& bufs, const endpoint& to,
-                                                     std::error_code& ec) noexcept {
+    detail::basic_gather_datagram_op<endpoint, Buffer> send_to(Buffers&& bufs, const endpoint& to,
+                                                               std::error_code& ec) noexcept {
         return {*this, std::span<const Buffer>(bufs), &to, &ec};
     }
 
@@ -322,18 +243,19 @@ public:
 
     /// Connected form of the gathered send_to: the buffers as one datagram to the peer.
     template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
-    detail::basic_gather_datagram_op<Buffer> send(Buffers&& bufs) noexcept {
+    detail::basic_gather_datagram_op<endpoint, Buffer> send(Buffers&& bufs) noexcept {
         return {*this, std::span<const Buffer>(bufs), nullptr, nullptr};
     }
     template <class Buffer = const_buffer, detail::span_of<const const_buffer> Buffers>
-    detail::basic_gather_datagram_op<Buffer> send(Buffers&& bufs, std::error_code& ec) noexcept {
+    detail::basic_gather_datagram_op<endpoint, Buffer> send(Buffers&& bufs,
+                                                            std::error_code& ec) noexcept {
         return {*this, std::span<const Buffer>(bufs), nullptr, &ec};
     }
 
     /// Connected form of recv_from: yields the size of one datagram from the peer.
-    detail::udp_recv_op recv(mutable_buffer buf) noexcept { return {*this, buf, false, nullptr}; }
+    detail::udp_recv_op recv(mutable_buffer buf) noexcept { return {*this, buf, nullptr}; }
     detail::udp_recv_op recv(mutable_buffer buf, std::error_code& ec) noexcept {
-        return {*this, buf, false, &ec};
+        return {*this, buf, &ec};
     }
 
     /// Allows sending to broadcast addresses (the course's broadcast example).

@@ -8,10 +8,8 @@
 // peer_credentials() (SO_PEERCRED), and send_fds / recv_fds (SCM_RIGHTS).
 #pragma once
 
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -27,10 +25,12 @@
 #include <vector>
 
 #include "buffer.hpp"
+#include "detail/descriptor_passing.hpp"
 #include "detail/io_awaiter.hpp"
 #include "detail/socket_ops.hpp"
 #include "detail/stream_ops.hpp"
 #include "detail/stream_socket.hpp"
+#include "detail/unix_socket.hpp"
 #include "error.hpp"
 #include "owned_fd.hpp"
 #include "reactor.hpp"
@@ -50,89 +50,9 @@ struct credentials {
     gid_t gid = 0;
 };
 
-/// What recv_fds yields: how many bytes arrived, and the descriptors that came with them,
-/// owned (closed when the vector goes, unless released).
-struct received_fds {
-    std::size_t size = 0;
-    std::vector<owned_fd> fds;
-};
-
 namespace detail {
 class [[nodiscard(
     "conet: co_await this operation; until awaited it does nothing")]] unix_connect_op;
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] send_fds_op;
-class [[nodiscard("conet: co_await this operation; until awaited it does nothing")]] recv_fds_op;
-
-/// The most descriptors one message carries (the kernel's SCM_MAX_FD).
-inline constexpr std::size_t max_fds_per_message = 253;
-
-/// A new non-blocking, close-on-exec UNIX stream socket, or -1 with `ec` set.
-inline int open_unix_socket(std::error_code& ec) noexcept {
-    const int fd = counted(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (fd < 0) ec = errno_code(errno);
-    return fd;
-}
-
-/// getsockname/getpeername as a unix_address.
-template <auto Query>
-unix_address query_unix_address(int fd, std::error_code& ec) {
-    sockaddr_unix sa;
-    sa.length = sizeof sa.address;
-    if (Query(fd, sa.get(), &sa.length) < 0) {
-        ec = errno_code(errno);
-        return {};
-    }
-    ec.clear();
-    return sa.to_address();
-}
-
-/// Checks that `fd` is a UNIX stream socket, listening or connected as `listening` says, and
-/// makes it non-blocking and close-on-exec. Changes nothing if it is refused.
-inline std::error_code prepare_adopted_unix(int fd, bool listening) noexcept {
-    int value = 0;
-    socklen_t length = sizeof value;
-    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &length) < 0) return errno_code(errno);
-    if (value != AF_UNIX) return std::make_error_code(std::errc::address_family_not_supported);
-    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) < 0) return errno_code(errno);
-    if (value != SOCK_STREAM) return std::make_error_code(std::errc::wrong_protocol_type);
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) < 0) return errno_code(errno);
-    if ((value != 0) != listening) return std::make_error_code(std::errc::invalid_argument);
-    const int flags = ::fcntl(fd, F_GETFL);
-    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-        return errno_code(errno);
-    return {};
-}
-
-/// What every UNIX socket has: the socket, and the address it is bound to.
-class unix_socket_base : public any_socket {
-public:
-    using any_socket::any_socket;
-
-    /// The address this socket is bound to (unnamed if it is not).
-    unix_address local_address() const {
-        std::error_code ec;
-        auto a = local_address(ec);
-        throw_if(ec, "getsockname");
-        return a;
-    }
-    unix_address local_address(std::error_code& ec) const {
-        return query_unix_address<::getsockname>(native_handle(), ec);
-    }
-
-protected:
-    // The peer's address: published by unix_stream, not by a listener.
-    unix_address peer_address() const {
-        std::error_code ec;
-        auto a = peer_address(ec);
-        throw_if(ec, "getpeername");
-        return a;
-    }
-    unix_address peer_address(std::error_code& ec) const {
-        return query_unix_address<::getpeername>(native_handle(), ec);
-    }
-};
-
 } // namespace detail
 
 /// A connected UNIX stream socket. Move-only; closes itself on destruction. recv,
@@ -184,7 +104,7 @@ public:
         return stream;
     }
     static unix_stream adopt(int fd, std::error_code& ec) noexcept {
-        ec = detail::prepare_adopted_unix(fd, false);
+        ec = detail::prepare_adopted_unix(fd, SOCK_STREAM, false);
         return ec ? unix_stream() : unix_stream(fd, adopted{});
     }
 
@@ -263,7 +183,7 @@ public:
     bool try_once() noexcept {
         sockaddr_unix sa;
         if ((ec = sa.assign(to_))) return true;
-        const int socket_fd = open_unix_socket(ec);
+        const int socket_fd = open_unix_socket(SOCK_STREAM, ec);
         if (socket_fd < 0) return true;
         stream_ = unix_stream(socket_fd, unix_stream::made_here{});
         if (retry_on_eintr([&] { return ::connect(socket_fd, sa.get(), sa.length); }) < 0)
@@ -299,150 +219,6 @@ struct accept_traits<unix_accepted> {
 };
 using unix_accept_op = basic_accept_op<unix_accepted>;
 
-/// send_all with descriptors attached to the first bytes that go out.
-class send_fds_op : public io_awaiter<send_fds_op, direction::write> {
-public:
-    send_fds_op(descriptor& d, const_buffer buf, std::span<const int> fds,
-                std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf), fds_(fds) {}
-
-    bool try_once() noexcept {
-        if (buf_.size() == 0 || fds_.size() > max_fds_per_message) {
-            ec = std::make_error_code(std::errc::invalid_argument);
-            return true;
-        }
-        do {
-            const std::size_t wanted = buf_.size() - sent_;
-            iovec part{const_cast<char*>(buf_.data()) + sent_, wanted};
-            msghdr message{};
-            message.msg_iov = &part;
-            message.msg_iovlen = 1;
-            alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)];
-            if (sent_ == 0 && !fds_.empty()) { // the descriptors go with the first byte
-                const std::size_t size = sizeof(int) * fds_.size();
-                std::memset(control, 0, CMSG_SPACE(size));
-                message.msg_control = control;
-                message.msg_controllen = CMSG_SPACE(size);
-                cmsghdr* header = CMSG_FIRSTHDR(&message);
-                header->cmsg_level = SOL_SOCKET;
-                header->cmsg_type = SCM_RIGHTS;
-                header->cmsg_len = CMSG_LEN(size);
-                std::memcpy(CMSG_DATA(header), fds_.data(), size);
-            }
-            const auto n = retry_on_eintr(
-                [&] { return ::sendmsg(d_->native_handle(), &message, MSG_NOSIGNAL); });
-            if (n < 0) return failed_or_drained(*d_, direction::write, this->ec);
-            sent_ += static_cast<std::size_t>(n);
-            if (static_cast<std::size_t>(n) < wanted) { // the send queue is full now
-                d_->note_drained(direction::write);
-                if (d_->must_wait(direction::write)) return false;
-            }
-        } while (sent_ < buf_.size());
-        return true;
-    }
-    descriptor& target() noexcept { return *d_; }
-    bool must_wait() noexcept { return buf_.size() != 0 && d_->must_wait(direction::write); }
-    std::size_t result() const noexcept { return sent_; }
-    std::size_t failed_result() const noexcept { return sent_; }
-    std::size_t transferred() const noexcept { return sent_; }
-    std::string describe() const { return "send_fds"; }
-
-private:
-    descriptor* d_;
-    const_buffer buf_;
-    std::span<const int> fds_;
-    std::size_t sent_ = 0;
-};
-
-/// Receives some bytes and the descriptors that came with them (recvmsg, SCM_RIGHTS).
-class recv_fds_op : public io_awaiter<recv_fds_op, direction::read> {
-public:
-    recv_fds_op(descriptor& d, mutable_buffer buf, std::size_t max_fds,
-                std::error_code* out) noexcept
-        : io_awaiter(out), d_(&d), buf_(buf),
-          max_fds_(max_fds < max_fds_per_message ? max_fds : max_fds_per_message) {}
-
-    bool try_once() noexcept {
-        if (buf_.size() == 0) {
-            ec = std::make_error_code(std::errc::invalid_argument);
-            return true;
-        }
-        alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)];
-        iovec part{buf_.data(), buf_.size()};
-        msghdr message{};
-        message.msg_iov = &part;
-        message.msg_iovlen = 1;
-        if (max_fds_ > 0) {
-            message.msg_control = control;
-            // CMSG_LEN, not CMSG_SPACE: the kernel fills as many descriptors as the length
-            // holds, and CMSG_SPACE's padding holds one more than an odd max_fds_.
-            message.msg_controllen = CMSG_LEN(sizeof(int) * max_fds_);
-        }
-        const auto n = retry_on_eintr(
-            [&] { return ::recvmsg(d_->native_handle(), &message, MSG_CMSG_CLOEXEC); });
-        if (n < 0) return failed_or_drained(*d_, direction::read, this->ec);
-        received_.size = static_cast<std::size_t>(n);
-        // The descriptors are this process's now: owned before anything else can fail.
-        take_descriptors(message);
-        if (ec) return true;
-        if (message.msg_flags & MSG_CTRUNC) {
-            received_.fds.clear(); // closes those that fitted: the message is incomplete
-            ec = error::descriptors_truncated;
-            return true;
-        }
-        // A short read proves the queue drained only when it carried no control data: the
-        // kernel ends a read after a message with descriptors, whatever is queued behind it.
-        if (n > 0 && received_.size < buf_.size() && message.msg_controllen == 0)
-            d_->note_drained(direction::read);
-        return true;
-    }
-    descriptor& target() noexcept { return *d_; }
-    bool must_wait() noexcept { return buf_.size() != 0 && d_->must_wait(direction::read); }
-    received_fds result() noexcept { return std::move(received_); }
-    received_fds failed_result() noexcept {
-        received_.fds.clear();
-        return {received_.size, {}};
-    }
-    std::size_t transferred() const noexcept { return received_.size; }
-    std::string describe() const { return "recv_fds"; }
-
-private:
-    // Moves every SCM_RIGHTS descriptor of `message` into received_.fds; if their vector
-    // cannot be allocated, closes them all and sets ec (none may stay open unowned).
-    void take_descriptors(msghdr& message) noexcept {
-        std::size_t count = 0;
-        for_each_descriptor(message, [&](int) { ++count; });
-        if (count == 0) return;
-        try {
-            received_.fds.reserve(count);
-        } catch (const std::bad_alloc&) {
-            for_each_descriptor(message, [](int passed) { ::close(passed); });
-            ec = std::make_error_code(std::errc::not_enough_memory);
-            return;
-        }
-        for_each_descriptor(message, [&](int passed) { received_.fds.emplace_back(passed); });
-    }
-
-    template <class F>
-    static void for_each_descriptor(msghdr& message, F f) noexcept {
-        for (cmsghdr* c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            const unsigned char* data = CMSG_DATA(c);
-            for (std::size_t i = 0; i < count; ++i) {
-                int passed;
-                std::memcpy(&passed, data + i * sizeof(int), sizeof passed);
-                f(passed);
-            }
-        }
-    }
-
-    descriptor* d_;
-    mutable_buffer buf_;
-    std::size_t max_fds_;
-    received_fds received_;
-};
-
 } // namespace detail
 
 inline detail::unix_connect_op unix_stream::connect(const unix_address& to) {
@@ -460,17 +236,17 @@ inline detail::send_fds_op unix_stream::send_fds(const_buffer buf, std::span<con
     return {*this, buf, fds, &ec};
 }
 inline detail::recv_fds_op unix_stream::recv_fds(mutable_buffer buf) noexcept {
-    return {*this, buf, detail::max_fds_per_message, nullptr};
+    return {*this, buf, detail::max_fds_per_message, false, nullptr};
 }
 inline detail::recv_fds_op unix_stream::recv_fds(mutable_buffer buf, std::error_code& ec) noexcept {
-    return {*this, buf, detail::max_fds_per_message, &ec};
+    return {*this, buf, detail::max_fds_per_message, false, &ec};
 }
 inline detail::recv_fds_op unix_stream::recv_fds(mutable_buffer buf, std::size_t max_fds) noexcept {
-    return {*this, buf, max_fds, nullptr};
+    return {*this, buf, max_fds, false, nullptr};
 }
 inline detail::recv_fds_op unix_stream::recv_fds(mutable_buffer buf, std::size_t max_fds,
                                                  std::error_code& ec) noexcept {
-    return {*this, buf, max_fds, &ec};
+    return {*this, buf, max_fds, false, &ec};
 }
 
 /// A listening UNIX stream socket: socket() + bind() + listen(), then accept().
@@ -488,19 +264,12 @@ public:
 
     /// A closed listener.
     unix_listener() noexcept = default;
-    unix_listener(unix_listener&& other) noexcept
-        : unix_socket_base(std::move(other)), path_(std::move(other.path_)), device_(other.device_),
-          inode_(other.inode_) {
-        other.path_.clear();
-    }
+    unix_listener(unix_listener&& other) noexcept = default;
     unix_listener& operator=(unix_listener&& other) noexcept {
         if (this != &other) {
             close();
             unix_socket_base::operator=(std::move(other));
-            path_ = std::move(other.path_);
-            other.path_.clear();
-            device_ = other.device_;
-            inode_ = other.inode_;
+            file_ = std::move(other.file_);
         }
         return *this;
     }
@@ -520,29 +289,11 @@ public:
     /// no file behind).
     static unix_listener bind(const unix_address& where, std::error_code& ec,
                               int backlog = default_backlog) {
-        detail::sockaddr_unix sa;
-        if ((ec = sa.assign(where))) return {};
-        const int fd = detail::open_unix_socket(ec);
+        detail::socket_file file;
+        const int fd = detail::open_bound_unix_socket(where, SOCK_STREAM, file, ec);
         if (fd < 0) return {};
         unix_listener listener(fd);
-        if (::bind(fd, sa.get(), sa.length) < 0) {
-            ec = detail::errno_code(errno);
-            return {};
-        }
-        if (!where.is_abstract()) {
-            struct stat made {};
-            try {
-                listener.path_.assign(where.name());
-            } catch (const std::bad_alloc&) {
-                ::unlink(sa.address.sun_path);
-                ec = std::make_error_code(std::errc::not_enough_memory);
-                return {};
-            }
-            if (::stat(listener.path_.c_str(), &made) == 0) {
-                listener.device_ = made.st_dev;
-                listener.inode_ = made.st_ino;
-            }
-        }
+        listener.file_ = std::move(file);
         if (::listen(fd, backlog) < 0) {
             ec = detail::errno_code(errno);
             return {}; // (the listener's destruction removes the file)
@@ -562,7 +313,7 @@ public:
         return listener;
     }
     static unix_listener adopt(int fd, std::error_code& ec) noexcept {
-        ec = detail::prepare_adopted_unix(fd, true);
+        ec = detail::prepare_adopted_unix(fd, SOCK_STREAM, true);
         return ec ? unix_listener() : unix_listener(fd);
     }
 
@@ -574,22 +325,14 @@ public:
     /// Removes the socket file this listener made (if it is still that file), then closes
     /// the socket: waiting accepts resume with conet::error::closed.
     void close() noexcept {
-        if (!path_.empty()) {
-            struct stat now {};
-            if (::lstat(path_.c_str(), &now) == 0 && S_ISSOCK(now.st_mode) &&
-                now.st_dev == device_ && now.st_ino == inode_)
-                ::unlink(path_.c_str());
-            path_.clear();
-        }
+        file_.remove();
         unix_socket_base::close();
     }
 
 private:
     explicit unix_listener(int fd) noexcept : unix_socket_base(fd, conet_made) {}
 
-    std::string path_; // the socket file this listener made, to remove on close
-    dev_t device_ = 0;
-    ino_t inode_ = 0;
+    detail::socket_file file_; // the socket file this listener made, to remove on close
 };
 
 } // namespace conet

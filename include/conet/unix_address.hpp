@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <new>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -14,6 +15,10 @@
 #include "error.hpp"
 
 namespace conet {
+
+namespace detail {
+struct sockaddr_unix;
+}
 
 /// The address of a UNIX domain socket. A path names a socket file (made by bind, removed by
 /// the listener that made it); an abstract name lives in the network namespace and leaves no
@@ -67,6 +72,8 @@ public:
     friend bool operator==(const unix_address&, const unix_address&) = default;
 
 private:
+    friend struct detail::sockaddr_unix; // (reads a received address into one in place)
+
     std::string name_;
     bool abstract_ = false;
 };
@@ -100,12 +107,41 @@ struct sockaddr_unix {
 
     /// What getsockname, getpeername or accept filled in, back as a unix_address.
     unix_address to_address() const {
+        unix_address a;
+        if (read_into(a)) throw std::bad_alloc();
+        return a;
+    }
+
+    /// The same into `out`, reusing its memory: see read().
+    std::error_code read_into(unix_address& out) const noexcept {
+        return read(address, length, out);
+    }
+
+    /// The address of `length` bytes at `address` (what recvfrom or recvmmsg filled in) into
+    /// `out`, reusing its memory: a datagram socket's slots, reused from batch to batch, take
+    /// each sender's address without allocating once they have held one as long.
+    /// not_enough_memory (and `out` unnamed) if it must grow and cannot. A sender that is not
+    /// bound (length 0: no name at all) gives an unnamed address.
+    static std::error_code read(const sockaddr_un& address, socklen_t length,
+                                unix_address& out) noexcept {
         const std::size_t offset = offsetof(sockaddr_un, sun_path);
-        if (length <= offset || address.sun_family != AF_UNIX) return {};
-        const std::size_t size = length - offset;
-        if (address.sun_path[0] == '\0')
-            return unix_address::abstract({address.sun_path + 1, size - 1});
-        return unix_address::path({address.sun_path, ::strnlen(address.sun_path, size)});
+        std::string_view name;
+        bool abstract = false;
+        if (length > offset && address.sun_family == AF_UNIX) {
+            const std::size_t size = length - offset;
+            abstract = address.sun_path[0] == '\0';
+            name = abstract ? std::string_view(address.sun_path + 1, size - 1)
+                            : std::string_view(address.sun_path, ::strnlen(address.sun_path, size));
+        }
+        try {
+            out.name_.assign(name);
+        } catch (const std::bad_alloc&) {
+            out.name_.clear();
+            out.abstract_ = false;
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        out.abstract_ = abstract;
+        return {};
     }
 };
 
