@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
@@ -718,4 +719,48 @@ TEST_CASE("a short unix datagram recv_fds does not make the next batch wait",
         REQUIRE(n == 1);
         CHECK(text(slots[0]) == "second");
     }());
+}
+
+TEST_CASE("a sender bound to a path of all 108 bytes, with no terminating NUL, is read whole",
+          "[unix][unix_datagram]") {
+    // Linux binds such a path and reports its address as longer than a sockaddr_un (111
+    // bytes); reading the name up to that length read past the structure (ASan:
+    // stack-buffer-overflow in recv_from, found by a review).
+    temp_dir dir;
+    sockaddr_un full{};
+    const std::string prefix = dir.path() + "/";
+    REQUIRE(prefix.size() < sizeof full.sun_path);
+    const std::string leaf(sizeof full.sun_path - prefix.size(), 'n');
+    const std::string path = dir.file(leaf);
+    REQUIRE(path.size() == sizeof full.sun_path);
+    full.sun_family = AF_UNIX;
+    std::memcpy(full.sun_path, path.data(), path.size()); // no NUL after it
+    const int raw = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(raw >= 0);
+    const int bound = ::bind(raw, reinterpret_cast<const sockaddr*>(&full), sizeof full);
+    REQUIRE(bound == 0);
+
+    run_bounded([&]() -> conet::task<> {
+        const conet::unix_address name = abstract_name("long-sender");
+        auto receiver = conet::unix_datagram_socket::bind(name);
+        sockaddr_un to{};
+        socklen_t to_length = 0;
+        // (the receiver's own address, as the kernel has it)
+        to_length = sizeof to;
+        REQUIRE(::getsockname(receiver.native_handle(), reinterpret_cast<sockaddr*>(&to),
+                              &to_length) == 0);
+        for (int i = 0; i < 2; ++i)
+            REQUIRE(::sendto(raw, "hi", 2, 0, reinterpret_cast<const sockaddr*>(&to), to_length) ==
+                    2);
+        char buf[8];
+        auto [size, from] = co_await receiver.recv_from(buf);
+        CHECK(size == 2);
+        CHECK(from.name() == path);
+        std::vector<conet::unix_datagram_slot> slots(1);
+        slots[0].buffer = conet::mutable_buffer(buf, sizeof buf);
+        const std::size_t n = co_await receiver.recv_batch(slots);
+        REQUIRE(n == 1);
+        CHECK(slots[0].from.name() == path);
+    }());
+    ::close(raw);
 }

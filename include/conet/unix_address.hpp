@@ -128,7 +128,11 @@ struct sockaddr_unix {
         std::string_view name;
         bool abstract = false;
         if (length > offset && address.sun_family == AF_UNIX) {
-            const std::size_t size = length - offset;
+            // Linux binds a path of all 108 bytes (no NUL) and reports its address as longer
+            // than a sockaddr_un: the name ends with sun_path, whatever the length says.
+            const std::size_t reported = length - offset;
+            const std::size_t size =
+                reported < sizeof address.sun_path ? reported : sizeof address.sun_path;
             abstract = address.sun_path[0] == '\0';
             name = abstract ? std::string_view(address.sun_path + 1, size - 1)
                             : std::string_view(address.sun_path, ::strnlen(address.sun_path, size));
