@@ -24,7 +24,11 @@
 #include <string>
 #include <thread>
 
+#include "bench_support.hpp"
+
 namespace {
+
+using bench_support::pin;
 
 constexpr std::size_t header_size = 16, field_size = 64, fields = 7;
 constexpr std::size_t message_size = header_size + field_size * fields;
@@ -72,15 +76,6 @@ conet::task<> run(bool gathered, double seconds, long& round_trips) {
     both.spawn(server(listener));
     both.spawn(client(listener.local_endpoint(), gathered, seconds, round_trips));
     co_await both.join();
-}
-
-// Pins the calling thread to `cpu` when the machine has more than one.
-void pin(int cpu) {
-    if (std::thread::hardware_concurrency() < 2) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
 }
 
 conet::task<> serve_on(std::promise<conet::endpoint>& where) {

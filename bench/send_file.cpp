@@ -34,7 +34,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
+
 namespace {
+
+using bench_support::load_average;
+using bench_support::median;
+using bench_support::pin;
 
 constexpr std::size_t mib = 1 << 20;
 constexpr std::size_t chunk = 64 * 1024; // read() + send_all's buffer
@@ -48,15 +54,6 @@ double thread_cpu() {
     timespec t{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
-}
-
-// Pins the calling thread to `cpu` when the machine has more than one.
-void pin(int cpu) {
-    if (std::thread::hardware_concurrency() < 2) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
 }
 
 // A temporary file of `size` bytes, already unlinked: only the descriptor names it.
@@ -183,19 +180,6 @@ outcome run_one(const std::string& mode, int file, std::size_t size) {
         std::exit(1);
     }
     return o;
-}
-
-std::string load_average() {
-    std::ifstream file("/proc/loadavg");
-    std::string a, b, c;
-    file >> a >> b >> c;
-    return a + " " + b + " " + c;
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 } // namespace

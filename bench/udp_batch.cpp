@@ -42,7 +42,12 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
+
 namespace {
+
+using bench_support::load_average;
+using bench_support::median;
 
 constexpr std::size_t payload = 64;
 constexpr std::size_t batch_slots = 32;
@@ -373,19 +378,6 @@ outcome run_one(const std::string& mode, const scenario& sc) {
     if (t.syscalls >= 0 && t.received)
         o.syscalls = static_cast<double>(t.syscalls) / static_cast<double>(t.received);
     return o;
-}
-
-std::string load_average() {
-    std::ifstream file("/proc/loadavg");
-    std::string a, b, c;
-    file >> a >> b >> c;
-    return a + " " + b + " " + c;
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const std::size_t n = v.size();
-    return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 } // namespace
