@@ -758,3 +758,45 @@ TEST_CASE("operations and bytes share one budget", "[fair]") {
     }(moving, most));
     CHECK(most == (moving ? 5 : 11));
 }
+
+TEST_CASE("a lone coroutine gets no new budget once a timer is due", "[fair][timer]") {
+    // A coroutine whose every operation completes at once (a UDP socket that sends itself
+    // a byte and receives it back) and a sleeper are the loop's only work, so the busy one
+    // counts as alone and may get new budgets without a poll (invariant 9). Once the
+    // sleeper's deadline (5 ms, time enough to be alone) has passed, it must not: its
+    // budget in progress ends, its next try goes behind the turn that expires the sleep,
+    // and the sleeper resumes first. What is counted is operations made after the busy
+    // coroutine saw the deadline pass, not time, so the bound holds on a loaded or
+    // instrumented machine too.
+    auto body = []() -> conet::task<> {
+        auto* r = conet::reactor::current();
+        auto self = conet::udp_socket::bind(any_loopback_port());
+        self.connect(self.local_endpoint());
+        bool armed = false, fired = false;
+        conet::steady_clock::time_point due{};
+        r->spawn(
+            [](conet::steady_clock::time_point& due, bool& armed, bool& fired) -> conet::task<> {
+                due = conet::now() + 5ms;
+                armed = true; // (the sleep below is in the timer heap before anyone runs again)
+                co_await conet::sleep_until(due);
+                fired = true;
+            }(due, armed, fired));
+        // Counting starts with the timer armed: a deadline that passed before the sleeper
+        // first ran would never be in the heap, and the count would measure the start-up.
+        while (!armed)
+            co_await conet::yield();
+        char byte = 'x';
+        std::size_t after_due = 0;
+        const auto give_up = steady::now() + 5s;
+        while (!fired && steady::now() < give_up) {
+            co_await self.send(conet::const_buffer(&byte, 1));
+            co_await self.recv(conet::mutable_buffer(&byte, 1));
+            if (conet::now() >= due) after_due += 2;
+        }
+        INFO("operations after the deadline, before the sleeper resumed: " << after_due);
+        CHECK(fired);
+        // The budget in progress (at most its operation count) and the try it deferred.
+        CHECK(after_due <= 2 * std::size_t{r->budget()});
+    };
+    run_bounded(body());
+}

@@ -199,16 +199,24 @@ struct loop_core {
     void note_busy() noexcept { busy_poll = counters.epoll_waits; }
 
     /// True when the running coroutine seems to be the loop's only work: the loop served
-    /// nobody else (note_busy) since the poll before the last one, and no other coroutine or
-    /// deferred try is queued. Each of the last two polls then returned at most one event
-    /// and resumed at most one coroutine. A coroutine that spent its budget may then go on
-    /// with a new one, alone_refills times before the loop polls again: a single stream
-    /// keeps its throughput without an empty epoll_wait per budget, and a client that
-    /// arrives meanwhile waits for at most alone_refills + 1 budgets.
+    /// nobody else (note_busy) since the poll before the last one, no other coroutine or
+    /// deferred try is queued, and no deadline has passed. Each of the last two polls then
+    /// returned at most one event and resumed at most one coroutine. A coroutine that spent
+    /// its budget may then go on with a new one, alone_refills times before the loop polls
+    /// again: a single stream keeps its throughput without an empty epoll_wait per budget,
+    /// and a client that arrives meanwhile waits for at most alone_refills + 1 budgets. The
+    /// clock is read last, only when everything else says alone (once per budget at most).
     bool alone() const noexcept {
         const std::uint64_t polls = counters.epoll_waits;
         return polls >= busy_poll + 2 && (refill_poll != polls || refills < alone_refills) &&
-               ready.idle() && expired.empty() && retry.idle() && urgent.empty();
+               ready.idle() && expired.empty() && retry.idle() && urgent.empty() && !timer_due();
+    }
+
+    /// True when the earliest deadline has passed on the loop's clock: its wait expires at
+    /// the end of this turn, so a coroutine that keeps running keeps it waiting.
+    bool timer_due() const noexcept {
+        const timer_entry* first = timers.top();
+        return first && first->deadline() <= now();
     }
 
     /// A new budget for the coroutine alone (alone() said so): counted against this poll's
