@@ -1,4 +1,5 @@
 // The task dump (conet/task_dump.hpp), the stall detector and task names.
+#include <conet/handoff.hpp>
 #include <conet/task_dump.hpp>
 #include <conet/virtual_time.hpp>
 
@@ -834,6 +835,37 @@ TEST_CASE("the stall detector names the task that blocked when its awaiter goes 
         CHECK(text.find(at + std::to_string(resumer_line) + ", until it resumed another task") !=
               std::string::npos);
         CHECK(text.find("innocent") == std::string::npos);
+    }
+}
+
+TEST_CASE("the stall detector names a posted function that blocks the loop", "[task_dump][stall]") {
+    SECTION("reactor::post") {
+        const std::string text = stall_report([](conet::reactor& r) -> conet::task<> {
+            r.post([] { ::usleep(100000); });
+            co_await conet::sleep_for(std::chrono::milliseconds(5));
+        });
+        INFO(text);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("conet: stall: a posted function (reactor::post) ran 1") !=
+              std::string::npos);
+    }
+    SECTION("a task it resumes is named for its own blocking, not the posted function") {
+        // (conet::resume_on hands a task over through a posted node that resumes it)
+        const std::string text = stall_report([](conet::reactor& r) -> conet::task<> {
+            auto h = r.tasks().spawn(
+                [](conet::reactor& here) -> conet::task<> {
+                    co_await conet::resume_on(here); // (posted to the same reactor)
+                    ::usleep(100000);
+                    co_await conet::sleep_for(std::chrono::milliseconds(1));
+                }(r),
+                "moved");
+            while (!h.done())
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+        });
+        INFO(text);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("\"moved\" ran 1") != std::string::npos);
+        CHECK(text.find("posted") == std::string::npos);
     }
 }
 
