@@ -1,5 +1,6 @@
 // The task dump (conet/task_dump.hpp), the stall detector and task names.
 #include <conet/handoff.hpp>
+#include <conet/reactor_pool.hpp>
 #include <conet/task_dump.hpp>
 #include <conet/virtual_time.hpp>
 
@@ -997,4 +998,41 @@ TEST_CASE("CONET_DUMP_SIGNAL: a dump on the signal says which reactor it is (its
     CHECK(header != std::string::npos);
     CHECK(text.find("conet: task dump: ") > header);
     CHECK(text.find("conet: task dump: ") != std::string::npos);
+}
+
+TEST_CASE("CONET_DUMP_SIGNAL: the reactor that reads the signal has every other reactor of the "
+          "process dump too",
+          "[task_dump]") {
+    // With a reactor_pool, a signal sent to the process is read by one reactor: the others
+    // said nothing (their tasks, on their own threads, were not in the dump).
+    pid_t threads[2] = {0, 0};
+    const std::string text = captured_stderr([&] {
+        std::thread t([&] { // (its own thread: the test's keeps its mask)
+            ::setenv("CONET_DUMP_SIGNAL", "SIGWINCH", 1);
+            conet::reactor_pool pool(2);
+            ::unsetenv("CONET_DUMP_SIGNAL");
+            pool.run([&](std::size_t i) -> conet::task<> {
+                threads[i] = ::gettid();
+                co_await conet::sleep_for(std::chrono::milliseconds(5));
+                // (to this thread, blocked here: read by reactor 0's signalfd, as a signal
+                // to the process is read by one of the reactors)
+                if (i == 0) ::pthread_kill(::pthread_self(), SIGWINCH);
+                for (int n = 0; n < 40; ++n)
+                    co_await conet::sleep_for(std::chrono::milliseconds(1));
+            });
+        });
+        t.join();
+    });
+    INFO(text);
+    REQUIRE(threads[0] != 0);
+    REQUIRE(threads[1] != 0);
+    CHECK(count_of(text, "conet: task dump: ") == 2);
+    const std::string head = "conet: CONET_DUMP_SIGNAL (signal " + std::to_string(SIGWINCH) +
+                             "): the reactor on thread ";
+    CHECK(text.find(head + std::to_string(threads[0]) +
+                    ", one of 2 reactors watching this signal\n") != std::string::npos);
+    CHECK(text.find(head + std::to_string(threads[1]) +
+                    ", one of 2 reactors watching this signal (the signal was read by the "
+                    "reactor on thread " +
+                    std::to_string(threads[0]) + ")\n") != std::string::npos);
 }
