@@ -358,14 +358,16 @@ public:
     /// reactor's thread, or when no run() is in progress.
     reactor_stats stats() const noexcept { return running_here() ? detail::counters : stats_; }
 
-    /// The stall detector: a resumption of a coroutine that runs longer than `threshold`
-    /// without suspending (a blocking call inside the loop) prints one line on stderr naming
-    /// the task that ran (a group's task, a join's branch or the run's: its id and name), how
-    /// long it ran, and where: each co_await the resumption stopped at, outermost first (the
-    /// blocking code ran before one of them), or, for a task that ended in it, the co_await it
-    /// last resumed from. Zero turns it off (the default, unless CONET_STALL_MS gives
-    /// milliseconds when the reactor is made). Off, it costs no clock read; on, two per
-    /// resumption.
+    /// The stall detector: a resumption of a coroutine (or a posted function) that runs longer
+    /// than `threshold` without giving the loop its turn (a blocking call inside the loop)
+    /// prints one line on stderr naming the coroutine that ran longest in it (its task: a
+    /// group's task, a join's branch or the run's, by id and name), how long, and where: the
+    /// co_await it suspended at (the blocking code ran before it), or, when it ended or resumed
+    /// another task inline, the co_await it last resumed from. Zero turns it off (the default,
+    /// unless CONET_STALL_MS gives milliseconds when the reactor is made). Off, it costs no
+    /// clock read (a test of a thread-local pointer as a task suspends, ends, or resumes from
+    /// an awaiter that is not a loop operation); on, one clock read at each of those and two
+    /// per resumption.
     void set_stall_threshold(std::chrono::nanoseconds threshold) noexcept {
         stall_ns_ = threshold.count() > 0 ? threshold.count() : 0;
         watch();
