@@ -1,4 +1,6 @@
 // The task dump (conet/task_dump.hpp), the stall detector and task names.
+#include <conet/handoff.hpp>
+#include <conet/reactor_pool.hpp>
 #include <conet/task_dump.hpp>
 #include <conet/virtual_time.hpp>
 
@@ -8,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <coroutine>
 #include <csignal>
 #include <cstdlib>
 #include <memory>
@@ -15,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "catch.hpp"
@@ -661,6 +665,211 @@ TEST_CASE("the stall detector names the task that blocked: after its child ended
     }
 }
 
+namespace {
+
+// The shapes an outside review found blamed on the wrong task (the awaiter that went on after
+// the blocking task ended, a dump in the blocking resumption, a task resumed inline): each
+// blocks 100 ms with a 50 ms threshold, and each co_await sits on a line of its own.
+
+// The id of the running root task (looked up before it blocks, in a resumption of its own).
+std::uint32_t running_id() {
+    for (const auto& t : conet::task_list(*conet::reactor::current()))
+        if (t.operation == "running") return t.id;
+    return 0;
+}
+
+constexpr unsigned cleanup_block_line = __LINE__ + 2;
+conet::task<> cleanup_blocks() {
+    co_await conet::sleep_for(std::chrono::milliseconds(2));
+    ::usleep(100000); // blocks in the last resumption of a when_any loser's cleanup
+}
+
+conet::task<int> loser_cleans_up(std::uint32_t& id) {
+    id = running_id();
+    try {
+        co_await conet::sleep_for(std::chrono::seconds(10));
+    } catch (const std::system_error&) {
+    }
+    co_await conet::shield(cleanup_blocks());
+    co_return 2;
+}
+
+conet::task<int> wins_soon() {
+    co_await conet::sleep_for(std::chrono::milliseconds(1));
+    co_return 1;
+}
+
+constexpr unsigned last_branch_line = __LINE__ + 3;
+conet::task<int> branch_blocks_last(std::uint32_t& id) {
+    id = running_id();
+    co_await conet::sleep_for(std::chrono::milliseconds(5));
+    ::usleep(100000); // blocks in its last resumption, the last branch of a when_all to end
+    co_return 3;
+}
+
+constexpr unsigned child_last_line = __LINE__ + 2;
+conet::task<> child_blocks_last() {
+    co_await conet::sleep_for(std::chrono::milliseconds(2));
+    ::usleep(100000);
+}
+
+conet::task<> awaits_a_blocking_child() {
+    co_await child_blocks_last();
+    co_await conet::sleep_for(std::chrono::milliseconds(5));
+}
+
+constexpr unsigned dumper_line = __LINE__ + 7;
+conet::task<> dumps_then_blocks(bool list_only) {
+    co_await conet::sleep_for(std::chrono::milliseconds(2));
+    const std::string dump =
+        list_only ? std::string() : conet::dump_tasks(*conet::reactor::current());
+    if (list_only) (void)conet::task_list(*conet::reactor::current());
+    ::usleep(100000);
+    co_await conet::sleep_for(std::chrono::milliseconds(1));
+}
+
+// A user's awaitable that leaves the resuming to its caller.
+struct parked {
+    std::coroutine_handle<> h;
+};
+struct park {
+    parked* p;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { p->h = h; }
+    void await_resume() const noexcept {}
+};
+
+conet::task<> parks(parked& p) {
+    co_await park{&p};
+    co_await conet::sleep_for(std::chrono::milliseconds(5));
+}
+
+constexpr unsigned resumer_line = __LINE__ + 2;
+conet::task<> blocks_then_resumes_inline(parked& p) {
+    co_await conet::sleep_for(std::chrono::milliseconds(5));
+    ::usleep(100000);
+    if (p.h) std::exchange(p.h, nullptr).resume(); // the parked task runs inline, and suspends
+    co_await conet::sleep_for(std::chrono::milliseconds(5));
+}
+
+} // namespace
+
+TEST_CASE("the stall detector names the task that blocked when its awaiter goes on in the same "
+          "resumption, after a dump, and when it resumes another task inline",
+          "[task_dump][stall]") {
+    const std::string at = "test_task_dump.cpp:";
+    SECTION("a when_any loser's cleanup that blocks in its last resumption") {
+        std::uint32_t id = 0;
+        const std::string text = stall_report([&id](conet::reactor&) -> conet::task<> {
+            co_await conet::when_any(wins_soon(), loser_cleans_up(id));
+            co_await conet::sleep_for(std::chrono::milliseconds(5));
+        });
+        INFO(text);
+        REQUIRE(id != 0);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("conet: stall: task " + std::to_string(id) + " ran 1") !=
+              std::string::npos);
+        CHECK(text.find("in cleanup_blocks after its co_await at ") != std::string::npos);
+        CHECK(text.find(at + std::to_string(cleanup_block_line) + ", until it finished\n") !=
+              std::string::npos);
+    }
+    SECTION("a when_all branch that blocks in its last resumption, the last to end") {
+        std::uint32_t id = 0;
+        const std::string text = stall_report([&id](conet::reactor&) -> conet::task<> {
+            co_await conet::when_all(branch_blocks_last(id), wins_soon());
+            co_await conet::sleep_for(std::chrono::milliseconds(5));
+        });
+        INFO(text);
+        REQUIRE(id != 0);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("conet: stall: task " + std::to_string(id) + " ran 1") !=
+              std::string::npos);
+        CHECK(text.find("in branch_blocks_last after its co_await at ") != std::string::npos);
+        CHECK(text.find(at + std::to_string(last_branch_line) + ", until it finished\n") !=
+              std::string::npos);
+    }
+    SECTION("an awaited task that blocks in its last resumption: it is named, not its awaiter") {
+        const std::string text = stall_report([](conet::reactor& r) -> conet::task<> {
+            auto h = r.tasks().spawn(awaits_a_blocking_child(), "awaiter");
+            while (!h.done())
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+        });
+        INFO(text);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("\"awaiter\" ran 1") != std::string::npos);
+        CHECK(text.find("in child_blocks_last after its co_await at ") != std::string::npos);
+        CHECK(text.find(at + std::to_string(child_last_line) + ", until it finished\n") !=
+              std::string::npos);
+    }
+    for (const bool list_only : {false, true}) {
+        DYNAMIC_SECTION("a task that takes a dump, then blocks"
+                        << (list_only ? " (task_list)" : " (dump_tasks)")) {
+            const std::string text = stall_report([list_only](conet::reactor& r) -> conet::task<> {
+                for (int i = 0; i < 10; ++i) // (tasks the dump walks)
+                    r.spawn(sleeper());
+                auto h = r.tasks().spawn(dumps_then_blocks(list_only), "dumper");
+                while (!h.done())
+                    co_await conet::sleep_for(std::chrono::milliseconds(1));
+                r.tasks().cancel();
+            });
+            INFO(text);
+            CHECK(count_of(text, "conet: stall:") == 1);
+            CHECK(text.find("\"dumper\" ran 1") != std::string::npos);
+            CHECK(text.find("in dumps_then_blocks before its co_await at ") != std::string::npos);
+            CHECK(text.find(at + std::to_string(dumper_line) + "\n") != std::string::npos);
+            CHECK(text.find("until it finished") == std::string::npos);
+        }
+    }
+    SECTION("a task resumed inline by the blocking task's code is not named") {
+        parked p;
+        const std::string text = stall_report([&p](conet::reactor& r) -> conet::task<> {
+            auto b = r.tasks().spawn(blocks_then_resumes_inline(p), "blocker");
+            auto i = r.tasks().spawn(parks(p), "innocent");
+            while (!b.done() || !i.done())
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+        });
+        INFO(text);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("\"blocker\" ran 1") != std::string::npos);
+        CHECK(text.find("in blocks_then_resumes_inline after its co_await at ") !=
+              std::string::npos);
+        CHECK(text.find(at + std::to_string(resumer_line) + ", until it resumed another task") !=
+              std::string::npos);
+        CHECK(text.find("innocent") == std::string::npos);
+    }
+}
+
+TEST_CASE("the stall detector names a posted function that blocks the loop", "[task_dump][stall]") {
+    SECTION("reactor::post") {
+        const std::string text = stall_report([](conet::reactor& r) -> conet::task<> {
+            r.post([] { ::usleep(100000); });
+            co_await conet::sleep_for(std::chrono::milliseconds(5));
+        });
+        INFO(text);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("conet: stall: a posted function (reactor::post) ran 1") !=
+              std::string::npos);
+    }
+    SECTION("a task it resumes is named for its own blocking, not the posted function") {
+        // (conet::resume_on hands a task over through a posted node that resumes it)
+        const std::string text = stall_report([](conet::reactor& r) -> conet::task<> {
+            auto h = r.tasks().spawn(
+                [](conet::reactor& here) -> conet::task<> {
+                    co_await conet::resume_on(here); // (posted to the same reactor)
+                    ::usleep(100000);
+                    co_await conet::sleep_for(std::chrono::milliseconds(1));
+                }(r),
+                "moved");
+            while (!h.done())
+                co_await conet::sleep_for(std::chrono::milliseconds(1));
+        });
+        INFO(text);
+        CHECK(count_of(text, "conet: stall:") == 1);
+        CHECK(text.find("\"moved\" ran 1") != std::string::npos);
+        CHECK(text.find("posted") == std::string::npos);
+    }
+}
+
 TEST_CASE("task dump: function names are cut to the function, templates and lambdas too",
           "[task_dump]") {
     auto cut = [](const char* pretty) {
@@ -789,4 +998,41 @@ TEST_CASE("CONET_DUMP_SIGNAL: a dump on the signal says which reactor it is (its
     CHECK(header != std::string::npos);
     CHECK(text.find("conet: task dump: ") > header);
     CHECK(text.find("conet: task dump: ") != std::string::npos);
+}
+
+TEST_CASE("CONET_DUMP_SIGNAL: the reactor that reads the signal has every other reactor of the "
+          "process dump too",
+          "[task_dump]") {
+    // With a reactor_pool, a signal sent to the process is read by one reactor: the others
+    // said nothing (their tasks, on their own threads, were not in the dump).
+    pid_t threads[2] = {0, 0};
+    const std::string text = captured_stderr([&] {
+        std::thread t([&] { // (its own thread: the test's keeps its mask)
+            ::setenv("CONET_DUMP_SIGNAL", "SIGWINCH", 1);
+            conet::reactor_pool pool(2);
+            ::unsetenv("CONET_DUMP_SIGNAL");
+            pool.run([&](std::size_t i) -> conet::task<> {
+                threads[i] = ::gettid();
+                co_await conet::sleep_for(std::chrono::milliseconds(5));
+                // (to this thread, blocked here: read by reactor 0's signalfd, as a signal
+                // to the process is read by one of the reactors)
+                if (i == 0) ::pthread_kill(::pthread_self(), SIGWINCH);
+                for (int n = 0; n < 40; ++n)
+                    co_await conet::sleep_for(std::chrono::milliseconds(1));
+            });
+        });
+        t.join();
+    });
+    INFO(text);
+    REQUIRE(threads[0] != 0);
+    REQUIRE(threads[1] != 0);
+    CHECK(count_of(text, "conet: task dump: ") == 2);
+    const std::string head = "conet: CONET_DUMP_SIGNAL (signal " + std::to_string(SIGWINCH) +
+                             "): the reactor on thread ";
+    CHECK(text.find(head + std::to_string(threads[0]) +
+                    ", one of 2 reactors watching this signal\n") != std::string::npos);
+    CHECK(text.find(head + std::to_string(threads[1]) +
+                    ", one of 2 reactors watching this signal (the signal was read by the "
+                    "reactor on thread " +
+                    std::to_string(threads[0]) + ")\n") != std::string::npos);
 }

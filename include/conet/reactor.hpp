@@ -358,14 +358,16 @@ public:
     /// reactor's thread, or when no run() is in progress.
     reactor_stats stats() const noexcept { return running_here() ? detail::counters : stats_; }
 
-    /// The stall detector: a resumption of a coroutine that runs longer than `threshold`
-    /// without suspending (a blocking call inside the loop) prints one line on stderr naming
-    /// the task that ran (a group's task, a join's branch or the run's: its id and name), how
-    /// long it ran, and where: each co_await the resumption stopped at, outermost first (the
-    /// blocking code ran before one of them), or, for a task that ended in it, the co_await it
-    /// last resumed from. Zero turns it off (the default, unless CONET_STALL_MS gives
-    /// milliseconds when the reactor is made). Off, it costs no clock read; on, two per
-    /// resumption.
+    /// The stall detector: a resumption of a coroutine (or a posted function) that runs longer
+    /// than `threshold` without giving the loop its turn (a blocking call inside the loop)
+    /// prints one line on stderr naming the coroutine that ran longest in it (its task: a
+    /// group's task, a join's branch or the run's, by id and name), how long, and where: the
+    /// co_await it suspended at (the blocking code ran before it), or, when it ended or resumed
+    /// another task inline, the co_await it last resumed from. Zero turns it off (the default,
+    /// unless CONET_STALL_MS gives milliseconds when the reactor is made). Off, it costs no
+    /// clock read (a test of a thread-local pointer as a task suspends, ends, or resumes from
+    /// an awaiter that is not a loop operation); on, one clock read at each of those and two
+    /// per resumption.
     void set_stall_threshold(std::chrono::nanoseconds threshold) noexcept {
         stall_ns_ = threshold.count() > 0 ? threshold.count() : 0;
         watch();
@@ -561,31 +563,36 @@ private:
         if (!core_.urgent.empty()) resume_urgent();
     }
 
-    // One resumption in a span of the trace file, timed by the stall detector, or both.
-    // Timed, the resumption has a stamp of its own (loop_time), which each task suspending in
-    // it keeps as its `since`, and a probe that a task ending in it notes itself in: what
-    // report_stall finds the task that ran by, if it ran too long.
-    void resume_watched(std::coroutine_handle<> h) {
-        struct stall_guard {
-            reactor& self;
-            void* frame;
-            std::int64_t start = 0;
-            detail::stall_probe* outer = nullptr;
-            detail::stall_probe probe{};
-            ~stall_guard() {
-                if (!start) return;
-                detail::stall_probe_now = outer;
-                self.check_stall(frame, start, probe);
-            }
-        } stall{*this, h.address()};
-        if (stall_ns_) {
-            stall.start = now_ns();
-            // (after every earlier stamp, so that only this resumption's suspensions hold it)
-            stall.probe.stamp =
-                stall.start > detail::loop_time ? stall.start : detail::loop_time + 1;
-            detail::loop_time = stall.probe.stamp;
-            stall.outer = std::exchange(detail::stall_probe_now, &stall.probe);
+    // What the stall detector keeps of one resumption (or posted function) it times: its
+    // probe, current on the thread while it runs, checked when it returns or throws.
+    struct stall_guard {
+        reactor& self;
+        void* frame; // the coroutine resumed (null: a posted function)
+        std::int64_t start = 0;
+        detail::stall_probe* outer = nullptr;
+        detail::stall_probe probe{};
+        stall_guard(reactor& r, void* resumed) noexcept : self(r), frame(resumed) {
+            if (!r.stall_ns_) return;
+            start = now_ns();
+            probe.mark = start;
+            probe.posted = resumed == nullptr;
+            detail::loop_time = start;
+            outer = std::exchange(detail::stall_probe_now, &probe);
         }
+        stall_guard(const stall_guard&) = delete;
+        stall_guard& operator=(const stall_guard&) = delete;
+        ~stall_guard() {
+            if (!start) return;
+            detail::stall_probe_now = outer;
+            self.check_stall(*this);
+        }
+    };
+
+    // One resumption in a span of the trace file, timed by the stall detector, or both.
+    // Timed, the resumption is cut into stretches, each the time of the task that ran it (see
+    // detail::stall_probe): what report_stall names, if the resumption ran too long.
+    void resume_watched(std::coroutine_handle<> h) {
+        stall_guard stall{*this, h.address()};
         if (core_.log) {
             span_guard span{*core_.log, core_.log->span_begins(h.address())};
             h.resume();
@@ -600,82 +607,68 @@ private:
             .count();
     }
 
-    void check_stall(void* frame, std::int64_t start, const detail::stall_probe& probe) noexcept {
-        const std::int64_t ran = now_ns() - start;
-        if (ran > stall_ns_) [[unlikely]]
-            report_stall(frame, probe, ran);
+    void check_stall(stall_guard& g) noexcept {
+        const std::int64_t now = now_ns();
+        // (in an enclosing one, if any, the time of this one is nobody's stretch)
+        if (g.outer) g.outer->mark = now;
+        if (stall_ns_ == 0 || now - g.start <= stall_ns_) [[likely]] // (0: turned off meanwhile)
+            return;
+        // The stretch after the last cut is the last cut's task's.
+        if (now - g.probe.mark > g.probe.longest) {
+            g.probe.longest = now - g.probe.mark;
+            g.probe.longest_by = g.probe.last;
+        }
+        report_stall(g.frame, g.probe, now - g.start);
     }
 
-    // One line on stderr: which task ran `ran` nanoseconds, and where. The coroutines that
-    // suspended in the resumption (their `since` is its stamp) are one chain of awaits: the
-    // line names its task (a group's task, a branch, the run's) and each co_await it stopped
-    // at, outermost first, since the blocking code ran before one of them. If none did, the
-    // last task that ended in it is named, by what its probe kept.
+    // One line on stderr: the task that ran the longest stretch of a resumption that ran
+    // `ran` nanoseconds in all, and where: the co_await it suspended at (the blocking code ran
+    // before it), or the last one it resumed from, when it ended or resumed another task.
     [[gnu::noinline, gnu::cold]] void report_stall(void* frame, const detail::stall_probe& probe,
                                                    std::int64_t ran) noexcept {
-        using access = detail::task_dump_access;
-        constexpr std::size_t most = 3; // co_awaits named
-        const detail::await_record* chain[most] = {};
-        const char* functions[most] = {};
-        std::size_t steps = 0;
-        const detail::promise_base* task = nullptr; // the outermost's
-        std::uint32_t chain_depth = 0;
-        bool in_chain = false;
-        detail::walk_tasks(core_, main_task_, main_.address(), [&](const detail::task_node& n) {
-            if (in_chain && n.depth <= chain_depth) in_chain = false; // left its subtree
-            if (n.record->since != probe.stamp || !n.record->where.line()) return;
-            if (!task) {
-                task = n.task;
-                chain_depth = n.depth;
-                in_chain = true;
-            } else if (!in_chain) {
-                return; // (another chain: the first one found is named)
-            }
-            if (steps < most) {
-                chain[steps] = n.record;
-                functions[steps++] = n.record->where.function();
-            }
-        });
-        char who[96] = "a coroutine";
-        auto name_task = [&](std::uint32_t id, const char* name) {
-            if (id == 0) return;
-            if (name && *name)
-                std::snprintf(who, sizeof who, "task %u \"%s\"", id, name);
+        using end = detail::stall_runner::end;
+        const detail::stall_runner& by = probe.longest_by;
+        char who[112];
+        if (by.how == end::unknown || by.id == 0) {
+            if (probe.posted)
+                std::snprintf(who, sizeof who, "a posted function (reactor::post)");
+            else if (by.how == end::unknown)
+                std::snprintf(who, sizeof who, "a coroutine (frame %p)", frame);
             else
-                std::snprintf(who, sizeof who, "task %u", id);
-        };
-        const double ms = static_cast<double>(ran) / 1e6;
-        char function[96];
-        if (task) {
-            const detail::promise_base& root = access::root(*task);
-            name_task(access::id(root), root.name());
-            char where[512];
-            std::size_t used = 0;
-            for (std::size_t i = 0; i < steps && used < sizeof where; ++i) {
-                detail::short_function(functions[i], function, sizeof function);
-                const int n = std::snprintf(
-                    where + used, sizeof where - used, "%sin %s before its co_await at %s:%u",
-                    i ? ", then " : "", function, chain[i]->where.file(), chain[i]->where.line());
-                if (n < 0) break;
-                used += static_cast<std::size_t>(n);
-            }
-            std::fprintf(stderr,
-                         "conet: stall: %s ran %.1f ms without suspending (blocking the loop), "
-                         "%s\n",
-                         who, ms, where);
-        } else if (probe.finished) {
-            name_task(probe.finished_id, probe.finished_name);
-            detail::short_function(probe.finished_where.function(), function, sizeof function);
-            std::fprintf(stderr,
-                         "conet: stall: %s ran %.1f ms without suspending (blocking the loop), "
-                         "in %s after its co_await at %s:%u, until it finished\n",
-                         who, ms, function, probe.finished_where.file(),
-                         probe.finished_where.line());
+                std::snprintf(who, sizeof who, "a task");
+        } else if (by.name[0]) {
+            std::snprintf(who, sizeof who, "task %u \"%s\"", by.id, by.name);
         } else {
+            std::snprintf(who, sizeof who, "task %u", by.id);
+        }
+        char where[400] = "";
+        if (by.how != end::unknown) {
+            char function[128];
+            detail::short_function(by.where.function(), function, sizeof function);
+            const bool awaited = by.where.line() != 0;
+            char at[300] = "in its first resumption";
+            if (awaited)
+                std::snprintf(at, sizeof at, "in %s %s its co_await at %s:%u", function,
+                              by.how == end::suspended    ? "before"
+                              : by.how == end::suspending ? "suspending at"
+                                                          : "after",
+                              by.where.file(), by.where.line());
+            std::snprintf(where, sizeof where, ", %s%s", at,
+                          by.how == end::finished  ? ", until it finished"
+                          : by.how == end::resumed ? ", until it resumed another task inline"
+                                                   : "");
+        }
+        const double ms = static_cast<double>(probe.longest) / 1e6;
+        if (probe.longest > stall_ns_) {
             std::fprintf(stderr,
-                         "conet: stall: a coroutine (frame %p) ran %.1f ms without suspending "
-                         "(blocking the loop), until it finished\n",
-                         frame, ms);
+                         "conet: stall: %s ran %.1f ms without suspending (blocking the loop)%s\n",
+                         who, ms, where);
+        } else { // no one ran past the threshold, all of them together did
+            std::fprintf(stderr,
+                         "conet: stall: coroutines ran %.1f ms in one resumption (blocking the "
+                         "loop), none of them %.1f ms; the longest: %s ran %.1f ms%s\n",
+                         static_cast<double>(ran) / 1e6, static_cast<double>(stall_ns_) / 1e6, who,
+                         ms, where);
         }
     }
 
@@ -1021,12 +1014,22 @@ private:
             // thread): with a budget, and followed by the waits it cancelled, as resume() does.
             fresh_budget();
             detail::running_task = nullptr;
-            if (core_.log) [[unlikely]]
-                run_posted_logged(*n);
+            if (watch_resumptions_) [[unlikely]] // the trace file, or the stall detector
+                run_posted_watched(*n);
             else
                 n->run(); // deletes a posted_function even when it throws
             resume_urgent();
         }
+    }
+
+    // A posted function timed by the stall detector (what no task runs in it is its own), in
+    // the trace file, or both.
+    [[gnu::noinline]] void run_posted_watched(detail::posted_node& n) {
+        stall_guard stall{*this, nullptr};
+        if (core_.log)
+            run_posted_logged(n);
+        else
+            n.run();
     }
 
     // CONET_TRACE=FILE: a posted function is a slice of the reactor's own row (the coroutine

@@ -14,6 +14,7 @@
 // (Over 300 lines: the task, its promises and the ways of awaiting it are one concept.)
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -172,7 +173,8 @@ public:
             // own stack frame (see task::awaiter::await_suspend).
             running_task = nullptr;
             if (stall_probe_now) [[unlikely]] // the stall detector times this resumption
-                p.note_end(*stall_probe_now);
+                note_stretch(*stall_probe_now, &p, stall_runner::end::finished, &p,
+                             stall_runner::end::finished);
             if (p.finished_inline_) {
                 *p.finished_inline_ = true;
                 return std::noop_coroutine();
@@ -285,16 +287,54 @@ protected:
     }
 
 private:
-    // For the stall detector: this task ends in the resumption it times (its frame goes).
-    [[gnu::noinline, gnu::cold]] void note_end(stall_probe& probe) const noexcept {
-        probe.finished = true;
-        probe.finished_id = root_->id_;
-        probe.finished_where = record_.where;
-        const char* name = root_->name_ ? root_->name_ : "";
+    // What the stall detector keeps of task `p` (its root's id and name, its last co_await),
+    // and how its stretch ended; null `p`: no task.
+    static void note_runner(stall_runner& r, const promise_base* p,
+                            stall_runner::end how) noexcept {
+        if (!p) {
+            r = stall_runner{};
+            return;
+        }
+        r.how = how;
+        r.id = p->root_->id_;
+        r.where = p->record_.where;
+        const char* name = p->root_->name_ ? p->root_->name_ : "";
         std::size_t i = 0;
-        for (; name[i] && i + 1 < sizeof probe.finished_name; ++i)
-            probe.finished_name[i] = name[i];
-        probe.finished_name[i] = '\0';
+        for (; name[i] && i + 1 < sizeof r.name; ++i)
+            r.name[i] = name[i];
+        r.name[i] = '\0';
+    }
+
+    // A cut in a resumption the stall detector times (see stall_probe): the stretch since the
+    // last one was task `ran`'s (null: no task known, then the last cut's task, if any), ended
+    // `how`; the next one is `at`'s, ending `at_how` unless another cut comes first.
+    [[gnu::noinline, gnu::cold]] static void
+    note_stretch(stall_probe& probe, const promise_base* ran, stall_runner::end how,
+                 const promise_base* at, stall_runner::end at_how) noexcept {
+        const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count();
+        const std::int64_t took = now - probe.mark;
+        probe.mark = now;
+        loop_time = now; // (a task suspending now keeps it as its `since`)
+        if (took > probe.longest) {
+            probe.longest = took;
+            if (ran)
+                note_runner(probe.longest_by, ran, how);
+            else
+                probe.longest_by = probe.last;
+        }
+        note_runner(probe.last, at, at_how);
+    }
+
+    // The stall detector's cut when `p` resumes from an awaiter that is not a loop operation
+    // (those the loop resumes, each resumption timed on its own): resumed by another task's
+    // code (a user's awaitable, an event set, a child's end), the stretch until now was that
+    // task's.
+    [[gnu::noinline, gnu::cold]] static void note_inline_resume(promise_base* p) noexcept {
+        if (running_task == p) return; // (it did not suspend: its await_ready said so)
+        note_stretch(*stall_probe_now, running_task, stall_runner::end::resumed, p,
+                     stall_runner::end::running);
     }
 
     template <class Awaitable>
@@ -372,19 +412,25 @@ inline void mark_running(promise_base* p) noexcept {
 }
 
 /// `p` suspends in `a` (its co_await stored where, await_transform): what the task dump shows
-/// of it. A few stores, no call.
+/// of it. A few stores, no call; with the stall detector timing the resumption, a cut.
 template <class A>
 [[gnu::always_inline]] inline void note_suspension(promise_base& p, const A& a) noexcept {
     if constexpr (!loop_operation<A>) {
         p.record_.awaiter = &a;
         p.record_.describe = &describe_erased<A>;
     }
+    if (stall_probe_now) [[unlikely]]
+        promise_base::note_stretch(*stall_probe_now, &p, stall_runner::end::suspended, &p,
+                                   stall_runner::end::suspending);
     p.record_.since = loop_time;
 }
 
 /// `p` resumes from a co_await of an A: it is the running task, and suspended in nothing.
 template <class A>
 [[gnu::always_inline]] inline void mark_resumed(promise_base* p) noexcept {
+    if constexpr (!loop_operation<A>)
+        if (stall_probe_now) [[unlikely]]
+            promise_base::note_inline_resume(p);
     running_task = p;
     if constexpr (!loop_operation<A>) p->record_.awaiter = nullptr;
 }

@@ -6,8 +6,8 @@
 // or, without writing code, CONET_DUMP_SIGNAL=SIGUSR1 in the environment of a program that
 // includes this header: each reactor made then dumps on stderr when the signal comes (read
 // through a signalfd by the loop, between resumptions: no signal handler runs), under a
-// line naming its thread. With several reactors, a signal reaches one of them (that line
-// says how many there are).
+// line naming its thread. With several reactors (a reactor_pool), the one that reads the
+// signal has every other dump too, at its next turn, on its own thread.
 //
 // A task keeps what it is suspended in as it suspends (detail/await_record.hpp: a few stores,
 // nothing looked up); the dump reads that, and asks each socket its endpoints, when taken.
@@ -362,6 +362,10 @@ public:
         auto& core = task_dump_access::core(r);
         core.hooks.push_back(static_cast<loop_hook&>(*this));
         core.deferred.push_back(static_cast<deferred_action&>(*this));
+        const registry_guard lock;
+        next_ = registry();
+        if (next_) next_->prev_ = this;
+        registry() = this;
     }
 
 private:
@@ -373,6 +377,15 @@ private:
     }
     static void gone(loop_hook& h) noexcept {
         auto* self = &static_cast<dump_signal_watch&>(h);
+        {
+            // (once out, no other reactor posts it a dump: what was posted is disposed of)
+            const registry_guard lock;
+            if (self->prev_)
+                self->prev_->next_ = self->next_;
+            else
+                registry() = self->next_;
+            if (self->next_) self->next_->prev_ = self->prev_;
+        }
         watching().fetch_sub(1, memory_order_relaxed);
         if (::pthread_equal(self->thread_, ::pthread_self()))
             unblock_dump_signal(self->number_, self->fd_.native_handle());
@@ -387,28 +400,66 @@ private:
         while (::read(self.fd_.native_handle(), &info, sizeof info) == sizeof info)
             signalled = true;
         if (signalled) {
-            try {
-                // Which reactor this is: with several (a reactor_pool), each signal reaches
-                // the one that reads it first, and their tasks' ids do not tell them apart.
-                char head[160];
-                const int others = watching().load(memory_order_relaxed);
-                std::snprintf(head, sizeof head,
-                              "conet: CONET_DUMP_SIGNAL (signal %d): the reactor on thread %d%s",
-                              self.number_, static_cast<int>(::syscall(SYS_gettid)),
-                              others > 1 ? ", one of " : "\n");
-                std::string dump = head;
-                if (others > 1)
-                    dump += std::to_string(others) +
-                            " reactors watching this signal (each signal dumps one of them)\n";
-                dump += dump_tasks(self.r_);
-                std::fwrite(dump.data(), 1, dump.size(), stderr);
-                std::fflush(stderr);
-            } catch (...) {
-                std::fputs("conet: task dump: out of memory\n", stderr);
+            // A signal sent to the process is read by one reactor: the others are asked to dump
+            // too, each on its own thread at its next turn (a reactor that never runs again
+            // does not).
+            self.dump(0);
+            const int asking = static_cast<int>(::syscall(SYS_gettid));
+            const registry_guard lock;
+            for (dump_signal_watch* other = registry(); other; other = other->next_) {
+                if (other == &self || other->number_ != self.number_) continue;
+                try {
+                    other->r_.post([other, asking] { other->dump(asking); });
+                } catch (...) { // no memory: that reactor does not dump
+                }
             }
         }
         return false; // wait on
     }
+
+    // Dumps this reactor on stderr, under a line that says which it is: with several (a
+    // reactor_pool), their tasks' ids do not tell them apart. `asking`: the thread of the
+    // reactor that read the signal, if not this one.
+    void dump(int asking) noexcept {
+        try {
+            char head[200];
+            const int others = watching().load(memory_order_relaxed);
+            int used = std::snprintf(head, sizeof head,
+                                     "conet: CONET_DUMP_SIGNAL (signal %d): the reactor on "
+                                     "thread %d",
+                                     number_, static_cast<int>(::syscall(SYS_gettid)));
+            if (others > 1 && used > 0 && static_cast<std::size_t>(used) < sizeof head)
+                used += std::snprintf(head + used, sizeof head - static_cast<std::size_t>(used),
+                                      ", one of %d reactors watching this signal", others);
+            if (asking && used > 0 && static_cast<std::size_t>(used) < sizeof head)
+                std::snprintf(head + used, sizeof head - static_cast<std::size_t>(used),
+                              " (the signal was read by the reactor on thread %d)", asking);
+            std::string dump = head;
+            dump += "\n";
+            dump += dump_tasks(r_);
+            std::fwrite(dump.data(), 1, dump.size(), stderr);
+            std::fflush(stderr);
+        } catch (...) {
+            std::fputs("conet: task dump: out of memory\n", stderr);
+        }
+    }
+
+    // Every watch of the process (any signal), so that the one that reads a signal can have
+    // the others dump.
+    static dump_signal_watch*& registry() noexcept {
+        static dump_signal_watch* first = nullptr;
+        return first;
+    }
+    struct registry_guard {
+        static ::pthread_mutex_t& lock() noexcept {
+            static ::pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+            return m;
+        }
+        registry_guard() noexcept { ::pthread_mutex_lock(&lock()); }
+        ~registry_guard() { ::pthread_mutex_unlock(&lock()); }
+        registry_guard(const registry_guard&) = delete;
+        registry_guard& operator=(const registry_guard&) = delete;
+    };
 
     // How many reactors of the process watch a signal for a dump (any signal).
     static atomic<int>& watching() noexcept {
@@ -418,8 +469,10 @@ private:
 
     reactor& r_;
     descriptor fd_;
-    int number_;       // the signal
-    pthread_t thread_; // the thread whose mask blocks it
+    int number_;                        // the signal
+    pthread_t thread_;                  // the thread whose mask blocks it
+    dump_signal_watch* prev_ = nullptr; // in registry(), under its lock
+    dump_signal_watch* next_ = nullptr;
 };
 
 inline int signal_number(const char* name) noexcept {

@@ -151,9 +151,8 @@ struct operation_describers {
 
 /// The loop's time at its last poll, in nanoseconds of steady_clock, when a reactor stamps
 /// its polls (reactor::time_suspensions, on for a dump or the stall detector); else 0. With
-/// the stall detector on, the start of the resumption it times (a stamp of its own: see
-/// stall_probe). A task suspending copies it: how long it has been suspended costs no clock
-/// read.
+/// the stall detector on, the time of its last reading of the clock (see stall_probe). A task
+/// suspending copies it: how long it has been suspended costs no clock read.
 inline thread_local std::int64_t loop_time = 0;
 
 /// Where the ids of root tasks (a group's task, a join's branch, a run's task) come from: one
@@ -179,20 +178,38 @@ inline std::uint32_t next_task_id() noexcept {
     return id != 0 ? id : next_task_id(); // (the counter wrapped)
 }
 
-/// What the stall detector learns of one resumption it times (reactor::set_stall_threshold):
-/// its stamp, which every task suspending in it stores as its `since` (loop_time is set to
-/// it), and the last task that finished in it (promise_base::final_awaiter notes it: its frame
-/// is gone when the detector looks).
+/// Who ran one stretch of a resumption the stall detector times, and how the stretch ended:
+/// copied as it ends, since the task's frame may be gone when the detector reports.
+struct stall_runner {
+    enum class end : std::uint8_t {
+        unknown,    // no task's code (a coroutine of another kind, a posted function)
+        suspended,  // it reached a co_await and suspended there (at `where`)
+        finished,   // it ended (its last co_await was `where`)
+        resumed,    // it resumed another task inline (a user's awaitable, a direct resume())
+        suspending, // after it suspended at `where`: its awaiter's await_suspend ran
+        running,    // it was resumed inline, and nothing cut its stretch after that
+    };
+    end how = end::unknown;
+    std::uint32_t id = 0; // its root's id (0: none)
+    await_site where{};   // its last co_await
+    char name[64] = {};   // its root's name, cut
+};
+
+/// What the stall detector learns of one resumption it times (reactor::set_stall_threshold).
+/// The resumption is cut into stretches, each run by one task: the clock is read when a task
+/// suspends, ends, or resumes another inline, and the time since the last such read is the
+/// task's that was running (promise_base's note_stretch). The longest stretch is named.
 struct stall_probe {
-    std::int64_t stamp = 0;
-    bool finished = false;
-    std::uint32_t finished_id = 0; // the id of the task it was part of (its root's)
-    await_site finished_where{};   // the co_await it last resumed from
-    char finished_name[64] = {};   // its root's name, cut
+    std::int64_t mark = 0;    // when the current stretch began
+    std::int64_t longest = 0; // the longest stretch so far, and who ran it
+    stall_runner longest_by{};
+    stall_runner last{}; // the task at the last cut: the current stretch's, if none other cuts
+    bool posted = false; // a posted function's run (what no task ran is its)
 };
 
 /// The probe of the resumption the stall detector times on this thread, else null: what a
-/// task ending tests (one load and a predictable branch per task, none per co_await).
+/// task tests as it suspends, ends, or resumes from an awaiter that is not a loop operation
+/// (one load and a predictable branch each).
 inline thread_local stall_probe* stall_probe_now = nullptr;
 
 /// What a task is suspended in. Set as it suspends: the location (at each co_await), the
