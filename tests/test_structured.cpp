@@ -931,6 +931,93 @@ TEST_CASE("a loser's cleanup may wait for a sibling of an enclosing when_all",
     run_bounded(body(), 5s);
 }
 
+TEST_CASE("a group that outlives its owner while one of its tasks holds leaves no count behind",
+          "[structured][when][group]") {
+    // when_any(Y, C): Y's when_all awaits X, which makes a group on the heap (owned by X),
+    // spawns T into it and returns while T's when_any holds (its loser cleans up, shielded).
+    // T's hold counted in X, the when_all, Y and the outer when_any; X's frame going cut the
+    // group's link to X without taking that back, so the outer when_any kept counting a
+    // hold for ever, and any later hold on the loop paused C (a branch of the outer one).
+    // Here an unrelated task U holds later, its loser's cleanup waiting for bytes C relays:
+    // C was paused until Y's timeout won, and U's cleanup waited for ever.
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair(); // the writer to C
+        auto b = co_await connected_pair(); // C's relay to U's cleanup
+        std::unique_ptr<conet::task_group> outliving;
+        auto quick = []() -> conet::task<int> {
+            co_await conet::sleep_for(1ms);
+            co_return 1;
+        };
+        auto slow_loser = [](std::chrono::milliseconds cleanup) -> conet::task<int> {
+            try {
+                co_await conet::sleep_for(10s);
+            } catch (const std::system_error& e) {
+                if (!is_cancellation(e)) throw;
+            }
+            co_await conet::shield(pause(cleanup));
+            co_return 2;
+        };
+        auto holder = [&]() -> conet::task<> { // T
+            auto r = co_await conet::when_any(quick(), slow_loser(50ms));
+            CHECK(r.index() == 0);
+        };
+        auto owner = [&]() -> conet::task<int> { // X
+            outliving = std::make_unique<conet::task_group>();
+            outliving->spawn(holder());
+            co_await conet::sleep_for(10ms); // T holds now, until about 51 ms
+            co_return 7;
+        };
+        auto nothing = []() -> conet::task<int> { co_return 0; };
+        auto timeout = [&]() -> conet::task<int> { // Y
+            co_await conet::when_all(owner(), nothing());
+            co_await conet::sleep_for(2s);
+            co_return 0;
+        };
+        auto relay = [](conet::tcp_stream& in, conet::tcp_stream& out) -> conet::task<int> { // C
+            std::array<char, 16> buf{};
+            const auto n = co_await in.recv(buf);
+            co_await out.send_all(std::string_view(buf.data(), n));
+            co_return 1;
+        };
+        std::string relayed;
+        auto relayed_wait = [](conet::tcp_stream& in, std::string& got) -> conet::task<> {
+            std::array<char, 16> buf{};
+            const auto n = co_await in.recv(buf);
+            got.assign(buf.data(), n);
+        };
+        auto unrelated_loser = [&]() -> conet::task<int> {
+            try {
+                co_await conet::sleep_for(10s);
+            } catch (const std::system_error& e) {
+                if (!is_cancellation(e)) throw;
+            }
+            co_await conet::shield(relayed_wait(b.server, relayed));
+            co_return 2;
+        };
+        auto unrelated = [&]() -> conet::task<> { // U
+            co_await conet::sleep_for(100ms);     // after T's hold ended
+            co_await conet::when_any(quick(), unrelated_loser());
+        };
+        auto writer = [&]() -> conet::task<> {
+            co_await conet::sleep_for(150ms);
+            co_await a.client.send_all("hello");
+        };
+        conet::task_group others;
+        others.spawn(unrelated());
+        others.spawn(writer());
+        const auto start = std::chrono::steady_clock::now();
+        auto r = co_await conet::when_any(timeout(), relay(a.server, b.client));
+        const auto took = std::chrono::steady_clock::now() - start;
+        if (r.index() != 1) co_await b.client.send_all("late"); // lets U's cleanup end
+        co_await others.join();
+        CHECK(r.index() == 1);
+        CHECK(relayed == "hello");
+        CHECK(took < 1s);
+        outliving.reset();
+    };
+    run_bounded(body(), 5s);
+}
+
 TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {
     conet::reactor r;
     bool finished = false;

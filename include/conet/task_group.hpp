@@ -444,25 +444,26 @@ private:
     // For resume_on: true if the chain `c` owns a group (such a task cannot move: the
     // group's tasks and records stay on this reactor).
     static bool owns_a_group(detail::cancel_state& c) noexcept {
-        return c.has(&owner_link::owner_cancelled);
+        return c.has(&detail::owner_link::fire);
     }
 
     // For resume_on: true for a scope's group, which waits for its tasks: they cannot leave.
     bool scoped() const noexcept { return awaiting_ != nullptr; }
 
     // Hangs the group under its owner's chain: the owner's cancellation cancels every task.
-    struct owner_link : detail::cancel_node {
+    // The owner's frame going first cuts the link too (detail::owner_link).
+    struct owner_link : detail::owner_link {
         explicit owner_link(task_group& g) noexcept
-            : cancel_node(&owner_link::owner_cancelled), group(&g) {}
-        static void owner_cancelled(detail::cancel_node& n) noexcept {
+            : detail::owner_link(&owner_link::owner_left), group(&g) {}
+        static void owner_left(detail::owner_link& n, bool cancelled) noexcept {
             auto& link = static_cast<owner_link&>(n);
             task_group& g = *link.group;
             g.leave_owner(link.chain->task()); // (the link is off the chain already)
+            if (!cancelled) return;
             g.cancel_newcomers_ = true;
             g.cancel_all();
         }
         task_group* group;
-        detail::cancel_state* chain = nullptr; // the owner's, while linked
     };
 
     void own_to(detail::cancel_state& owner) noexcept {
@@ -607,6 +608,9 @@ private:
             alive_ = nullptr;
             wake_joiners_if_empty();
         }
+        // No longer counted here (forget): the frame's going must not take its counts back
+        // from this group a second time (a group it owns that outlives it, say).
+        p.owner_ = nullptr;
         frame.destroy();
     }
 
