@@ -54,6 +54,7 @@
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
 #include "detail/task_registry.hpp"
+#include "detail/work_count.hpp"
 #include "error.hpp"
 #include "task.hpp"
 
@@ -63,6 +64,7 @@ class task_group;
 class reactor_pool;
 namespace detail {
 class resume_on_awaiter;
+class journey;
 struct scope_access;
 struct task_dump_access;
 } // namespace detail
@@ -304,6 +306,7 @@ public:
 private:
     friend class task_handle;
     friend class detail::resume_on_awaiter;
+    friend class detail::journey;
     friend struct detail::task_dump_access;
     friend class reactor_pool;
     friend struct detail::scope_access;
@@ -517,6 +520,7 @@ private:
         if (p.holds_below_) [[unlikely]] // (a task handed over by a group destroyed)
             detail::count_holds_in(*this, p.holds_below_);
         p.handle_slot_ = slot;
+        if (work_) work_->enter();
         p.prev_in_group_ = nullptr;
         p.next_in_group_ = first_;
         if (first_) first_->prev_in_group_ = &p;
@@ -583,6 +587,7 @@ private:
         registry_->remove(p.handle_slot_);
         --size_;
         --loop_->live_tasks;
+        if (work_) work_->leave();
     }
 
     static std::coroutine_handle<> task_done(root_owner& self, detail::promise_base& p) noexcept {
@@ -648,6 +653,9 @@ private:
     // Set by a stopping reactor_pool on a reactor's own group, and when the group's owner is
     // cancelled: tasks added from then on start cancelled.
     bool cancel_newcomers_ = false;
+    // Set by a reactor_pool on each of its reactors' own groups: the pool's run waits for
+    // their tasks wherever they go (detail::work_count).
+    detail::work_count* work_ = nullptr;
     owner_link owner_link_{*this};
     detail::loop_core* loop_ = nullptr;
     task_group* prev_group_ = nullptr;
