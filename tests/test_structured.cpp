@@ -6,6 +6,8 @@
 #include <conet/conet.hpp>
 #include <conet/scope.hpp>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -1181,6 +1183,46 @@ TEST_CASE("a socket, a group and a handle used from the wrong reactor fail with 
     CHECK(join_refused);
     CHECK(leave_ec == conet::error::wrong_reactor);
     CHECK(cancel_refused);
+}
+
+TEST_CASE("a socket's first wait on one reactor and a try from another thread do not race",
+          "[structured][affinity]") {
+    // Reactor A's task registers the stream (its first wait) while a task of reactor B, on
+    // another thread, tries it: B is refused with wrong_reactor at once. The check read the
+    // registration's plain pointer, which A wrote unsynchronized (TSan: data race in
+    // descriptor::usable_here, a review's a7).
+    conet::reactor setup;
+    auto p = run_bounded(setup, connected_pair(), 5s);
+    p.client.leave_reactor();
+    p.server.leave_reactor();
+    conet::reactor a, b;
+    std::atomic<bool> a_waits{false};
+    std::thread ta([&] {
+        try {
+            run_bounded(
+                a,
+                [](conet::tcp_stream& s, std::atomic<bool>& waits) -> conet::task<> {
+                    std::array<char, 4> buf{};
+                    waits = true;
+                    (void)co_await s.recv(buf); // registers `s` with A
+                }(p.server, a_waits),
+                5s);
+        } catch (...) {
+        }
+    });
+    REQUIRE(holds_within([&] { return a_waits.load(); }));
+    std::this_thread::sleep_for(20ms); // A waits in recv by now (no synchronization with it)
+    std::error_code seen;
+    run_bounded(
+        b,
+        [](conet::tcp_stream& s, std::error_code& seen) -> conet::task<> {
+            std::array<char, 4> buf{};
+            (void)co_await s.recv(buf, seen);
+        }(p.server, seen),
+        5s);
+    CHECK(seen == conet::error::wrong_reactor);
+    CHECK(::send(p.client.native_handle(), "x", 1, MSG_NOSIGNAL) == 1); // lets A's recv end
+    ta.join();
 }
 
 TEST_CASE("a group of a reactor that is not running is refused to a task of another reactor",
