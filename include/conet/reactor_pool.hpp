@@ -190,6 +190,10 @@ public:
             stop();
             for (std::size_t i = 0; i < started; ++i)
                 threads[i].join();
+            // The tasks that never ran leave the count (a later run starts from it).
+            task_finished(0);
+            for (std::size_t i = started + 1; i < size(); ++i)
+                task_finished(i);
             throw;
         }
         drive(0, std::move(tasks[0]), signals.get());
