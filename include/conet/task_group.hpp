@@ -268,6 +268,7 @@ public:
         bool* outer = std::exchange(alive_, &alive);
         while (detail::promise_base* p = first_) {
             forget(*p);
+            p->owner_ = nullptr; // (as in finish: its frame's going counts nothing here again)
             p->self_.destroy();
             if (!alive) { // the group is gone, and its destructor has detached it
                 if (outer) *outer = false;
