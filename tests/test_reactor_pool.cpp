@@ -541,6 +541,72 @@ TEST_CASE("resume_on in a task awaited by another moves the whole chain", "[pool
     CHECK(misplaced.load() == 0);
 }
 
+TEST_CASE("run() waits for a task on its way between reactors after every reactor's task ended",
+          "[pool]") {
+    // Reactor 0's task moves to reactor 1 and back (or hands work there, which hands a last
+    // piece back); reactor 1's task ends at once. Leaving reactor 0's group counted as the
+    // end of reactor 0's task: every task had ended, reactor 0 finished its part, and the task
+    // arriving back was destroyed unfinished with the pool, silently (20 runs of 20).
+    struct unfinished_guard {
+        std::atomic<int>& destroyed;
+        bool done = false;
+        ~unfinished_guard() {
+            if (!done) destroyed.fetch_add(1);
+        }
+    };
+    constexpr int runs = 10;
+    std::atomic<int> finished{0}, destroyed{0};
+    SECTION("resume_on there and back") {
+        auto mover = [](conet::reactor_pool& p, std::atomic<int>& done,
+                        std::atomic<int>& lost) -> conet::task<> {
+            unfinished_guard guard{lost};
+            co_await conet::resume_on(p[1]);
+            co_await conet::sleep_for(5ms); // some work on reactor 1
+            co_await conet::resume_on(p[0]);
+            done.fetch_add(1);
+            guard.done = true;
+        };
+        for (int r = 0; r < runs; ++r) {
+            conet::reactor_pool pool(2);
+            running_pool running(pool, [&](std::size_t i) -> conet::task<> {
+                if (i == 0) return mover(pool, finished, destroyed);
+                return []() -> conet::task<> { co_return; }();
+            });
+            REQUIRE(eventually([&] { return running.finished(); }, 5s));
+            running.join();
+            CHECK(running.failure() == nullptr);
+        }
+    }
+    SECTION("spawn_on there, and from there back") {
+        auto last_piece = [](std::atomic<int>& done, std::atomic<int>& lost) -> conet::task<> {
+            unfinished_guard guard{lost};
+            done.fetch_add(1);
+            guard.done = true;
+            co_return;
+        };
+        auto on_one = [&](conet::reactor_pool& p) -> conet::task<> {
+            co_await conet::sleep_for(5ms);
+            conet::spawn_on(p[0], last_piece(finished, destroyed));
+        };
+        for (int r = 0; r < runs; ++r) {
+            conet::reactor_pool pool(2);
+            running_pool running(pool, [&](std::size_t i) -> conet::task<> {
+                if (i == 0)
+                    return [](conet::reactor_pool& p, decltype(on_one)& next) -> conet::task<> {
+                        conet::spawn_on(p[1], next(p));
+                        co_return;
+                    }(pool, on_one);
+                return []() -> conet::task<> { co_return; }();
+            });
+            REQUIRE(eventually([&] { return running.finished(); }, 5s));
+            running.join();
+            CHECK(running.failure() == nullptr);
+        }
+    }
+    CHECK(destroyed.load() == 0);
+    CHECK(finished.load() == runs);
+}
+
 TEST_CASE("one reactor of the pool stopped with its own stop() stops the whole pool", "[pool]") {
     // reactor::stop() is public: called on a reactor of a pool, it ends that reactor's loop.
     // The pool cannot run on without it (work handed to it would never run): the whole pool

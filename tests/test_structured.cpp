@@ -6,6 +6,8 @@
 #include <conet/conet.hpp>
 #include <conet/scope.hpp>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -931,6 +933,93 @@ TEST_CASE("a loser's cleanup may wait for a sibling of an enclosing when_all",
     run_bounded(body(), 5s);
 }
 
+TEST_CASE("a group that outlives its owner while one of its tasks holds leaves no count behind",
+          "[structured][when][group]") {
+    // when_any(Y, C): Y's when_all awaits X, which makes a group on the heap (owned by X),
+    // spawns T into it and returns while T's when_any holds (its loser cleans up, shielded).
+    // T's hold counted in X, the when_all, Y and the outer when_any; X's frame going cut the
+    // group's link to X without taking that back, so the outer when_any kept counting a
+    // hold for ever, and any later hold on the loop paused C (a branch of the outer one).
+    // Here an unrelated task U holds later, its loser's cleanup waiting for bytes C relays:
+    // C was paused until Y's timeout won, and U's cleanup waited for ever.
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair(); // the writer to C
+        auto b = co_await connected_pair(); // C's relay to U's cleanup
+        std::unique_ptr<conet::task_group> outliving;
+        auto quick = []() -> conet::task<int> {
+            co_await conet::sleep_for(1ms);
+            co_return 1;
+        };
+        auto slow_loser = [](std::chrono::milliseconds cleanup) -> conet::task<int> {
+            try {
+                co_await conet::sleep_for(10s);
+            } catch (const std::system_error& e) {
+                if (!is_cancellation(e)) throw;
+            }
+            co_await conet::shield(pause(cleanup));
+            co_return 2;
+        };
+        auto holder = [&]() -> conet::task<> { // T
+            auto r = co_await conet::when_any(quick(), slow_loser(50ms));
+            CHECK(r.index() == 0);
+        };
+        auto owner = [&]() -> conet::task<int> { // X
+            outliving = std::make_unique<conet::task_group>();
+            outliving->spawn(holder());
+            co_await conet::sleep_for(10ms); // T holds now, until about 51 ms
+            co_return 7;
+        };
+        auto nothing = []() -> conet::task<int> { co_return 0; };
+        auto timeout = [&]() -> conet::task<int> { // Y
+            co_await conet::when_all(owner(), nothing());
+            co_await conet::sleep_for(2s);
+            co_return 0;
+        };
+        auto relay = [](conet::tcp_stream& in, conet::tcp_stream& out) -> conet::task<int> { // C
+            std::array<char, 16> buf{};
+            const auto n = co_await in.recv(buf);
+            co_await out.send_all(std::string_view(buf.data(), n));
+            co_return 1;
+        };
+        std::string relayed;
+        auto relayed_wait = [](conet::tcp_stream& in, std::string& got) -> conet::task<> {
+            std::array<char, 16> buf{};
+            const auto n = co_await in.recv(buf);
+            got.assign(buf.data(), n);
+        };
+        auto unrelated_loser = [&]() -> conet::task<int> {
+            try {
+                co_await conet::sleep_for(10s);
+            } catch (const std::system_error& e) {
+                if (!is_cancellation(e)) throw;
+            }
+            co_await conet::shield(relayed_wait(b.server, relayed));
+            co_return 2;
+        };
+        auto unrelated = [&]() -> conet::task<> { // U
+            co_await conet::sleep_for(100ms);     // after T's hold ended
+            co_await conet::when_any(quick(), unrelated_loser());
+        };
+        auto writer = [&]() -> conet::task<> {
+            co_await conet::sleep_for(150ms);
+            co_await a.client.send_all("hello");
+        };
+        conet::task_group others;
+        others.spawn(unrelated());
+        others.spawn(writer());
+        const auto start = std::chrono::steady_clock::now();
+        auto r = co_await conet::when_any(timeout(), relay(a.server, b.client));
+        const auto took = std::chrono::steady_clock::now() - start;
+        if (r.index() != 1) co_await b.client.send_all("late"); // lets U's cleanup end
+        co_await others.join();
+        CHECK(r.index() == 1);
+        CHECK(relayed == "hello");
+        CHECK(took < 1s);
+        outliving.reset();
+    };
+    run_bounded(body(), 5s);
+}
+
 TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {
     conet::reactor r;
     bool finished = false;
@@ -1094,6 +1183,46 @@ TEST_CASE("a socket, a group and a handle used from the wrong reactor fail with 
     CHECK(join_refused);
     CHECK(leave_ec == conet::error::wrong_reactor);
     CHECK(cancel_refused);
+}
+
+TEST_CASE("a socket's first wait on one reactor and a try from another thread do not race",
+          "[structured][affinity]") {
+    // Reactor A's task registers the stream (its first wait) while a task of reactor B, on
+    // another thread, tries it: B is refused with wrong_reactor at once. The check read the
+    // registration's plain pointer, which A wrote unsynchronized (TSan: data race in
+    // descriptor::usable_here, a review's a7).
+    conet::reactor setup;
+    auto p = run_bounded(setup, connected_pair(), 5s);
+    p.client.leave_reactor();
+    p.server.leave_reactor();
+    conet::reactor a, b;
+    std::atomic<bool> a_waits{false};
+    std::thread ta([&] {
+        try {
+            run_bounded(
+                a,
+                [](conet::tcp_stream& s, std::atomic<bool>& waits) -> conet::task<> {
+                    std::array<char, 4> buf{};
+                    waits = true;
+                    (void)co_await s.recv(buf); // registers `s` with A
+                }(p.server, a_waits),
+                5s);
+        } catch (...) {
+        }
+    });
+    REQUIRE(holds_within([&] { return a_waits.load(); }));
+    std::this_thread::sleep_for(20ms); // A waits in recv by now (no synchronization with it)
+    std::error_code seen;
+    run_bounded(
+        b,
+        [](conet::tcp_stream& s, std::error_code& seen) -> conet::task<> {
+            std::array<char, 4> buf{};
+            (void)co_await s.recv(buf, seen);
+        }(p.server, seen),
+        5s);
+    CHECK(seen == conet::error::wrong_reactor);
+    CHECK(::send(p.client.native_handle(), "x", 1, MSG_NOSIGNAL) == 1); // lets A's recv end
+    ta.join();
 }
 
 TEST_CASE("a group of a reactor that is not running is refused to a task of another reactor",

@@ -135,12 +135,14 @@ public:
         if (watched_ == &w) watched_ = nullptr;
     }
 
-    /// True if a registration calling `fn` is registered (a scan: off the hot path).
-    bool has(cancel_node::function fn) const noexcept {
-        for (const cancel_node* n = first_; n; n = n->next_)
-            if (n->fn_ == fn) return true;
-        return false;
+    /// A registration calling `fn`, or nullptr (a scan: off the hot path).
+    cancel_node* find(cancel_node::function fn) const noexcept {
+        for (cancel_node* n = first_; n; n = n->next_)
+            if (n->fn_ == fn) return n;
+        return nullptr;
     }
+    /// True if a registration calling `fn` is registered (a scan: off the hot path).
+    bool has(cancel_node::function fn) const noexcept { return find(fn) != nullptr; }
     void remove(cancel_node& n) noexcept {
         if (n.prev_)
             n.prev_->next_ = n.next_;

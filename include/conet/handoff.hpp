@@ -20,6 +20,7 @@
 #pragma once
 
 #include <coroutine>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 #include <type_traits>
@@ -35,6 +36,30 @@
 
 namespace conet {
 
+namespace detail {
+
+/// Work on its way to `target`: if `target` is a reactor of a pool, the pool's run waits
+/// for it (detail::work_count) until it has arrived, or until the ticket is dropped.
+class journey {
+public:
+    explicit journey(reactor& target) noexcept : count_(target.tasks().work_) {
+        if (count_) count_->enter();
+    }
+    journey(journey&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+    journey& operator=(journey&&) = delete;
+    ~journey() { arrived(); }
+
+    /// The work is in `target`'s own group now (which counts it), or will never be.
+    void arrived() noexcept {
+        if (work_count* c = std::exchange(count_, nullptr)) c->leave();
+    }
+
+private:
+    work_count* count_;
+};
+
+} // namespace detail
+
 /// Starts `t` on `target`, in its own task group (reactor::spawn there), at its next turn.
 /// Safe from any thread. `t`'s arguments travel in its frame: pass sockets by value (a
 /// socket that has already waited on this reactor must leave_reactor() first). Its failure
@@ -43,7 +68,11 @@ namespace conet {
 template <class T>
 void spawn_on(reactor& target, task<T> t) {
     if (!t.valid()) throw std::invalid_argument("conet::spawn_on: empty task");
-    target.post([&target, t = std::move(t)]() mutable { target.spawn(std::move(t)); });
+    // (A pool's run waits for it meanwhile.)
+    target.post([&target, t = std::move(t), ticket = detail::journey(target)]() mutable {
+        target.spawn(std::move(t));
+        ticket.arrived();
+    });
 }
 
 namespace detail {
@@ -129,6 +158,8 @@ private:
             loop_core::current()->ready.push_back(static_cast<deferred_action&>(self));
             return;
         }
+        // Counted on its way before it leaves: a pool's run does not end meanwhile.
+        self.ticket_.emplace(*self.target_);
         task_group::owner_of(*self.root_)->release(*self.root_);
         self.target_->post(static_cast<posted_node&>(self));
     }
@@ -147,6 +178,7 @@ private:
             self.root_->self_.destroy(); // out of memory: nobody can own it
             throw;
         }
+        self.ticket_->arrived();
         loop_core::current()->ready.push_back(static_cast<deferred_action&>(self));
     }
 
@@ -154,6 +186,7 @@ private:
     cancel_state* chain_ = nullptr;
     promise_base* root_ = nullptr;
     why refused_ = why::none;
+    std::optional<journey> ticket_;
 };
 
 } // namespace detail

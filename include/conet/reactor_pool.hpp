@@ -67,8 +67,13 @@ public:
         for (std::size_t i = 0; i < count; ++i) {
             messages_[i].stop.set(*this, i, &reactor_pool::stop_message<>);
             messages_[i].release.set(*this, i, &reactor_pool::release_message<>);
+            reactors_[i]->tasks().work_ = &work_;
         }
+        work_.context = this;
+        work_.all_done = &reactor_pool::all_done<>;
     }
+    // What the reactors dispose of as they go (a task on its way) no longer releases them.
+    ~reactor_pool() { work_.all_done = nullptr; }
     reactor_pool(const reactor_pool&) = delete;
     reactor_pool& operator=(const reactor_pool&) = delete;
 
@@ -118,10 +123,12 @@ public:
     /// posted function that throws) is a failure too: reported (and that reactor's loop runs
     /// on), or it stops the pool (cancel_all).
     ///
-    /// Known limit: a task still on its way between two reactors (resume_on, spawn_on) when
-    /// the reactor it goes to has finished (every reactor's task has ended, or the pool
-    /// stopped) is destroyed with the pool, without being resumed. Hand work over while the
-    /// pool's tasks run.
+    /// A reactor whose task has ended serves what the others hand it until nothing is left
+    /// anywhere: no reactor's task, no task in a reactor's own group (spawn_on, resume_on,
+    /// reactor::spawn), none on its way between two reactors. So a task that moves from
+    /// reactor to reactor finishes before run() returns. Known limit: after a stop, a task
+    /// still on its way to a reactor that has finished is destroyed with the pool, without
+    /// being resumed (it was cancelled). Hand work over while the pool's tasks run.
     ///
     /// Called on a thread that runs a reactor (from a task), it throws std::logic_error at
     /// once: the calling thread is to run reactor 0.
@@ -145,7 +152,7 @@ public:
         tasks.reserve(size());
         for (std::size_t i = 0; i < size(); ++i)
             tasks.push_back(make_task(i));
-        tasks_running_.store(size(), detail::memory_order_seq_cst);
+        work_.enter(size()); // (what an earlier run left on its way stays counted)
         for (std::size_t i = 0; i < size(); ++i) {
             shards_[i].finished.store(false, detail::memory_order_relaxed);
             shards_[i].done.store(false, detail::memory_order_relaxed);
@@ -183,6 +190,10 @@ public:
             stop();
             for (std::size_t i = 0; i < started; ++i)
                 threads[i].join();
+            // The tasks that never ran leave the count (a later run starts from it).
+            task_finished(0);
+            for (std::size_t i = started + 1; i < size(); ++i)
+                task_finished(i);
             throw;
         }
         drive(0, std::move(tasks[0]), signals.get());
@@ -210,7 +221,7 @@ private:
         // That task has ended (and was counted). Atomic, as `done`: a reactor that another
         // thread runs (a misuse the pool reports) may end its shard there.
         detail::atomic<bool> finished{false};
-        bool released = false;            // every reactor's task has ended, or the pool stopped
+        bool released = false;            // no work is left (work_count), or the pool stopped
         detail::atomic<bool> done{false}; // the shard has ended (or could not be made)
         std::coroutine_handle<> waiting;  // the shard, waiting to be released
         resumption wake;
@@ -275,7 +286,7 @@ private:
     }
 
     // Reactor i's part of a run: the program's task in a group with the pool's policy; then,
-    // until every reactor's task has ended, whatever other reactors hand this one; then what
+    // until no work is left anywhere (work_), whatever other reactors hand this one; then what
     // spawn_on and resume_on left in the reactor's own group.
     template <class T>
     task<> shard(std::size_t i, task<T> work, detail::signal_relay* signals) {
@@ -304,13 +315,20 @@ private:
         state.done.store(true, detail::memory_order_release);
     }
 
-    // Reactor i's task has ended: the last one to end releases every reactor.
+    // Reactor i's task has ended. Whoever ends the last work (this, a task of a reactor's
+    // own group, or one arriving) releases every reactor.
     template <class = void> // compiled only where a pool is used
     void task_finished(std::size_t i) noexcept {
         if (shards_[i].finished.exchange(true, detail::memory_order_acq_rel)) return;
-        if (tasks_running_.fetch_sub(1, detail::memory_order_seq_cst) == 1)
-            for (std::size_t r = 0; r < size(); ++r)
-                messages_[r].release.post_to(*reactors_[r]);
+        work_.leave();
+    }
+
+    // Any thread, from work_count::leave.
+    template <class = void> // compiled only where a pool is used
+    static void all_done(void* context) noexcept {
+        auto& pool = *static_cast<reactor_pool*>(context);
+        for (std::size_t r = 0; r < pool.size(); ++r)
+            pool.messages_[r].release.post_to(*pool.reactors_[r]);
     }
 
     using shard_function = void (*)(reactor_pool&, std::size_t) noexcept;
@@ -357,7 +375,7 @@ private:
     }
     template <class = void> // compiled only where a pool is used
     static void release_message(reactor_pool& pool, std::size_t i) noexcept {
-        if (pool.tasks_running_.load(detail::memory_order_seq_cst) == 0) pool.release_shard(i);
+        if (pool.work_.zero()) pool.release_shard(i);
     }
 
     // On reactor i's thread.
@@ -418,10 +436,10 @@ private:
     failure_policy policy_;
     // Before the reactors: destroyed after them, as their queues may still hold these.
     detail::owner<shard_messages[]> messages_;
+    detail::work_count work_; // (and what they dispose of leaves this)
     detail::owner<detail::owner<reactor>[]> reactors_;
     std::size_t count_ = 0;
     detail::owner<shard_state[]> shards_; // [i]: touched on reactor i's thread only
-    detail::atomic<std::size_t> tasks_running_{0};
     detail::owner<int[]> signals_;
     std::size_t signal_count_ = 0;
     detail::atomic<bool> running_{false};

@@ -99,6 +99,21 @@ private:
     done_function done_;
 };
 
+/// A task_group's registration on the chain of the task that owns it. `left` is called once
+/// the link is cut from the owner's side: with true when the owner is cancelled, with false
+/// when the owner's frame goes first (promise_base's destructor), so that the group takes back
+/// what its holding joins counted in the owner (count_holds) whichever way the link ends.
+struct owner_link : cancel_node {
+    using function = void (*)(owner_link&, bool cancelled) noexcept;
+    explicit owner_link(function left) noexcept : cancel_node(&owner_link::fire), left(left) {}
+    static void fire(cancel_node& n) noexcept {
+        auto& link = static_cast<owner_link&>(n);
+        link.left(link, true);
+    }
+    function left;
+    cancel_state* chain = nullptr; // the owner's, while linked
+};
+
 /// The conet::task running on this thread (the promise of the coroutine whose code runs now),
 /// or nullptr between tasks. Each task sets it as it starts and whenever it resumes from a
 /// co_await, and clears it whenever it suspends or ends (see promise_base::await_transform):
@@ -202,6 +217,7 @@ public:
     // The other end of an await: a task destroyed while awaited tells its awaiter.
     ~promise_base() {
         if (running_task == this) running_task = nullptr;
+        cut_owned_groups();
         if (awaited_by_) awaited_by_->task_destroyed(*awaited_by_);
         delete[] name_;
     }
@@ -276,6 +292,17 @@ public:
     }
 
 protected:
+    // The groups this task's chain owns outlive it: they are nobody's now, and the joins
+    // holding in their tasks no longer count in this task and what encloses it.
+    void cut_owned_groups() noexcept {
+        cancel_state& own = own_cancel_.state();
+        while (cancel_node* n = own.find(&owner_link::fire)) {
+            own.remove(*n);
+            auto& link = static_cast<owner_link&>(*n);
+            link.left(link, false);
+        }
+    }
+
     // Its result is taken once: a second await of a finished task must not see a moved-from
     // value (or rethrow an exception the first already handled).
     void rethrow_if_failed() {

@@ -54,6 +54,7 @@
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
 #include "detail/task_registry.hpp"
+#include "detail/work_count.hpp"
 #include "error.hpp"
 #include "task.hpp"
 
@@ -63,6 +64,7 @@ class task_group;
 class reactor_pool;
 namespace detail {
 class resume_on_awaiter;
+class journey;
 struct scope_access;
 struct task_dump_access;
 } // namespace detail
@@ -266,6 +268,7 @@ public:
         bool* outer = std::exchange(alive_, &alive);
         while (detail::promise_base* p = first_) {
             forget(*p);
+            p->owner_ = nullptr; // (as in finish: its frame's going counts nothing here again)
             p->self_.destroy();
             if (!alive) { // the group is gone, and its destructor has detached it
                 if (outer) *outer = false;
@@ -304,6 +307,7 @@ public:
 private:
     friend class task_handle;
     friend class detail::resume_on_awaiter;
+    friend class detail::journey;
     friend struct detail::task_dump_access;
     friend class reactor_pool;
     friend struct detail::scope_access;
@@ -444,25 +448,26 @@ private:
     // For resume_on: true if the chain `c` owns a group (such a task cannot move: the
     // group's tasks and records stay on this reactor).
     static bool owns_a_group(detail::cancel_state& c) noexcept {
-        return c.has(&owner_link::owner_cancelled);
+        return c.has(&detail::owner_link::fire);
     }
 
     // For resume_on: true for a scope's group, which waits for its tasks: they cannot leave.
     bool scoped() const noexcept { return awaiting_ != nullptr; }
 
     // Hangs the group under its owner's chain: the owner's cancellation cancels every task.
-    struct owner_link : detail::cancel_node {
+    // The owner's frame going first cuts the link too (detail::owner_link).
+    struct owner_link : detail::owner_link {
         explicit owner_link(task_group& g) noexcept
-            : cancel_node(&owner_link::owner_cancelled), group(&g) {}
-        static void owner_cancelled(detail::cancel_node& n) noexcept {
+            : detail::owner_link(&owner_link::owner_left), group(&g) {}
+        static void owner_left(detail::owner_link& n, bool cancelled) noexcept {
             auto& link = static_cast<owner_link&>(n);
             task_group& g = *link.group;
             g.leave_owner(link.chain->task()); // (the link is off the chain already)
+            if (!cancelled) return;
             g.cancel_newcomers_ = true;
             g.cancel_all();
         }
         task_group* group;
-        detail::cancel_state* chain = nullptr; // the owner's, while linked
     };
 
     void own_to(detail::cancel_state& owner) noexcept {
@@ -516,6 +521,7 @@ private:
         if (p.holds_below_) [[unlikely]] // (a task handed over by a group destroyed)
             detail::count_holds_in(*this, p.holds_below_);
         p.handle_slot_ = slot;
+        if (work_) work_->enter();
         p.prev_in_group_ = nullptr;
         p.next_in_group_ = first_;
         if (first_) first_->prev_in_group_ = &p;
@@ -582,6 +588,7 @@ private:
         registry_->remove(p.handle_slot_);
         --size_;
         --loop_->live_tasks;
+        if (work_) work_->leave();
     }
 
     static std::coroutine_handle<> task_done(root_owner& self, detail::promise_base& p) noexcept {
@@ -607,6 +614,9 @@ private:
             alive_ = nullptr;
             wake_joiners_if_empty();
         }
+        // No longer counted here (forget): the frame's going must not take its counts back
+        // from this group a second time (a group it owns that outlives it, say).
+        p.owner_ = nullptr;
         frame.destroy();
     }
 
@@ -644,6 +654,9 @@ private:
     // Set by a stopping reactor_pool on a reactor's own group, and when the group's owner is
     // cancelled: tasks added from then on start cancelled.
     bool cancel_newcomers_ = false;
+    // Set by a reactor_pool on each of its reactors' own groups: the pool's run waits for
+    // their tasks wherever they go (detail::work_count).
+    detail::work_count* work_ = nullptr;
     owner_link owner_link_{*this};
     detail::loop_core* loop_ = nullptr;
     task_group* prev_group_ = nullptr;

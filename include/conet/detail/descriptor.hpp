@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "../error.hpp"
+#include "atomic.hpp"
 #include "descriptor_table.hpp"
 #include "loop_core.hpp"
 #include "waiter.hpp"
@@ -64,7 +65,7 @@ public:
         : fd_(fd), state_(kind | unknown) {}
     descriptor(descriptor&& other) noexcept
         : fd_(std::exchange(other.fd_, -1)), state_(std::exchange(other.state_, unknown)),
-          loop_(std::exchange(other.loop_, nullptr)) {
+          loop_(other.take_loop()) {
         adopt_slot();
     }
     descriptor& operator=(descriptor&& other) noexcept {
@@ -72,7 +73,7 @@ public:
             close();
             fd_ = std::exchange(other.fd_, -1);
             state_ = std::exchange(other.state_, unknown);
-            loop_ = std::exchange(other.loop_, nullptr);
+            set_loop(other.take_loop());
             adopt_slot();
         }
         return *this;
@@ -89,7 +90,7 @@ public:
     /// Closes the descriptor. Coroutines waiting on it resume with conet::error::closed.
     void close() noexcept {
         if (fd_ < 0) return;
-        if (loop_) {
+        if (loop()) {
             if (!usable_here()) [[unlikely]]
                 closed_on_wrong_thread();
             release();
@@ -117,12 +118,12 @@ public:
     /// True if a wait for readiness in direction `d` can end at once: the loop has seen the
     /// descriptor ready and no operation has drained it since. False before the descriptor
     /// is registered: nothing is known then, and the registration reports the state.
-    bool known_ready(direction d) const noexcept { return loop_ && (state_ & ready_bits(d)); }
+    bool known_ready(direction d) const noexcept { return loop() && (state_ & ready_bits(d)); }
 
     /// True if the descriptor is registered and was last seen drained in direction `d`, with
     /// no edge since: an operation whose own result proved the drain (a short batch of
     /// datagrams) may then wait without trying, whatever kind of descriptor it is.
-    bool known_drained(direction d) const noexcept { return loop_ && !(state_ & ready_bits(d)); }
+    bool known_drained(direction d) const noexcept { return loop() && !(state_ & ready_bits(d)); }
 
     /// Asks the kernel whether the descriptor is ready in direction `d` now, without waiting
     /// (poll). A failure of poll itself counts as ready: the caller's next syscall tells.
@@ -142,7 +143,7 @@ public:
     /// false if it cannot, with the reason in `w.ec`. Inline: an operation on a registered
     /// descriptor takes this path every time it waits (and success leaves w.ec alone).
     [[gnu::always_inline]] bool wait(direction d, waiter& w) noexcept {
-        loop_core* l = loop_;
+        loop_core* l = loop();
         if (l != loop_core::current() || !l) [[unlikely]]
             return register_and_wait(d, w);
         waiter*& entry = l->descriptors[fd_].waiting(d);
@@ -161,7 +162,7 @@ public:
     /// False when the descriptor is registered with a loop that another thread runs, or
     /// this thread runs another loop: then it must not be touched here (see leave_reactor).
     [[gnu::always_inline]] bool usable_here() const noexcept {
-        if (loop_ == loop_core::current()) [[likely]] // one compare on the hot path
+        if (loop() == loop_core::current()) [[likely]] // one compare on the hot path
             return true;
         return usable_elsewhere();
     }
@@ -178,26 +179,27 @@ public:
     }
     void leave_reactor(std::error_code& ec) noexcept {
         ec.clear();
-        if (!loop_) return;
+        loop_core* const l = loop();
+        if (!l) return;
         if (!usable_here()) { // its loop's records are that loop's thread's
             ec = error::wrong_reactor;
             return;
         }
-        auto& s = loop_->descriptors[fd_];
+        auto& s = l->descriptors[fd_];
         if (s.reader || s.writer) {
             ec = error::already_waiting;
             return;
         }
-        counted(::epoll_ctl(loop_->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
+        counted(::epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
         s.owner = nullptr;
         ++s.generation; // an event fetched before this is stale
-        loop_ = nullptr;
+        set_loop(nullptr);
         state_ = (state_ & traits_mask) | unknown;
     }
 
     /// Forgets the loop without touching it (the reactor is being destroyed; its epoll
     /// instance, and with it the registration, goes away). The descriptor stays open.
-    void detach_from_loop() noexcept { loop_ = nullptr; }
+    void detach_from_loop() noexcept { set_loop(nullptr); }
 
 private:
     // Readiness is kept as the epoll bits seen (see the class comment): EPOLLIN and EPOLLOUT
@@ -217,7 +219,8 @@ private:
     // usable_here() off the hot path: unregistered, or no reactor on this thread and the
     // descriptor's loop runs nowhere.
     [[gnu::noinline]] bool usable_elsewhere() const noexcept {
-        return !loop_ || (!loop_core::current() && loop_->usable_here());
+        loop_core* const l = loop();
+        return !l || (!loop_core::current() && l->usable_here());
     }
 
     // Closing touches the loop's record of the descriptor, which belongs to the thread that
@@ -232,7 +235,7 @@ private:
 
     // After a move: the slot now names this object as the owner.
     void adopt_slot() noexcept {
-        if (loop_) loop_->descriptors[fd_].owner = this;
+        if (loop_core* l = loop()) l->descriptors[fd_].owner = this;
     }
 
     // wait() when the descriptor is not registered with the running loop (yet).
@@ -242,7 +245,7 @@ private:
             w.ec = error::no_reactor;
         else if (fd_ < 0)
             w.ec = errno_code(EBADF);
-        else if (loop_)
+        else if (loop())
             w.ec = error::wrong_reactor;
         else if (auto ec = add_to(*current))
             w.ec = ec;
@@ -265,8 +268,14 @@ private:
             if (errno != EEXIST || counted(::epoll_ctl(l.epoll_fd, EPOLL_CTL_MOD, fd_, &ev)) < 0)
                 return errno_code(errno);
         }
+        // The claim: another reactor's first wait may meet this one (a misuse, refused). The
+        // loser takes its registration back, and its records of the descriptor stay unused.
+        loop_core* none = nullptr;
+        if (!loop_.compare_exchange_strong(none, &l, memory_order_acq_rel)) [[unlikely]] {
+            counted(::epoll_ctl(l.epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
+            return error::wrong_reactor;
+        }
         s->owner = this;
-        loop_ = &l;
         // The registration reports what is ready now as a first edge: until it comes,
         // nothing is known ready (final states, once seen, stay).
         state_ &= ~unknown;
@@ -275,19 +284,30 @@ private:
 
     // Leaves the loop: waiters resume with error::closed, the slot is freed for reuse.
     void release() noexcept {
-        if (!(state_ & conet_made))
-            counted(::epoll_ctl(loop_->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
-        auto& s = loop_->descriptors[fd_];
+        loop_core* const l = loop();
+        if (!(state_ & conet_made)) counted(::epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
+        auto& s = l->descriptors[fd_];
         for (waiter* w : {s.reader, s.writer})
             if (w) w->abort(error::closed);
         s.owner = nullptr;
         ++s.generation;
-        loop_ = nullptr;
+        set_loop(nullptr);
+    }
+
+    // The loop it is registered with. Atomic (relaxed: a plain load on x86) because another
+    // thread may check it while its reactor registers it: an operation tried on the wrong
+    // reactor reads it to refuse (usable_here), a race it must not be (design invariant 8).
+    loop_core* loop() const noexcept { return loop_.load(memory_order_relaxed); }
+    void set_loop(loop_core* l) noexcept { loop_.store(l, memory_order_release); }
+    loop_core* take_loop() noexcept {
+        loop_core* const l = loop();
+        set_loop(nullptr);
+        return l;
     }
 
     int fd_ = -1;
     std::uint32_t state_ = unknown; // readiness (epoll bits) and traits
-    loop_core* loop_ = nullptr;
+    atomic<loop_core*> loop_{nullptr};
 };
 
 } // namespace conet::detail
