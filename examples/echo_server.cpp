@@ -15,7 +15,8 @@
 // With CONET_DUMP_SIGNAL=SIGUSR1 in its environment, `kill -USR1 <pid>` makes it print on
 // stderr what each of its coroutines is doing (conet/task_dump.hpp).
 #include <conet/conet.hpp>
-#include <conet/task_dump.hpp> // CONET_DUMP_SIGNAL
+#include <conet/reactor_pool.hpp> // --threads N: one reactor per thread
+#include <conet/task_dump.hpp>    // CONET_DUMP_SIGNAL
 
 #include <chrono>
 #include <csignal>

@@ -8,13 +8,16 @@
 #include <conet/channel.hpp>
 #include <conet/conet.hpp>
 #include <conet/event.hpp>
+#include <conet/handoff.hpp>
 #include <conet/mutex.hpp>
 #include <conet/owned_fd.hpp>
+#include <conet/reactor_pool.hpp>
 #include <conet/semaphore.hpp>
 #include <conet/shared_channel.hpp>
 #include <conet/unix.hpp>
 #include <conet/unix_address.hpp>
 #include <conet/unix_datagram.hpp>
+#include <conet/watched_fd.hpp>
 
 #include <unistd.h>
 

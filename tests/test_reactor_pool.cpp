@@ -2,6 +2,8 @@
 // listeners shared with SO_REUSEPORT, connections handed from one reactor to another,
 // stopping everything while busy, and failures on one reactor. Run under TSan too.
 #include <conet/conet.hpp>
+#include <conet/handoff.hpp>
+#include <conet/reactor_pool.hpp>
 
 #include <pthread.h>
 

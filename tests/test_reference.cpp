@@ -1,6 +1,7 @@
 // Rows of the README's reference table (tests/readme_reference.cpp compiles each one) that no
 // other test ran: each is run here and its claim checked.
 #include <conet/conet.hpp>
+#include <conet/reactor_pool.hpp>
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -4,6 +4,8 @@
 // awaiting is undone from both ends, a task cannot join its own group, and affinity is checked at
 // every operation.
 #include <conet/conet.hpp>
+#include <conet/handoff.hpp>
+#include <conet/reactor_pool.hpp>
 #include <conet/scope.hpp>
 
 #include <sys/socket.h>

@@ -20,6 +20,7 @@
 #include "catch.hpp"
 #include "child_process.hpp"
 #include "conet/conet.hpp"
+#include "conet/reactor_pool.hpp"
 #include "support.hpp"
 
 using namespace std::chrono_literals;

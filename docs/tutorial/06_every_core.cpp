@@ -1,6 +1,7 @@
 // 06_every_core - one reactor per core, each accepting on its own SO_REUSEPORT listener: the
 // README's "Using every core" program.
 #include <conet/conet.hpp>
+#include <conet/reactor_pool.hpp> // reactor_pool: one reactor per core
 #include <csignal>
 #include <iostream>
 #include <vector>

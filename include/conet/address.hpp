@@ -82,6 +82,10 @@ constexpr std::uint32_t network_to_host(std::uint32_t v) noexcept {
     return host_to_network(v);
 }
 
+namespace detail {
+struct ip_address_access;
+}
+
 /// An IPv4 or IPv6 address (with an IPv6 scope id for link-local addresses).
 class ip_address {
 public:
@@ -117,6 +121,9 @@ public:
     }
 
     /// Parses "127.0.0.1", "::1" or "fe80::1%2" (the course's inet_aton, for both families).
+    // (The parsing functions are templates only so that what they make, std::optional and
+    // its checks, is compiled where they are used, not in every file that includes conet.)
+    template <class = void>
     static ip_address parse(std::string_view text) {
         if (auto a = try_parse(text)) return *a;
         detail::throw_error(std::make_error_code(std::errc::invalid_argument),
@@ -124,6 +131,7 @@ public:
     }
 
     /// Like parse(), but returns std::nullopt for malformed text.
+    template <class = void>
     static std::optional<ip_address> try_parse(std::string_view text) noexcept {
         // inet_pton wants a NUL-terminated string; anything longer than the longest valid
         // address (with a scope) is malformed anyway.
@@ -184,6 +192,9 @@ public:
     std::uint32_t scope_id() const noexcept { return scope_id_; }
 
     /// The address in network byte order: 4 bytes for IPv4, 16 for IPv6.
+    // (A template only so that the span, whose making from a pointer checks the iterator
+    // concepts, is compiled where it is used, not in every file that includes conet.hpp.)
+    template <class = void>
     std::span<const std::uint8_t> bytes() const noexcept {
         return {bytes_.data(), is_v4() ? std::size_t{4} : std::size_t{16}};
     }
@@ -237,18 +248,25 @@ public:
     }
 
 private:
+    friend struct detail::ip_address_access;
+
     ip_family family_ = ip_family::v4;
     std::array<std::uint8_t, 16> bytes_{}; // IPv4 uses the first four
     std::uint32_t scope_id_ = 0;
 };
 
 namespace detail {
+// The address's bytes as a pointer, for the system's structures (bytes() is a span, which
+// the code every includer compiles stays clear of).
+struct ip_address_access {
+    static const std::uint8_t* bytes(const ip_address& a) noexcept { return a.bytes_.data(); }
+};
 
 /// The port of a service name in the services database ("http" is 80, "mysql" 3306) for
 /// `protocol` ("tcp" or "udp"), or std::nullopt if it has none. The database is a local file
 /// (/etc/services) wherever nsswitch.conf says "services: files", as it does by default.
-inline std::optional<std::uint16_t> lookup_service(std::string_view name,
-                                                   const char* protocol) noexcept {
+template <class = void>
+std::optional<std::uint16_t> lookup_service(std::string_view name, const char* protocol) noexcept {
     // getservbyname_r wants NUL-terminated text; a longer name is no service's.
     char text[64];
     if (name.empty() || name.size() >= sizeof text || name.find('\0') != name.npos)
@@ -276,6 +294,8 @@ public:
     /// Parses "127.0.0.1:8888", "[::1]:8888", "0.0.0.0:0" or "127.0.0.1:http" (a TCP
     /// service name, from the services database). Host names are not looked up here: use
     /// resolve() for "localhost:8888".
+    // (Templates, as ip_address's parsing functions are, and for the same reason.)
+    template <class = void>
     static endpoint parse(std::string_view text) {
         if (auto e = try_parse(text)) return *e;
         detail::throw_error(std::make_error_code(std::errc::invalid_argument),
@@ -285,6 +305,7 @@ public:
     }
 
     /// Like parse(), but returns std::nullopt for malformed text (or an unknown service).
+    template <class = void>
     static std::optional<endpoint> try_parse(std::string_view text) noexcept {
         std::string_view host;
         std::string_view port;
@@ -300,6 +321,7 @@ public:
     }
 
     /// Parses a decimal port number, 0 to 65535, with nothing else around it.
+    template <class = void>
     static std::optional<std::uint16_t> parse_port(std::string_view text) noexcept {
         // Leading zeros change nothing ("000080" is 80), so they do not count against the
         // five digits a port can have.
@@ -378,19 +400,19 @@ namespace detail {
 /// larger of the two); returns its length. For the sockaddr_any below, and for batches of
 /// datagrams, which keep one small address per datagram.
 inline socklen_t write_sockaddr(const endpoint& e, void* out) noexcept {
-    const auto bytes = e.address().bytes();
+    const std::uint8_t* bytes = ip_address_access::bytes(e.address());
     if (e.address().is_v4()) {
         sockaddr_in sin{};
         sin.sin_family = AF_INET;
         sin.sin_port = htons(e.port());
-        std::memcpy(&sin.sin_addr, bytes.data(), 4);
+        std::memcpy(&sin.sin_addr, bytes, 4);
         std::memcpy(out, &sin, sizeof sin);
         return sizeof sin;
     }
     sockaddr_in6 sin6{};
     sin6.sin6_family = AF_INET6;
     sin6.sin6_port = htons(e.port());
-    std::memcpy(&sin6.sin6_addr, bytes.data(), 16);
+    std::memcpy(&sin6.sin6_addr, bytes, 16);
     sin6.sin6_scope_id = e.address().scope_id();
     std::memcpy(out, &sin6, sizeof sin6);
     return sizeof sin6;
@@ -474,8 +496,9 @@ inline bool is_invalid_name(std::string_view host) noexcept {
 }
 
 /// A port from text: a number, else a service name for `protocol`; EAI_SERVICE if neither.
-inline std::uint16_t port_from_text(std::string_view service, const char* protocol,
-                                    std::error_code& ec) noexcept {
+template <class = void>
+std::uint16_t port_from_text(std::string_view service, const char* protocol,
+                             std::error_code& ec) noexcept {
     ec.clear();
     if (auto port = endpoint::parse_port(service)) return *port;
     // All digits, but no port: a number too big, not a name to look up ("Unknown service").
@@ -489,8 +512,9 @@ inline std::uint16_t port_from_text(std::string_view service, const char* protoc
 }
 
 /// getaddrinfo for `host` (blocking), each address once, with `port`.
-inline std::vector<endpoint> lookup_host(const std::string& host, std::uint16_t port,
-                                         resolve_family family, std::error_code& ec) {
+template <class = void>
+std::vector<endpoint> lookup_host(const std::string& host, std::uint16_t port,
+                                  resolve_family family, std::error_code& ec) {
     ec.clear();
     // A NUL is in no name: getaddrinfo, reading a C string, would look up what precedes it.
     if (is_invalid_name(host) || host.find('\0') != host.npos) {

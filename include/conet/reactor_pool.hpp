@@ -174,7 +174,7 @@ public:
         detail::owner<detail::signal_relay> signals;
         if (signal_count_ != 0)
             signals = detail::owner<detail::signal_relay>(
-                new detail::signal_relay(std::span<const int>(signals_.get(), signal_count_)));
+                new detail::signal_relay(signals_.get(), signal_count_));
 
         // (Not a std::vector: this part does not depend on F, so it would be compiled
         // wherever the header is included.)

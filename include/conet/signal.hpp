@@ -126,10 +126,13 @@ private:
 /// std::errc::device_or_resource_busy.
 class signal_relay : public descriptor {
 public:
-    explicit signal_relay(std::span<const int> signals) {
+    // (A pointer and a count, not a std::span: making a span from a pointer checks the
+    // iterator concepts, which cost every file that includes conet.hpp.)
+    signal_relay(const int* signals, std::size_t count) {
         sigemptyset(&signals_);
-        for (const int s : signals)
-            if (s == SIGKILL || s == SIGSTOP || sigaddset(&signals_, s) < 0)
+        for (std::size_t i = 0; i < count; ++i)
+            if (const int s = signals[i];
+                s == SIGKILL || s == SIGSTOP || sigaddset(&signals_, s) < 0)
                 throw_error(std::make_error_code(std::errc::invalid_argument),
                             "signal_relay: signal " + std::to_string(s));
         const int fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -214,11 +217,17 @@ public:
     /// std::system_error (invalid_argument for a signal number that does not exist, and for
     /// SIGKILL and SIGSTOP, which no program can block or catch).
     explicit signal_set(std::initializer_list<int> signals)
-        : signal_set(std::span<const int>(signals.begin(), signals.size())) {}
+        : signal_set(signals.begin(), signals.size()) {}
     /// The same, for a list of signals known at run time.
-    explicit signal_set(std::span<const int> signals) {
+    explicit signal_set(std::span<const int> signals)
+        : signal_set(signals.data(), signals.size()) {}
+
+private:
+    // What both constructors do (a pointer and a count, for the reason signal_relay says).
+    signal_set(const int* signals, std::size_t count) {
         sigemptyset(&signals_);
-        for (int s : signals) {
+        for (std::size_t i = 0; i < count; ++i) {
+            const int s = signals[i];
             if (s == SIGKILL || s == SIGSTOP) // the kernel would ignore them silently
                 detail::throw_error(std::make_error_code(std::errc::invalid_argument),
                                     "signal_set: signal " + std::to_string(s) +
@@ -244,6 +253,7 @@ public:
                 thread.blocked_before[s] = sigismember(&before, s) == 1;
     }
 
+public:
     signal_set(const signal_set&) = delete;
     signal_set& operator=(const signal_set&) = delete;
 

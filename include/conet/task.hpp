@@ -14,7 +14,6 @@
 // (Over 300 lines: the task, its promises and the ways of awaiting it are one concept.)
 #pragma once
 
-#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +26,7 @@
 
 #include "cancel.hpp"
 #include "detail/await_record.hpp"
+#include "detail/chrono.hpp"
 #include "detail/loop_core.hpp"
 #include "detail/ready_queue.hpp"
 #include "error.hpp"

@@ -8,10 +8,12 @@
 #include <conet/channel.hpp>
 #include <conet/conet.hpp>
 #include <conet/event.hpp>
+#include <conet/handoff.hpp>
 #include <conet/mutex.hpp>
 #include <conet/semaphore.hpp>
 #include <conet/shared_channel.hpp>
 #include <conet/unix.hpp>
+#include <conet/watched_fd.hpp>
 
 #include <chrono>
 #include <csignal>
