@@ -105,7 +105,8 @@ private:
 /// what its holding joins counted in the owner (count_holds) whichever way the link ends.
 struct owner_link : cancel_node {
     using function = void (*)(owner_link&, bool cancelled) noexcept;
-    explicit owner_link(function left) noexcept : cancel_node(&owner_link::fire), left(left) {}
+    explicit owner_link(function on_left) noexcept
+        : cancel_node(&owner_link::fire), left(on_left) {}
     static void fire(cancel_node& n) noexcept {
         auto& link = static_cast<owner_link&>(n);
         link.left(link, true);
