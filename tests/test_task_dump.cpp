@@ -752,6 +752,17 @@ conet::task<> blocks_then_resumes_inline(parked& p) {
     co_await conet::sleep_for(std::chrono::milliseconds(5));
 }
 
+// The one stall line of `text` blames task `id`, `where` (its function, "after its co_await
+// at ") this file's line `line`, "until it finished".
+void check_named_until_finished(const std::string& text, std::uint32_t id, const char* where,
+                                unsigned line) {
+    CHECK(count_of(text, "conet: stall:") == 1);
+    CHECK(text.find("conet: stall: task " + std::to_string(id) + " ran 1") != std::string::npos);
+    CHECK(text.find(where) != std::string::npos);
+    CHECK(text.find("test_task_dump.cpp:" + std::to_string(line) + ", until it finished\n") !=
+          std::string::npos);
+}
+
 } // namespace
 
 TEST_CASE("the stall detector names the task that blocked when its awaiter goes on in the same "
@@ -766,12 +777,8 @@ TEST_CASE("the stall detector names the task that blocked when its awaiter goes 
         });
         INFO(text);
         REQUIRE(id != 0);
-        CHECK(count_of(text, "conet: stall:") == 1);
-        CHECK(text.find("conet: stall: task " + std::to_string(id) + " ran 1") !=
-              std::string::npos);
-        CHECK(text.find("in cleanup_blocks after its co_await at ") != std::string::npos);
-        CHECK(text.find(at + std::to_string(cleanup_block_line) + ", until it finished\n") !=
-              std::string::npos);
+        check_named_until_finished(text, id, "in cleanup_blocks after its co_await at ",
+                                   cleanup_block_line);
     }
     SECTION("a when_all branch that blocks in its last resumption, the last to end") {
         std::uint32_t id = 0;
@@ -781,12 +788,8 @@ TEST_CASE("the stall detector names the task that blocked when its awaiter goes 
         });
         INFO(text);
         REQUIRE(id != 0);
-        CHECK(count_of(text, "conet: stall:") == 1);
-        CHECK(text.find("conet: stall: task " + std::to_string(id) + " ran 1") !=
-              std::string::npos);
-        CHECK(text.find("in branch_blocks_last after its co_await at ") != std::string::npos);
-        CHECK(text.find(at + std::to_string(last_branch_line) + ", until it finished\n") !=
-              std::string::npos);
+        check_named_until_finished(text, id, "in branch_blocks_last after its co_await at ",
+                                   last_branch_line);
     }
     SECTION("an awaited task that blocks in its last resumption: it is named, not its awaiter") {
         const std::string text = stall_report([](conet::reactor& r) -> conet::task<> {
