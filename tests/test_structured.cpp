@@ -1022,6 +1022,76 @@ TEST_CASE("a group that outlives its owner while one of its tasks holds leaves n
     run_bounded(body(), 5s);
 }
 
+TEST_CASE("a group made by a task awaited in sequence is nobody's once that task returns",
+          "[structured][when][group]") {
+    // when_any(Y, C): Y awaits X in sequence (X runs in Y's chain), X makes a group on the
+    // heap, spawns T into it and returns while T's when_any holds: its loser's shielded
+    // cleanup waits for bytes that C relays. Once X is gone the group is nobody's, so T's
+    // hold must count in the group alone and not pause C, a branch of the outer when_any.
+    // The group's link stayed on Y's chain when X's frame went (a review's a3): C was
+    // paused until Y's timeout won, 2 s later, and T's cleanup waited for the late bytes.
+    auto body = []() -> conet::task<> {
+        auto a = co_await connected_pair(); // the writer to C
+        auto b = co_await connected_pair(); // C's relay to T's cleanup
+        std::unique_ptr<conet::task_group> outliving;
+        std::string relayed;
+        auto quick = []() -> conet::task<int> {
+            co_await conet::sleep_for(1ms);
+            co_return 1;
+        };
+        auto relayed_wait = [](conet::tcp_stream& in, std::string& got) -> conet::task<> {
+            std::array<char, 16> buf{};
+            const auto n = co_await in.recv(buf);
+            got.assign(buf.data(), n);
+        };
+        auto waiting_loser = [&]() -> conet::task<int> {
+            try {
+                co_await conet::sleep_for(10s);
+            } catch (const std::system_error& e) {
+                if (!is_cancellation(e)) throw;
+            }
+            co_await conet::shield(relayed_wait(b.server, relayed));
+            co_return 2;
+        };
+        auto holder = [&]() -> conet::task<> { // T: holds from about 1 ms
+            auto r = co_await conet::when_any(quick(), waiting_loser());
+            CHECK(r.index() == 0);
+        };
+        auto owner = [&]() -> conet::task<> { // X
+            outliving = std::make_unique<conet::task_group>();
+            outliving->spawn(holder());
+            co_await conet::sleep_for(10ms);
+        };
+        auto timeout = [&]() -> conet::task<int> { // Y
+            co_await owner();
+            co_await conet::sleep_for(2s);
+            co_return 0;
+        };
+        auto relay = [](conet::tcp_stream& in, conet::tcp_stream& out) -> conet::task<int> { // C
+            std::array<char, 16> buf{};
+            const auto n = co_await in.recv(buf);
+            co_await out.send_all(std::string_view(buf.data(), n));
+            co_return 1;
+        };
+        auto writer = [&]() -> conet::task<> { // after X returned
+            co_await conet::sleep_for(50ms);
+            co_await a.client.send_all("hello");
+        };
+        conet::task_group others;
+        others.spawn(writer());
+        const auto start = std::chrono::steady_clock::now();
+        auto r = co_await conet::when_any(timeout(), relay(a.server, b.client));
+        const auto took = std::chrono::steady_clock::now() - start;
+        if (r.index() != 1) co_await b.client.send_all("late"); // lets T's cleanup end
+        co_await outliving->join();
+        co_await others.join();
+        CHECK(r.index() == 1);
+        CHECK(relayed == "hello");
+        CHECK(took < 1s);
+    };
+    run_bounded(body(), 5s);
+}
+
 TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {
     conet::reactor r;
     bool finished = false;

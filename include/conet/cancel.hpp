@@ -137,8 +137,13 @@ public:
 
     /// A registration calling `fn`, or nullptr (a scan: off the hot path).
     cancel_node* find(cancel_node::function fn) const noexcept {
+        return find(fn, [](const cancel_node&) { return true; });
+    }
+    /// The first registration calling `fn` for which `match(node)` is true, or nullptr.
+    template <class Match>
+    cancel_node* find(cancel_node::function fn, Match match) const noexcept {
         for (cancel_node* n = first_; n; n = n->next_)
-            if (n->fn_ == fn) return n;
+            if (n->fn_ == fn && match(*n)) return n;
         return nullptr;
     }
     /// True if a registration calling `fn` is registered (a scan: off the hot path).

@@ -113,6 +113,9 @@ struct owner_link : cancel_node {
     }
     function left;
     cancel_state* chain = nullptr; // the owner's, while linked
+    // The task that made the group, when it runs in its caller's chain (awaited in
+    // sequence): its frame going cuts the link, not only the chain's own task's.
+    const promise_base* made_by = nullptr;
 };
 
 /// The conet::task running on this thread (the promise of the coroutine whose code runs now),
@@ -293,12 +296,21 @@ public:
     }
 
 protected:
-    // The groups this task's chain owns outlive it: they are nobody's now, and the joins
-    // holding in their tasks no longer count in this task and what encloses it.
+    // The groups this task owns outlive it: they are nobody's now, and the joins holding in
+    // their tasks no longer count in this task and what encloses it. They hang on its own
+    // chain, or, for a task awaited in sequence, on its caller's, among the caller's own.
     void cut_owned_groups() noexcept {
-        cancel_state& own = own_cancel_.state();
-        while (cancel_node* n = own.find(&owner_link::fire)) {
-            own.remove(*n);
+        cut_links(own_cancel_.state(), [](const owner_link&) { return true; });
+        if (made_group_ && cancel_ != &own_cancel_.state())
+            cut_links(*cancel_, [this](const owner_link& l) { return l.made_by == this; });
+    }
+    template <class Match>
+    static void cut_links(cancel_state& chain, Match match) noexcept {
+        auto matches = [&](const cancel_node& n) {
+            return match(static_cast<const owner_link&>(n));
+        };
+        while (cancel_node* n = chain.find(&owner_link::fire, matches)) {
+            chain.remove(*n);
             auto& link = static_cast<owner_link&>(*n);
             link.left(link, false);
         }
@@ -404,6 +416,9 @@ private:
     promise_base* parent_ = nullptr;
     bool started_ = false;
     bool taken_ = false;
+    // A task_group made while this task ran linked itself to this task's chain (made_by):
+    // its frame going looks for the link in its caller's chain too (cut_owned_groups).
+    bool made_group_ = false;
     // For a root: the holding joins inside its code (its awaits, the groups it owns), kept by
     // count_holds; for the other tasks, 0.
     std::int32_t holds_below_ = 0;

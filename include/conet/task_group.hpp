@@ -169,7 +169,11 @@ public:
     /// A group owned by the task that makes it, if one runs (see the top of this header).
     explicit task_group(failure_policy policy = failure_policy::report)
         : root_owner(&task_group::task_done), policy_(policy) {
-        if (detail::promise_base* owner = detail::running_task) own_to(owner->chain());
+        if (detail::promise_base* owner = detail::running_task) {
+            owner_link_.made_by = owner;
+            owner->made_group_ = true;
+            own_to(owner->chain());
+        }
     }
     /// A group owned by the task whose cancellation token `owner` is (`co_await
     /// conet::current_cancel_token()`); an empty token: owned by nobody.
