@@ -478,7 +478,7 @@ TEST_CASE("each datagram of a batch takes an operation's share of the budget as 
     // budget spent is deferred to the loop's next turn, and the reactor counts it.
     auto body = []() -> conet::task<> {
         auto& loop = *conet::reactor::current();
-        loop.set_budget(16); // an operation costs 4 KiB of the 64 KiB budget
+        loop.set_budget(16); // an operation costs 1 KiB of the 16 KiB budget
         bool done = false;
         auto yield_until_done = [&]() -> conet::task<> {
             while (!done)

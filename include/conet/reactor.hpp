@@ -310,7 +310,7 @@ public:
     std::uint32_t budget() const noexcept { return core_.configured_budget(); }
 
     /// How many bytes a coroutine may move (received and sent) without waiting before it
-    /// gives the loop its turn, its operations' cost included (invariant 9; default 64 KiB).
+    /// gives the loop its turn, its operations' cost included (invariant 9; default 16 KiB).
     /// An operation is never split: the one that goes past the budget completes, and the
     /// next waits for the turn. 0 is taken as 1.
     void set_byte_budget(std::size_t bytes) noexcept {

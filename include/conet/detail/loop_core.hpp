@@ -42,8 +42,10 @@ inline constexpr std::uint32_t default_budget = 128;
 
 /// How many bytes a resumption may move (received and sent, counted when an operation
 /// completes), its operations' own cost included, before it gives the loop its turn: what a
-/// flood costs the other connections is bytes copied, not operations (invariant 9).
-inline constexpr std::size_t default_byte_budget = 64 * 1024;
+/// flood costs the other connections is bytes copied, not operations (invariant 9). 16 KiB,
+/// one echo of a 16 KiB read: a flooding peer then gets a turn's share of the copying
+/// like any other connection, as under Asio's one completion per turn (docs/benchmarks.md).
+inline constexpr std::size_t default_byte_budget = 16 * 1024;
 
 /// How many more budgets a coroutine that is alone on its loop gets before the loop polls
 /// again: alone, giving the turn would only cost an empty epoll_wait per budget.
