@@ -1297,6 +1297,70 @@ TEST_CASE("a socket's first wait on one reactor and a try from another thread do
     ta.join();
 }
 
+TEST_CASE("a socket's first operations on two reactors at once: one claims it, the other is "
+          "refused before its first try",
+          "[structured][affinity]") {
+    // Two reactors, each on its own thread, start sending on the same connected UDP socket at
+    // the same moment. Its sends complete at once, so neither reactor ever waits on it. The
+    // first use claims the socket: the other reactor's first send fails with wrong_reactor
+    // and sends nothing. Only a wait claimed it: both reactors' sends went out, and both
+    // threads wrote the descriptor's readiness word unsynchronized (TSan: data race in
+    // descriptor, a review's c1).
+    auto receiver = conet::udp_socket::bind(any_loopback_port());
+    auto sender = conet::udp_socket::open(); // (made on a thread without a reactor: unclaimed)
+    sender.connect(receiver.local_endpoint());
+    constexpr int per_reactor = 10;
+    struct side {
+        conet::reactor loop;
+        int sent = 0;
+        std::error_code refused;
+    };
+    side sides[2];
+    std::atomic<int> started{0};
+    auto send_some = [](conet::udp_socket& s, std::atomic<int>& started,
+                        side& me) -> conet::task<> {
+        ++started; // then both begin together (bounded: the other thread may not start)
+        const auto until = std::chrono::steady_clock::now() + 5s;
+        while (started.load() < 2 && std::chrono::steady_clock::now() < until) {
+        }
+        for (int i = 0; i < per_reactor; ++i) {
+            co_await s.send("d", me.refused);
+            if (me.refused) co_return;
+            ++me.sent;
+        }
+    };
+    std::thread threads[2];
+    for (int i = 0; i < 2; ++i)
+        threads[i] = std::thread(
+            [&, i] { run_bounded(sides[i].loop, send_some(sender, started, sides[i]), 10s); });
+    for (auto& t : threads)
+        t.join();
+    const int winner = sides[0].sent > 0 ? 0 : 1;
+    CHECK(sides[winner].sent == per_reactor);
+    CHECK(!sides[winner].refused);
+    CHECK(sides[1 - winner].sent == 0);
+    CHECK(sides[1 - winner].refused == conet::error::wrong_reactor);
+
+    // What went out is the winner's alone; after the winner's leave_reactor (from a thread
+    // without a reactor, the winner running nowhere) the other reactor may use the socket.
+    sender.leave_reactor();
+    int received =
+        run_bounded(sides[1 - winner].loop,
+                    [](conet::udp_socket& from, conet::udp_socket& to) -> conet::task<int> {
+                        co_await from.send("e");
+                        int n = 0;
+                        std::array<char, 8> buf{};
+                        for (;;) {
+                            auto [size, who] =
+                                co_await conet::with_timeout(to.recv_from(buf), 200ms);
+                            (void)who;
+                            ++n;
+                            if (size == 1 && buf[0] == 'e') co_return n;
+                        }
+                    }(sender, receiver));
+    CHECK(received == per_reactor + 1);
+}
+
 TEST_CASE("a group of a reactor that is not running is refused to a task of another reactor",
           "[structured][threads]") {
     conet::reactor home;

@@ -8,11 +8,12 @@
 // pushed onto the other reactor's lock-free inbox and an eventfd write that wakes it (see
 // reactor::post); the receiving reactor takes no lock.
 //
-// Sockets: a socket registers with the reactor it first waits on. One that has waited (it
-// received, or it was connected) must leave that reactor before another uses it: call
-// `conn.leave_reactor()` on the old reactor, then hand it over. A freshly accepted
-// connection has not waited yet, and needs nothing. Used on the wrong reactor, a socket's
-// operations fail with conet::error::wrong_reactor.
+// Sockets: a socket belongs to the reactor that first uses it (and registers with it when
+// it first waits). One that a reactor used (it sent, received, or was connected there)
+// must leave that reactor before another uses it: call `conn.leave_reactor()` on the old
+// reactor, then hand it over. A freshly accepted connection has not been used yet, and
+// needs nothing. Used on the wrong reactor, a socket's operations fail with
+// conet::error::wrong_reactor, before they try anything.
 //
 // Lifetimes: the reactors must outlive what is handed between them (a reactor_pool keeps
 // all of its reactors until every thread has ended). A task handed to a reactor that is
@@ -62,7 +63,7 @@ private:
 
 /// Starts `t` on `target`, in its own task group (reactor::spawn there), at its next turn.
 /// Safe from any thread. `t`'s arguments travel in its frame: pass sockets by value (a
-/// socket that has already waited on this reactor must leave_reactor() first). Its failure
+/// socket that this reactor has already used must leave_reactor() first). Its failure
 /// is reported by `target`'s group. Allocates one node for the journey. Throws
 /// std::invalid_argument for an empty task.
 template <class T>

@@ -114,7 +114,7 @@ private:
 ///
 /// One operation per direction at a time (a second fails with conet::error::already_waiting).
 /// Waits are cancellable and take with_timeout like any conet operation; a watched_fd stays
-/// on the reactor it first waited on (leave_reactor() before using it on another).
+/// on the reactor that first used it (leave_reactor() before using it on another).
 ///
 /// A wait that begins after the library closed its descriptor, or reused the number for
 /// another file (a reconnection), fails with conet::error::descriptor_replaced: make a new
@@ -155,7 +155,7 @@ public:
     /// Stops watching: closes conet's duplicate (the caller's descriptor stays open). Waits
     /// in progress resume with conet::error::closed.
     using descriptor::close;
-    /// Unregisters from the reactor it has waited on, so that another reactor can use it.
+    /// Leaves the reactor that used it (unregistering it), so that another reactor can use it.
     using descriptor::leave_reactor;
 
     // (The waits are templates only so that they are compiled where they are awaited, not in

@@ -23,6 +23,9 @@ namespace conet::detail {
 
 /// Owns a descriptor (closing it on destruction) and registers it with the running reactor
 /// the first time an operation has to wait: once, edge-triggered, for both directions.
+/// Before that, its first operation on a reactor's thread claims it for that reactor (a
+/// compare-exchange), so that another reactor's operation is refused with wrong_reactor
+/// before it touches anything, its first try included (design invariant 8).
 ///
 /// It also keeps what the loop knows of its readiness, so that an operation on a stream
 /// socket need not rediscover it with a syscall that fails with EAGAIN (docs/design.md,
@@ -91,7 +94,7 @@ public:
     void close() noexcept {
         if (fd_ < 0) return;
         if (loop()) {
-            if (!usable_here()) [[unlikely]]
+            if (!usable_here()) [[unlikely]] // (claimed: this claims nothing)
                 closed_on_wrong_thread();
             release();
         }
@@ -118,12 +121,16 @@ public:
     /// True if a wait for readiness in direction `d` can end at once: the loop has seen the
     /// descriptor ready and no operation has drained it since. False before the descriptor
     /// is registered: nothing is known then, and the registration reports the state.
-    bool known_ready(direction d) const noexcept { return loop() && (state_ & ready_bits(d)); }
+    bool known_ready(direction d) const noexcept {
+        return (state_ & registered) && (state_ & ready_bits(d));
+    }
 
     /// True if the descriptor is registered and was last seen drained in direction `d`, with
     /// no edge since: an operation whose own result proved the drain (a short batch of
     /// datagrams) may then wait without trying, whatever kind of descriptor it is.
-    bool known_drained(direction d) const noexcept { return loop() && !(state_ & ready_bits(d)); }
+    bool known_drained(direction d) const noexcept {
+        return (state_ & registered) && !(state_ & ready_bits(d));
+    }
 
     /// Asks the kernel whether the descriptor is ready in direction `d` now, without waiting
     /// (poll). A failure of poll itself counts as ready: the caller's next syscall tells.
@@ -144,7 +151,7 @@ public:
     /// descriptor takes this path every time it waits (and success leaves w.ec alone).
     [[gnu::always_inline]] bool wait(direction d, waiter& w) noexcept {
         loop_core* l = loop();
-        if (l != loop_core::current() || !l) [[unlikely]]
+        if (l != loop_core::current() || !l || !(state_ & registered)) [[unlikely]]
             return register_and_wait(d, w);
         waiter*& entry = l->descriptors[fd_].waiting(d);
         if (entry) [[unlikely]] {
@@ -159,19 +166,20 @@ public:
         return true;
     }
 
-    /// False when the descriptor is registered with a loop that another thread runs, or
-    /// this thread runs another loop: then it must not be touched here (see leave_reactor).
-    [[gnu::always_inline]] bool usable_here() const noexcept {
+    /// False when the descriptor belongs to a loop that another thread runs, or this thread
+    /// runs another loop: then it must not be touched here (see leave_reactor). Its first
+    /// use on a reactor's thread claims it for that reactor.
+    [[gnu::always_inline]] bool usable_here() noexcept {
         if (loop() == loop_core::current()) [[likely]] // one compare on the hot path
             return true;
-        return usable_elsewhere();
+        return claim_or_refuse();
     }
 
-    /// Unregisters the descriptor from the reactor it has waited on, so that another reactor
-    /// can use it (its next wait there registers it anew): `conn.leave_reactor();` before
+    /// Releases the descriptor from the reactor that used it (and unregisters it, if it
+    /// waited there), so that another reactor can use it: `conn.leave_reactor();` before
     /// handing `conn` to a task of another reactor. Call it on the reactor's thread, with no
     /// operation of this descriptor waiting (else conet::error::already_waiting); a descriptor
-    /// that never waited needs no call. Throws std::system_error.
+    /// that no reactor used needs no call. Throws std::system_error.
     void leave_reactor() {
         std::error_code ec;
         leave_reactor(ec);
@@ -190,7 +198,7 @@ public:
             ec = error::already_waiting;
             return;
         }
-        counted(::epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
+        if (state_ & registered) counted(::epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
         s.owner = nullptr;
         ++s.generation; // an event fetched before this is stale
         set_loop(nullptr);
@@ -198,8 +206,12 @@ public:
     }
 
     /// Forgets the loop without touching it (the reactor is being destroyed; its epoll
-    /// instance, and with it the registration, goes away). The descriptor stays open.
-    void detach_from_loop() noexcept { set_loop(nullptr); }
+    /// instance, and with it the registration, goes away). The descriptor stays open, and
+    /// nothing is known of its readiness.
+    void detach_from_loop() noexcept {
+        set_loop(nullptr);
+        state_ = (state_ & traits_mask) | unknown;
+    }
 
 private:
     // Readiness is kept as the epoll bits seen (see the class comment): EPOLLIN and EPOLLOUT
@@ -209,6 +221,10 @@ private:
     // Not registered anywhere, nothing is known: try first.
     static constexpr std::uint32_t unknown = EPOLLIN | EPOLLOUT;
     static constexpr std::uint32_t traits_mask = stream_socket | conet_made | message_stream;
+    // In its loop's epoll set (a wait registered it). Claimed by a loop (loop_ set) but not
+    // registered, it is in the loop's table of descriptors only, so that the loop's
+    // destruction releases it, and its readiness is not known: try first.
+    static constexpr std::uint32_t registered = 1u << 27;
 
     static constexpr std::uint32_t ready_bits(direction d) noexcept {
         return d == direction::read
@@ -216,11 +232,21 @@ private:
                    : std::uint32_t{EPOLLOUT | EPOLLHUP | EPOLLERR};
     }
 
-    // usable_here() off the hot path: unregistered, or no reactor on this thread and the
-    // descriptor's loop runs nowhere.
-    [[gnu::noinline]] bool usable_elsewhere() const noexcept {
-        loop_core* const l = loop();
-        return !l || (!loop_core::current() && l->usable_here());
+    // usable_here() off the hot path. Unclaimed, on a reactor's thread: claims it for that
+    // reactor, so that another reactor's first use, which may meet this one, is refused
+    // before it reads or writes the descriptor's state (one of them wins the
+    // compare-exchange). On a thread without a reactor: usable if unclaimed or if its loop
+    // runs nowhere, and claimed by nothing.
+    [[gnu::noinline]] bool claim_or_refuse() noexcept {
+        loop_core* const here = loop_core::current();
+        loop_core* l = loop();
+        if (l) return !here && l->usable_here();
+        if (!here || fd_ < 0) return true;
+        auto* s = here->descriptors.grow_to(fd_);
+        if (!s) return true; // no memory for its record: used unclaimed (a wait reports it)
+        if (!loop_.compare_exchange_strong(l, here, memory_order_acq_rel)) return false;
+        s->owner = this;
+        return true;
     }
 
     // Closing touches the loop's record of the descriptor, which belongs to the thread that
@@ -245,7 +271,7 @@ private:
             w.ec = error::no_reactor;
         else if (fd_ < 0)
             w.ec = errno_code(EBADF);
-        else if (loop())
+        else if (loop() && loop() != current)
             w.ec = error::wrong_reactor;
         else if (auto ec = add_to(*current))
             w.ec = ec;
@@ -268,24 +294,27 @@ private:
             if (errno != EEXIST || counted(::epoll_ctl(l.epoll_fd, EPOLL_CTL_MOD, fd_, &ev)) < 0)
                 return errno_code(errno);
         }
-        // The claim: another reactor's first wait may meet this one (a misuse, refused). The
-        // loser takes its registration back, and its records of the descriptor stay unused.
+        // The claim, if its first use did not claim it already: another reactor's first use
+        // may meet this one (a misuse, refused). The loser takes its registration back, and
+        // its records of the descriptor stay unused.
         loop_core* none = nullptr;
-        if (!loop_.compare_exchange_strong(none, &l, memory_order_acq_rel)) [[unlikely]] {
+        if (!loop_.compare_exchange_strong(none, &l, memory_order_acq_rel) && none != &l)
+            [[unlikely]] {
             counted(::epoll_ctl(l.epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
             return error::wrong_reactor;
         }
         s->owner = this;
         // The registration reports what is ready now as a first edge: until it comes,
         // nothing is known ready (final states, once seen, stay).
-        state_ &= ~unknown;
+        state_ = (state_ & ~unknown) | registered;
         return {};
     }
 
     // Leaves the loop: waiters resume with error::closed, the slot is freed for reuse.
     void release() noexcept {
         loop_core* const l = loop();
-        if (!(state_ & conet_made)) counted(::epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
+        if ((state_ & (registered | conet_made)) == registered)
+            counted(::epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, fd_, nullptr));
         auto& s = l->descriptors[fd_];
         for (waiter* w : {s.reader, s.writer})
             if (w) w->abort(error::closed);
