@@ -44,11 +44,22 @@ namespace detail {
 class journey {
 public:
     explicit journey(reactor& target) noexcept : count_(target.tasks().work_) {
-        if (count_) count_->enter();
+        if (!count_) return;
+        count_->enter();
+        const std::uint64_t run = count_->runs.load(memory_order_seq_cst);
+        departed_in_ = run % 2 ? run : 0; // (between runs: it belongs to the next)
     }
-    journey(journey&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+    journey(journey&& other) noexcept
+        : count_(std::exchange(other.count_, nullptr)), departed_in_(other.departed_in_) {}
     journey& operator=(journey&&) = delete;
     ~journey() { arrived(); }
+
+    /// True if it left during a run of the pool that has ended since: that run was stopped
+    /// (one that ends by itself waits for it), and cancelled every task, so this one arrives
+    /// cancelled. Asked before arrived().
+    bool late() const noexcept {
+        return count_ && departed_in_ && count_->runs.load(memory_order_seq_cst) != departed_in_;
+    }
 
     /// The work is in `target`'s own group now (which counts it), or will never be.
     void arrived() noexcept {
@@ -57,6 +68,7 @@ public:
 
 private:
     work_count* count_;
+    std::uint64_t departed_in_ = 0;
 };
 
 } // namespace detail
@@ -71,7 +83,8 @@ void spawn_on(reactor& target, task<T> t) {
     if (!t.valid()) throw std::invalid_argument("conet::spawn_on: empty task");
     // (A pool's run waits for it meanwhile.)
     target.post([&target, t = std::move(t), ticket = detail::journey(target)]() mutable {
-        target.spawn(std::move(t));
+        task_handle h = target.spawn(std::move(t));
+        if (ticket.late()) h.cancel(); // sent in a run that was stopped before it arrived
         ticket.arrived();
     });
 }
@@ -178,6 +191,10 @@ private:
         } catch (...) {
             self.root_->self_.destroy(); // out of memory: nobody can own it
             throw;
+        }
+        if (self.ticket_->late()) { // it left in a run that was stopped before it arrived
+            self.refused_ = why::cancelled;
+            self.root_->chain().request();
         }
         self.ticket_->arrived();
         loop_core::current()->ready.push_back(static_cast<deferred_action&>(self));

@@ -139,10 +139,17 @@ public:
                 "conet::reactor_pool::run: a reactor already runs on this thread");
         if (running_.exchange(true, detail::memory_order_acq_rel))
             throw std::logic_error("conet::reactor_pool::run: the pool is already running");
+        // The run's number (odd while it runs): a task on its way that left during it and
+        // arrives after it arrives cancelled (detail::journey::late).
+        work_.runs.fetch_add(1, detail::memory_order_seq_cst);
         struct not_running {
             detail::atomic<bool>& flag;
-            ~not_running() { flag.store(false, detail::memory_order_release); }
-        } guard{running_};
+            detail::atomic<std::uint64_t>& runs;
+            ~not_running() {
+                runs.fetch_add(1, detail::memory_order_seq_cst);
+                flag.store(false, detail::memory_order_release);
+            }
+        } guard{running_, work_.runs};
         // Stop requests of an earlier run are stale from here on; one made from now on (even
         // while the tasks are being made) stops this run. (A stop message of an earlier run
         // still queued reads this flag when it runs: it does nothing, or this run's stop.)

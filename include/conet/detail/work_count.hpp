@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "atomic.hpp"
 
@@ -14,6 +15,10 @@ namespace conet::detail {
 /// hand more work to a reactor, so every reactor may end its part of the run.
 struct work_count {
     atomic<std::size_t> n{0};
+    // The pool's runs, counted twice each (as one begins and as it ends): odd while a run is
+    // in progress, its number then. Work that left in one run and arrives in another was on
+    // its way when that run was stopped (a run that ends by itself waits for it).
+    atomic<std::uint64_t> runs{0};
     void (*all_done)(void* context) noexcept = nullptr; // null once the pool goes
     void* context = nullptr;
 
