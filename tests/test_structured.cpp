@@ -1092,6 +1092,37 @@ TEST_CASE("a group made by a task awaited in sequence is nobody's once that task
     run_bounded(body(), 5s);
 }
 
+TEST_CASE("a task that made a group, awaited in sequence and owned elsewhere, outlives its "
+          "caller safely",
+          "[structured][group]") {
+    // X makes a group (so X's frame going must cut it from the chain X ran in) and is awaited
+    // by its caller as an rvalue (`co_await std::move(t)`: in sequence, in the caller's
+    // chain), but the task object lives on after the caller's frame is gone. Destroying it
+    // then walked the caller's freed chain (ASan: heap-use-after-free in cancel_state::find,
+    // a review's D1): the links X made are cut when X returns, while its caller waits.
+    std::unique_ptr<conet::task<>> keep;
+    bool caller_done = false;
+    auto x = []() -> conet::task<> {
+        conet::task_group g; // X's: linked on the caller's chain
+        g.spawn([]() -> conet::task<> { co_return; }());
+        co_await g.join();
+    };
+    auto caller = [](std::unique_ptr<conet::task<>>& keep, decltype(x)& x,
+                     bool& done) -> conet::task<> {
+        keep = std::make_unique<conet::task<>>(x());
+        co_await std::move(*keep);
+        done = true;
+    };
+    run_bounded([](auto& caller, auto& keep, auto& x, bool& done) -> conet::task<> {
+        conet::task_group g;
+        g.spawn(caller(keep, x, done)); // the caller's frame goes when it ends
+        co_await g.join();
+    }(caller, keep, x, caller_done));
+    CHECK(caller_done);
+    keep.reset(); // X's frame goes after its caller's
+    CHECK_FALSE(keep);
+}
+
 TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {
     conet::reactor r;
     bool finished = false;

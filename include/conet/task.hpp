@@ -188,6 +188,10 @@ public:
         template <class Promise>
         std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
             promise_base& p = self.promise();
+            // Returned: the groups it made in its caller's chain are nobody's now (its frame
+            // may outlive the caller, whose chain the destructor could then not walk).
+            if (p.made_group_) [[unlikely]]
+                p.cut_groups_in_callers_chain();
             // Finished while its awaiter is still starting it: let the awaiter go on in its
             // own stack frame (see task::awaiter::await_suspend).
             running_task = nullptr;
@@ -301,7 +305,13 @@ protected:
     // chain, or, for a task awaited in sequence, on its caller's, among the caller's own.
     void cut_owned_groups() noexcept {
         cut_links(own_cancel_.state(), [](const owner_link&) { return true; });
-        if (made_group_ && cancel_ != &own_cancel_.state())
+        if (made_group_) cut_groups_in_callers_chain(); // (destroyed before it returned)
+    }
+    // Those it made while it ran in its caller's chain, awaited in sequence (made_group_):
+    // cut when it returns, or when its frame goes first, while that caller waits for it.
+    void cut_groups_in_callers_chain() noexcept {
+        made_group_ = false;
+        if (cancel_ != &own_cancel_.state())
             cut_links(*cancel_, [this](const owner_link& l) { return l.made_by == this; });
     }
     template <class Match>
