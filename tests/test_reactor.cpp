@@ -2,10 +2,13 @@
 // with suspended coroutines (nothing leaks: frames destroyed, descriptors closed).
 #include <conet/reactor.hpp>
 #include <conet/tcp.hpp>
+#include <conet/time.hpp>
+#include <conet/udp.hpp>
 
 #include <fcntl.h>
 
 #include <atomic>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -163,6 +166,38 @@ TEST_CASE("destroying the reactor destroys its frames and detaches sockets it do
     CHECK(outside.is_open());
     outside.close();
     CHECK(open_descriptors().size() == before);
+}
+
+TEST_CASE("a reactor destroyed in a task of another reactor closes the sockets its frames own",
+          "[reactor][threads]") {
+    // Reactor B, on its own thread, runs a task whose socket has been used (it sent at once,
+    // so B claimed it without registering it) and which is suspended when B stops. B is then
+    // destroyed by a task of reactor A: the task's frame goes, and its socket closes on A's
+    // thread. The close took that for a socket of a reactor that runs on another thread, and
+    // stopped the program (a review's D2; the same held for a socket that had waited on B).
+    auto receiver = conet::udp_socket::bind(any_loopback_port());
+    bool frame_destroyed = false;
+    auto b = std::make_unique<conet::reactor>();
+    std::thread b_thread([&] {
+        b->spawn([](conet::endpoint to, bool* flag) -> conet::task<> {
+            destroy_flag f{flag};
+            auto s = conet::udp_socket::open();
+            s.connect(to);
+            co_await s.send("x");              // completes at once: B claims the socket
+            conet::reactor::current()->stop(); // takes effect once this task is suspended
+            co_await conet::sleep_for(1h);
+        }(receiver.local_endpoint(), &frame_destroyed));
+        watchdog guard(*b, 5s);
+        b->run();
+    });
+    b_thread.join();
+    REQUIRE_FALSE(frame_destroyed);
+    conet::reactor a;
+    run_bounded(a, [](std::unique_ptr<conet::reactor>& b) -> conet::task<> {
+        b.reset(); // on A's thread, while A runs
+        co_return;
+    }(b));
+    CHECK(frame_destroyed);
 }
 
 TEST_CASE("an operation that must wait outside any reactor reports no_reactor", "[reactor]") {

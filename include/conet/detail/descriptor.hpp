@@ -93,9 +93,11 @@ public:
     /// Closes the descriptor. Coroutines waiting on it resume with conet::error::closed.
     void close() noexcept {
         if (fd_ < 0) return;
-        if (loop()) {
-            if (!usable_here()) [[unlikely]] // (claimed: this claims nothing)
-                closed_on_wrong_thread();
+        if (loop_core* l = loop()) {
+            // (Claimed: this claims nothing. A loop being destroyed closes its frames'
+            // sockets on the thread that destroys it, which may run another loop.)
+            if (!l->closing && !usable_here()) [[unlikely]]
+                used_on_wrong_thread("closed");
             release();
         }
         counted(::close(fd_)); // never retried on EINTR: on Linux the descriptor is gone either way
@@ -249,19 +251,26 @@ private:
         return true;
     }
 
-    // Closing touches the loop's record of the descriptor, which belongs to the thread that
-    // runs that loop: a programming error that cannot be reported (close() and destructors
-    // do not fail), so it stops the program with a message instead of racing.
-    [[noreturn, gnu::noinline, gnu::cold]] static void closed_on_wrong_thread() noexcept {
-        std::fputs("conet: a socket registered with a reactor that runs on another thread was "
-                   "closed (call leave_reactor() on its own thread before handing it over)\n",
-                   stderr);
+    // Closing or moving touches the loop's record of the descriptor, which belongs to the
+    // thread that runs that loop: a programming error that cannot be reported (close(),
+    // moves and destructors do not fail), so it stops the program with a message instead of
+    // racing.
+    [[noreturn, gnu::noinline, gnu::cold]] static void
+    used_on_wrong_thread(const char* what) noexcept {
+        std::fprintf(stderr,
+                     "conet: a socket that belongs to a reactor running on another thread was %s "
+                     "(call leave_reactor() on its own thread before handing it over)\n",
+                     what);
         std::terminate();
     }
 
     // After a move: the slot now names this object as the owner.
     void adopt_slot() noexcept {
-        if (loop_core* l = loop()) l->descriptors[fd_].owner = this;
+        if (loop_core* l = loop()) {
+            if (!l->closing && !usable_here()) [[unlikely]]
+                used_on_wrong_thread("moved");
+            l->descriptors[fd_].owner = this;
+        }
     }
 
     // wait() when the descriptor is not registered with the running loop (yet).
