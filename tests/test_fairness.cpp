@@ -706,6 +706,46 @@ TEST_CASE("a flood alone is deferred no more often than the rule says", "[fair][
     run_bounded(body(), 30s);
 }
 
+TEST_CASE("alone, reads larger than the budget move no more between two polls than the rule says",
+          "[fair][flood]") {
+    // A reader alone on its loop, reading 64 KiB at a time from a peer that always has data,
+    // with the 16 KiB budget: each read goes past its budget. Alone, the coroutine gets
+    // 1 + alone_refills budgets between two polls, plus the operation that goes past the
+    // last: so at most that many bytes between two epoll_waits, whatever the reads' size.
+    // Each refill forgave what the read before had overspent: 16 reads of 64 KiB, 1 MiB,
+    // went by between two polls (a review's D3), and a client arriving meanwhile waited
+    // for all of it.
+    auto body = []() -> conet::task<> {
+        auto listener = conet::tcp_listener::bind(any_loopback_port());
+        flooder peer(listener.local_endpoint().port(), 10s);
+        auto [conn, who] = co_await listener.accept();
+        (void)who;
+        auto* r = conet::reactor::current();
+        r->set_byte_budget(16 * 1024);
+        std::vector<char> buf(flood_block);
+        constexpr std::size_t total = 32 * 1024 * 1024;
+        std::size_t moved = 0, since_poll = 0, most = 0;
+        std::uint64_t poll = r->stats().epoll_waits;
+        while (moved < total) {
+            const auto n = co_await conn.recv(buf);
+            if (n == 0) break;
+            moved += n;
+            if (const std::uint64_t now = r->stats().epoll_waits; now != poll) {
+                poll = now;
+                since_poll = 0;
+            }
+            since_poll += n;
+            most = std::max(most, since_poll);
+        }
+        const std::size_t bound =
+            (1 + conet::detail::alone_refills) * r->byte_budget() + flood_block;
+        INFO("most bytes moved between two polls: " << most << ", at most " << bound);
+        CHECK(moved >= total);
+        CHECK(most <= bound);
+    };
+    run_bounded(body(), 30s);
+}
+
 TEST_CASE("operations and bytes share one budget", "[fair]") {
     // A byte budget of 1,000 and 10 operations: each operation costs 100 of it before it
     // tries, and a receive of 150 bytes 150 more once it completes. A reader that is not

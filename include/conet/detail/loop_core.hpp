@@ -280,18 +280,30 @@ struct loop_core {
                 held_budget_left -= op_cost;
                 return true;
             }
-            if (!l->alone()) { // spent: give the turn, the next starts afresh
-                held_budget_left = l->held_budget;
+            if (!refill(*l, held_budget_left, l->held_budget)) { // give the turn
+                held_budget_left = l->held_budget;               // (the next starts afresh)
                 return false;
             }
-            l->note_refill();
-            held_budget_left = l->held_budget - op_cost; // (this operation's cost)
+            held_budget_left -= op_cost; // (this operation's cost)
             return true;
         }
-        if (!l->alone()) return false;
-        l->note_refill();
-        budget_left = l->budget - op_cost; // (this operation's cost)
+        if (!refill(*l, budget_left, l->budget)) return false;
+        budget_left -= op_cost; // (this operation's cost)
         return true;
+    }
+
+    /// Alone (see alone()), new budgets for what is `left` (at most 0): as many as it takes
+    /// to bring it above 0, each counted against alone_refills. What the last operation
+    /// spent past its budget is paid from them, so alone, a coroutine moves at most
+    /// 1 + alone_refills budgets between two polls, and one operation more. False once
+    /// they run out (or it is not alone): the turn goes to the loop.
+    static bool refill(loop_core& l, std::int64_t& left, std::int64_t budget) noexcept {
+        while (l.alone()) {
+            l.note_refill();
+            left += budget;
+            if (left > 0) return true;
+        }
+        return false;
     }
 
     /// The loop running on this thread, or nullptr.
