@@ -94,24 +94,24 @@ public:
     // awaited, not in every file that includes conet.hpp.)
 
     /// Yields the next line without its terminator, or std::nullopt at end of stream.
-    template <class = void>
-    detail::read_line_op<std::optional<std::string>> read_line() noexcept {
+    template <class Op = detail::read_line_op<std::optional<std::string>>>
+    Op read_line() noexcept {
         return {*this, nullptr, nullptr};
     }
     /// Non-throwing form: std::nullopt with `ec` set on failure.
-    template <class = void>
-    detail::read_line_op<std::optional<std::string>> read_line(std::error_code& ec) noexcept {
+    template <class Op = detail::read_line_op<std::optional<std::string>>>
+    Op read_line(std::error_code& ec) noexcept {
         return {*this, nullptr, &ec};
     }
 
     /// Reads the next line into `line` (reusing its capacity: no allocation once warm);
     /// yields false at end of stream.
-    template <class = void>
-    detail::read_line_op<bool> read_line(std::string& line) noexcept {
+    template <class Op = detail::read_line_op<bool>>
+    Op read_line(std::string& line) noexcept {
         return {*this, &line, nullptr};
     }
-    template <class = void>
-    detail::read_line_op<bool> read_line(std::string& line, std::error_code& ec) noexcept {
+    template <class Op = detail::read_line_op<bool>>
+    Op read_line(std::string& line, std::error_code& ec) noexcept {
         return {*this, &line, &ec};
     }
 

@@ -289,8 +289,14 @@ public:
     }
 
     /// Waits for one of the signals and yields its number (SIGINT, SIGTERM, ...).
-    detail::signal_wait_op wait() noexcept { return {*this, nullptr}; }
-    detail::signal_wait_op wait(std::error_code& ec) noexcept { return {*this, &ec}; }
+    template <class Op = detail::signal_wait_op>
+    Op wait() noexcept {
+        return {*this, nullptr};
+    }
+    template <class Op = detail::signal_wait_op>
+    Op wait(std::error_code& ec) noexcept {
+        return {*this, &ec};
+    }
 
 private:
     sigset_t signals_{};

@@ -51,10 +51,12 @@ public:
 
     /// Reads what is available (waiting for at least one byte); yields 0 at end of input. An
     /// empty `buf` fails with std::errc::invalid_argument (its 0 would mean end of input).
-    detail::read_op read_some(mutable_buffer buf) noexcept {
+    template <class Op = detail::read_op>
+    Op read_some(mutable_buffer buf) noexcept {
         return {*this, buf, false, "read", nullptr};
     }
-    detail::read_op read_some(mutable_buffer buf, std::error_code& ec) noexcept {
+    template <class Op = detail::read_op>
+    Op read_some(mutable_buffer buf, std::error_code& ec) noexcept {
         return {*this, buf, false, "read", &ec};
     }
 

@@ -257,10 +257,16 @@ public:
     }
 
     /// Waits for the next connection: `auto [conn, peer] = co_await listener.accept();`
-    detail::accept_op accept() noexcept { return {*this, nullptr}; }
+    template <class Op = detail::accept_op>
+    Op accept() noexcept {
+        return {*this, nullptr};
+    }
     /// Non-throwing accept. EMFILE and ENFILE are reported here and are recoverable: the
     /// listener keeps working once descriptors are freed.
-    detail::accept_op accept(std::error_code& ec) noexcept { return {*this, &ec}; }
+    template <class Op = detail::accept_op>
+    Op accept(std::error_code& ec) noexcept {
+        return {*this, &ec};
+    }
 
 private:
     explicit tcp_listener(int fd, std::uint32_t kind = 0) noexcept : socket_base(fd, kind) {}

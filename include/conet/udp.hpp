@@ -157,18 +157,22 @@ public:
     using socket_base::peer_endpoint;
 
     /// Sends `buf` as one datagram to `to`; yields the byte count.
-    detail::send_to_op send_to(const_buffer buf, const endpoint& to) noexcept {
+    template <class Op = detail::send_to_op>
+    Op send_to(const_buffer buf, const endpoint& to) noexcept {
         return {*this, buf, to, nullptr};
     }
-    detail::send_to_op send_to(const_buffer buf, const endpoint& to, std::error_code& ec) noexcept {
+    template <class Op = detail::send_to_op>
+    Op send_to(const_buffer buf, const endpoint& to, std::error_code& ec) noexcept {
         return {*this, buf, to, &ec};
     }
 
     /// Receives one datagram; yields its size and sender.
-    detail::recv_from_op recv_from(mutable_buffer buf) noexcept {
+    template <class Op = detail::recv_from_op>
+    Op recv_from(mutable_buffer buf) noexcept {
         return {*this, buf, true, nullptr};
     }
-    detail::recv_from_op recv_from(mutable_buffer buf, std::error_code& ec) noexcept {
+    template <class Op = detail::recv_from_op>
+    Op recv_from(mutable_buffer buf, std::error_code& ec) noexcept {
         return {*this, buf, true, &ec};
     }
 
@@ -236,8 +240,12 @@ public:
     }
 
     /// Connected form of send_to: one datagram to the peer given to connect().
-    detail::send_op send(const_buffer buf) noexcept { return {*this, buf, false, nullptr}; }
-    detail::send_op send(const_buffer buf, std::error_code& ec) noexcept {
+    template <class Op = detail::send_op>
+    Op send(const_buffer buf) noexcept {
+        return {*this, buf, false, nullptr};
+    }
+    template <class Op = detail::send_op>
+    Op send(const_buffer buf, std::error_code& ec) noexcept {
         return {*this, buf, false, &ec};
     }
 
@@ -253,8 +261,12 @@ public:
     }
 
     /// Connected form of recv_from: yields the size of one datagram from the peer.
-    detail::udp_recv_op recv(mutable_buffer buf) noexcept { return {*this, buf, nullptr}; }
-    detail::udp_recv_op recv(mutable_buffer buf, std::error_code& ec) noexcept {
+    template <class Op = detail::udp_recv_op>
+    Op recv(mutable_buffer buf) noexcept {
+        return {*this, buf, nullptr};
+    }
+    template <class Op = detail::udp_recv_op>
+    Op recv(mutable_buffer buf, std::error_code& ec) noexcept {
         return {*this, buf, &ec};
     }
 
