@@ -1127,6 +1127,40 @@ TEST_CASE("a task that made a group, awaited in sequence and owned elsewhere, ou
     CHECK_FALSE(keep);
 }
 
+TEST_CASE("a task given away with co_await std::move(t) goes with the awaiting frame",
+          "[structured]") {
+    // C awaits X as an rvalue, X's task object owned elsewhere. C is the task of a run() that
+    // is stopped while X sleeps: C's frame goes with the run's task. X stayed behind, with C
+    // as its continuation, and the reactor's next run finished X's sleep and resumed C's
+    // freed frame (ASan: heap-use-after-free). Given away, X belongs to the await: it goes
+    // with C's frame, unresumed, and the task object is left empty.
+    conet::reactor r;
+    auto keep = std::make_unique<conet::task<>>();
+    bool x_finished = false, x_destroyed = false;
+    auto x = [](bool& finished, bool* destroyed) -> conet::task<> {
+        destroy_flag f{destroyed};
+        co_await conet::sleep_for(30ms);
+        finished = true;
+    };
+    auto caller = [](std::unique_ptr<conet::task<>>& keep, decltype(x)& x, bool& finished,
+                     bool* destroyed) -> conet::task<> {
+        *keep = x(finished, destroyed);
+        co_await std::move(*keep);
+    };
+    r.spawn([](conet::reactor& r) -> conet::task<> {
+        co_await conet::sleep_for(2ms);
+        r.stop();
+    }(r));
+    {
+        watchdog guard(r, 5s);
+        CHECK_THROWS_AS(r.run(caller(keep, x, x_finished, &x_destroyed)), std::system_error);
+    }
+    CHECK(x_destroyed);
+    CHECK_FALSE(keep->valid());
+    run_bounded(r, []() -> conet::task<> { co_await conet::sleep_for(60ms); }()); // X's 30 ms
+    CHECK_FALSE(x_finished);
+}
+
 TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {
     conet::reactor r;
     bool finished = false;

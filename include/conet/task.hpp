@@ -700,8 +700,10 @@ public:
     /// True once the coroutine has run to its end (returned or thrown).
     bool done() const noexcept { return handle_ && handle_.done(); }
 
-    /// Awaiting a task temporary (`co_await f()`) runs it in the awaiting task's chain.
-    auto operator co_await() && noexcept { return awaiter{handle_, false}; }
+    /// Awaiting a task temporary (`co_await f()`, or `co_await std::move(t)`) runs it in the
+    /// awaiting task's chain; once it starts, its frame belongs to the await (`t` is left
+    /// empty) and is destroyed with it.
+    auto operator co_await() && noexcept { return awaiter(handle_, false); }
     /// Awaiting a task owned elsewhere (`co_await t;`): it runs in a chain of its own, hung
     /// under the awaiting task's, because it may outlive the awaiting frame. If that frame is
     /// destroyed first, the task is unhooked and cancelled (it never resumes into the freed
@@ -842,6 +844,18 @@ private:
         bool shielded;
         detail::refusal refused = detail::refusal::none;
 
+        // Awaiting a task object as an rvalue (`co_await f()`, `co_await std::move(t)`) gives
+        // the task away: once started, its frame belongs to this await, and goes with it (so
+        // with the awaiting frame, should that be destroyed first: the task never resumes
+        // into it, nor walks its chain).
+        awaiter(handle_type& task_handle, bool shield) noexcept
+            : h(task_handle), shielded(shield), source_(&task_handle) {}
+        awaiter(const awaiter&) = delete;
+        awaiter& operator=(const awaiter&) = delete;
+        ~awaiter() {
+            if (owned_) owned_.destroy();
+        }
+
         bool await_ready() const noexcept { return h && h.done(); }
         /// For the task dump: the task it awaits.
         void describe_await(detail::await_view& v) const {
@@ -878,12 +892,17 @@ private:
                     p.cancel_ = &chain;
                 }
             }
+            owned_ = std::exchange(*source_, nullptr);
             return start(h, caller);
         }
         decltype(auto) await_resume() {
             detail::throw_refusal(refused);
             return h.promise().take();
         }
+
+    private:
+        handle_type* source_; // the task object's handle, taken when the task starts
+        handle_type owned_{};
     };
 
     void destroy() noexcept {
@@ -903,7 +922,7 @@ auto shield(task<T>& t) noexcept {
 }
 template <class T>
 auto shield(task<T>&& t) noexcept {
-    return typename task<T>::awaiter{t.handle_, true};
+    return typename task<T>::awaiter(t.handle_, true);
 }
 
 /// The cancellation token of the task that awaits it: `auto token = co_await
