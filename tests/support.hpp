@@ -6,11 +6,13 @@
 
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdint>
 #include <fstream>
 #include <mutex>
@@ -115,6 +117,20 @@ inline bool in_epoll_wait(pid_t tid) {
            || number == SYS_epoll_pwait2
 #endif
         ;
+}
+
+/// Waits (up to `limit`) for the child process `pid` to end and returns its wait status. A
+/// child still running then is killed (SIGKILL): the status says so, and the test fails.
+inline int wait_for_child(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    int status = -1;
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (::waitpid(pid, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (status == -1) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+    return status;
 }
 
 /// Waits (up to `limit`) until `holds()` is true; false if it never was.

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -626,6 +627,19 @@ conet::task<> fill(conet::tcp_stream& s, const bool& stop) {
     }
 }
 
+// A connection accepted from a flooder (whose thread writes for up to `limit`), with the
+// flooder, which stops when this goes (after the connection: its members in reverse).
+struct flood_connection {
+    std::unique_ptr<flooder> peer;
+    conet::tcp_stream conn;
+};
+conet::task<flood_connection> accept_flood(std::chrono::milliseconds limit) {
+    auto listener = conet::tcp_listener::bind(any_loopback_port());
+    auto peer = std::make_unique<flooder>(listener.local_endpoint().port(), limit);
+    auto accepted = co_await listener.accept();
+    co_return flood_connection{std::move(peer), std::move(accepted.stream)};
+}
+
 } // namespace
 
 TEST_CASE("a small client's round trips wait for a bounded share of a flood", "[fair][flood]") {
@@ -680,10 +694,7 @@ TEST_CASE("a small client's round trips wait for a bounded share of a flood", "[
 
 TEST_CASE("a flood alone is deferred no more often than the rule says", "[fair][flood]") {
     auto body = []() -> conet::task<> {
-        auto listener = conet::tcp_listener::bind(any_loopback_port());
-        flooder peer(listener.local_endpoint().port(), 10s);
-        auto [conn, who] = co_await listener.accept();
-        (void)who;
+        auto [peer, conn] = co_await accept_flood(10s);
         auto* r = conet::reactor::current();
         const auto before = r->stats();
         std::vector<char> buf(flood_block);
@@ -716,10 +727,7 @@ TEST_CASE("alone, reads larger than the budget move no more between two polls th
     // went by between two polls (a review's D3), and a client arriving meanwhile waited
     // for all of it.
     auto body = []() -> conet::task<> {
-        auto listener = conet::tcp_listener::bind(any_loopback_port());
-        flooder peer(listener.local_endpoint().port(), 10s);
-        auto [conn, who] = co_await listener.accept();
-        (void)who;
+        auto [peer, conn] = co_await accept_flood(10s);
         auto* r = conet::reactor::current();
         r->set_byte_budget(16 * 1024);
         std::vector<char> buf(flood_block);

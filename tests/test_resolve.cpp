@@ -622,14 +622,7 @@ TEST_CASE("after fork(), the child's lookups run on helpers of its own", "[resol
         ::_exit(code);
     }
     REQUIRE(pid > 0);
-    int status = -1;
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    while (::waitpid(pid, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < until)
-        std::this_thread::sleep_for(1ms);
-    if (status == -1) { // still running: stop it, and fail below
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-    }
+    const int status = conet_test::wait_for_child(pid);
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0); // see the child's codes above
     test_resolver::release();

@@ -939,6 +939,42 @@ TEST_CASE("a loser's cleanup may wait for a sibling of an enclosing when_all",
     run_bounded(body(), 5s);
 }
 
+namespace {
+
+// The pieces of the two tests below. A branch that wins at once (after 1 ms).
+conet::task<int> quick_win() {
+    co_await conet::sleep_for(1ms);
+    co_return 1;
+}
+
+// Receives once from `in` into `got`.
+conet::task<> receive_into(conet::tcp_stream& in, std::string& got) {
+    std::array<char, 16> buf{};
+    const auto n = co_await in.recv(buf);
+    got.assign(buf.data(), n);
+}
+
+// A when_any loser whose cleanup, shielded, waits for bytes on `in` (which C relays).
+conet::task<int> loser_waiting_for(conet::tcp_stream& in, std::string& got) {
+    try {
+        co_await conet::sleep_for(10s);
+    } catch (const std::system_error& e) {
+        if (!is_cancellation(e)) throw;
+    }
+    co_await conet::shield(receive_into(in, got));
+    co_return 2;
+}
+
+// C: relays one receive from `in` to `out`.
+conet::task<int> relay_once(conet::tcp_stream& in, conet::tcp_stream& out) {
+    std::array<char, 16> buf{};
+    const auto n = co_await in.recv(buf);
+    co_await out.send_all(std::string_view(buf.data(), n));
+    co_return 1;
+}
+
+} // namespace
+
 TEST_CASE("a group that outlives its owner while one of its tasks holds leaves no count behind",
           "[structured][when][group]") {
     // when_any(Y, C): Y's when_all awaits X, which makes a group on the heap (owned by X),
@@ -952,10 +988,6 @@ TEST_CASE("a group that outlives its owner while one of its tasks holds leaves n
         auto a = co_await connected_pair(); // the writer to C
         auto b = co_await connected_pair(); // C's relay to U's cleanup
         std::unique_ptr<conet::task_group> outliving;
-        auto quick = []() -> conet::task<int> {
-            co_await conet::sleep_for(1ms);
-            co_return 1;
-        };
         auto slow_loser = [](std::chrono::milliseconds cleanup) -> conet::task<int> {
             try {
                 co_await conet::sleep_for(10s);
@@ -966,7 +998,7 @@ TEST_CASE("a group that outlives its owner while one of its tasks holds leaves n
             co_return 2;
         };
         auto holder = [&]() -> conet::task<> { // T
-            auto r = co_await conet::when_any(quick(), slow_loser(50ms));
+            auto r = co_await conet::when_any(quick_win(), slow_loser(50ms));
             CHECK(r.index() == 0);
         };
         auto owner = [&]() -> conet::task<int> { // X
@@ -981,30 +1013,10 @@ TEST_CASE("a group that outlives its owner while one of its tasks holds leaves n
             co_await conet::sleep_for(2s);
             co_return 0;
         };
-        auto relay = [](conet::tcp_stream& in, conet::tcp_stream& out) -> conet::task<int> { // C
-            std::array<char, 16> buf{};
-            const auto n = co_await in.recv(buf);
-            co_await out.send_all(std::string_view(buf.data(), n));
-            co_return 1;
-        };
         std::string relayed;
-        auto relayed_wait = [](conet::tcp_stream& in, std::string& got) -> conet::task<> {
-            std::array<char, 16> buf{};
-            const auto n = co_await in.recv(buf);
-            got.assign(buf.data(), n);
-        };
-        auto unrelated_loser = [&]() -> conet::task<int> {
-            try {
-                co_await conet::sleep_for(10s);
-            } catch (const std::system_error& e) {
-                if (!is_cancellation(e)) throw;
-            }
-            co_await conet::shield(relayed_wait(b.server, relayed));
-            co_return 2;
-        };
         auto unrelated = [&]() -> conet::task<> { // U
             co_await conet::sleep_for(100ms);     // after T's hold ended
-            co_await conet::when_any(quick(), unrelated_loser());
+            co_await conet::when_any(quick_win(), loser_waiting_for(b.server, relayed));
         };
         auto writer = [&]() -> conet::task<> {
             co_await conet::sleep_for(150ms);
@@ -1014,7 +1026,7 @@ TEST_CASE("a group that outlives its owner while one of its tasks holds leaves n
         others.spawn(unrelated());
         others.spawn(writer());
         const auto start = std::chrono::steady_clock::now();
-        auto r = co_await conet::when_any(timeout(), relay(a.server, b.client));
+        auto r = co_await conet::when_any(timeout(), relay_once(a.server, b.client));
         const auto took = std::chrono::steady_clock::now() - start;
         if (r.index() != 1) co_await b.client.send_all("late"); // lets U's cleanup end
         co_await others.join();
@@ -1039,26 +1051,8 @@ TEST_CASE("a group made by a task awaited in sequence is nobody's once that task
         auto b = co_await connected_pair(); // C's relay to T's cleanup
         std::unique_ptr<conet::task_group> outliving;
         std::string relayed;
-        auto quick = []() -> conet::task<int> {
-            co_await conet::sleep_for(1ms);
-            co_return 1;
-        };
-        auto relayed_wait = [](conet::tcp_stream& in, std::string& got) -> conet::task<> {
-            std::array<char, 16> buf{};
-            const auto n = co_await in.recv(buf);
-            got.assign(buf.data(), n);
-        };
-        auto waiting_loser = [&]() -> conet::task<int> {
-            try {
-                co_await conet::sleep_for(10s);
-            } catch (const std::system_error& e) {
-                if (!is_cancellation(e)) throw;
-            }
-            co_await conet::shield(relayed_wait(b.server, relayed));
-            co_return 2;
-        };
         auto holder = [&]() -> conet::task<> { // T: holds from about 1 ms
-            auto r = co_await conet::when_any(quick(), waiting_loser());
+            auto r = co_await conet::when_any(quick_win(), loser_waiting_for(b.server, relayed));
             CHECK(r.index() == 0);
         };
         auto owner = [&]() -> conet::task<> { // X
@@ -1071,12 +1065,6 @@ TEST_CASE("a group made by a task awaited in sequence is nobody's once that task
             co_await conet::sleep_for(2s);
             co_return 0;
         };
-        auto relay = [](conet::tcp_stream& in, conet::tcp_stream& out) -> conet::task<int> { // C
-            std::array<char, 16> buf{};
-            const auto n = co_await in.recv(buf);
-            co_await out.send_all(std::string_view(buf.data(), n));
-            co_return 1;
-        };
         auto writer = [&]() -> conet::task<> { // after X returned
             co_await conet::sleep_for(50ms);
             co_await a.client.send_all("hello");
@@ -1084,7 +1072,7 @@ TEST_CASE("a group made by a task awaited in sequence is nobody's once that task
         conet::task_group others;
         others.spawn(writer());
         const auto start = std::chrono::steady_clock::now();
-        auto r = co_await conet::when_any(timeout(), relay(a.server, b.client));
+        auto r = co_await conet::when_any(timeout(), relay_once(a.server, b.client));
         const auto took = std::chrono::steady_clock::now() - start;
         if (r.index() != 1) co_await b.client.send_all("late"); // lets T's cleanup end
         co_await outliving->join();
@@ -1473,14 +1461,7 @@ TEST_CASE("a socket moved on a thread other than its running reactor's stops the
         ::_exit(moved.is_open() ? 0 : 1);
     }
     REQUIRE(pid > 0);
-    int status = -1;
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    while (::waitpid(pid, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < until)
-        std::this_thread::sleep_for(1ms);
-    if (status == -1) { // still running: stop it, and fail below
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-    }
+    const int status = wait_for_child(pid);
     CHECK(WIFSIGNALED(status));
     CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT));
 }
