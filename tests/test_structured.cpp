@@ -1149,6 +1149,76 @@ TEST_CASE("a task given away with co_await std::move(t) goes with the awaiting f
     CHECK_FALSE(x_finished);
 }
 
+TEST_CASE("an rvalue await refused to a cancelled caller leaves the task as it was",
+          "[structured]") {
+    // Task a, cancelled, awaits `*keep` as an rvalue: refused with operation_canceled, the
+    // task not started and not given away. It must then be usable as if never awaited.
+    // The refusal left the task pointing at a's root (its root_ set before the check): run
+    // later, after a's frame had gone, its join walked the freed frame (ASan:
+    // heap-use-after-free in awaits_within). With the budget spent, the refusal gave the
+    // turn through the task's own node: spawning the task meanwhile queued that node twice
+    // (ASan: heap-use-after-free in the ready queue), destroying it lost a's resumption (a
+    // hang). A review's findings.
+    const bool spawn_meanwhile = GENERATE(false, true);
+    CAPTURE(spawn_meanwhile);
+    std::optional<conet::task<>> keep;
+    bool refused = false, ran = false, joined = false;
+    auto kept = [](bool& ran, bool& joined) -> conet::task<> {
+        ran = true;
+        conet::task_group g; // its join walks the task's chain of awaits
+        g.spawn([]() -> conet::task<> { co_await conet::sleep_for(1ms); }());
+        co_await g.join();
+        joined = true;
+    };
+    auto a = [](std::optional<conet::task<>>& keep, bool& refused) -> conet::task<> {
+        try {
+            co_await conet::sleep_for(1h);
+        } catch (const std::system_error&) {
+        }
+        for (int i = 0; i < 2; ++i) { // the second finds the budget spent
+            try {
+                co_await std::move(*keep);
+            } catch (const std::system_error& e) {
+                refused = e.code() == std::errc::operation_canceled;
+            }
+        }
+    };
+    auto b = [](std::optional<conet::task<>>& keep, conet::task_group& elsewhere,
+                bool spawn_meanwhile) -> conet::task<> {
+        try {
+            co_await conet::sleep_for(1h);
+        } catch (const std::system_error&) {
+        }
+        if (spawn_meanwhile) elsewhere.spawn(std::move(*keep)); // while a waits for its turn
+    };
+    keep.emplace(kept(ran, joined));
+    conet::reactor r;
+    r.set_budget(1); // a's refusal finds the budget spent: it gives the turn first
+    run_bounded(
+        r,
+        [](auto& a, auto& b, std::optional<conet::task<>>& keep, bool& refused,
+           bool spawn_meanwhile) -> conet::task<> {
+            conet::task_group elsewhere;
+            {
+                conet::task_group g;
+                g.spawn(b(keep, elsewhere, spawn_meanwhile)); // (resumed first when cancelled)
+                g.spawn(a(keep, refused));
+                co_await conet::sleep_for(2ms);
+                g.cancel();
+                co_await g.join(); // a's frame goes
+            }
+            co_await elsewhere.join();
+        }(a, b, keep, refused, spawn_meanwhile),
+        5s);
+    CHECK(refused);
+    if (!spawn_meanwhile) {
+        REQUIRE(keep->valid());
+        run_bounded(r, std::move(*keep), 5s); // a's frame is gone
+    }
+    CHECK(ran);
+    CHECK(joined);
+}
+
 TEST_CASE("a task awaited as an lvalue is unhooked when its awaiter is destroyed", "[structured]") {
     conet::reactor r;
     bool finished = false;

@@ -881,16 +881,18 @@ private:
             // Awaited in sequence: the task belongs to its caller's chain (one cancellation),
             // unless shielded, when it keeps its own, which nothing cancels.
             if constexpr (std::is_base_of_v<detail::promise_base, CallerPromise>) {
-                p.root_ = &caller.promise().root();
                 if (!shielded) {
                     detail::cancel_state& chain = caller.promise().chain();
-                    if (chain.requested()) {
+                    if (chain.requested()) { // it never starts, and is left as it was
                         refused = detail::refusal::cancelled;
                         if (detail::take_budget()) return false;
-                        return detail::give_turn(p.start_node_, caller); // it never starts
+                        // Through this await's own node: the task's may be used meanwhile
+                        // (spawned, destroyed), for it is not taken.
+                        return detail::give_turn(turn_, caller);
                     }
                     p.cancel_ = &chain;
                 }
+                p.root_ = &caller.promise().root();
             }
             owned_ = std::exchange(*source_, nullptr);
             return start(h, caller);
@@ -903,6 +905,7 @@ private:
     private:
         handle_type* source_; // the task object's handle, taken when the task starts
         handle_type owned_{};
+        detail::ready_node turn_; // a refusal's turn given to the loop
     };
 
     void destroy() noexcept {
