@@ -853,7 +853,7 @@ private:
         awaiter(const awaiter&) = delete;
         awaiter& operator=(const awaiter&) = delete;
         ~awaiter() {
-            if (owned_) owned_.destroy();
+            if (owned_) h.destroy();
         }
 
         bool await_ready() const noexcept { return h && h.done(); }
@@ -894,7 +894,8 @@ private:
                 }
                 p.root_ = &caller.promise().root();
             }
-            owned_ = std::exchange(*source_, nullptr);
+            *source_ = nullptr; // given away: h is this await's now
+            owned_ = true;
             return start(h, caller);
         }
         decltype(auto) await_resume() {
@@ -904,7 +905,7 @@ private:
 
     private:
         handle_type* source_; // the task object's handle, taken when the task starts
-        handle_type owned_{};
+        bool owned_ = false;
         detail::ready_node turn_; // a refusal's turn given to the loop
     };
 

@@ -94,10 +94,7 @@ public:
     void close() noexcept {
         if (fd_ < 0) return;
         if (loop_core* l = loop()) {
-            // (Claimed: this claims nothing. A loop being destroyed closes its frames'
-            // sockets on the thread that destroys it, which may run another loop.)
-            if (!l->closing && !usable_here()) [[unlikely]]
-                used_on_wrong_thread("closed");
+            require_owner_thread(*l, "closed");
             release();
         }
         counted(::close(fd_)); // never retried on EINTR: on Linux the descriptor is gone either way
@@ -153,7 +150,8 @@ public:
     /// descriptor takes this path every time it waits (and success leaves w.ec alone).
     [[gnu::always_inline]] bool wait(direction d, waiter& w) noexcept {
         loop_core* l = loop();
-        if (l != loop_core::current() || !l || !(state_ & registered)) [[unlikely]]
+        // (Registered implies a loop: unregistered, with no loop here, it reports no_reactor.)
+        if (l != loop_core::current() || !(state_ & registered)) [[unlikely]]
             return register_and_wait(d, w);
         waiter*& entry = l->descriptors[fd_].waiting(d);
         if (entry) [[unlikely]] {
@@ -251,10 +249,16 @@ private:
         return true;
     }
 
-    // Closing or moving touches the loop's record of the descriptor, which belongs to the
-    // thread that runs that loop: a programming error that cannot be reported (close(),
-    // moves and destructors do not fail), so it stops the program with a message instead of
-    // racing.
+    // Closing or moving touches the record of the descriptor of `l`, its loop, which belongs
+    // to the thread that runs that loop: from another thread a programming error that cannot
+    // be reported (close(), moves and destructors do not fail), so it stops the program with
+    // a message instead of racing. (Claimed already: this claims nothing. A loop being
+    // destroyed closes and moves its frames' sockets on the thread that destroys it, which
+    // may run another loop.)
+    void require_owner_thread(loop_core& l, const char* what) noexcept {
+        if (!l.closing && !usable_here()) [[unlikely]]
+            used_on_wrong_thread(what);
+    }
     [[noreturn, gnu::noinline, gnu::cold]] static void
     used_on_wrong_thread(const char* what) noexcept {
         std::fprintf(stderr,
@@ -267,8 +271,7 @@ private:
     // After a move: the slot now names this object as the owner.
     void adopt_slot() noexcept {
         if (loop_core* l = loop()) {
-            if (!l->closing && !usable_here()) [[unlikely]]
-                used_on_wrong_thread("moved");
+            require_owner_thread(*l, "moved");
             l->descriptors[fd_].owner = this;
         }
     }
