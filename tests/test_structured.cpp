@@ -1572,6 +1572,20 @@ TEST_CASE("a group of a reactor that is not running is refused to a task of anot
 
 TEST_CASE("a task of a scope, or one that owns a group, cannot move to another reactor",
           "[structured][threads]") {
+    // The third: a group made in a shielded await (which keeps a chain of its own, where its
+    // groups hang). Only the root's chain was looked at: the task moved, its group stayed,
+    // and the group's destruction on the other reactor's thread stopped the program (a
+    // review's finding).
+    auto shielded_mover = [](conet::reactor& other, int& refused) -> conet::task<> {
+        conet::task_group g;
+        g.spawn(pause(1ms));
+        try {
+            co_await conet::resume_on(other);
+        } catch (const std::invalid_argument&) {
+            ++refused;
+        }
+        co_await g.join();
+    };
     conet::reactor_pool pool(2);
     int refused = 0;
     int ended = 0;
@@ -1590,6 +1604,7 @@ TEST_CASE("a task of a scope, or one that owns a group, cannot move to another r
             co_return;
         });
         CHECK(ended == 1); // scope waited for it: it stayed in the scope's group
+        co_await conet::shield(shielded_mover(pool[1], refused)); // (this task owns no group)
         conet::task_group mine;
         mine.spawn(pause(1ms));
         try {
@@ -1600,7 +1615,7 @@ TEST_CASE("a task of a scope, or one that owns a group, cannot move to another r
         co_await mine.join();
         pool.stop();
     });
-    CHECK(refused == 2);
+    CHECK(refused == 3);
     CHECK(ended == 1);
 }
 

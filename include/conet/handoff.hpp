@@ -135,8 +135,11 @@ public:
                 return false;
             }
             // Structured: a task of a scope stays in it (the scope waits for it), and a task
-            // that owns a group stays with the group (whose records are this reactor's).
-            if (group->scoped() || task_group::owns_a_group(root.chain())) {
+            // that owns a group stays with the group (whose records are this reactor's). So
+            // does code inside conet::shield (a chain of its own, not the root's): the groups
+            // of the shielded tasks hang on chains this one cannot see all of.
+            if (group->scoped() || task_group::owns_a_group(root.chain()) ||
+                &h.promise().chain() != &root.chain()) {
                 refused_ = why::structured;
                 return false;
             }
@@ -157,8 +160,8 @@ public:
                 "another reactor; not a when_all/when_any branch or the task of a run()");
         if (refused_ == why::structured)
             throw std::invalid_argument(
-                "conet::resume_on: a task that owns a task_group, or a task of a conet::scope, "
-                "stays on its reactor");
+                "conet::resume_on: a task that owns a task_group, a task of a conet::scope, or "
+                "code inside conet::shield, stays on its reactor");
     }
 
 private:
@@ -216,7 +219,7 @@ private:
 /// its failure). Sockets it uses must leave_reactor() first (see the top of this header).
 /// Does nothing if the task already runs on `target`. Throws std::invalid_argument for a
 /// task that cannot move (a when_all/when_any branch, the task of a run(), a task that owns
-/// a task_group, a task of a conet::scope), and
+/// a task_group, a task of a conet::scope, code inside conet::shield), and
 /// operation_canceled if the task has been cancelled.
 inline detail::resume_on_awaiter resume_on(reactor& target) noexcept {
     return detail::resume_on_awaiter(target);

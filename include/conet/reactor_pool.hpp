@@ -126,9 +126,8 @@ public:
     /// A reactor whose task has ended serves what the others hand it until nothing is left
     /// anywhere: no reactor's task, no task in a reactor's own group (spawn_on, resume_on,
     /// reactor::spawn), none on its way between two reactors. So a task that moves from
-    /// reactor to reactor finishes before run() returns. Known limit: a task on its way when
-    /// the pool stops is not cancelled, and waits for the pool's next run() (or its
-    /// destruction, which frees it). Hand work over while the pool's tasks run.
+    /// reactor to reactor finishes before run() returns. A task on its way when the pool
+    /// stops arrives cancelled in the pool's next run() (or is freed by its destruction).
     ///
     /// Called on a thread that runs a reactor (from a task), it throws std::logic_error at
     /// once: the calling thread is to run reactor 0.
